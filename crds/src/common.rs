@@ -1,0 +1,132 @@
+//! Pieces shared by several kinds: scheduling, priorities, counters and lists.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// How servers are spread over nodes (`Packed` by default).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub enum SchedulingStrategy {
+    /// Bin-pack onto as few nodes as possible.
+    #[default]
+    Packed,
+    /// Spread across nodes.
+    Distributed,
+}
+
+/// A counter or list that sorting (scale-down, allocation) takes into account.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Priority {
+    /// `Counter` or `List`.
+    #[serde(rename = "type")]
+    pub type_: PriorityType,
+    /// Name of the counter or list.
+    pub key: String,
+    /// `Ascending` or `Descending`.
+    #[serde(default)]
+    pub order: PriorityOrder,
+}
+
+/// What a [`Priority`] refers to.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum PriorityType {
+    /// A counter.
+    #[default]
+    Counter,
+    /// A list.
+    List,
+}
+
+/// Sort order of a [`Priority`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum PriorityOrder {
+    /// Smallest available capacity first.
+    #[default]
+    Ascending,
+    /// Largest available capacity first.
+    Descending,
+}
+
+/// A counter: a count bounded by a capacity.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CounterStatus {
+    /// Current count.
+    #[serde(default)]
+    pub count: i64,
+    /// Upper bound of the count.
+    #[serde(default)]
+    pub capacity: i64,
+}
+
+/// A list: a set of string values bounded by a capacity (≤ 1000).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ListStatus {
+    /// Maximum number of values.
+    #[serde(default)]
+    pub capacity: i64,
+    /// The values, unique, in insertion order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub values: Vec<String>,
+}
+
+/// Maximum capacity of a list, per Agones.
+pub const MAX_LIST_CAPACITY: i64 = 1000;
+
+/// Labels and annotations applied to a GameServer (allocation metadata, allocation overflow).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MetaPatch {
+    /// Labels to set.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// Annotations to set.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// Player totals over a set of servers.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AggregatedPlayerStatus {
+    /// Connected players.
+    #[serde(default)]
+    pub count: i64,
+    /// Player capacity.
+    #[serde(default)]
+    pub capacity: i64,
+}
+
+/// Counter or list totals over a set of servers, split out for the Allocated ones.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AggregatedCounterStatus {
+    /// Sum of counts on Allocated servers.
+    #[serde(default)]
+    pub allocated_count: i64,
+    /// Sum of capacities on Allocated servers.
+    #[serde(default)]
+    pub allocated_capacity: i64,
+    /// Sum of counts (list lengths) on all servers.
+    #[serde(default)]
+    pub count: i64,
+    /// Sum of capacities on all servers.
+    #[serde(default)]
+    pub capacity: i64,
+}
+
+/// List aggregate: same shape as the counter aggregate.
+pub type AggregatedListStatus = AggregatedCounterStatus;
+
+/// The schema of an embedded Kubernetes object or free-form map that the API server should keep
+/// as written (pod templates, object metadata, nested policies): an object with
+/// `x-kubernetes-preserve-unknown-fields`. Keeps the CRDs structural and small.
+pub fn preserve_unknown_object(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "object",
+        "x-kubernetes-preserve-unknown-fields": true
+    })
+}

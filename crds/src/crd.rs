@@ -1,0 +1,1 @@
+//! CustomResourceDefinition generation (filled in by the CRD generator work).

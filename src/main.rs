@@ -1,0 +1,49 @@
+//! `stadion`: the command-line entry point. Parses flags and wires the library crates together;
+//! no orchestration logic lives here.
+
+mod cli;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Stadion: an Agones-compatible game-server fleet orchestrator with a built-in matchmaker.
+#[derive(Debug, Parser)]
+#[command(name = "stadion", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run everything on this machine: fleets of real game-server processes, autoscaling,
+    /// health checks and the matchmaker, from Agones manifests. No cluster needed.
+    Up(cli::up::Args),
+    /// Run the Kubernetes operator (GameServer, GameServerSet, Fleet, FleetAutoscaler controllers).
+    Controller(cli::controller::Args),
+    /// Run the SDK sidecar a game server talks to (gRPC 9357, REST 9358).
+    SdkServer(cli::sdk_server::Args),
+    /// Run the matchmaker HTTP service.
+    Matchmaker(cli::matchmaker::Args),
+    /// Write the CustomResourceDefinition YAML for the Agones-compatible kinds.
+    Crds(cli::crds::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Up(args) => cli::up::run(args),
+        Command::Controller(args) => cli::controller::run(args),
+        Command::SdkServer(args) => cli::sdk_server::run(args),
+        Command::Matchmaker(args) => cli::matchmaker::run(args),
+        Command::Crds(args) => cli::crds::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("stadion: error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
