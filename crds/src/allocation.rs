@@ -285,7 +285,8 @@ impl GameServerAllocation {
             self.kind = Self::default_kind();
         }
         self.spec.scheduling.get_or_insert_with(SchedulingStrategy::default);
-        let selectors = self.spec.selectors.iter_mut().chain(self.spec.preferred.iter_mut()).chain(self.spec.required.as_mut());
+        let selectors =
+            self.spec.selectors.iter_mut().chain(self.spec.preferred.iter_mut()).chain(self.spec.required.as_mut());
         for selector in selectors {
             selector.game_server_state.get_or_insert(GameServerState::Ready);
         }

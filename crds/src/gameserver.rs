@@ -419,10 +419,7 @@ impl GameServerState {
 
     /// Not yet Ready (still starting up).
     pub fn is_before_ready(self) -> bool {
-        matches!(
-            self,
-            Self::PortAllocation | Self::Creating | Self::Starting | Self::Scheduled | Self::RequestReady
-        )
+        matches!(self, Self::PortAllocation | Self::Creating | Self::Starting | Self::Scheduled | Self::RequestReady)
     }
 
     /// A server in this state is running a live session or can take one.
@@ -446,10 +443,7 @@ impl FromStr for GameServerState {
     type Err = UnknownState;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|state| state.as_str() == s)
-            .ok_or_else(|| UnknownState(s.to_owned()))
+        Self::ALL.into_iter().find(|state| state.as_str() == s).ok_or_else(|| UnknownState(s.to_owned()))
     }
 }
 
@@ -514,11 +508,7 @@ impl GameServer {
         let needs_ports = self.needs_port_allocation();
         let status = self.status.get_or_insert_with(GameServerStatus::default);
         if status.state.is_none() {
-            status.state = Some(if needs_ports {
-                GameServerState::PortAllocation
-            } else {
-                GameServerState::Creating
-            });
+            status.state = Some(if needs_ports { GameServerState::PortAllocation } else { GameServerState::Creating });
         }
         if status.eviction.is_none() {
             status.eviction = self.spec.eviction.clone();

@@ -123,14 +123,19 @@ pub fn parse_gameserver(text: &str, source_name: &str) -> Result<GameServer, Man
 fn parse_value(value: serde_yaml::Value, source_name: &str, document: usize) -> Result<Resource, ManifestError> {
     let field = |key: &str| value.get(key).and_then(|v| v.as_str()).unwrap_or_default().to_owned();
     let (api_version, kind) = (field("apiVersion"), field("kind"));
-    let unknown = |message: String| ManifestError::UnknownKind { source_name: source_name.to_owned(), document, message };
+    let unknown =
+        |message: String| ManifestError::UnknownKind { source_name: source_name.to_owned(), document, message };
     let expected = match kind.as_str() {
         "GameServer" => GameServer::API_VERSION,
         "GameServerSet" => GameServerSet::API_VERSION,
         "Fleet" => Fleet::API_VERSION,
         "FleetAutoscaler" => FleetAutoscaler::API_VERSION,
         "GameServerAllocation" => GameServerAllocation::API_VERSION,
-        "" => return Err(unknown("kind: required (GameServer, GameServerSet, Fleet, FleetAutoscaler or GameServerAllocation)".into())),
+        "" => {
+            return Err(unknown(
+                "kind: required (GameServer, GameServerSet, Fleet, FleetAutoscaler or GameServerAllocation)".into(),
+            ));
+        }
         other => return Err(unknown(format!("kind: unsupported kind {other:?}"))),
     };
     if api_version != expected {
@@ -145,7 +150,12 @@ fn parse_value(value: serde_yaml::Value, source_name: &str, document: usize) -> 
     })
 }
 
-fn typed<T: DeserializeOwned>(value: serde_yaml::Value, source_name: &str, document: usize, kind: &str) -> Result<T, ManifestError> {
+fn typed<T: DeserializeOwned>(
+    value: serde_yaml::Value,
+    source_name: &str,
+    document: usize,
+    kind: &str,
+) -> Result<T, ManifestError> {
     serde_path_to_error::deserialize(value).map_err(|e| ManifestError::Field {
         source_name: source_name.to_owned(),
         document,

@@ -1,0 +1,1 @@
+//! Pure reconcile decisions: observed objects in, plans out.

@@ -1,0 +1,1 @@
+//! The local runtime: embedded store, process supervisor, in-process SDK sidecars.
