@@ -2,6 +2,7 @@
 
 pub mod controller;
 pub mod crds;
+pub mod install;
 pub mod matchmaker;
 pub mod sdk_server;
 pub mod up;

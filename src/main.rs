@@ -28,6 +28,8 @@ enum Command {
     Matchmaker(cli::matchmaker::Args),
     /// Write the CustomResourceDefinition YAML for the Agones-compatible kinds.
     Crds(cli::crds::Args),
+    /// Print the Kubernetes install manifests (namespace, RBAC, CRDs, Deployments, Services).
+    Install(cli::install::Args),
 }
 
 fn main() -> ExitCode {
@@ -38,6 +40,7 @@ fn main() -> ExitCode {
         Command::SdkServer(args) => cli::sdk_server::run(args),
         Command::Matchmaker(args) => cli::matchmaker::run(args),
         Command::Crds(args) => cli::crds::run(args),
+        Command::Install(args) => cli::install::run(args),
     };
     match result {
         Ok(code) => code,

@@ -3,7 +3,8 @@
 //!
 //! [`core`] turns observed objects into plans (data): no I/O, no async. [`local`] is the
 //! embedded runtime behind `stadion up` (an in-memory store with Kubernetes-like semantics and a
-//! process supervisor); the kube runtime drives the same core against a real API server.
+//! process supervisor); [`kube`] drives the same core against a real API server.
 
 pub mod core;
+pub mod kube;
 pub mod local;

@@ -1,0 +1,1 @@
+//! The kube runtime: the same core decisions, carried out against a Kubernetes API server.
