@@ -1,1 +1,4 @@
-//! The local runtime: embedded store, process supervisor, in-process SDK sidecars.
+//! The local runtime behind `stadion up`: an embedded store with Kubernetes-like semantics, a
+//! process supervisor that runs each GameServer as a child process, and in-process SDK sidecars.
+
+pub mod store;
