@@ -1,0 +1,80 @@
+//! Kubernetes Events with Agones' reasons, so `kubectl describe gs` reads the same as on Agones.
+//!
+//! Events are best effort: a failure to record one is logged and never fails a reconcile.
+
+use kube::Resource;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use tracing::warn;
+
+/// Name the controller reports its Events under.
+pub const REPORTER: &str = "stadion-controller";
+
+/// Agones' Event reasons (a GameServer's reasons are its state names).
+pub mod reason {
+    /// GameServer: host ports were picked.
+    pub const PORT_ALLOCATION: &str = "PortAllocation";
+    /// GameServer: its Pod is being created.
+    pub const CREATING: &str = "Creating";
+    /// GameServer: its Pod was scheduled onto a node.
+    pub const SCHEDULED: &str = "Scheduled";
+    /// GameServer: the game called Ready.
+    pub const REQUEST_READY: &str = "RequestReady";
+    /// GameServer: now allocatable.
+    pub const READY: &str = "Ready";
+    /// GameServer: allocated to a session.
+    pub const ALLOCATED: &str = "Allocated";
+    /// GameServer: being shut down.
+    pub const SHUTDOWN: &str = "Shutdown";
+    /// GameServer: its Pod failed or health checks were missed.
+    pub const UNHEALTHY: &str = "Unhealthy";
+    /// GameServer: its Pod could not be created.
+    pub const ERROR: &str = "Error";
+    /// GameServerSet: a GameServer was created.
+    pub const SUCCESSFUL_CREATE: &str = "SuccessfulCreate";
+    /// GameServerSet: a GameServer was deleted.
+    pub const SUCCESSFUL_DELETE: &str = "SuccessfulDelete";
+    /// Fleet: a GameServerSet was created.
+    pub const CREATING_GAME_SERVER_SET: &str = "CreatingGameServerSet";
+    /// Fleet: a GameServerSet was resized.
+    pub const SCALING_GAME_SERVER_SET: &str = "ScalingGameServerSet";
+    /// Fleet: an old GameServerSet was deleted.
+    pub const DELETING_GAME_SERVER_SET: &str = "DeletingGameServerSet";
+    /// FleetAutoscaler: the fleet was resized.
+    pub const AUTO_SCALING_FLEET: &str = "AutoScalingFleet";
+    /// FleetAutoscaler: the fleet could not be resized.
+    pub const AUTO_SCALING_FLEET_ERROR: &str = "AutoScalingFleetError";
+    /// Any kind: the object breaks the schema rules (no admission webhook caught it).
+    pub const VALIDATION_FAILED: &str = "ValidationFailed";
+}
+
+/// Publishes Events about any object the controller manages.
+#[derive(Clone)]
+pub struct EventPublisher {
+    recorder: Recorder,
+}
+
+impl EventPublisher {
+    /// A publisher reporting as [`REPORTER`] from `instance` (the Pod name).
+    pub fn new(client: kube::Client, instance: Option<String>) -> Self {
+        let reporter = Reporter { controller: REPORTER.to_owned(), instance };
+        Self { recorder: Recorder::new(client, reporter) }
+    }
+
+    /// A Normal event on `object`.
+    pub async fn normal<K: Resource<DynamicType = ()>>(&self, object: &K, reason: &str, note: impl Into<String>) {
+        self.publish(object, EventType::Normal, reason, note.into()).await;
+    }
+
+    /// A Warning event on `object`.
+    pub async fn warning<K: Resource<DynamicType = ()>>(&self, object: &K, reason: &str, note: impl Into<String>) {
+        self.publish(object, EventType::Warning, reason, note.into()).await;
+    }
+
+    async fn publish<K: Resource<DynamicType = ()>>(&self, object: &K, type_: EventType, reason: &str, note: String) {
+        let event =
+            Event { type_, reason: reason.to_owned(), note: Some(note), action: reason.to_owned(), secondary: None };
+        if let Err(error) = self.recorder.publish(&event, &object.object_ref(&())).await {
+            warn!(%error, reason, "could not record an event");
+        }
+    }
+}

@@ -1,0 +1,280 @@
+//! The whole Stadion install as one multi-document YAML: the CRDs plus `deploy/*.yaml`.
+//!
+//! The manifests are embedded at build time so `stadion install --print | kubectl apply -f -`
+//! needs nothing but the binary. Overrides are applied on the parsed documents, not by text
+//! substitution, so a namespace name that happens to appear in a comment is left alone.
+
+use serde_yaml::Value;
+
+use super::{Error, Result};
+
+/// Namespace the controller and matchmaker run in unless overridden.
+pub const DEFAULT_NAMESPACE: &str = "stadion-system";
+/// Image the manifests name unless overridden.
+pub const DEFAULT_IMAGE: &str = "stadion:latest";
+/// Namespace the sidecar RBAC template is written for.
+pub const TEMPLATE_GAMESERVER_NAMESPACE: &str = "default";
+/// ServiceAccount game-server Pods run as, so their sidecar may touch their GameServer.
+pub const SDK_SERVICE_ACCOUNT: &str = "stadion-sdk";
+
+/// The embedded `deploy/` manifests, in apply order.
+pub const MANIFESTS: [(&str, &str); 5] = [
+    ("00-namespace.yaml", include_str!("../../../deploy/00-namespace.yaml")),
+    ("10-controller-rbac.yaml", include_str!("../../../deploy/10-controller-rbac.yaml")),
+    ("20-sdk-rbac.yaml", include_str!("../../../deploy/20-sdk-rbac.yaml")),
+    ("30-controller.yaml", include_str!("../../../deploy/30-controller.yaml")),
+    ("40-matchmaker.yaml", include_str!("../../../deploy/40-matchmaker.yaml")),
+];
+
+/// What `stadion install --print` may change.
+#[derive(Clone, Debug)]
+pub struct InstallOptions {
+    /// Image of the controller, the matchmaker and the injected sidecar.
+    pub image: String,
+    /// Namespace of the controller and the matchmaker.
+    pub namespace: String,
+    /// Namespaces that run game servers: each gets the sidecar's ServiceAccount and Role.
+    pub gameserver_namespaces: Vec<String>,
+}
+
+impl Default for InstallOptions {
+    fn default() -> Self {
+        Self {
+            image: DEFAULT_IMAGE.to_owned(),
+            namespace: DEFAULT_NAMESPACE.to_owned(),
+            gameserver_namespaces: vec![TEMPLATE_GAMESERVER_NAMESPACE.to_owned()],
+        }
+    }
+}
+
+/// Renders the install: `crds` (file name, YAML) first, then the deploy manifests with the
+/// overrides of `options` applied, as one multi-document YAML stream.
+pub fn render(options: &InstallOptions, crds: &[(String, String)]) -> Result<String> {
+    let mut out = String::new();
+    for (file, yaml) in crds {
+        for doc in parse_documents(file, yaml)? {
+            push_document(&mut out, file, &doc)?;
+        }
+    }
+    for (file, yaml) in MANIFESTS {
+        for doc in parse_documents(file, yaml)? {
+            if is_sdk_rbac(&doc) {
+                // The sidecar template is repeated per game-server namespace.
+                for namespace in &options.gameserver_namespaces {
+                    let mut copy = doc.clone();
+                    retarget_sdk_rbac(&mut copy, namespace);
+                    push_document(&mut out, file, &copy)?;
+                }
+                continue;
+            }
+            let mut doc = doc;
+            retarget(&mut doc, options);
+            push_document(&mut out, file, &doc)?;
+        }
+    }
+    Ok(out)
+}
+
+/// Splits a multi-document YAML into its non-empty documents.
+pub fn parse_documents(file: &str, yaml: &str) -> Result<Vec<Value>> {
+    let mut docs = Vec::new();
+    for de in serde_yaml::Deserializer::from_str(yaml) {
+        let value =
+            serde::Deserialize::deserialize(de).map_err(|source| Error::Manifest { file: file.to_owned(), source })?;
+        if !matches!(value, Value::Null) {
+            docs.push(value);
+        }
+    }
+    Ok(docs)
+}
+
+fn push_document(out: &mut String, file: &str, doc: &Value) -> Result<()> {
+    let yaml = serde_yaml::to_string(doc).map_err(|source| Error::Manifest { file: file.to_owned(), source })?;
+    out.push_str("---\n");
+    out.push_str(&yaml);
+    Ok(())
+}
+
+fn is_sdk_rbac(doc: &Value) -> bool {
+    doc["metadata"]["labels"]["app.kubernetes.io/component"].as_str() == Some("sdk")
+}
+
+fn retarget_sdk_rbac(doc: &mut Value, namespace: &str) {
+    set_str(&mut doc["metadata"], "namespace", namespace);
+    if let Some(subjects) = doc.get_mut("subjects").and_then(Value::as_sequence_mut) {
+        for subject in subjects {
+            set_str(subject, "namespace", namespace);
+        }
+    }
+}
+
+/// Moves a control-plane document into `options.namespace` and points its images at
+/// `options.image`.
+fn retarget(doc: &mut Value, options: &InstallOptions) {
+    let kind = doc["kind"].as_str().unwrap_or_default().to_owned();
+    if kind == "Namespace" {
+        set_str(&mut doc["metadata"], "name", &options.namespace);
+        return;
+    }
+    if doc["metadata"].get("namespace").is_some() {
+        set_str(&mut doc["metadata"], "namespace", &options.namespace);
+    }
+    if let Some(subjects) = doc.get_mut("subjects").and_then(Value::as_sequence_mut) {
+        for subject in subjects {
+            if subject.get("namespace").is_some() {
+                set_str(subject, "namespace", &options.namespace);
+            }
+        }
+    }
+    let containers = doc.get_mut("spec").and_then(|s| s.get_mut("template")).and_then(|t| t.get_mut("spec"));
+    if let Some(containers) = containers.and_then(|s| s.get_mut("containers")).and_then(Value::as_sequence_mut) {
+        for container in containers {
+            if container.get("image").is_some() {
+                set_str(container, "image", &options.image);
+            }
+            // The controller injects the sidecar from the same image.
+            if let Some(env) = container.get_mut("env").and_then(Value::as_sequence_mut) {
+                for var in env {
+                    if var["name"].as_str() == Some("STADION_SIDECAR_IMAGE") {
+                        set_str(var, "value", &options.image);
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn set_str(map: &mut Value, key: &str, value: &str) {
+    if let Some(map) = map.as_mapping_mut() {
+        map.insert(Value::String(key.to_owned()), Value::String(value.to_owned()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn docs(yaml: &str) -> Vec<Value> {
+        parse_documents("out", yaml).expect("rendered install parses")
+    }
+
+    fn find<'a>(docs: &'a [Value], kind: &str, name: &str, namespace: Option<&str>) -> Vec<&'a Value> {
+        docs.iter()
+            .filter(|d| {
+                d["kind"].as_str() == Some(kind)
+                    && d["metadata"]["name"].as_str() == Some(name)
+                    && namespace.is_none_or(|ns| d["metadata"]["namespace"].as_str() == Some(ns))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn default_install_has_every_kind() {
+        let out = render(&InstallOptions::default(), &[]).unwrap();
+        let docs = docs(&out);
+        for (kind, name) in [
+            ("Namespace", "stadion-system"),
+            ("ServiceAccount", "stadion-controller"),
+            ("ClusterRole", "stadion-controller"),
+            ("ClusterRoleBinding", "stadion-controller"),
+            ("Role", "stadion-controller-leader-election"),
+            ("RoleBinding", "stadion-controller-leader-election"),
+            ("ServiceAccount", "stadion-sdk"),
+            ("Role", "stadion-sdk"),
+            ("RoleBinding", "stadion-sdk"),
+            ("Deployment", "stadion-controller"),
+            ("Deployment", "stadion-matchmaker"),
+            ("Service", "stadion-matchmaker"),
+        ] {
+            assert_eq!(find(&docs, kind, name, None).len(), 1, "{kind} {name}");
+        }
+        for doc in &docs {
+            assert!(doc["apiVersion"].as_str().is_some(), "every document has an apiVersion: {doc:?}");
+        }
+    }
+
+    #[test]
+    fn crds_come_first() {
+        let crd = "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: gameservers.agones.dev\n";
+        let out = render(&InstallOptions::default(), &[("gameserver.yaml".into(), crd.into())]).unwrap();
+        let docs = docs(&out);
+        assert_eq!(docs[0]["kind"].as_str(), Some("CustomResourceDefinition"));
+        assert_eq!(docs[1]["kind"].as_str(), Some("Namespace"));
+    }
+
+    #[test]
+    fn overrides_move_namespace_and_image() {
+        let options = InstallOptions {
+            image: "registry.example/stadion:1.2".into(),
+            namespace: "games-system".into(),
+            gameserver_namespaces: vec!["default".into(), "games".into()],
+        };
+        let docs = docs(&render(&options, &[]).unwrap());
+        assert_eq!(find(&docs, "Namespace", "games-system", None).len(), 1);
+        assert!(find(&docs, "Namespace", "stadion-system", None).is_empty());
+        let controller = find(&docs, "Deployment", "stadion-controller", Some("games-system"));
+        let container = &controller[0]["spec"]["template"]["spec"]["containers"][0];
+        assert_eq!(container["image"].as_str(), Some("registry.example/stadion:1.2"));
+        let sidecar = container["env"].as_sequence().unwrap().iter().find(|v| v["name"] == "STADION_SIDECAR_IMAGE");
+        assert_eq!(sidecar.unwrap()["value"].as_str(), Some("registry.example/stadion:1.2"));
+        let binding = &find(&docs, "ClusterRoleBinding", "stadion-controller", None)[0];
+        assert_eq!(binding["subjects"][0]["namespace"].as_str(), Some("games-system"));
+        // One sidecar Role per game-server namespace, bound to that namespace's account.
+        for ns in ["default", "games"] {
+            assert_eq!(find(&docs, "Role", SDK_SERVICE_ACCOUNT, Some(ns)).len(), 1, "{ns}");
+            let rb = &find(&docs, "RoleBinding", SDK_SERVICE_ACCOUNT, Some(ns))[0];
+            assert_eq!(rb["subjects"][0]["namespace"].as_str(), Some(ns));
+        }
+        let text = serde_yaml::to_string(&docs).unwrap();
+        assert!(!text.contains("stadion-system"), "no document left in the old namespace");
+    }
+
+    /// The sidecar runs in every game-server Pod: it may only read, watch and update
+    /// GameServers and create Events, nothing else, and only in its own namespace.
+    #[test]
+    fn sidecar_rbac_is_least_privilege() {
+        let docs = docs(&render(&InstallOptions::default(), &[]).unwrap());
+        let sdk_docs: Vec<_> = docs.iter().filter(|d| is_sdk_rbac(d)).collect();
+        assert!(sdk_docs.iter().all(|d| d["kind"] != "ClusterRole" && d["kind"] != "ClusterRoleBinding"));
+        let role = &find(&docs, "Role", SDK_SERVICE_ACCOUNT, Some("default"))[0];
+        let mut granted: Vec<(String, String, String)> = Vec::new();
+        for rule in role["rules"].as_sequence().unwrap() {
+            for group in rule["apiGroups"].as_sequence().unwrap() {
+                for resource in rule["resources"].as_sequence().unwrap() {
+                    for verb in rule["verbs"].as_sequence().unwrap() {
+                        granted.push((
+                            group.as_str().unwrap().into(),
+                            resource.as_str().unwrap().into(),
+                            verb.as_str().unwrap().into(),
+                        ));
+                    }
+                }
+            }
+        }
+        granted.sort();
+        let expected: Vec<(String, String, String)> = [
+            ("agones.dev", "gameservers", "get"),
+            ("agones.dev", "gameservers", "update"),
+            ("agones.dev", "gameservers", "watch"),
+            ("events.k8s.io", "events", "create"),
+        ]
+        .iter()
+        .map(|(g, r, v)| ((*g).into(), (*r).into(), (*v).into()))
+        .collect();
+        assert_eq!(granted, expected);
+        let binding = &find(&docs, "RoleBinding", SDK_SERVICE_ACCOUNT, Some("default"))[0];
+        assert_eq!(binding["roleRef"]["kind"].as_str(), Some("Role"));
+        assert_eq!(binding["subjects"][0]["name"].as_str(), Some(SDK_SERVICE_ACCOUNT));
+    }
+
+    /// Leases are the one thing the controller writes only in its own namespace.
+    #[test]
+    fn controller_leases_are_namespaced() {
+        let docs = docs(&render(&InstallOptions::default(), &[]).unwrap());
+        let cluster_role = &find(&docs, "ClusterRole", "stadion-controller", None)[0];
+        let text = serde_yaml::to_string(cluster_role).unwrap();
+        assert!(!text.contains("leases"));
+        let role = &find(&docs, "Role", "stadion-controller-leader-election", Some("stadion-system"))[0];
+        assert_eq!(role["rules"][0]["resources"][0].as_str(), Some("leases"));
+    }
+}
