@@ -5,11 +5,14 @@
 //! replica serves [`metrics`] and health. [`install`] renders the manifests that put Stadion in a
 //! cluster; [`discovery`] refuses to start when its CRDs are missing.
 
+pub mod context;
 pub mod discovery;
 pub mod events;
+pub mod gameserver;
 pub mod install;
 pub mod lease;
 pub mod metrics;
+pub mod pod;
 
 #[cfg(test)]
 mod fixtures;

@@ -173,3 +173,94 @@ pub fn status_body(code: u16) -> Value {
         "code": code,
     })
 }
+
+/// Path of the events.k8s.io Events in `namespace`.
+pub fn events_path(namespace: &str) -> String {
+    format!("/apis/events.k8s.io/v1/namespaces/{namespace}/events")
+}
+
+impl Expect {
+    /// An Event with `reason` recorded in `default`.
+    pub fn event(reason: &'static str) -> Self {
+        Self::post(&events_path("default")).check(move |body| assert_eq!(body["reason"], reason)).respond_echo()
+    }
+}
+
+/// What every test Pod gets.
+pub fn pod_config() -> super::pod::PodConfig {
+    super::pod::PodConfig { sidecar_image: "stadion:test".into(), service_account: "stadion-sdk".into() }
+}
+
+/// A defaulted GameServer `name` in `default`, uid `uid-<name>`, resourceVersion 1, state
+/// Creating, with one Dynamic UDP port `default` (container 7654) allocated host port 7000.
+pub fn gameserver(name: &str) -> stadion_crds::GameServer {
+    use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec};
+    use stadion_crds::gameserver::{GameServerPort, GameServerSpec};
+    let spec = GameServerSpec {
+        ports: vec![GameServerPort { name: "default".into(), container_port: Some(7654), ..Default::default() }],
+        template: PodTemplateSpec {
+            metadata: None,
+            spec: Some(PodSpec {
+                containers: vec![Container {
+                    name: "game".into(),
+                    image: Some("game:1".into()),
+                    ..Container::default()
+                }],
+                ..PodSpec::default()
+            }),
+        },
+        ..GameServerSpec::default()
+    };
+    let mut gs = stadion_crds::GameServer::new(name, spec);
+    gs.metadata.namespace = Some("default".into());
+    gs.metadata.uid = Some(format!("uid-{name}"));
+    gs.metadata.resource_version = Some("1".into());
+    gs.apply_defaults();
+    gs.spec.ports[0].host_port = Some(7000);
+    set_state(&mut gs, stadion_crds::GameServerState::Creating);
+    gs
+}
+
+/// Sets the state of `gs`.
+pub fn set_state(gs: &mut stadion_crds::GameServer, state: stadion_crds::GameServerState) {
+    gs.status.get_or_insert_with(Default::default).state = Some(state);
+}
+
+/// Writers that feed the watch caches of a test [`super::context::Context`].
+pub struct Caches {
+    /// Nodes.
+    pub nodes: kube::runtime::reflector::store::Writer<k8s_openapi::api::core::v1::Node>,
+    /// Pods.
+    pub pods: kube::runtime::reflector::store::Writer<k8s_openapi::api::core::v1::Pod>,
+    /// GameServers.
+    pub gameservers: kube::runtime::reflector::store::Writer<stadion_crds::GameServer>,
+}
+
+impl Caches {
+    /// Puts `obj` in its cache.
+    pub fn node(&mut self, obj: k8s_openapi::api::core::v1::Node) {
+        self.nodes.apply_watcher_event(&kube::runtime::watcher::Event::Apply(obj));
+    }
+
+    /// Puts `obj` in its cache.
+    pub fn pod(&mut self, obj: k8s_openapi::api::core::v1::Pod) {
+        self.pods.apply_watcher_event(&kube::runtime::watcher::Event::Apply(obj));
+    }
+}
+
+/// A leader's context over `client` with empty caches and the default 7000–8000 port range.
+pub fn context(client: Client) -> (std::sync::Arc<super::context::Context>, Caches) {
+    let caches = Caches { nodes: Default::default(), pods: Default::default(), gameservers: Default::default() };
+    let ctx = super::context::Context {
+        events: super::events::EventPublisher::new(client.clone(), Some("test".into())),
+        client,
+        metrics: std::sync::Arc::new(super::metrics::Metrics::new()),
+        leadership: super::lease::Leadership::always(),
+        pod_config: pod_config(),
+        ports: std::sync::Mutex::new(crate::core::ports::PortAllocator::new(crate::core::ports::PortRanges::default())),
+        nodes: caches.nodes.as_reader(),
+        pods: caches.pods.as_reader(),
+        gameservers: caches.gameservers.as_reader(),
+    };
+    (std::sync::Arc::new(ctx), caches)
+}

@@ -49,7 +49,7 @@ impl Default for InstallOptions {
 
 /// Renders the install: `crds` (file name, YAML) first, then the deploy manifests with the
 /// overrides of `options` applied, as one multi-document YAML stream.
-pub fn render(options: &InstallOptions, crds: &[(String, String)]) -> Result<String> {
+pub fn render(options: &InstallOptions, crds: &[(&str, String)]) -> Result<String> {
     let mut out = String::new();
     for (file, yaml) in crds {
         for doc in parse_documents(file, yaml)? {
@@ -196,10 +196,24 @@ mod tests {
     #[test]
     fn crds_come_first() {
         let crd = "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: gameservers.agones.dev\n";
-        let out = render(&InstallOptions::default(), &[("gameserver.yaml".into(), crd.into())]).unwrap();
+        let out = render(&InstallOptions::default(), &[("gameserver.yaml", crd.into())]).unwrap();
         let docs = docs(&out);
         assert_eq!(docs[0]["kind"].as_str(), Some("CustomResourceDefinition"));
         assert_eq!(docs[1]["kind"].as_str(), Some("Namespace"));
+    }
+
+    #[test]
+    fn real_crds_are_part_of_the_install() {
+        let crds = stadion_crds::crd::render_all().unwrap();
+        let docs = docs(&render(&InstallOptions::default(), &crds).unwrap());
+        for name in [
+            "gameservers.agones.dev",
+            "gameserversets.agones.dev",
+            "fleets.agones.dev",
+            "fleetautoscalers.autoscaling.agones.dev",
+        ] {
+            assert_eq!(find(&docs, "CustomResourceDefinition", name, None).len(), 1, "{name}");
+        }
     }
 
     #[test]

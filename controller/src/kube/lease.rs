@@ -101,6 +101,11 @@ impl Leadership {
         Self(watch::channel(true).1)
     }
 
+    /// Leadership as published on `rx` (tests, and embedding the election elsewhere).
+    pub fn from_receiver(rx: watch::Receiver<bool>) -> Self {
+        Self(rx)
+    }
+
     /// Whether this replica may write right now.
     pub fn is_leader(&self) -> bool {
         *self.0.borrow()

@@ -1,0 +1,327 @@
+//! Mock-API tests: each scripts the exact requests one reconcile must make.
+
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::{Node, NodeAddress, NodeStatus, Pod, PodSpec, PodStatus};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
+use stadion_crds::GameServerState;
+
+use super::reconcile;
+use crate::kube::fixtures::{ApiServer, Expect, context, gameserver, set_state};
+
+const GS_PATH: &str = "/apis/agones.dev/v1/namespaces/default/gameservers";
+const POD_PATH: &str = "/api/v1/namespaces/default/pods";
+
+fn node(name: &str) -> Node {
+    let address = |type_: &str, address: &str| NodeAddress { type_: type_.into(), address: address.into() };
+    Node {
+        metadata: ObjectMeta { name: Some(name.into()), ..ObjectMeta::default() },
+        spec: None,
+        status: Some(NodeStatus {
+            addresses: Some(vec![
+                address("InternalIP", "10.0.0.7"),
+                address("Hostname", "node-1"),
+                address("ExternalIP", "203.0.113.7"),
+            ]),
+            ..NodeStatus::default()
+        }),
+    }
+}
+
+fn pod_of(gs: &stadion_crds::GameServer, node: Option<&str>, status: Option<PodStatus>) -> Pod {
+    Pod {
+        metadata: ObjectMeta {
+            name: gs.metadata.name.clone(),
+            namespace: Some("default".into()),
+            owner_references: Some(vec![OwnerReference {
+                uid: gs.metadata.uid.clone().unwrap_or_default(),
+                ..OwnerReference::default()
+            }]),
+            ..ObjectMeta::default()
+        },
+        spec: Some(PodSpec { node_name: node.map(str::to_owned), ..PodSpec::default() }),
+        status,
+    }
+}
+
+#[tokio::test]
+async fn creating_gameserver_produces_its_pod_then_starting() {
+    let (client, server) = ApiServer::start();
+    let (ctx, _caches) = context(client);
+    let gs = gameserver("gs-1");
+    let script = server.run(vec![
+        Expect::post(POD_PATH)
+            .check(|pod| {
+                assert_eq!(pod["metadata"]["name"], "gs-1");
+                assert_eq!(pod["metadata"]["labels"]["agones.dev/role"], "gameserver");
+                assert_eq!(pod["metadata"]["labels"]["agones.dev/gameserver"], "gs-1");
+                let owner = &pod["metadata"]["ownerReferences"][0];
+                assert_eq!(owner["kind"], "GameServer");
+                assert_eq!(owner["apiVersion"], "agones.dev/v1");
+                assert_eq!(owner["uid"], "uid-gs-1");
+                assert_eq!(owner["controller"], true);
+                let spec = &pod["spec"];
+                assert_eq!(spec["serviceAccountName"], "stadion-sdk");
+                let game = &spec["containers"][0];
+                assert_eq!(game["name"], "game");
+                assert_eq!(game["ports"][0]["containerPort"], 7654);
+                assert_eq!(game["ports"][0]["hostPort"], 7000);
+                assert_eq!(game["ports"][0]["protocol"], "UDP");
+                let env = game["env"].as_array().unwrap();
+                let var = |n: &str| env.iter().find(|e| e["name"] == n).map(|e| e["value"].clone());
+                assert_eq!(var("AGONES_SDK_GRPC_PORT"), Some("9357".into()));
+                assert_eq!(var("AGONES_SDK_HTTP_PORT"), Some("9358".into()));
+                let probe = &game["livenessProbe"];
+                assert_eq!(probe["httpGet"]["path"], "/gshealthz");
+                assert_eq!(probe["httpGet"]["port"], 8080);
+                assert_eq!(probe["periodSeconds"], 5);
+                assert_eq!(probe["failureThreshold"], 3);
+                assert_eq!(probe["initialDelaySeconds"], 5);
+                let sidecar = &spec["containers"][1];
+                assert_eq!(sidecar["name"], "stadion-sdk");
+                assert_eq!(sidecar["image"], "stadion:test");
+                assert_eq!(sidecar["args"][0], "sdk-server");
+                let senv = sidecar["env"].as_array().unwrap();
+                assert!(senv.iter().any(|e| e["name"] == "GAMESERVER_NAME" && e["value"] == "gs-1"));
+                assert!(
+                    senv.iter().any(|e| e["name"] == "POD_NAMESPACE"
+                        && e["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace")
+                );
+                assert_eq!(sidecar["livenessProbe"]["httpGet"]["path"], "/healthz");
+                let packed = &spec["affinity"]["podAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"][0];
+                assert_eq!(packed["podAffinityTerm"]["labelSelector"]["matchLabels"]["agones.dev/role"], "gameserver");
+                assert_eq!(packed["podAffinityTerm"]["topologyKey"], "kubernetes.io/hostname");
+            })
+            .respond_echo(),
+        Expect::put(&format!("{GS_PATH}/gs-1"))
+            .check(|gs| {
+                assert_eq!(gs["metadata"]["resourceVersion"], "1", "write is guarded by the read version");
+                assert_eq!(gs["status"]["state"], "Starting");
+            })
+            .respond_echo(),
+        Expect::event("Starting"),
+    ]);
+    reconcile(Arc::new(gs), ctx).await.unwrap();
+    script.await.unwrap();
+}
+
+#[tokio::test]
+async fn pod_on_a_node_makes_the_server_scheduled_with_the_best_address() {
+    let (client, server) = ApiServer::start();
+    let (ctx, mut caches) = context(client);
+    let mut gs = gameserver("gs-1");
+    set_state(&mut gs, GameServerState::Starting);
+    caches.node(node("node-1"));
+    caches.pod(pod_of(&gs, Some("node-1"), None));
+    let script = server.run(vec![
+        Expect::put(&format!("{GS_PATH}/gs-1"))
+            .check(|gs| {
+                let status = &gs["status"];
+                assert_eq!(status["state"], "Scheduled");
+                assert_eq!(status["address"], "203.0.113.7", "ExternalIP beats InternalIP");
+                assert_eq!(status["nodeName"], "node-1");
+                assert_eq!(status["addresses"].as_array().unwrap().len(), 3);
+                assert_eq!(status["ports"], serde_json::json!([{"name": "default", "port": 7000}]));
+            })
+            .respond_echo(),
+        Expect::event("Scheduled"),
+    ]);
+    reconcile(Arc::new(gs), ctx).await.unwrap();
+    script.await.unwrap();
+}
+
+#[tokio::test]
+async fn unscheduled_pod_changes_nothing() {
+    let (client, server) = ApiServer::start();
+    let (ctx, mut caches) = context(client);
+    let mut gs = gameserver("gs-1");
+    set_state(&mut gs, GameServerState::Starting);
+    caches.pod(pod_of(&gs, None, None));
+    let script = server.run(vec![]);
+    reconcile(Arc::new(gs), ctx).await.unwrap();
+    script.await.unwrap();
+}
+
+#[tokio::test]
+async fn evicted_pod_makes_the_server_unhealthy() {
+    let (client, server) = ApiServer::start();
+    let (ctx, mut caches) = context(client);
+    let mut gs = gameserver("gs-1");
+    set_state(&mut gs, GameServerState::Ready);
+    let failed = PodStatus { phase: Some("Failed".into()), reason: Some("Evicted".into()), ..PodStatus::default() };
+    caches.pod(pod_of(&gs, Some("node-1"), Some(failed)));
+    let script = server.run(vec![
+        Expect::put(&format!("{GS_PATH}/gs-1"))
+            .check(|gs| assert_eq!(gs["status"]["state"], "Unhealthy"))
+            .respond_echo(),
+        Expect::post(&crate::kube::fixtures::events_path("default"))
+            .check(|e| {
+                assert_eq!(e["reason"], "Unhealthy");
+                assert_eq!(e["type"], "Warning");
+            })
+            .respond_echo(),
+    ]);
+    reconcile(Arc::new(gs), ctx).await.unwrap();
+    script.await.unwrap();
+}
+
+#[tokio::test]
+async fn deleted_pod_makes_the_server_unhealthy() {
+    let (client, server) = ApiServer::start();
+    let (ctx, _caches) = context(client);
+    let mut gs = gameserver("gs-1");
+    set_state(&mut gs, GameServerState::Allocated);
+    let script = server.run(vec![
+        Expect::get(&format!("{POD_PATH}/gs-1")).respond_status(404),
+        Expect::put(&format!("{GS_PATH}/gs-1"))
+            .check(|gs| assert_eq!(gs["status"]["state"], "Unhealthy"))
+            .respond_echo(),
+        Expect::event("Unhealthy"),
+    ]);
+    reconcile(Arc::new(gs), ctx).await.unwrap();
+    script.await.unwrap();
+}
+
+#[tokio::test]
+async fn game_container_dying_after_ready_makes_the_server_unhealthy() {
+    use k8s_openapi::api::core::v1::{ContainerState, ContainerStateTerminated, ContainerStatus};
+    let (client, server) = ApiServer::start();
+    let (ctx, mut caches) = context(client);
+    let mut gs = gameserver("gs-1");
+    set_state(&mut gs, GameServerState::Ready);
+    let restarted = ContainerStatus {
+        name: "game".into(),
+        restart_count: 1,
+        last_state: Some(ContainerState {
+            terminated: Some(ContainerStateTerminated { exit_code: 137, ..Default::default() }),
+            ..Default::default()
+        }),
+        ..ContainerStatus::default()
+    };
+    let status =
+        PodStatus { phase: Some("Running".into()), container_statuses: Some(vec![restarted]), ..Default::default() };
+    caches.pod(pod_of(&gs, Some("node-1"), Some(status)));
+    let script = server.run(vec![
+        Expect::put(&format!("{GS_PATH}/gs-1"))
+            .check(|gs| assert_eq!(gs["status"]["state"], "Unhealthy"))
+            .respond_echo(),
+        Expect::event("Unhealthy"),
+    ]);
+    reconcile(Arc::new(gs), ctx).await.unwrap();
+    script.await.unwrap();
+}
+
+#[tokio::test]
+async fn finalizer_is_removed_once_the_pod_is_gone() {
+    let (client, server) = ApiServer::start();
+    let (ctx, _caches) = context(client);
+    let mut gs = gameserver("gs-1");
+    set_state(&mut gs, GameServerState::Shutdown);
+    gs.metadata.deletion_timestamp = Some(Time(jiff::Timestamp::now()));
+    let script = server.run(vec![
+        Expect::get(&format!("{POD_PATH}/gs-1")).respond_status(404),
+        Expect::put(&format!("{GS_PATH}/gs-1"))
+            .check(|gs| {
+                assert_eq!(gs["metadata"]["resourceVersion"], "1");
+                let finalizers = gs["metadata"]["finalizers"].as_array().cloned().unwrap_or_default();
+                assert!(!finalizers.iter().any(|f| f == "agones.dev/controller"), "{finalizers:?}");
+            })
+            .respond_echo(),
+    ]);
+    reconcile(Arc::new(gs), ctx).await.unwrap();
+    script.await.unwrap();
+}
+
+#[tokio::test]
+async fn deletion_deletes_the_pod_first_and_keeps_the_finalizer() {
+    let (client, server) = ApiServer::start();
+    let (ctx, _caches) = context(client);
+    let mut gs = gameserver("gs-1");
+    set_state(&mut gs, GameServerState::Shutdown);
+    gs.metadata.deletion_timestamp = Some(Time(jiff::Timestamp::now()));
+    let pod = pod_of(&gs, Some("node-1"), None);
+    let script = server.run(vec![
+        Expect::get(&format!("{POD_PATH}/gs-1")).respond_json(&pod),
+        Expect::delete(&format!("{POD_PATH}/gs-1")).respond_json(&pod),
+    ]);
+    reconcile(Arc::new(gs), ctx).await.unwrap();
+    script.await.unwrap();
+}
+
+#[tokio::test]
+async fn shutdown_deletes_the_gameserver() {
+    let (client, server) = ApiServer::start();
+    let (ctx, _caches) = context(client);
+    let mut gs = gameserver("gs-1");
+    set_state(&mut gs, GameServerState::Shutdown);
+    let script = server.run(vec![Expect::delete(&format!("{GS_PATH}/gs-1")).respond_json(&gs)]);
+    reconcile(Arc::new(gs), ctx).await.unwrap();
+    script.await.unwrap();
+}
+
+#[tokio::test]
+async fn new_gameserver_is_defaulted_then_gets_host_ports() {
+    let (client, server) = ApiServer::start();
+    let (ctx, mut caches) = context(client);
+    caches.node(node("node-1"));
+    ctx.ports().add_node("node-1");
+    let mut gs = gameserver("gs-1");
+    gs.status = None;
+    gs.spec.ports[0].host_port = None;
+    gs.metadata.finalizers = None;
+    let script = server.run(vec![
+        Expect::put(&format!("{GS_PATH}/gs-1"))
+            .check(|gs| {
+                assert_eq!(gs["status"]["state"], "PortAllocation");
+                assert_eq!(gs["metadata"]["finalizers"][0], "agones.dev/controller");
+            })
+            .respond_echo(),
+        Expect::event("PortAllocation"),
+        Expect::put(&format!("{GS_PATH}/gs-1"))
+            .check(|gs| {
+                assert_eq!(gs["metadata"]["resourceVersion"], "2", "second write uses the first one's version");
+                assert_eq!(gs["status"]["state"], "Creating");
+                assert_eq!(gs["spec"]["ports"][0]["hostPort"], 7000);
+            })
+            .respond_echo(),
+        Expect::event("Creating"),
+    ]);
+    reconcile(Arc::new(gs), ctx).await.unwrap();
+    script.await.unwrap();
+}
+
+#[tokio::test]
+async fn invalid_gameserver_gets_a_warning_and_error_state_once() {
+    let (client, server) = ApiServer::start();
+    let (ctx, _caches) = context(client);
+    let mut gs = gameserver("gs-1");
+    gs.status = None;
+    // Static without a hostPort is invalid.
+    gs.spec.ports[0].port_policy = Some(stadion_crds::gameserver::PortPolicy::Static);
+    gs.spec.ports[0].host_port = None;
+    let script = server.run(vec![
+        Expect::post(&crate::kube::fixtures::events_path("default"))
+            .check(|e| {
+                assert_eq!(e["reason"], "ValidationFailed");
+                assert_eq!(e["type"], "Warning");
+            })
+            .respond_echo(),
+        Expect::put(&format!("{GS_PATH}/gs-1")).check(|gs| assert_eq!(gs["status"]["state"], "Error")).respond_echo(),
+        Expect::event("Error"),
+    ]);
+    let action = reconcile(Arc::new(gs), ctx).await.unwrap();
+    assert_eq!(action, kube::runtime::controller::Action::await_change());
+    script.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_follower_writes_nothing() {
+    let (client, server) = ApiServer::start();
+    let (ctx, _caches) = context(client);
+    let mut ctx = Arc::into_inner(ctx).unwrap();
+    let (_tx, rx) = tokio::sync::watch::channel(false);
+    ctx.leadership = crate::kube::lease::Leadership::from_receiver(rx);
+    let script = server.run(vec![]);
+    reconcile(Arc::new(gameserver("gs-1")), Arc::new(ctx)).await.unwrap();
+    script.await.unwrap();
+}
