@@ -5,5 +5,10 @@
 //! is handed the server's address and port.
 
 pub mod allocator;
+pub mod config;
+pub mod engine;
+mod error;
 
 pub use allocator::{AllocateError, Allocator};
+pub use config::MatchmakerConfig;
+pub use error::Error;

@@ -1,0 +1,222 @@
+//! One queue's searching tickets and the tick that turns them into matches.
+
+use std::cmp::Ordering;
+use std::collections::{BTreeSet, HashMap};
+use std::ops::Bound;
+
+use super::teams::{TeamPacker, balance_teams};
+use super::{EngineTicket, FormedMatch, Millis, RegionId, Rules, TicketKey};
+
+/// The single bucket used when a queue has no latency rule.
+const ANYWHERE: RegionId = RegionId::MAX;
+
+/// A skill with a total order, so it can key a `BTreeSet` (skills are finite, checked at entry).
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Skill(f64);
+
+impl Eq for Skill {}
+impl PartialOrd for Skill {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Skill {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.0.total_cmp(&other.0)
+    }
+}
+
+/// One queue's searching tickets, indexed by age (who anchors next) and by skill within each
+/// region (who is near an anchor).
+#[derive(Debug)]
+pub struct Pool {
+    rules: Rules,
+    tickets: HashMap<TicketKey, EngineTicket>,
+    by_age: BTreeSet<(Millis, TicketKey)>,
+    by_skill: HashMap<RegionId, BTreeSet<(Skill, TicketKey)>>,
+}
+
+/// The best candidate match found for one anchor in one region.
+struct Candidate {
+    chosen: Vec<TicketKey>,
+    packed: Vec<usize>,
+    region: RegionId,
+    worst_latency: f64,
+}
+
+impl Pool {
+    /// An empty pool with `rules`.
+    pub fn new(rules: Rules) -> Self {
+        Self { rules, tickets: HashMap::new(), by_age: BTreeSet::new(), by_skill: HashMap::new() }
+    }
+
+    /// The rules matches are formed by.
+    pub fn rules(&self) -> &Rules {
+        &self.rules
+    }
+
+    /// Searching tickets.
+    pub fn len(&self) -> usize {
+        self.tickets.len()
+    }
+
+    /// No searching tickets.
+    pub fn is_empty(&self) -> bool {
+        self.tickets.is_empty()
+    }
+
+    /// The searching ticket with `key`.
+    pub fn get(&self, key: TicketKey) -> Option<&EngineTicket> {
+        self.tickets.get(&key)
+    }
+
+    /// Adds a searching ticket; `false` (and no change) if its key is already queued.
+    pub fn insert(&mut self, ticket: EngineTicket) -> bool {
+        if self.tickets.contains_key(&ticket.key) {
+            return false;
+        }
+        self.by_age.insert((ticket.enqueued_at, ticket.key));
+        for region in self.buckets(&ticket) {
+            self.by_skill.entry(region).or_default().insert((Skill(ticket.skill), ticket.key));
+        }
+        self.tickets.insert(ticket.key, ticket);
+        true
+    }
+
+    /// Takes a ticket out (cancelled, timed out, or matched).
+    pub fn remove(&mut self, key: TicketKey) -> Option<EngineTicket> {
+        let ticket = self.tickets.remove(&key)?;
+        self.by_age.remove(&(ticket.enqueued_at, key));
+        for region in self.buckets(&ticket) {
+            if let Some(bucket) = self.by_skill.get_mut(&region) {
+                bucket.remove(&(Skill(ticket.skill), key));
+                if bucket.is_empty() {
+                    self.by_skill.remove(&region);
+                }
+            }
+        }
+        Some(ticket)
+    }
+
+    /// Forms every match it can at `now`, oldest tickets first, and removes their tickets.
+    pub fn tick(&mut self, now: Millis) -> Vec<FormedMatch> {
+        let anchors: Vec<TicketKey> = self.by_age.iter().map(|&(_, key)| key).collect();
+        let mut formed = Vec::new();
+        for anchor in anchors {
+            let Some(found) = self.best_match_for(anchor, now) else { continue };
+            let formed_match = self.form(found, now);
+            for key in formed_match.tickets() {
+                self.remove(key);
+            }
+            formed.push(formed_match);
+        }
+        formed
+    }
+
+    fn buckets(&self, ticket: &EngineTicket) -> Vec<RegionId> {
+        if self.rules.latency.is_some() {
+            ticket.latencies.iter().map(|&(region, _)| region).collect()
+        } else {
+            vec![ANYWHERE]
+        }
+    }
+
+    /// The best match anchored on `anchor` (which it must contain), over every region the
+    /// anchor accepts: the one whose worst player latency is lowest.
+    fn best_match_for(&self, anchor: TicketKey, now: Millis) -> Option<Candidate> {
+        let anchor = self.tickets.get(&anchor)?;
+        let regions: Vec<RegionId> = match self.rules.latency {
+            None => vec![ANYWHERE],
+            Some(_) => {
+                let limit = self.rules.latency_at(anchor, now);
+                anchor.latencies.iter().filter(|&&(_, ms)| ms <= limit).map(|&(region, _)| region).collect()
+            }
+        };
+        let mut best: Option<Candidate> = None;
+        for region in regions {
+            let Some(candidate) = self.match_in_region(anchor, region, now) else { continue };
+            if best.as_ref().is_none_or(|b| candidate.worst_latency < b.worst_latency) {
+                best = Some(candidate);
+            }
+        }
+        best
+    }
+
+    /// Greedy: the anchor, then its skill neighbours in `region` oldest first, each taken if
+    /// the match still satisfies every rule with it, until the teams are full.
+    fn match_in_region(&self, anchor: &EngineTicket, region: RegionId, now: Millis) -> Option<Candidate> {
+        let mut packer = TeamPacker::new(self.rules.size);
+        if !packer.try_add(anchor.size) {
+            return None;
+        }
+        let mut neighbours = self.neighbours(anchor, region, now);
+        neighbours.sort_by_key(|t| (t.enqueued_at, t.key));
+        let mut chosen = vec![anchor.key];
+        let (mut low, mut high) = (anchor.skill, anchor.skill);
+        let mut allowed = self.rules.spread_at(anchor, now);
+        let mut worst_latency = anchor.latency(region).unwrap_or(0.0);
+        for ticket in neighbours {
+            if packer.is_full() {
+                break;
+            }
+            let (new_low, new_high) = (low.min(ticket.skill), high.max(ticket.skill));
+            let new_allowed = allowed.min(self.rules.spread_at(ticket, now));
+            if new_high - new_low > new_allowed || !packer.try_add(ticket.size) {
+                continue;
+            }
+            (low, high, allowed) = (new_low, new_high, new_allowed);
+            worst_latency = worst_latency.max(ticket.latency(region).unwrap_or(0.0));
+            chosen.push(ticket.key);
+        }
+        packer.is_satisfied().then(|| Candidate { chosen, packed: packer.assignment().to_vec(), region, worst_latency })
+    }
+
+    /// Up to a bounded number of tickets nearest the anchor's skill (within its spread) that
+    /// accept `region` and whose own spread admits the anchor. Bounding the scan keeps a tick
+    /// O(n · k · log n) however dense the queue is.
+    fn neighbours(&self, anchor: &EngineTicket, region: RegionId, now: Millis) -> Vec<&EngineTicket> {
+        let Some(bucket) = self.by_skill.get(&region) else { return Vec::new() };
+        let want = (self.rules.size.max_players() as usize * 4).clamp(32, 4096);
+        let scan_limit = want * 8;
+        let spread = self.rules.spread_at(anchor, now);
+        let centre = (Skill(anchor.skill), anchor.key);
+        let mut below = bucket.range(..centre).rev().peekable();
+        let mut above = bucket.range((Bound::Excluded(centre), Bound::Unbounded)).peekable();
+        let mut out = Vec::with_capacity(want);
+        let mut scanned = 0;
+        while out.len() < want && scanned < scan_limit {
+            let distance = |entry: Option<&&(Skill, TicketKey)>| {
+                entry.map(|(s, _)| (s.0 - anchor.skill).abs()).filter(|d| *d <= spread)
+            };
+            let key = match (distance(below.peek()), distance(above.peek())) {
+                (None, None) => break,
+                (Some(b), Some(a)) if b <= a => below.next(),
+                (Some(_), None) => below.next(),
+                _ => above.next(),
+            };
+            let Some(&(skill, key)) = key else { break };
+            scanned += 1;
+            let Some(ticket) = self.tickets.get(&key) else { continue };
+            let within_spread = (skill.0 - anchor.skill).abs() <= self.rules.spread_at(ticket, now);
+            let accepts_region =
+                region == ANYWHERE || ticket.latency(region).is_some_and(|ms| ms <= self.rules.latency_at(ticket, now));
+            if within_spread && accepts_region {
+                out.push(ticket);
+            }
+        }
+        out
+    }
+
+    fn form(&self, found: Candidate, now: Millis) -> FormedMatch {
+        let parties: Vec<(u32, f64)> =
+            found.chosen.iter().filter_map(|key| self.tickets.get(key)).map(|t| (t.size, t.skill_total())).collect();
+        let team_of = balance_teams(&parties, self.rules.size).unwrap_or(found.packed);
+        let (count, _, _) = self.rules.size.teams();
+        let mut teams = vec![Vec::new(); count as usize];
+        for (key, team) in found.chosen.iter().zip(team_of) {
+            teams[team].push(*key);
+        }
+        let region = (found.region != ANYWHERE).then_some(found.region);
+        FormedMatch { teams, region, formed_at: now }
+    }
+}
