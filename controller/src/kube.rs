@@ -5,6 +5,7 @@
 //! replica serves [`metrics`] and health. [`install`] renders the manifests that put Stadion in a
 //! cluster; [`discovery`] refuses to start when its CRDs are missing.
 
+pub mod allocator;
 pub mod context;
 pub mod discovery;
 pub mod events;

@@ -1,0 +1,187 @@
+//! The kube allocator: one compare-and-swap per allocation, no batch window.
+//!
+//! Candidates come from a watch cache of GameServers, ordered by the core's choice function. Each
+//! candidate is written Allocated with the resourceVersion it was read at; a 409 means someone
+//! else (another matchmaker replica, the SDK, the controller) changed it first, so we move on to
+//! the next candidate rather than retry a stale copy. A server can therefore never be handed to
+//! two matches, and replicas of the matchmaker need no coordination.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use async_trait::async_trait;
+use futures::{Stream, StreamExt};
+use jiff::Timestamp;
+use kube::api::PostParams;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client};
+use stadion_crds::allocation::GameServerAllocationStatus;
+use stadion_crds::validation::FieldErrors;
+use stadion_crds::{GameServer, GameServerAllocation, GameServerState};
+use stadion_matchmaker::{AllocateError, Allocator};
+use tokio::sync::watch;
+use tracing::{Instrument, debug, info, info_span, warn};
+
+use super::api_status;
+use super::metrics::Metrics;
+use crate::core::allocation::candidates;
+use crate::core::gameserver::gameserver_key;
+use crate::core::nodes::NodeLoad;
+
+/// Most candidates tried per allocation: under heavy contention, answering "try again" quickly
+/// beats walking a thousand stale entries.
+pub const MAX_ATTEMPTS: usize = 16;
+
+/// Allocates GameServers through the API server from a watch cache.
+#[derive(Clone)]
+pub struct KubeAllocator {
+    client: Client,
+    cache: Store<GameServer>,
+    capacity: Arc<watch::Sender<u64>>,
+    metrics: Option<Arc<Metrics>>,
+    seed: Arc<AtomicU64>,
+}
+
+impl KubeAllocator {
+    /// An allocator reading `cache` and publishing capacity changes on `capacity`.
+    pub fn new(client: Client, cache: Store<GameServer>, capacity: watch::Sender<u64>) -> Self {
+        Self { client, cache, capacity: Arc::new(capacity), metrics: None, seed: Arc::default() }
+    }
+
+    /// Records `agones_gameserver_allocations_duration_seconds` into `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// An allocator with its own GameServer watch (all namespaces, or one), and the future that
+    /// drives that watch: spawn it. The future ends only if the watch stream does.
+    pub fn watching(client: Client, namespace: Option<&str>) -> (Self, impl Future<Output = ()> + Send + 'static) {
+        let api: Api<GameServer> = match namespace {
+            Some(ns) => Api::namespaced(client.clone(), ns),
+            None => Api::all(client.clone()),
+        };
+        let (reader, writer) = reflector::store();
+        let (capacity, _) = watch::channel(0);
+        let allocator = Self::new(client, reader, capacity);
+        let events = reflector::reflector(writer, watcher(api, watcher::Config::default()).default_backoff());
+        let driver = track_capacity(events, allocator.capacity.clone()).instrument(info_span!("allocator_watch"));
+        (allocator, driver)
+    }
+
+    /// The cache this allocator chooses from (waits with `wait_until_ready`).
+    pub fn cache(&self) -> &Store<GameServer> {
+        &self.cache
+    }
+
+    async fn try_allocate(
+        &self,
+        mut request: GameServerAllocation,
+    ) -> Result<GameServerAllocationStatus, AllocateError> {
+        request.apply_defaults();
+        let errors = request.validate();
+        if !errors.is_empty() {
+            return Err(AllocateError::Invalid(errors));
+        }
+        let namespace = request.metadata.namespace.clone().unwrap_or_else(|| "default".to_owned());
+        let all: Vec<Arc<GameServer>> = self.cache.state();
+        let nodes = NodeLoad::from_gameservers(all.iter().map(AsRef::as_ref));
+        let servers: Vec<GameServer> =
+            all.iter().filter(|gs| gs.namespace() == namespace).map(|gs| (**gs).clone()).collect();
+        let seed = self.seed.fetch_add(1, Ordering::Relaxed);
+        let chosen = candidates(&request, &servers, &nodes, seed).map_err(|e| {
+            let mut errors = FieldErrors::default();
+            errors.push("spec.selectors", e.to_string());
+            AllocateError::Invalid(errors)
+        })?;
+        let api: Api<GameServer> = Api::namespaced(self.client.clone(), &namespace);
+        for candidate in chosen.into_iter().take(MAX_ATTEMPTS) {
+            let attempt = candidate.allocate(&request.spec, Timestamp::now());
+            let name = candidate.gameserver.name();
+            match api.replace(name, &PostParams::default(), &attempt.gameserver).await {
+                Ok(_) => {
+                    for warning in &attempt.warnings {
+                        warn!(gameserver = %name, warning, "allocation action not applied");
+                    }
+                    info!(gameserver = %name, "allocated");
+                    return Ok(attempt.status);
+                }
+                // Changed or deleted since we cached it: someone else got there first.
+                Err(e) if matches!(api_status(&e), Some(409 | 404)) => {
+                    debug!(gameserver = %name, "lost the race for this server, trying the next");
+                }
+                Err(e) => return Err(AllocateError::Backend(e.to_string())),
+            }
+        }
+        Err(AllocateError::Unavailable)
+    }
+}
+
+#[async_trait]
+impl Allocator for KubeAllocator {
+    async fn allocate(&self, request: GameServerAllocation) -> Result<GameServerAllocationStatus, AllocateError> {
+        let started = Instant::now();
+        let span = info_span!("allocate", namespace = request.metadata.namespace.as_deref().unwrap_or("default"));
+        let result = self.try_allocate(request).instrument(span).await;
+        if let Some(metrics) = &self.metrics {
+            let (fleet, status) = match &result {
+                Ok(status) => (fleet_of(&self.cache, status), "Allocated"),
+                Err(AllocateError::Unavailable) => (String::new(), "UnAllocated"),
+                Err(_) => (String::new(), "Error"),
+            };
+            metrics.observe_allocation(&fleet, status, started.elapsed());
+        }
+        result
+    }
+
+    fn capacity_changes(&self) -> watch::Receiver<u64> {
+        self.capacity.subscribe()
+    }
+}
+
+fn fleet_of(cache: &Store<GameServer>, status: &GameServerAllocationStatus) -> String {
+    cache
+        .state()
+        .iter()
+        .find(|gs| gs.name() == status.game_server_name)
+        .and_then(|gs| gs.metadata.labels.as_ref()?.get(stadion_crds::labels::FLEET).cloned())
+        .unwrap_or_default()
+}
+
+/// Drives the reflector stream and bumps `capacity` whenever a server becomes Ready (and once
+/// when the initial list is in), so queued matches retry exactly when it may help.
+pub async fn track_capacity(
+    events: impl Stream<Item = Result<watcher::Event<GameServer>, watcher::Error>>,
+    capacity: Arc<watch::Sender<u64>>,
+) {
+    let mut ready: HashMap<String, bool> = HashMap::new();
+    let mut events = std::pin::pin!(events);
+    while let Some(event) = events.next().await {
+        let bump = match event {
+            Ok(watcher::Event::Apply(gs) | watcher::Event::InitApply(gs)) => {
+                let is_ready = gs.state() == Some(GameServerState::Ready);
+                let was_ready = ready.insert(gameserver_key(&gs), is_ready).unwrap_or(false);
+                is_ready && !was_ready
+            }
+            Ok(watcher::Event::Delete(gs)) => {
+                ready.remove(&gameserver_key(&gs));
+                false
+            }
+            Ok(watcher::Event::InitDone) => true,
+            Ok(watcher::Event::Init) => false,
+            Err(error) => {
+                warn!(%error, "GameServer watch failed; retrying");
+                false
+            }
+        };
+        if bump {
+            capacity.send_modify(|n| *n = n.wrapping_add(1));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

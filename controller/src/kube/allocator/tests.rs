@@ -1,0 +1,121 @@
+//! Mock-API tests of the compare-and-swap allocation.
+
+use std::sync::Arc;
+
+use kube::runtime::reflector::store::Writer;
+use kube::runtime::watcher;
+use stadion_crds::allocation::{GameServerAllocationSpec, GameServerAllocationState};
+use stadion_crds::{GameServer, GameServerAllocation, GameServerState};
+use stadion_matchmaker::{AllocateError, Allocator};
+use tokio::sync::watch;
+
+use super::{KubeAllocator, track_capacity};
+use crate::kube::fixtures::{ApiServer, Expect, gameserver, set_state};
+
+const GS_PATH: &str = "/apis/agones.dev/v1/namespaces/default/gameservers";
+
+fn ready(name: &str, node: &str) -> GameServer {
+    let mut gs = gameserver(name);
+    set_state(&mut gs, GameServerState::Ready);
+    let status = gs.status.get_or_insert_with(Default::default);
+    status.node_name = node.into();
+    status.address = "203.0.113.7".into();
+    status.ports = vec![stadion_crds::gameserver::GameServerStatusPort { name: "default".into(), port: 7000 }];
+    gs
+}
+
+fn allocator(client: kube::Client, servers: Vec<GameServer>) -> KubeAllocator {
+    let mut writer: Writer<GameServer> = Writer::default();
+    for gs in servers {
+        writer.apply_watcher_event(&watcher::Event::Apply(gs));
+    }
+    let (capacity, _) = watch::channel(0);
+    KubeAllocator::new(client, writer.as_reader(), capacity)
+}
+
+fn request() -> GameServerAllocation {
+    GameServerAllocation::new(GameServerAllocationSpec::default())
+}
+
+#[tokio::test]
+async fn conflict_moves_on_to_the_next_candidate() {
+    let (client, server) = ApiServer::start();
+    let allocator = allocator(client, vec![ready("gs-a", "node-1"), ready("gs-b", "node-1")]);
+    let script = server.run(vec![
+        Expect::put(&format!("{GS_PATH}/gs-a"))
+            .check(|gs| {
+                assert_eq!(gs["status"]["state"], "Allocated");
+                assert_eq!(gs["metadata"]["resourceVersion"], "1");
+            })
+            .respond_status(409),
+        Expect::put(&format!("{GS_PATH}/gs-b"))
+            .check(|gs| {
+                assert_eq!(gs["status"]["state"], "Allocated");
+                assert_eq!(gs["metadata"]["resourceVersion"], "1", "guarded by the cached version");
+                assert!(gs["metadata"]["annotations"]["agones.dev/last-allocated"].is_string());
+            })
+            .respond_echo(),
+    ]);
+    let status = allocator.allocate(request()).await.unwrap();
+    script.await.unwrap();
+    assert_eq!(status.state, GameServerAllocationState::Allocated);
+    assert_eq!(status.game_server_name, "gs-b");
+    assert_eq!(status.address, "203.0.113.7");
+    assert_eq!(status.ports[0].port, 7000);
+}
+
+#[tokio::test]
+async fn every_candidate_taken_is_unavailable() {
+    let (client, server) = ApiServer::start();
+    let allocator = allocator(client, vec![ready("gs-a", "node-1"), ready("gs-b", "node-1")]);
+    let script = server.run(vec![
+        Expect::put(&format!("{GS_PATH}/gs-a")).respond_status(409),
+        Expect::put(&format!("{GS_PATH}/gs-b")).respond_status(404),
+    ]);
+    let error = allocator.allocate(request()).await.unwrap_err();
+    script.await.unwrap();
+    assert!(matches!(error, AllocateError::Unavailable), "{error:?}");
+}
+
+#[tokio::test]
+async fn only_ready_servers_in_the_namespace_are_candidates() {
+    let (client, server) = ApiServer::start();
+    let mut allocated = ready("gs-a", "node-1");
+    set_state(&mut allocated, GameServerState::Allocated);
+    let mut elsewhere = ready("gs-b", "node-1");
+    elsewhere.metadata.namespace = Some("other".into());
+    let allocator = allocator(client, vec![allocated, elsewhere]);
+    let script = server.run(vec![]);
+    let error = allocator.allocate(request()).await.unwrap_err();
+    script.await.unwrap();
+    assert!(matches!(error, AllocateError::Unavailable), "{error:?}");
+}
+
+#[tokio::test]
+async fn server_errors_are_backend_failures() {
+    let (client, server) = ApiServer::start();
+    let allocator = allocator(client, vec![ready("gs-a", "node-1")]);
+    let script = server.run(vec![Expect::put(&format!("{GS_PATH}/gs-a")).respond_status(500)]);
+    let error = allocator.allocate(request()).await.unwrap_err();
+    script.await.unwrap();
+    assert!(matches!(error, AllocateError::Backend(_)), "{error:?}");
+}
+
+#[tokio::test]
+async fn capacity_bumps_when_a_server_turns_ready() {
+    let (capacity, rx) = watch::channel(0);
+    let capacity = Arc::new(capacity);
+    let mut starting = gameserver("gs-a");
+    set_state(&mut starting, GameServerState::Scheduled);
+    let events = futures::stream::iter(vec![
+        Ok(watcher::Event::Init),
+        Ok(watcher::Event::InitApply(starting.clone())),
+        Ok(watcher::Event::InitDone),
+        Ok(watcher::Event::Apply(starting)),
+        Ok(watcher::Event::Apply(ready("gs-a", "node-1"))),
+        // Still Ready: no new capacity.
+        Ok(watcher::Event::Apply(ready("gs-a", "node-1"))),
+    ]);
+    track_capacity(events, capacity).await;
+    assert_eq!(*rx.borrow(), 2, "once for the initial list, once for gs-a turning Ready");
+}
