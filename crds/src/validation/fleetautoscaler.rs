@@ -18,7 +18,8 @@ use crate::fleetautoscaler::{
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 impl FleetAutoscaler {
-    /// Every problem with this FleetAutoscaler, each with its field path.
+    /// Every problem with this FleetAutoscaler, each with its field path. Unlike Agones, a
+    /// percentage Buffer may have `minReplicas: 0`, so an idle fleet can scale to zero.
     pub fn validate(&self) -> FieldErrors {
         let mut errors = FieldErrors::default();
         check_metadata("metadata", &self.metadata, false, DNS1123_SUBDOMAIN_MAX, &mut errors);
