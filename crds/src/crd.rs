@@ -29,9 +29,10 @@ pub const REGENERATE_COMMAND: &str = "cargo run -- crds --out crds/";
 /// Name of the schema-only GameServer field that the `scale` subresource points at.
 ///
 /// Agones gives GameServer a `scale` subresource so a PodDisruptionBudget with `maxUnavailable`
-/// can resolve its pods' owner. The replica count must always read 1, so the schema defaults this
-/// field to 1 and pins it with `minimum`/`maximum` 1: the API server fills it on every write (our
-/// Rust type need not carry it) and `kubectl scale gs` to anything else is rejected.
+/// can resolve its pods' owner. The replica count must always read 1, so the schema defines it in
+/// both `spec` and `status` (the API server wants the status path under `.status`), defaults it to
+/// 1 and pins it with `minimum`/`maximum` 1: the API server fills it on every write (our Rust type
+/// need not carry it) and `kubectl scale gs` to anything else is rejected.
 pub const GAMESERVER_IMMUTABLE_REPLICAS: &str = "immutableReplicas";
 
 /// Why the CRDs could not be generated or written.
@@ -114,7 +115,9 @@ fn set_columns() -> Vec<CustomResourceColumnDefinition> {
 }
 
 fn shapes() -> Vec<(CrdShape, Value)> {
-    let immutable = format!(".spec.{GAMESERVER_IMMUTABLE_REPLICAS}");
+    let spec_immutable = format!(".spec.{GAMESERVER_IMMUTABLE_REPLICAS}");
+    // The API server insists the status path lies under `.status`.
+    let status_immutable = format!(".status.{GAMESERVER_IMMUTABLE_REPLICAS}");
     vec![
         (
             CrdShape {
@@ -133,7 +136,10 @@ fn shapes() -> Vec<(CrdShape, Value)> {
                     age_column(),
                 ],
                 // No status subresource: the status is written with the object, atomically.
-                subresources: CustomResourceSubresources { status: None, scale: replica_scale(&immutable, &immutable) },
+                subresources: CustomResourceSubresources {
+                    status: None,
+                    scale: replica_scale(&spec_immutable, &status_immutable),
+                },
             },
             schema_for::<GameServer>(),
         ),
@@ -256,21 +262,25 @@ fn strip_keyword(value: &mut Value, keyword: &str) {
 }
 
 fn build(shape: CrdShape, mut schema: Value) -> Result<CustomResourceDefinition, CrdError> {
-    if shape.kind == GameServer::KIND
-        && let Some(spec_properties) = schema.pointer_mut("/properties/spec/properties").and_then(Value::as_object_mut)
-    {
-        spec_properties.insert(
-            GAMESERVER_IMMUTABLE_REPLICAS.into(),
-            json!({
-                "type": "integer",
-                "format": "int32",
-                "default": 1,
-                "minimum": 1,
-                "maximum": 1,
-                "description": "Always 1: the replica count of the scale subresource, so a \
-                    PodDisruptionBudget can target GameServer pods."
-            }),
-        );
+    if shape.kind == GameServer::KIND {
+        for part in ["spec", "status"] {
+            if let Some(properties) =
+                schema.pointer_mut(&format!("/properties/{part}/properties")).and_then(Value::as_object_mut)
+            {
+                properties.insert(
+                    GAMESERVER_IMMUTABLE_REPLICAS.into(),
+                    json!({
+                        "type": "integer",
+                        "format": "int32",
+                        "default": 1,
+                        "minimum": 1,
+                        "maximum": 1,
+                        "description": "Always 1: the replica count of the scale subresource, so a \
+                            PodDisruptionBudget can target GameServer pods."
+                    }),
+                );
+            }
+        }
     }
     let schema: JSONSchemaProps =
         serde_json::from_value(schema).map_err(|source| CrdError::Schema { kind: shape.kind, source })?;

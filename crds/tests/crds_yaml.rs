@@ -72,7 +72,7 @@ fn gameserver_crd_has_agones_names_columns_and_no_status_subresource() {
     assert!(subresources.status.is_none(), "status must be written with the object");
     let scale = subresources.scale.as_ref().expect("scale for PodDisruptionBudgets");
     assert_eq!(scale.spec_replicas_path, ".spec.immutableReplicas");
-    assert_eq!(scale.status_replicas_path, ".spec.immutableReplicas");
+    assert_eq!(scale.status_replicas_path, ".status.immutableReplicas");
     let pinned = version(&crd)
         .schema
         .as_ref()
@@ -140,6 +140,31 @@ fn embedded_objects_keep_unknown_fields_and_int_or_string_has_no_type() {
     let surge = &schema["properties"]["spec"]["properties"]["strategy"]["properties"]["rollingUpdate"]["properties"]["maxSurge"];
     assert_eq!(surge["x-kubernetes-int-or-string"], true);
     assert!(surge.get("type").is_none());
+}
+
+/// The schema node at a scale path such as `.spec.replicas`.
+fn schema_at(crd: &CustomResourceDefinition, path: &str) -> Option<serde_json::Value> {
+    let schema = serde_json::to_value(version(crd).schema.as_ref()?.open_api_v3_schema.as_ref()?).ok()?;
+    let mut node = &schema;
+    for field in path.trim_start_matches('.').split('.') {
+        node = node.get("properties")?.get(field)?;
+    }
+    Some(node.clone())
+}
+
+#[test]
+fn scale_paths_are_integers_under_spec_and_status() {
+    // The API server refuses a scale subresource whose paths are not under .spec / .status.
+    for kind in ["GameServer", "GameServerSet", "Fleet"] {
+        let crd = find(kind);
+        let scale = version(&crd).subresources.as_ref().and_then(|s| s.scale.clone()).expect("scale");
+        assert!(scale.spec_replicas_path.starts_with(".spec."), "{kind}");
+        assert!(scale.status_replicas_path.starts_with(".status."), "{kind}");
+        for path in [&scale.spec_replicas_path, &scale.status_replicas_path] {
+            let node = schema_at(&crd, path).unwrap_or_else(|| panic!("{kind}: {path} not in the schema"));
+            assert_eq!(node["type"], "integer", "{kind}: {path}");
+        }
+    }
 }
 
 /// `kubectl` needs an API server even for `--dry-run=client`, so this only runs against a

@@ -16,7 +16,7 @@ const FORMATS: [&str; 8] = ["int32", "int64", "float", "double", "byte", "date",
 /// Keywords the API server does not accept in a CRD schema, or that make it non-structural here.
 const FORBIDDEN: [&str; 8] = ["$ref", "$schema", "definitions", "$defs", "anyOf", "oneOf", "allOf", "not"];
 /// Paths (dotted, below the root) where a `default` is intended.
-const ALLOWED_DEFAULTS: [&str; 1] = ["spec.immutableReplicas"];
+const ALLOWED_DEFAULTS: [&str; 2] = ["spec.immutableReplicas", "status.immutableReplicas"];
 
 /// Every structural-schema violation in `schema`, each as `<path>: <problem>` (empty: valid).
 pub fn problems(schema: &JSONSchemaProps) -> Vec<String> {
