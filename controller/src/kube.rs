@@ -14,6 +14,7 @@ pub mod install;
 pub mod lease;
 pub mod metrics;
 pub mod pod;
+pub mod sidecar;
 
 #[cfg(test)]
 mod fixtures;

@@ -109,12 +109,20 @@ impl ApiServer {
 
     /// Serves `script` in order on a background task; await the handle to check that every
     /// expected request arrived (a mismatch panics the task, which fails the await).
-    pub fn run(mut self, script: Vec<Expect>) -> JoinHandle<()> {
+    pub fn run(mut self, script: Vec<Expect>) -> JoinHandle<ApiServer> {
         tokio::spawn(async move {
             for (step, expect) in script.into_iter().enumerate() {
                 self.serve_one(step, expect).await;
             }
+            self
         })
+    }
+
+    /// Fails the test if any request arrives within `period`.
+    pub async fn expect_quiet(mut self, period: std::time::Duration) {
+        if let Ok(Some((request, _))) = tokio::time::timeout(period, self.0.next_request()).await {
+            panic!("unexpected request {} {}", request.method(), request.uri());
+        }
     }
 
     /// Serves one expected request.
