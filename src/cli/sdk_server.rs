@@ -1,12 +1,91 @@
-//! `stadion sdk-server`.
+//! `stadion sdk-server`: the SDK sidecar a game server talks to. With `--local` it serves an
+//! in-memory GameServer (optionally from a manifest, reloaded on change) so a game's SDK
+//! integration can be tested on a laptop; the Kubernetes backend arrives with the kube runtime.
 
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use stadion_sdk::server::local::LocalBackend;
+use stadion_sdk::server::{self, ServeOptions};
 
 /// Flags of `stadion sdk-server`.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Serve an in-memory GameServer (`local` in `default`, Ready at 127.0.0.1:7777) instead of
+    /// one in a cluster.
+    #[arg(long, env = "STADION_SDK_LOCAL")]
+    pub local: bool,
+    /// With `--local`: a GameServer manifest (YAML or JSON) to serve; reloaded when it changes.
+    #[arg(long, env = "STADION_SDK_FILE", requires = "local")]
+    pub file: Option<PathBuf>,
+    /// gRPC port (0: pick a free one).
+    #[arg(long, env = "AGONES_SDK_GRPC_PORT", default_value_t = stadion_sdk::DEFAULT_GRPC_PORT)]
+    pub grpc_port: u16,
+    /// REST port (0: pick a free one).
+    #[arg(long, env = "AGONES_SDK_HTTP_PORT", default_value_t = stadion_sdk::DEFAULT_HTTP_PORT)]
+    pub http_port: u16,
+    /// Address to listen on; localhost unless told otherwise, as the game shares the host.
+    #[arg(long, env = "STADION_SDK_ADDRESS", default_value_t = IpAddr::V4(Ipv4Addr::LOCALHOST))]
+    pub address: IpAddr,
+}
 
-/// Runs `stadion sdk-server`.
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    super::not_built_yet("sdk-server")
+/// Runs `stadion sdk-server` until Ctrl-C.
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if !args.local {
+        eprintln!(
+            "stadion sdk-server: only --local is available in this version (the Kubernetes backend comes with the kube runtime); run `stadion sdk-server --local [--file gameserver.yaml]`"
+        );
+        return Ok(ExitCode::from(super::EXIT_USAGE));
+    }
+    // Ignored when `main` already installed a subscriber.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .try_init();
+    let game_server = match &args.file {
+        Some(path) => match LocalBackend::load(path) {
+            Ok(gs) => gs,
+            Err(error) => {
+                eprintln!("stadion sdk-server: {error}");
+                return Ok(ExitCode::from(super::EXIT_USAGE));
+            }
+        },
+        None => LocalBackend::default_game_server(),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(serve_local(args, game_server))
+}
+
+async fn serve_local(args: Args, game_server: stadion_crds::GameServer) -> anyhow::Result<ExitCode> {
+    let backend = Arc::new(LocalBackend::new(game_server));
+    let _reloader = args.file.clone().map(|path| {
+        tracing::info!(file = %path.display(), "watching the GameServer manifest for changes");
+        backend.watch_file(path, Duration::from_secs(1))
+    });
+    let listeners = server::bind(
+        SocketAddr::new(args.address, args.grpc_port),
+        SocketAddr::new(args.address, args.http_port),
+    )
+    .await?;
+    let handle = server::serve(backend, listeners, ServeOptions::default())?;
+    tracing::info!(
+        grpc = %handle.grpc_addr(),
+        http = %handle.http_addr(),
+        gameserver = "local",
+        "SDK server running in local mode; Ctrl-C to stop"
+    );
+    tokio::signal::ctrl_c().await.context("cannot wait for Ctrl-C")?;
+    tracing::info!("stopping the SDK server");
+    handle.shutdown().await;
+    Ok(ExitCode::SUCCESS)
 }
