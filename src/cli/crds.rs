@@ -27,15 +27,12 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if args.print {
         let rendered = crd::render_all().context("generating the CRDs")?;
-        let mut stdout = std::io::stdout().lock();
-        for (index, (_, yaml)) in rendered.iter().enumerate() {
-            if index > 0 {
-                stdout.write_all(b"---\n")?;
-            }
-            stdout.write_all(yaml.as_bytes())?;
-        }
-        stdout.flush()?;
-        return Ok(ExitCode::SUCCESS);
+        return match print(&rendered) {
+            // `stadion crds --print | head` closing the pipe early is not a failure.
+            Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => Ok(ExitCode::SUCCESS),
+            Err(error) => Err(error).context("writing to stdout"),
+            Ok(()) => Ok(ExitCode::SUCCESS),
+        };
     }
     if args.check {
         let drifted = crd::drifted(&args.out).context("comparing the CRDs")?;
@@ -43,7 +40,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::SUCCESS);
         }
         for path in &drifted {
-            eprintln!("stadion crds: {} is out of date", path.display());
+            eprintln!("stadion crds: {} is missing or out of date", path.display());
         }
         eprintln!("stadion crds: regenerate with `stadion crds --out {}`", args.out.display());
         return Ok(ExitCode::FAILURE);
@@ -53,4 +50,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         println!("{}", path.display());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes the CRDs as one multi-document YAML stream.
+fn print(rendered: &[(&str, String)]) -> std::io::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    for (index, (_, yaml)) in rendered.iter().enumerate() {
+        if index > 0 {
+            stdout.write_all(b"---\n")?;
+        }
+        stdout.write_all(yaml.as_bytes())?;
+    }
+    stdout.flush()
 }
