@@ -1,1 +1,143 @@
 //! Pure reconcile decisions: observed objects in, plans out.
+//!
+//! Every function here takes the objects a runtime observed (GameServers, sets, fleets,
+//! autoscalers, allocation requests, node facts) plus explicit inputs for time (`now`) and
+//! randomness (a seed), and returns data: the objects to create, update or delete and the status
+//! to write. Nothing here does I/O, spawns tasks or reads the clock, so the local runtime and the
+//! kube runtime carry out the same decisions and tests call the functions directly.
+//!
+//! - [`gameserver`]: the GameServer state machine and what a runtime needs to start a server.
+//! - [`ports`]: host-port allocation per node ([`ports::PortAllocator`]).
+//! - [`gameserverset`]: how many servers to create, which to shut down, the set's status.
+//! - `fleet`: active set vs old sets, rolling updates, the fleet's status.
+//! - `autoscaler`: FleetAutoscaler policies → desired replicas and status.
+//! - [`allocation`]: which server a GameServerAllocation gets, and what changes on it.
+//! - [`env`]: the environment variables a runtime injects into game processes.
+//! - [`testing`]: fixture builders for tests (here and in other crates).
+
+pub mod allocation;
+pub mod env;
+pub mod gameserver;
+pub mod gameserverset;
+pub mod labelselector;
+pub mod names;
+pub mod nodes;
+pub mod ports;
+pub mod priority;
+pub mod testing;
+
+pub use names::{NameGenerator, SeededNames};
+pub use nodes::NodeLoad;
+
+/// What can go wrong while computing a plan. Each variant says which object or input was at
+/// fault, so a runtime can report it as an Event or status condition without more context.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// A port names a range the allocator was not configured with.
+    #[error("port {port:?} of GameServer {gameserver} uses unknown port range {range:?}")]
+    UnknownPortRange {
+        /// `namespace/name` of the GameServer.
+        gameserver: String,
+        /// The port's name.
+        port: String,
+        /// The range it asked for.
+        range: String,
+    },
+    /// No free host port is left in a range on any eligible node.
+    #[error("no free host port in range {range:?} for GameServer {gameserver} (nodes tried: {nodes_tried})")]
+    PortsExhausted {
+        /// `namespace/name` of the GameServer.
+        gameserver: String,
+        /// The range that ran out.
+        range: String,
+        /// How many nodes were considered.
+        nodes_tried: usize,
+    },
+    /// A Static port's host port is already taken on the node.
+    #[error("static host port {port} of GameServer {gameserver} is already in use on node {node:?}")]
+    StaticPortInUse {
+        /// `namespace/name` of the GameServer.
+        gameserver: String,
+        /// The host port.
+        port: i32,
+        /// The node.
+        node: String,
+    },
+    /// A port lacks a number it needs (Static without hostPort, None without containerPort).
+    #[error("port {port:?} of GameServer {gameserver} has policy {policy} but no {field}")]
+    MissingPortNumber {
+        /// `namespace/name` of the GameServer.
+        gameserver: String,
+        /// The port's name.
+        port: String,
+        /// Its policy.
+        policy: &'static str,
+        /// The missing field (`hostPort`, `containerPort`).
+        field: &'static str,
+    },
+    /// The allocator has no node to put a server without a node on.
+    #[error("no nodes are known to the port allocator, so GameServer {gameserver} cannot get host ports")]
+    NoNodes {
+        /// `namespace/name` of the GameServer.
+        gameserver: String,
+    },
+    /// A port range is empty or outside 1–65535.
+    #[error("port range {name:?} ({min}-{max}) is invalid: need 1 <= min <= max <= 65535")]
+    InvalidPortRange {
+        /// Range name.
+        name: String,
+        /// First port.
+        min: i32,
+        /// Last port.
+        max: i32,
+    },
+    /// A label selector uses an operator other than In, NotIn, Exists, DoesNotExist.
+    #[error("label selector expression on key {key:?} has unknown operator {operator:?}")]
+    InvalidSelector {
+        /// The expression's key.
+        key: String,
+        /// The operator given.
+        operator: String,
+    },
+    /// A FleetAutoscaler policy is incomplete or inconsistent.
+    #[error("FleetAutoscaler {autoscaler}: {message}")]
+    InvalidPolicy {
+        /// `namespace/name` of the autoscaler.
+        autoscaler: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A webhook answered something other than a valid AutoscaleReview response.
+    #[error("autoscaler webhook for {autoscaler} failed: {message}")]
+    Webhook {
+        /// `namespace/name` of the autoscaler.
+        autoscaler: String,
+        /// What went wrong (transport error text or response problem).
+        message: String,
+    },
+}
+
+impl Error {
+    /// A short stable label for metrics (`error_kind="ports_exhausted"`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::UnknownPortRange { .. } => "unknown_port_range",
+            Self::PortsExhausted { .. } => "ports_exhausted",
+            Self::StaticPortInUse { .. } => "static_port_in_use",
+            Self::MissingPortNumber { .. } => "missing_port_number",
+            Self::NoNodes { .. } => "no_nodes",
+            Self::InvalidPortRange { .. } => "invalid_port_range",
+            Self::InvalidSelector { .. } => "invalid_selector",
+            Self::InvalidPolicy { .. } => "invalid_policy",
+            Self::Webhook { .. } => "webhook",
+        }
+    }
+}
+
+/// Results of the core, with [`Error`] by default.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// `namespace/name` of an object, the key runtimes and plans use to refer to it.
+pub fn object_key(namespace: &str, name: &str) -> String {
+    format!("{namespace}/{name}")
+}

@@ -1,0 +1,275 @@
+//! Allocation choice: which GameServer a GameServerAllocation gets, and the changes allocation
+//! makes to it.
+//!
+//! A runtime calls [`candidates`] on its view of the servers, then for each candidate in order
+//! clones the server, calls [`apply_allocation`] and writes it guarded by its resourceVersion.
+//! The first write that succeeds is the allocation; a conflict means someone else changed the
+//! server, so the runtime moves on to the next candidate (it never retries the same one from a
+//! stale copy). No candidate at all is the UnAllocated answer ([`unallocated_status`]).
+
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use stadion_crds::allocation::{
+    CounterActionKind, CounterSelector, GameServerAllocationSpec, GameServerAllocationState,
+    GameServerAllocationStatus, GameServerSelector, ListSelector, PlayerSelector,
+};
+use stadion_crds::common::{MAX_LIST_CAPACITY, MetaPatch, SchedulingStrategy};
+use stadion_crds::gameserver::GameServerStatus;
+use stadion_crds::{GameServer, GameServerAllocation, GameServerState};
+
+use super::gameserver::{set_state, stamp_last_allocated};
+use super::names::{mix64, stable_hash};
+use super::nodes::NodeLoad;
+use super::{Result, labelselector, priority};
+
+/// The `source` Stadion reports: allocations are always served by this cluster.
+pub const LOCAL_SOURCE: &str = "local";
+
+/// One server that matches the allocation, and which selector it matched.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AllocationCandidate<'a> {
+    /// The server, as observed.
+    pub gameserver: &'a GameServer,
+    /// Index of the first selector (of [`GameServerAllocation::effective_selectors`]) it matched.
+    pub selector_index: usize,
+}
+
+impl AllocationCandidate<'_> {
+    /// The server as it must be written to allocate it, and the answer to return once written.
+    pub fn allocate(&self, spec: &GameServerAllocationSpec, now: Timestamp) -> AllocationAttempt {
+        let mut gameserver = self.gameserver.clone();
+        let (status, warnings) = apply_allocation(&mut gameserver, spec, now);
+        AllocationAttempt { gameserver, status, warnings }
+    }
+}
+
+/// A candidate with the allocation applied: write `gameserver` (compare-and-swap), then return
+/// `status`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AllocationAttempt {
+    /// The server to write.
+    pub gameserver: GameServer,
+    /// The answer for the caller.
+    pub status: GameServerAllocationStatus,
+    /// Counter or list actions that could not be applied (out of range, missing), for logs.
+    pub warnings: Vec<String>,
+}
+
+/// Every matching server, best first: selectors in order (servers matching an earlier selector
+/// come first and appear once), then within a selector by the scheduling strategy:
+/// - Packed: nodes with the most Allocated servers, then the most servers, first (one node fills
+///   before the next), then priorities, then name.
+/// - Distributed: nodes with the fewest Allocated servers first, then priorities, then a
+///   shuffle seeded by `seed` (the same seed gives the same order).
+///
+/// Fails only for an invalid label selector.
+pub fn candidates<'a>(
+    gsa: &GameServerAllocation,
+    servers: &'a [GameServer],
+    nodes: &NodeLoad,
+    seed: u64,
+) -> Result<Vec<AllocationCandidate<'a>>> {
+    let selectors = gsa.effective_selectors();
+    for selector in &selectors {
+        labelselector::validate(&selector.label_selector)?;
+    }
+    let strategy = gsa.spec.scheduling.unwrap_or_default();
+    let mut taken = vec![false; servers.len()];
+    let mut out = Vec::new();
+    for (selector_index, selector) in selectors.iter().enumerate() {
+        let mut matched = Vec::new();
+        for (i, gs) in servers.iter().enumerate() {
+            if !taken[i] && selector_matches(selector, gs)? {
+                taken[i] = true;
+                matched.push(gs);
+            }
+        }
+        matched.sort_by(|a, b| compare(a, b, strategy, gsa, nodes, seed));
+        out.extend(matched.into_iter().map(|gameserver| AllocationCandidate { gameserver, selector_index }));
+    }
+    Ok(out)
+}
+
+fn compare(
+    a: &GameServer,
+    b: &GameServer,
+    strategy: SchedulingStrategy,
+    gsa: &GameServerAllocation,
+    nodes: &NodeLoad,
+    seed: u64,
+) -> Ordering {
+    let (na, nb) = (node_of(a), node_of(b));
+    let by_priority = || priority::compare(a, b, &gsa.spec.priorities);
+    match strategy {
+        SchedulingStrategy::Packed => nodes
+            .allocated_on(nb)
+            .cmp(&nodes.allocated_on(na))
+            .then_with(|| nodes.servers_on(nb).cmp(&nodes.servers_on(na)))
+            .then_with(|| na.cmp(nb))
+            .then_with(by_priority)
+            .then_with(|| a.name().cmp(b.name())),
+        SchedulingStrategy::Distributed => nodes
+            .allocated_on(na)
+            .cmp(&nodes.allocated_on(nb))
+            .then_with(by_priority)
+            .then_with(|| shuffle_key(a, seed).cmp(&shuffle_key(b, seed)))
+            .then_with(|| a.name().cmp(b.name())),
+    }
+}
+
+fn shuffle_key(gs: &GameServer, seed: u64) -> u64 {
+    mix64(seed ^ stable_hash(gs.name().as_bytes()))
+}
+
+fn node_of(gs: &GameServer) -> &str {
+    gs.status.as_ref().map(|s| s.node_name.as_str()).unwrap_or_default()
+}
+
+/// Whether `gs` satisfies one selector: state (Ready unless said otherwise), labels, players,
+/// counters and lists. Servers being deleted never match.
+pub fn selector_matches(selector: &GameServerSelector, gs: &GameServer) -> Result<bool> {
+    let wanted = selector.game_server_state.unwrap_or(GameServerState::Ready);
+    if gs.metadata.deletion_timestamp.is_some() || gs.state() != Some(wanted) {
+        return Ok(false);
+    }
+    let empty = BTreeMap::new();
+    if !labelselector::matches(&selector.label_selector, gs.metadata.labels.as_ref().unwrap_or(&empty))? {
+        return Ok(false);
+    }
+    let Some(status) = &gs.status else { return Ok(false) };
+    Ok(players_match(selector.players.as_ref(), status)
+        && selector.counters.iter().all(|(name, s)| counter_matches(s, status, name))
+        && selector.lists.iter().all(|(name, s)| list_matches(s, status, name)))
+}
+
+/// `min ≤ value` and, unless `max` is 0 (no limit), `value ≤ max`.
+fn within(value: i64, min: i64, max: i64) -> bool {
+    value >= min && (max == 0 || value <= max)
+}
+
+fn players_match(selector: Option<&PlayerSelector>, status: &GameServerStatus) -> bool {
+    let Some(selector) = selector else { return true };
+    let Some(players) = &status.players else { return false };
+    within(players.capacity - players.count, selector.min_available, selector.max_available)
+}
+
+fn counter_matches(selector: &CounterSelector, status: &GameServerStatus, name: &str) -> bool {
+    let Some(counter) = status.counters.get(name) else { return false };
+    within(counter.count, selector.min_count, selector.max_count)
+        && within(counter.capacity - counter.count, selector.min_available, selector.max_available)
+}
+
+fn list_matches(selector: &ListSelector, status: &GameServerStatus, name: &str) -> bool {
+    let Some(list) = status.lists.get(name) else { return false };
+    (selector.contains_value.is_empty() || list.values.contains(&selector.contains_value))
+        && within(list.capacity - list.values.len() as i64, selector.min_available, selector.max_available)
+}
+
+/// Allocates `gs` in place: state Allocated (a pending reservation is dropped), the request's
+/// labels and annotations, `agones.dev/last-allocated` = `now` (RFC 3339), counter and list
+/// actions. Returns the answer for the caller and the actions that could not be applied (an
+/// out-of-range count, a full list, a missing counter) — as in Agones, those do not fail the
+/// allocation.
+pub fn apply_allocation(
+    gs: &mut GameServer,
+    spec: &GameServerAllocationSpec,
+    now: Timestamp,
+) -> (GameServerAllocationStatus, Vec<String>) {
+    set_state(gs, GameServerState::Allocated);
+    if let Some(patch) = &spec.metadata {
+        gs.metadata.labels.get_or_insert_default().extend(patch.labels.clone());
+        gs.metadata.annotations.get_or_insert_default().extend(patch.annotations.clone());
+    }
+    stamp_last_allocated(gs, now);
+    let status = gs.status.get_or_insert_with(GameServerStatus::default);
+    status.reserved_until = None;
+    let mut warnings = Vec::new();
+
+    for (name, action) in &spec.counters {
+        let Some(counter) = status.counters.get_mut(name) else {
+            warnings.push(format!("counter {name:?} does not exist on the server"));
+            continue;
+        };
+        if let Some(capacity) = action.capacity {
+            if capacity < 0 {
+                warnings.push(format!("counter {name:?}: capacity {capacity} is negative"));
+            } else {
+                counter.capacity = capacity;
+            }
+        }
+        let Some(kind) = action.action else { continue };
+        let amount = action.amount.unwrap_or(0);
+        if amount <= 0 {
+            warnings.push(format!("counter {name:?}: amount must be positive, got {amount}"));
+            continue;
+        }
+        let next = match kind {
+            CounterActionKind::Increment => counter.count + amount,
+            CounterActionKind::Decrement => counter.count - amount,
+        };
+        if (0..=counter.capacity).contains(&next) {
+            counter.count = next;
+        } else {
+            warnings.push(format!("counter {name:?}: {kind:?} by {amount} leaves [0, {}]", counter.capacity));
+        }
+    }
+
+    for (name, action) in &spec.lists {
+        let Some(list) = status.lists.get_mut(name) else {
+            warnings.push(format!("list {name:?} does not exist on the server"));
+            continue;
+        };
+        if let Some(capacity) = action.capacity {
+            if (0..=MAX_LIST_CAPACITY).contains(&capacity) {
+                list.capacity = capacity;
+                list.values.truncate(usize::try_from(capacity).unwrap_or(0));
+            } else {
+                warnings.push(format!("list {name:?}: capacity {capacity} outside [0, {MAX_LIST_CAPACITY}]"));
+            }
+        }
+        list.values.retain(|v| !action.delete_values.contains(v));
+        for value in &action.add_values {
+            if list.values.contains(value) {
+                continue;
+            }
+            if list.values.len() as i64 >= list.capacity {
+                warnings.push(format!("list {name:?} is full: {value:?} not added"));
+                continue;
+            }
+            list.values.push(value.clone());
+        }
+    }
+
+    (allocated_status(gs), warnings)
+}
+
+/// The answer for an allocated server: its name, ports, addresses, node, labels and
+/// annotations, counters and lists, source `local`.
+pub fn allocated_status(gs: &GameServer) -> GameServerAllocationStatus {
+    let status = gs.status.clone().unwrap_or_default();
+    GameServerAllocationStatus {
+        state: GameServerAllocationState::Allocated,
+        game_server_name: gs.name().to_owned(),
+        ports: status.ports,
+        address: status.address,
+        addresses: status.addresses,
+        node_name: status.node_name,
+        source: LOCAL_SOURCE.to_owned(),
+        metadata: Some(MetaPatch {
+            labels: gs.metadata.labels.clone().unwrap_or_default(),
+            annotations: gs.metadata.annotations.clone().unwrap_or_default(),
+        }),
+        counters: status.counters,
+        lists: status.lists,
+    }
+}
+
+/// The answer when no server matched.
+pub fn unallocated_status() -> GameServerAllocationStatus {
+    GameServerAllocationStatus {
+        state: GameServerAllocationState::UnAllocated,
+        ..GameServerAllocationStatus::default()
+    }
+}

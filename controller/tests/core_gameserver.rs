@@ -1,0 +1,208 @@
+//! The GameServer state machine, driven the way a runtime drives it: facts in, objects out.
+
+use k8s_openapi::api::core::v1::NodeAddress;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use stadion_controller::core::env::{self, NetworkMode};
+use stadion_controller::core::gameserver::{
+    GameServerAction, GameServerEvent as E, Transition, apply_event, primary_address, reconcile, status_ports,
+    without_finalizer,
+};
+use stadion_controller::core::ports::{PortAllocator, PortRanges};
+use stadion_controller::core::testing::{GameServerBuilder, at, game_spec, port};
+use stadion_crds::gameserver::{GameServerSpec, PortPolicy, Protocol};
+use stadion_crds::{GameServer, GameServerState as S, labels};
+
+fn step(gs: &GameServer, event: E, seconds: i64) -> GameServer {
+    match apply_event(gs, &event, at(seconds)) {
+        Transition::Changed(next) => *next,
+        other => panic!("{event:?} on {:?} gave {other:?}", gs.state()),
+    }
+}
+
+fn addr(kind: &str, address: &str) -> NodeAddress {
+    NodeAddress { type_: kind.into(), address: address.into() }
+}
+
+fn fresh() -> GameServer {
+    let mut gs = GameServer::new("gs-1", game_spec());
+    gs.metadata.namespace = Some("default".into());
+    gs
+}
+
+#[test]
+fn full_lifecycle_from_new_object_to_deletion() {
+    let gs = fresh();
+    let plan = reconcile(&gs, at(0));
+    let gs = plan.update.expect("defaults are written first");
+    assert_eq!(gs.state(), Some(S::PortAllocation));
+    assert_eq!(plan.action, GameServerAction::AllocatePorts);
+    assert!(gs.metadata.finalizers.as_ref().unwrap().contains(&labels::FINALIZER.to_owned()));
+
+    let mut ports = PortAllocator::new(PortRanges::new());
+    let assignment = ports.allocate(&gs, Some("local")).unwrap();
+    let gs = step(&gs, E::PortsAllocated(assignment), 1);
+    assert_eq!(gs.state(), Some(S::Creating));
+    assert_eq!(gs.spec.ports[0].host_port, Some(7000));
+    assert_eq!(reconcile(&gs, at(1)).action, GameServerAction::CreatePod);
+
+    let gs = step(&gs, E::PodCreated, 2);
+    assert_eq!(gs.state(), Some(S::Starting));
+    let gs = step(&gs, E::Scheduled { node_name: "local".into(), addresses: vec![addr("InternalIP", "127.0.0.1")] }, 3);
+    let status = gs.status.as_ref().unwrap();
+    assert_eq!(
+        (status.state, status.address.as_str(), status.node_name.as_str()),
+        (Some(S::Scheduled), "127.0.0.1", "local")
+    );
+    assert_eq!(status.ports[0].port, 7000);
+
+    let gs = step(&gs, E::SdkReady, 4);
+    assert_eq!(gs.state(), Some(S::RequestReady));
+    let gs = reconcile(&gs, at(4)).update.expect("RequestReady on a node becomes Ready");
+    assert_eq!(gs.state(), Some(S::Ready));
+
+    let gs = step(&gs, E::SdkAllocate, 5);
+    assert_eq!(gs.state(), Some(S::Allocated));
+    assert_eq!(gs.metadata.annotations.as_ref().unwrap()[labels::LAST_ALLOCATED], "2026-01-01T00:00:05Z");
+
+    let gs = step(&gs, E::SdkShutdown, 6);
+    assert_eq!(gs.state(), Some(S::Shutdown));
+    assert_eq!(reconcile(&gs, at(6)).action, GameServerAction::Delete);
+    // The game exiting 0 after Shutdown is the normal end: nothing changes.
+    assert_eq!(apply_event(&gs, &E::ProcessExited { code: Some(0) }, at(7)), Transition::Unchanged);
+
+    let mut deleting = gs.clone();
+    deleting.metadata.deletion_timestamp = Some(Time(at(8)));
+    assert_eq!(reconcile(&deleting, at(8)).action, GameServerAction::Teardown);
+    assert!(without_finalizer(&deleting).metadata.finalizers.unwrap().is_empty());
+}
+
+#[test]
+fn ready_before_scheduled_waits_for_an_address() {
+    let gs = GameServerBuilder::new("gs").state(S::Starting).build();
+    let gs = step(&gs, E::SdkReady, 0);
+    assert_eq!(gs.state(), Some(S::RequestReady));
+    assert_eq!(reconcile(&gs, at(0)).update, None, "no node yet: stays RequestReady");
+    let gs = step(&gs, E::Scheduled { node_name: "n1".into(), addresses: vec![addr("InternalIP", "10.1.1.1")] }, 1);
+    assert_eq!(gs.state(), Some(S::RequestReady), "Scheduled fills the address without going backwards");
+    assert_eq!(reconcile(&gs, at(1)).update.unwrap().state(), Some(S::Ready));
+}
+
+#[test]
+fn reserved_expires_back_to_ready_at_reserved_until() {
+    let gs = GameServerBuilder::new("gs").node("n1").build();
+    let gs = step(&gs, E::SdkReserve { seconds: 10 }, 100);
+    assert_eq!(gs.state(), Some(S::Reserved));
+    assert_eq!(gs.status.as_ref().unwrap().reserved_until, Some(Time(at(110))));
+
+    let early = reconcile(&gs, at(109));
+    assert_eq!((early.update, early.requeue_at), (None, Some(at(110))));
+    let expired = reconcile(&gs, at(110)).update.expect("expired reservation returns to Ready");
+    assert_eq!(expired.state(), Some(S::Ready));
+    assert_eq!(expired.status.unwrap().reserved_until, None);
+}
+
+#[test]
+fn reserve_zero_never_expires_and_ready_or_allocate_cancels_it() {
+    let gs = step(&GameServerBuilder::new("gs").node("n1").build(), E::SdkReserve { seconds: 0 }, 0);
+    assert_eq!(gs.status.as_ref().unwrap().reserved_until, None);
+    let later = reconcile(&gs, at(1_000_000));
+    assert_eq!((later.update, later.requeue_at), (None, None));
+
+    let timed = step(&GameServerBuilder::new("gs").node("n1").build(), E::SdkReserve { seconds: 30 }, 0);
+    let allocated = step(&timed, E::SdkAllocate, 1);
+    assert_eq!((allocated.state(), allocated.status.unwrap().reserved_until), (Some(S::Allocated), None));
+}
+
+#[test]
+fn allocated_cannot_be_reserved_but_ready_returns_it_to_the_pool() {
+    let gs = GameServerBuilder::new("gs").node("n1").state(S::Allocated).build();
+    assert!(matches!(apply_event(&gs, &E::SdkReserve { seconds: 5 }, at(0)), Transition::Ignored(_)));
+    let gs = step(&gs, E::SdkReady, 0);
+    assert_eq!(reconcile(&gs, at(0)).update.unwrap().state(), Some(S::Ready));
+}
+
+#[test]
+fn exits_and_failures_make_a_server_unhealthy_and_it_stays_so() {
+    for state in [S::Starting, S::Scheduled, S::Ready, S::Allocated, S::Reserved] {
+        for event in [
+            E::ProcessExited { code: Some(1) },
+            E::ProcessExited { code: Some(0) },
+            E::ProcessExited { code: None },
+            E::PodFailed { reason: "Evicted".into() },
+            E::HealthCheckFailed,
+        ] {
+            let gs = GameServerBuilder::new("gs").node("n1").state(state).build();
+            let gs = step(&gs, event.clone(), 0);
+            assert_eq!(gs.state(), Some(S::Unhealthy), "{event:?} in {state:?}");
+            for after in [E::SdkReady, E::SdkAllocate, E::SdkShutdown, E::SdkReserve { seconds: 1 }] {
+                assert!(matches!(apply_event(&gs, &after, at(1)), Transition::Ignored(_)), "{after:?} after Unhealthy");
+            }
+        }
+    }
+}
+
+#[test]
+fn creation_failure_is_error_and_sdk_labels_are_prefixed() {
+    let gs = GameServerBuilder::new("gs").state(S::Creating).build();
+    assert_eq!(step(&gs, E::PodCreationFailed { reason: "no such file".into() }, 0).state(), Some(S::Error));
+
+    let gs = step(&gs, E::SdkSetLabel { key: "map".into(), value: "dust".into() }, 0);
+    assert_eq!(gs.metadata.labels.unwrap()["agones.dev/sdk-map"], "dust");
+}
+
+#[test]
+fn status_ports_follow_policies_and_tcpudp_splits() {
+    let mut spec = GameServerSpec {
+        ports: vec![
+            port("game", PortPolicy::Dynamic, Protocol::TcpUdp),
+            port("query", PortPolicy::None, Protocol::Tcp),
+            port("pass", PortPolicy::Passthrough, Protocol::Udp),
+            port("fixed", PortPolicy::Static, Protocol::Udp),
+        ],
+        ..GameServerSpec::default()
+    };
+    spec.ports[0].host_port = Some(7001);
+    spec.ports[2].host_port = Some(7002);
+    spec.ports[2].container_port = Some(7002);
+    spec.ports[3].host_port = Some(9000);
+    let got: Vec<(String, i32)> = status_ports(&spec).into_iter().map(|p| (p.name, p.port)).collect();
+    let want = [("game-tcp", 7001), ("game-udp", 7001), ("query", 7654), ("pass", 7002), ("fixed", 9000)];
+    assert_eq!(got, want.map(|(n, p)| (n.to_owned(), p)));
+}
+
+#[test]
+fn primary_address_prefers_external_dns_then_ip_then_internal() {
+    let all = [
+        addr("InternalIP", "10.0.0.1"),
+        addr("InternalDNS", "node.internal"),
+        addr("ExternalIP", "203.0.113.7"),
+        addr("ExternalDNS", "node.example.com"),
+    ];
+    assert_eq!(primary_address(&all), Some("node.example.com"));
+    assert_eq!(primary_address(&all[..3]), Some("203.0.113.7"));
+    assert_eq!(primary_address(&all[..2]), Some("node.internal"));
+    assert_eq!(primary_address(&all[..1]), Some("10.0.0.1"));
+    assert_eq!(primary_address(&[addr("Hostname", "box")]), Some("box"));
+    assert_eq!(primary_address(&[]), None);
+}
+
+#[test]
+fn process_env_names_ports_by_runtime_network() {
+    let mut gs = GameServerBuilder::new("gs-9")
+        .ports(vec![
+            port("game-port", PortPolicy::Dynamic, Protocol::Udp),
+            port("rcon", PortPolicy::None, Protocol::Tcp),
+        ])
+        .build();
+    gs.spec.ports[0].host_port = Some(7123);
+    let host = env::game_process_env(&gs, NetworkMode::Host);
+    let get = |vars: &[(String, String)], k: &str| vars.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone());
+    assert_eq!(get(&host, env::AGONES_SDK_GRPC_PORT).as_deref(), Some("9357"));
+    assert_eq!(get(&host, env::AGONES_SDK_HTTP_PORT).as_deref(), Some("9358"));
+    assert_eq!(get(&host, env::STADION_GAMESERVER_NAME).as_deref(), Some("gs-9"));
+    assert_eq!(get(&host, "STADION_PORT_GAME_PORT").as_deref(), Some("7123"));
+    assert_eq!(get(&host, "STADION_PORT_RCON").as_deref(), Some("7654"));
+    let container = env::game_process_env(&gs, NetworkMode::Container);
+    assert_eq!(get(&container, "STADION_PORT_GAME_PORT").as_deref(), Some("7654"));
+    assert_eq!(get(&container, "STADION_PUBLIC_PORT_GAME_PORT").as_deref(), Some("7123"));
+}
