@@ -10,9 +10,11 @@ pub mod context;
 pub mod discovery;
 pub mod events;
 pub mod gameserver;
+pub mod gameserverset;
 pub mod install;
 pub mod lease;
 pub mod metrics;
+pub mod overlay;
 pub mod pod;
 pub mod sidecar;
 

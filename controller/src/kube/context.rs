@@ -38,6 +38,8 @@ pub struct Context {
     pub pods: Store<Pod>,
     /// Watch cache of GameServers (sets count their servers from it).
     pub gameservers: Store<GameServer>,
+    /// What the GameServerSet controller remembers between reconciles.
+    pub sets: super::gameserverset::SetState,
 }
 
 impl Context {

@@ -251,6 +251,11 @@ impl Caches {
     }
 
     /// Puts `obj` in its cache.
+    pub fn gameserver(&mut self, obj: stadion_crds::GameServer) {
+        self.gameservers.apply_watcher_event(&kube::runtime::watcher::Event::Apply(obj));
+    }
+
+    /// Puts `obj` in its cache.
     pub fn pod(&mut self, obj: k8s_openapi::api::core::v1::Pod) {
         self.pods.apply_watcher_event(&kube::runtime::watcher::Event::Apply(obj));
     }
@@ -269,6 +274,7 @@ pub fn context(client: Client) -> (std::sync::Arc<super::context::Context>, Cach
         nodes: caches.nodes.as_reader(),
         pods: caches.pods.as_reader(),
         gameservers: caches.gameservers.as_reader(),
+        sets: Default::default(),
     };
     (std::sync::Arc::new(ctx), caches)
 }

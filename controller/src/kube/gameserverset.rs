@@ -1,0 +1,158 @@
+//! The GameServerSet reconciler: the core plans how many servers to create and which to shut
+//! down; this carries the plan out and writes the set's status through the status subresource.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::runtime::controller::Action;
+use kube::{Api, Resource};
+use serde_json::json;
+use stadion_crds::{GameServer, GameServerSet};
+use tracing::{Instrument, info, info_span, warn};
+
+use super::context::{Context, error_policy_for};
+use super::events::reason;
+use super::overlay::WriteOverlay;
+use super::{Error, Result, api_status};
+use crate::core::gameserverset::{SetScalingOptions, plan};
+use crate::core::names::SeededNames;
+use crate::core::nodes::NodeLoad;
+use crate::core::object_key;
+
+/// Name of this controller in metrics and logs.
+pub const CONTROLLER: &str = "gameserverset";
+/// A settled set is looked at again this often, so a missed watch event cannot strand it.
+const RESYNC: Duration = Duration::from_secs(30);
+
+/// State the set controller keeps between reconciles.
+#[derive(Default)]
+pub struct SetState {
+    /// Our recent GameServer writes per set, until the cache shows them.
+    overlays: Mutex<HashMap<String, WriteOverlay>>,
+    /// Name suffixes for new servers.
+    names: Mutex<Option<SeededNames>>,
+}
+
+/// Reconciles one GameServerSet (timed, counted and traced).
+pub async fn reconcile(set: Arc<GameServerSet>, ctx: Arc<Context>) -> Result<Action> {
+    let span =
+        info_span!("reconcile", controller = CONTROLLER, gameserverset = %object_key(set.namespace(), set.name()));
+    let started = Instant::now();
+    let result = reconcile_inner(&set, &ctx).instrument(span).await;
+    ctx.metrics.observe_reconcile(CONTROLLER, started.elapsed(), result.as_ref().err());
+    result
+}
+
+/// Requeue policy after an error.
+pub fn error_policy(_set: Arc<GameServerSet>, error: &Error, _ctx: Arc<Context>) -> Action {
+    error_policy_for(CONTROLLER, error)
+}
+
+fn owned_by(gs: &GameServer, set: &GameServerSet) -> bool {
+    let uid = set.meta().uid.as_deref();
+    gs.namespace() == set.namespace()
+        && gs
+            .metadata
+            .owner_references
+            .iter()
+            .flatten()
+            .any(|o| o.controller == Some(true) && Some(o.uid.as_str()) == uid)
+}
+
+async fn reconcile_inner(set: &GameServerSet, ctx: &Context) -> Result<Action> {
+    if !ctx.leadership.is_leader() || set.metadata.deletion_timestamp.is_some() {
+        // Deletion cascades to the servers through their owner references.
+        return Ok(Action::await_change());
+    }
+    let sets: Api<GameServerSet> = Api::namespaced(ctx.client.clone(), set.namespace());
+    let mut defaulted = set.clone();
+    defaulted.apply_defaults();
+    if defaulted != *set {
+        // No webhook defaulted it: write the defaults back once, visibly, then work from them.
+        sets.replace(set.name(), &PostParams::default(), &defaulted).await?;
+        return Ok(Action::await_change());
+    }
+    let errors = set.validate();
+    if !errors.is_empty() {
+        warn!(%errors, "GameServerSet is invalid");
+        ctx.events.warning(set, reason::VALIDATION_FAILED, errors.to_string()).await;
+        return Ok(Action::await_change());
+    }
+
+    let all: Vec<GameServer> = ctx.gameservers.state().iter().map(|gs| (**gs).clone()).collect();
+    let nodes = NodeLoad::from_gameservers(&all);
+    let key = object_key(set.namespace(), set.name());
+    let cached: Vec<GameServer> = all.into_iter().filter(|gs| owned_by(gs, set)).collect();
+    let servers = ctx
+        .sets
+        .overlays
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .entry(key.clone())
+        .or_default()
+        .view(cached, |gs| owned_by(gs, set));
+    let now = Timestamp::now();
+    let plan = {
+        let mut names = ctx.sets.names.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let names = names.get_or_insert_with(|| SeededNames::new(rand::random()));
+        plan(set, &servers, &nodes, names, now, &SetScalingOptions::default())
+    };
+
+    let gameservers: Api<GameServer> = Api::namespaced(ctx.client.clone(), set.namespace());
+    let mut created = 0;
+    for gs in &plan.create {
+        match gameservers.create(&PostParams::default(), gs).await {
+            Ok(written) => {
+                created += 1;
+                record(ctx, &key, |o| o.wrote(written));
+            }
+            // A name collision: the next reconcile picks another name.
+            Err(e) if api_status(&e) == Some(409) => {}
+            Err(e) => return Err(Error::Kube(e)),
+        }
+    }
+    if created > 0 {
+        info!(created, "created GameServers");
+        ctx.events.normal(set, reason::SUCCESSFUL_CREATE, format!("Created {created} GameServer(s)")).await;
+    }
+    for gs in plan.shutdown.iter().chain(&plan.overflow) {
+        match gameservers.replace(gs.name(), &PostParams::default(), gs).await {
+            Ok(written) => record(ctx, &key, |o| o.wrote(written)),
+            // It changed under us (allocated, say): the next reconcile decides again.
+            Err(e) if matches!(api_status(&e), Some(409 | 404)) => {}
+            Err(e) => return Err(Error::Kube(e)),
+        }
+    }
+    for name in &plan.delete {
+        match gameservers.delete(name, &DeleteParams::default()).await {
+            Ok(_) => record(ctx, &key, |o| o.deleted(object_key(set.namespace(), name))),
+            Err(e) if api_status(&e) == Some(404) => {}
+            Err(e) => return Err(Error::Kube(e)),
+        }
+    }
+    if !plan.delete.is_empty() {
+        ctx.events.normal(set, reason::SUCCESSFUL_DELETE, format!("Deleted {} GameServer(s)", plan.delete.len())).await;
+    }
+
+    if set.status.as_ref() != Some(&plan.status) {
+        let patch = json!({ "status": plan.status });
+        sets.patch_status(set.name(), &PatchParams::default(), &Patch::Merge(&patch)).await?;
+    }
+    Ok(match plan.requeue_at {
+        Some(at) => Action::requeue(Duration::try_from(at.duration_since(now)).unwrap_or(Duration::ZERO)),
+        None if plan.is_settled() => Action::requeue(RESYNC),
+        // Work was done: the watch events of our writes bring us back; this covers a lost one.
+        None => Action::requeue(Duration::from_secs(5)),
+    })
+}
+
+fn record(ctx: &Context, key: &str, f: impl FnOnce(&mut WriteOverlay)) {
+    let mut overlays = ctx.sets.overlays.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    f(overlays.entry(key.to_owned()).or_default());
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,127 @@
+//! Mock-API tests of carrying out GameServerSet plans.
+
+use std::sync::Arc;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use stadion_crds::gameserverset::{GameServerSetSpec, GameServerTemplateSpec};
+use stadion_crds::{GameServer, GameServerSet, GameServerState};
+
+use super::reconcile;
+use crate::kube::fixtures::{ApiServer, Expect, context, gameserver, set_state};
+
+const GS_PATH: &str = "/apis/agones.dev/v1/namespaces/default/gameservers";
+const SET_PATH: &str = "/apis/agones.dev/v1/namespaces/default/gameserversets/set-1";
+
+fn set(replicas: i32) -> GameServerSet {
+    let mut spec = gameserver("x").spec;
+    // A template's Dynamic port has no host port yet (setting one is invalid).
+    spec.ports[0].host_port = None;
+    let template = GameServerTemplateSpec { metadata: Default::default(), spec };
+    let mut set = GameServerSet::new("set-1", GameServerSetSpec { replicas, template, ..Default::default() });
+    set.metadata.namespace = Some("default".into());
+    set.metadata.uid = Some("uid-set-1".into());
+    set.metadata.resource_version = Some("1".into());
+    set.apply_defaults();
+    set
+}
+
+fn member(name: &str, state: GameServerState) -> GameServer {
+    let mut gs = gameserver(name);
+    set_state(&mut gs, state);
+    gs.metadata.owner_references = Some(vec![OwnerReference {
+        api_version: "agones.dev/v1".into(),
+        kind: "GameServerSet".into(),
+        name: "set-1".into(),
+        uid: "uid-set-1".into(),
+        controller: Some(true),
+        block_owner_deletion: Some(true),
+    }]);
+    gs
+}
+
+fn created() -> Expect {
+    Expect::post(GS_PATH)
+        .check(|gs| {
+            assert_eq!(gs["metadata"]["labels"]["agones.dev/gameserverset"], "set-1");
+            assert_eq!(gs["metadata"]["ownerReferences"][0]["uid"], "uid-set-1");
+            assert_eq!(gs["status"]["state"], "PortAllocation");
+        })
+        .respond_echo()
+}
+
+#[tokio::test]
+async fn creates_missing_servers_once_despite_a_stale_cache() {
+    let (client, server) = ApiServer::start();
+    let (ctx, _caches) = context(client);
+    let script = server.run(vec![
+        created(),
+        created(),
+        Expect::event("SuccessfulCreate"),
+        Expect::patch(&format!("{SET_PATH}/status"))
+            .check(|patch| assert_eq!(patch["status"]["replicas"], 0))
+            .respond_json(&set(2)),
+    ]);
+    reconcile(Arc::new(set(2)), ctx.clone()).await.unwrap();
+    let server = script.await.unwrap();
+    // The cache still shows nothing; our own creations count, so nothing is created again.
+    let script = server.run(vec![
+        Expect::patch(&format!("{SET_PATH}/status"))
+            .check(|patch| assert_eq!(patch["status"]["replicas"], 2))
+            .respond_json(&set(2)),
+    ]);
+    reconcile(Arc::new(set(2)), ctx).await.unwrap();
+    script.await.unwrap().expect_quiet(std::time::Duration::from_millis(100)).await;
+}
+
+#[tokio::test]
+async fn scale_down_shuts_down_a_ready_server_never_an_allocated_one() {
+    let (client, server) = ApiServer::start();
+    let (ctx, mut caches) = context(client);
+    caches.gameserver(member("set-1-a", GameServerState::Allocated));
+    caches.gameserver(member("set-1-b", GameServerState::Ready));
+    let script = server.run(vec![
+        Expect::put(&format!("{GS_PATH}/set-1-b"))
+            .check(|gs| {
+                assert_eq!(gs["status"]["state"], "Shutdown");
+                assert_eq!(gs["metadata"]["resourceVersion"], "1");
+            })
+            .respond_echo(),
+        Expect::patch(&format!("{SET_PATH}/status"))
+            .check(|patch| {
+                assert_eq!(patch["status"]["replicas"], 2);
+                assert_eq!(patch["status"]["allocatedReplicas"], 1);
+                assert_eq!(patch["status"]["readyReplicas"], 1);
+            })
+            .respond_json(&set(1)),
+    ]);
+    reconcile(Arc::new(set(1)), ctx).await.unwrap();
+    script.await.unwrap();
+}
+
+#[tokio::test]
+async fn unhealthy_servers_are_deleted_and_replaced() {
+    let (client, server) = ApiServer::start();
+    let (ctx, mut caches) = context(client);
+    caches.gameserver(member("set-1-a", GameServerState::Unhealthy));
+    let script = server.run(vec![
+        created(),
+        Expect::event("SuccessfulCreate"),
+        Expect::delete(&format!("{GS_PATH}/set-1-a")).respond_json(&member("set-1-a", GameServerState::Unhealthy)),
+        Expect::event("SuccessfulDelete"),
+        Expect::patch(&format!("{SET_PATH}/status")).respond_json(&set(1)),
+    ]);
+    reconcile(Arc::new(set(1)), ctx).await.unwrap();
+    script.await.unwrap();
+}
+
+#[tokio::test]
+async fn undefaulted_set_is_defaulted_first() {
+    let (client, server) = ApiServer::start();
+    let (ctx, _caches) = context(client);
+    let mut raw = set(1);
+    raw.spec.scheduling = None;
+    let script =
+        server.run(vec![Expect::put(SET_PATH).check(|s| assert_eq!(s["spec"]["scheduling"], "Packed")).respond_echo()]);
+    reconcile(Arc::new(raw), ctx).await.unwrap();
+    script.await.unwrap();
+}

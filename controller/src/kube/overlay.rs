@@ -1,0 +1,109 @@
+//! Our own recent writes, laid over a watch cache that may not show them yet.
+//!
+//! A set reconciled right after it created servers would otherwise count from a cache that
+//! lacks them and create them again. Each write is remembered until the cache catches up (holds
+//! the same or a newer resourceVersion, or no longer holds a deleted object).
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use stadion_crds::GameServer;
+
+use crate::core::gameserver::gameserver_key;
+
+/// How long a write is trusted over the cache: long enough for any watch lag, short enough that
+/// a write the cache will never show (the object was deleted by someone else) is forgotten.
+const TTL: Duration = Duration::from_secs(60);
+
+/// Recent GameServer writes and deletions, by `namespace/name`.
+#[derive(Debug, Default)]
+pub struct WriteOverlay {
+    written: HashMap<String, (Instant, GameServer)>,
+    deleted: HashMap<String, Instant>,
+}
+
+fn version(gs: &GameServer) -> Option<u64> {
+    gs.metadata.resource_version.as_deref().and_then(|v| v.parse().ok())
+}
+
+impl WriteOverlay {
+    /// Remembers a created or updated server (as the API server returned it).
+    pub fn wrote(&mut self, gs: GameServer) {
+        let key = gameserver_key(&gs);
+        self.deleted.remove(&key);
+        self.written.insert(key, (Instant::now(), gs));
+    }
+
+    /// Remembers a deleted server.
+    pub fn deleted(&mut self, key: String) {
+        self.written.remove(&key);
+        self.deleted.insert(key, Instant::now());
+    }
+
+    /// `cached` with our newer writes swapped in, our creations added and our deletions removed;
+    /// entries the cache has caught up with are forgotten.
+    pub fn view(&mut self, cached: Vec<GameServer>, belongs: impl Fn(&GameServer) -> bool) -> Vec<GameServer> {
+        let now = Instant::now();
+        self.written.retain(|_, (at, _)| now.duration_since(*at) < TTL);
+        self.deleted.retain(|_, at| now.duration_since(*at) < TTL);
+        let mut seen = HashSet::new();
+        let mut out = Vec::with_capacity(cached.len());
+        for gs in cached {
+            let key = gameserver_key(&gs);
+            seen.insert(key.clone());
+            if self.deleted.contains_key(&key) {
+                continue;
+            }
+            match self.written.get(&key) {
+                Some((_, ours)) if version(ours) > version(&gs) => out.push(ours.clone()),
+                Some(_) => {
+                    self.written.remove(&key);
+                    out.push(gs);
+                }
+                None => out.push(gs),
+            }
+        }
+        // Deletions the cache no longer shows are done.
+        self.deleted.retain(|key, _| seen.contains(key));
+        out.extend(
+            self.written.iter().filter(|(key, _)| !seen.contains(*key)).map(|(_, (_, gs))| gs.clone()).filter(&belongs),
+        );
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kube::fixtures::gameserver;
+
+    fn at(name: &str, rv: &str) -> GameServer {
+        let mut gs = gameserver(name);
+        gs.metadata.resource_version = Some(rv.into());
+        gs
+    }
+
+    #[test]
+    fn creations_show_until_cached_and_deletions_hide() {
+        let mut overlay = WriteOverlay::default();
+        overlay.wrote(at("new", "10"));
+        overlay.deleted("default/gone".into());
+        let view = overlay.view(vec![at("gone", "3"), at("old", "4")], |_| true);
+        let names: Vec<_> = view.iter().map(GameServer::name).collect();
+        assert_eq!(names, ["old", "new"]);
+        // The cache catches up: the write is forgotten, the cached copy used.
+        let view = overlay.view(vec![at("new", "11")], |_| true);
+        assert_eq!(view[0].metadata.resource_version.as_deref(), Some("11"));
+        assert!(overlay.written.is_empty() && overlay.deleted.is_empty());
+    }
+
+    #[test]
+    fn newer_write_wins_over_stale_cache() {
+        let mut overlay = WriteOverlay::default();
+        let mut ours = at("a", "9");
+        ours.metadata.labels = Some([("x".to_owned(), "y".to_owned())].into());
+        overlay.wrote(ours);
+        let view = overlay.view(vec![at("a", "5")], |_| true);
+        assert_eq!(view[0].metadata.resource_version.as_deref(), Some("9"));
+    }
+}
