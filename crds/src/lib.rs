@@ -3,9 +3,10 @@
 //! `agones.dev/v1` GameServer, GameServerSet and Fleet, `autoscaling.agones.dev/v1`
 //! FleetAutoscaler and `allocation.agones.dev/v1` GameServerAllocation, with Agones' JSON field
 //! names. Every kind has `apply_defaults` (Agones' defaults, as a plain function) and `validate`
-//! (every problem, each with its field path). [`crd`] generates the CustomResourceDefinition YAML
-//! that ships in `crds/`. This crate does no I/O and nothing async: every other Stadion crate
-//! builds on it.
+//! (every problem, each with its field path); [`validation`] also holds the Kubernetes name and
+//! label syntax checks (`validate_label_key`, `validate_label_value`) the SDK sidecar reuses.
+//! [`crd`] generates the CustomResourceDefinition YAML that ships in `crds/` (its only I/O is
+//! writing those files on request). Nothing here is async: every other Stadion crate builds on it.
 
 mod resource;
 
