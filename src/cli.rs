@@ -5,6 +5,7 @@ pub mod crds;
 pub mod install;
 pub mod matchmaker;
 pub mod sdk_server;
+pub mod simple_game_server;
 pub mod up;
 
 use std::process::ExitCode;

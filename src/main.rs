@@ -30,6 +30,9 @@ enum Command {
     Crds(cli::crds::Args),
     /// Print the Kubernetes install manifests (namespace, RBAC, CRDs, Deployments, Services).
     Install(cli::install::Args),
+    /// Run the example UDP game server (examples/simple-game-server) that the example
+    /// manifests start; it talks to its sidecar through the Agones SDK.
+    SimpleGameServer(cli::simple_game_server::Args),
 }
 
 fn main() -> ExitCode {
@@ -41,6 +44,7 @@ fn main() -> ExitCode {
         Command::Matchmaker(args) => cli::matchmaker::run(args),
         Command::Crds(args) => cli::crds::run(args),
         Command::Install(args) => cli::install::run(args),
+        Command::SimpleGameServer(args) => cli::simple_game_server::run(args),
     };
     match result {
         Ok(code) => code,

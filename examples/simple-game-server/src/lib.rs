@@ -1,0 +1,1 @@
+//! Example UDP game server (being built).
