@@ -167,12 +167,7 @@ pub(crate) fn check_metadata(
         _ if allow_generate_name => errors.push(format!("{path}.name"), "name or generateName is required"),
         _ => errors.push(format!("{path}.name"), "required"),
     }
-    check_labels(&format!("{path}.labels"), metadata.labels.as_ref().unwrap_or(&Default::default()), errors);
-    check_annotations(
-        &format!("{path}.annotations"),
-        metadata.annotations.as_ref().unwrap_or(&Default::default()),
-        errors,
-    );
+    check_template_metadata(path, metadata, errors);
 }
 
 /// Checks the labels and annotations of an embedded template's metadata (no name needed).
