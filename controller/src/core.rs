@@ -9,7 +9,7 @@
 //! - [`gameserver`]: the GameServer state machine and what a runtime needs to start a server.
 //! - [`ports`]: host-port allocation per node ([`ports::PortAllocator`]).
 //! - [`gameserverset`]: how many servers to create, which to shut down, the set's status.
-//! - `fleet`: active set vs old sets, rolling updates, the fleet's status.
+//! - [`fleet`]: active set vs old sets, rolling updates, the fleet's status.
 //! - `autoscaler`: FleetAutoscaler policies → desired replicas and status.
 //! - [`allocation`]: which server a GameServerAllocation gets, and what changes on it.
 //! - [`env`]: the environment variables a runtime injects into game processes.
@@ -17,6 +17,7 @@
 
 pub mod allocation;
 pub mod env;
+pub mod fleet;
 pub mod gameserver;
 pub mod gameserverset;
 pub mod labelselector;
