@@ -10,12 +10,13 @@
 //! - [`ports`]: host-port allocation per node ([`ports::PortAllocator`]).
 //! - [`gameserverset`]: how many servers to create, which to shut down, the set's status.
 //! - [`fleet`]: active set vs old sets, rolling updates, the fleet's status.
-//! - `autoscaler`: FleetAutoscaler policies → desired replicas and status.
+//! - [`autoscaler`]: FleetAutoscaler policies → desired replicas and status.
 //! - [`allocation`]: which server a GameServerAllocation gets, and what changes on it.
 //! - [`env`]: the environment variables a runtime injects into game processes.
 //! - [`testing`]: fixture builders for tests (here and in other crates).
 
 pub mod allocation;
+pub mod autoscaler;
 pub mod env;
 pub mod fleet;
 pub mod gameserver;
@@ -108,6 +109,14 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
+    /// The fleet a FleetAutoscaler names does not exist.
+    #[error("FleetAutoscaler {autoscaler}: fleet {fleet:?} does not exist")]
+    FleetNotFound {
+        /// `namespace/name` of the autoscaler.
+        autoscaler: String,
+        /// The fleet it names.
+        fleet: String,
+    },
     /// A webhook answered something other than a valid AutoscaleReview response.
     #[error("autoscaler webhook for {autoscaler} failed: {message}")]
     Webhook {
@@ -130,6 +139,7 @@ impl Error {
             Self::InvalidPortRange { .. } => "invalid_port_range",
             Self::InvalidSelector { .. } => "invalid_selector",
             Self::InvalidPolicy { .. } => "invalid_policy",
+            Self::FleetNotFound { .. } => "fleet_not_found",
             Self::Webhook { .. } => "webhook",
         }
     }
