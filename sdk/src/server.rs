@@ -175,10 +175,8 @@ pub fn serve(
     listeners: SdkListeners,
     options: ServeOptions,
 ) -> Result<SdkServerHandle, ServeError> {
-    let grpc_addr =
-        listeners.grpc.local_addr().map_err(|source| ServeError::LocalAddr { what: "gRPC", source })?;
-    let http_addr =
-        listeners.http.local_addr().map_err(|source| ServeError::LocalAddr { what: "HTTP", source })?;
+    let grpc_addr = listeners.grpc.local_addr().map_err(|source| ServeError::LocalAddr { what: "gRPC", source })?;
+    let http_addr = listeners.http.local_addr().map_err(|source| ServeError::LocalAddr { what: "HTTP", source })?;
     let sidecar = Sidecar::new(backend, options.observer.clone());
     let (stop, stopped) = watch::channel(false);
     let limit = options.body_limit;

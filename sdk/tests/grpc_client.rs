@@ -121,8 +121,12 @@ async fn reserve_expires_back_to_ready_and_state_calls_cancel_it() {
 #[tokio::test]
 async fn missed_health_pings_make_the_server_unhealthy_and_pings_keep_it_healthy() {
     let mut gs = support::game_server();
-    gs.spec.health =
-        Some(Health { disabled: false, period_seconds: Some(1), failure_threshold: Some(2), initial_delay_seconds: Some(0) });
+    gs.spec.health = Some(Health {
+        disabled: false,
+        period_seconds: Some(1),
+        failure_threshold: Some(2),
+        initial_delay_seconds: Some(0),
+    });
 
     // Pinged every 200 ms: still Ready after three periods.
     let pinged = support::start_with(gs.clone(), ServeOptions::default()).await;
@@ -202,10 +206,17 @@ async fn counters_and_lists() {
     assert_eq!(beta.remove_list_value("players", "a").await.map_err(|e| e.code()).err(), Some(Some(Code::NotFound)));
     assert_eq!(beta.set_list_capacity("players", 1).await.expect("shrink").values, vec!["b"], "truncated");
     let replaced = beta
-        .update_list(beta::List { name: "players".into(), capacity: 0, values: vec!["x".into(), "y".into()] }, &["values"])
+        .update_list(
+            beta::List { name: "players".into(), capacity: 0, values: vec!["x".into(), "y".into()] },
+            &["values"],
+        )
         .await
         .expect("update values only");
-    assert_eq!((replaced.capacity, replaced.values), (1, vec!["x".to_owned()]), "capacity kept, values truncated to it");
+    assert_eq!(
+        (replaced.capacity, replaced.values),
+        (1, vec!["x".to_owned()]),
+        "capacity kept, values truncated to it"
+    );
     let bad = beta.update_list(beta::List { name: "players".into(), ..Default::default() }, &["bogus"]).await;
     assert_eq!(bad.map_err(|e| e.code()).err(), Some(Some(Code::InvalidArgument)));
     assert_eq!(beta.get_list("nope").await.map_err(|e| e.code()).err(), Some(Some(Code::NotFound)));

@@ -87,7 +87,10 @@ async fn state_paths_and_metadata() {
 
     let (status, body) = put(sidecar.http("/metadata/label"), r#"{"key": "mode", "value": "ranked"}"#).await;
     assert_eq!((status, body), (StatusCode::OK, json!({})));
-    assert_eq!(put(sidecar.http("/metadata/annotation"), r#"{"key": "motd", "value": "hi there"}"#).await.0, StatusCode::OK);
+    assert_eq!(
+        put(sidecar.http("/metadata/annotation"), r#"{"key": "motd", "value": "hi there"}"#).await.0,
+        StatusCode::OK
+    );
     let (_, gs) = get(sidecar.http("/gameserver")).await;
     assert_eq!(gs["object_meta"]["labels"]["agones.dev/sdk-mode"], "ranked");
     assert_eq!(gs["object_meta"]["annotations"]["agones.dev/sdk-motd"], "hi there");
@@ -162,7 +165,10 @@ async fn watch_streams_newline_delimited_results() {
                 results.push(value["result"].clone());
                 if !changed {
                     changed = true;
-                    assert_eq!(put(sidecar.http("/metadata/label"), r#"{"key": "k", "value": "v"}"#).await.0, StatusCode::OK);
+                    assert_eq!(
+                        put(sidecar.http("/metadata/label"), r#"{"key": "k", "value": "v"}"#).await.0,
+                        StatusCode::OK
+                    );
                 }
             }
             if results.iter().any(|r| r["object_meta"]["labels"]["agones.dev/sdk-k"] == "v") {
@@ -182,7 +188,10 @@ async fn alpha_player_paths() {
     assert_eq!(get(sidecar.http("/alpha/player/capacity")).await, (StatusCode::OK, json!({"count": "2"})));
     assert_eq!(put(sidecar.http("/alpha/player/capacity"), r#"{"count": "3"}"#).await, (StatusCode::OK, json!({})));
     assert_eq!(get(sidecar.http("/alpha/player/capacity")).await.1, json!({"count": "3"}));
-    assert_eq!(post(sidecar.http("/alpha/player/connect"), r#"{"playerID": "p1"}"#).await, (StatusCode::OK, json!({"bool": true})));
+    assert_eq!(
+        post(sidecar.http("/alpha/player/connect"), r#"{"playerID": "p1"}"#).await,
+        (StatusCode::OK, json!({"bool": true}))
+    );
     assert_eq!(post(sidecar.http("/alpha/player/connect"), r#"{"playerID": "p1"}"#).await.1, json!({"bool": false}));
     assert_eq!(post(sidecar.http("/alpha/player/connect"), r#"{"playerID": "p2"}"#).await.1, json!({"bool": true}));
     assert_eq!(get(sidecar.http("/alpha/player/count")).await, (StatusCode::OK, json!({"count": "2"})));
@@ -201,7 +210,10 @@ async fn beta_counter_and_list_paths() {
     let sidecar = support::start(support::game_server()).await;
     let counter = |count: &str, capacity: &str| json!({"name": "rooms", "count": count, "capacity": capacity});
     assert_eq!(get(sidecar.http("/v1beta1/counters/rooms")).await, (StatusCode::OK, counter("1", "10")));
-    assert_eq!(patch(sidecar.http("/v1beta1/counters/rooms"), r#"{"countDiff": "2"}"#).await, (StatusCode::OK, counter("3", "10")));
+    assert_eq!(
+        patch(sidecar.http("/v1beta1/counters/rooms"), r#"{"countDiff": "2"}"#).await,
+        (StatusCode::OK, counter("3", "10"))
+    );
     assert_eq!(patch(sidecar.http("/v1beta1/counters/rooms"), r#"{"count": "7"}"#).await.1, counter("7", "10"));
     assert_eq!(patch(sidecar.http("/v1beta1/counters/rooms"), r#"{"capacity": "8"}"#).await.1, counter("7", "8"));
     let (status, error) = patch(sidecar.http("/v1beta1/counters/rooms"), r#"{"countDiff": "5"}"#).await;
@@ -211,15 +223,26 @@ async fn beta_counter_and_list_paths() {
 
     let list = |capacity: &str, values: &[&str]| json!({"name": "players", "capacity": capacity, "values": values});
     assert_eq!(get(sidecar.http("/v1beta1/lists/players")).await, (StatusCode::OK, list("3", &["a"])));
-    assert_eq!(post(sidecar.http("/v1beta1/lists/players:addValue"), r#"{"value": "b"}"#).await, (StatusCode::OK, list("3", &["a", "b"])));
+    assert_eq!(
+        post(sidecar.http("/v1beta1/lists/players:addValue"), r#"{"value": "b"}"#).await,
+        (StatusCode::OK, list("3", &["a", "b"]))
+    );
     let (status, error) = post(sidecar.http("/v1beta1/lists/players:addValue"), r#"{"value": "b"}"#).await;
     assert_eq!((status, error["code"].clone()), (StatusCode::CONFLICT, json!(6)), "ALREADY_EXISTS");
-    assert_eq!(post(sidecar.http("/v1beta1/lists/players:removeValue"), r#"{"value": "a"}"#).await.1, list("3", &["b"]));
+    assert_eq!(
+        post(sidecar.http("/v1beta1/lists/players:removeValue"), r#"{"value": "a"}"#).await.1,
+        list("3", &["b"])
+    );
     let (status, error) = post(sidecar.http("/v1beta1/lists/players:removeValue"), r#"{"value": "a"}"#).await;
     assert_eq!((status, error["code"].clone()), (StatusCode::NOT_FOUND, json!(5)));
     // The mask comes from the body's fields, or from ?update_mask=.
-    assert_eq!(patch(sidecar.http("/v1beta1/lists/players"), r#"{"capacity": "10"}"#).await, (StatusCode::OK, list("10", &["b"])));
-    let (status, body) = patch(sidecar.http("/v1beta1/lists/players?update_mask=values"), r#"{"capacity": "1", "values": ["x", "y"]}"#).await;
+    assert_eq!(
+        patch(sidecar.http("/v1beta1/lists/players"), r#"{"capacity": "10"}"#).await,
+        (StatusCode::OK, list("10", &["b"]))
+    );
+    let (status, body) =
+        patch(sidecar.http("/v1beta1/lists/players?update_mask=values"), r#"{"capacity": "1", "values": ["x", "y"]}"#)
+            .await;
     assert_eq!((status, body), (StatusCode::OK, list("10", &["x", "y"])));
     let (status, error) = patch(sidecar.http("/v1beta1/lists/players?update_mask=bogus"), r#"{}"#).await;
     assert_eq!((status, error["code"].clone()), (StatusCode::BAD_REQUEST, json!(3)));

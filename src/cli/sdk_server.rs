@@ -72,11 +72,9 @@ async fn serve_local(args: Args, game_server: stadion_crds::GameServer) -> anyho
         tracing::info!(file = %path.display(), "watching the GameServer manifest for changes");
         backend.watch_file(path, Duration::from_secs(1))
     });
-    let listeners = server::bind(
-        SocketAddr::new(args.address, args.grpc_port),
-        SocketAddr::new(args.address, args.http_port),
-    )
-    .await?;
+    let listeners =
+        server::bind(SocketAddr::new(args.address, args.grpc_port), SocketAddr::new(args.address, args.http_port))
+            .await?;
     let handle = server::serve(backend, listeners, ServeOptions::default())?;
     tracing::info!(
         grpc = %handle.grpc_addr(),

@@ -14,7 +14,9 @@ pub enum Error {
         reason: String,
     },
     /// The sidecar did not accept a connection in time.
-    #[error("no SDK sidecar answered at {endpoint} within {waited:?} (is it running? check AGONES_SDK_GRPC_HOST/PORT): {source}")]
+    #[error(
+        "no SDK sidecar answered at {endpoint} within {waited:?} (is it running? check AGONES_SDK_GRPC_HOST/PORT): {source}"
+    )]
     Connect {
         /// The address tried.
         endpoint: String,

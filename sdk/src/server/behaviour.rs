@@ -175,7 +175,9 @@ impl Sidecar {
                 }))
                 .await;
             match result {
-                Ok(gs) => tracing::info!(gameserver = gs.metadata.name.as_deref().unwrap_or(""), state = ?gs.state(), "reserve expired"),
+                Ok(gs) => {
+                    tracing::info!(gameserver = gs.metadata.name.as_deref().unwrap_or(""), state = ?gs.state(), "reserve expired")
+                }
                 Err(error) => tracing::warn!(%error, "could not end a reservation"),
             }
         });
@@ -366,7 +368,12 @@ impl Sidecar {
     }
 
     /// beta UpdateList: replaces the fields named by `paths`.
-    pub async fn update_list(&self, name: String, paths: Vec<String>, list: ListStatus) -> Result<ListStatus, SdkError> {
+    pub async fn update_list(
+        &self,
+        name: String,
+        paths: Vec<String>,
+        list: ListStatus,
+    ) -> Result<ListStatus, SdkError> {
         self.record(SdkCall::UpdateList {
             name: name.clone(),
             paths: paths.clone(),

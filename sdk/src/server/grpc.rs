@@ -78,11 +78,8 @@ impl proto::sdk_server::Sdk for StableService {
     type WatchGameServerStream = Pin<Box<dyn Stream<Item = Result<proto::GameServer, Status>> + Send>>;
 
     async fn watch_game_server(&self, _: Request<proto::Empty>) -> GrpcResult<Self::WatchGameServerStream> {
-        let stream = self
-            .sidecar
-            .watch_game_server()
-            .map(|gs| Ok(to_proto(&gs)))
-            .take_until(stopped(self.shutdown.clone()));
+        let stream =
+            self.sidecar.watch_game_server().map(|gs| Ok(to_proto(&gs))).take_until(stopped(self.shutdown.clone()));
         Ok(Response::new(Box::pin(stream)))
     }
 
@@ -188,11 +185,7 @@ impl beta::sdk_server::Sdk for BetaService {
             .into_inner()
             .counter_update_request
             .ok_or_else(|| Status::invalid_argument("counterUpdateRequest is required"))?;
-        let change = CounterUpdate {
-            count: update.count,
-            capacity: update.capacity,
-            diff: update.count_diff,
-        };
+        let change = CounterUpdate { count: update.count, capacity: update.capacity, diff: update.count_diff };
         let counter = self.sidecar.update_counter(update.name.clone(), change).await?;
         Ok(Response::new(counter_message(update.name, counter)))
     }

@@ -74,7 +74,11 @@ pub async fn run_health_checks(sidecar: Sidecar) {
         if failures >= health.failure_threshold() {
             match sidecar.mark_unhealthy().await {
                 Ok(gs) => {
-                    tracing::warn!(gameserver = gs.metadata.name.as_deref().unwrap_or(""), failures, "health check failed: Unhealthy");
+                    tracing::warn!(
+                        gameserver = gs.metadata.name.as_deref().unwrap_or(""),
+                        failures,
+                        "health check failed: Unhealthy"
+                    );
                     return;
                 }
                 Err(error) => tracing::warn!(%error, "could not mark the server Unhealthy; will retry"),

@@ -104,7 +104,9 @@ impl LocalBackend {
                         tracing::info!(file = %path.display(), "GameServer manifest changed: reloaded");
                         backend.replace(gs);
                     }
-                    Err(error) => tracing::warn!(file = %path.display(), %error, "GameServer manifest changed but cannot be used"),
+                    Err(error) => {
+                        tracing::warn!(file = %path.display(), %error, "GameServer manifest changed but cannot be used")
+                    }
                 }
             }
         })

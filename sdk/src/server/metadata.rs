@@ -72,11 +72,7 @@ fn check_dns_subdomain(prefix: &str) -> Result<(), String> {
             && !l.starts_with('-')
             && !l.ends_with('-')
     };
-    if prefix.split('.').all(label_ok) {
-        Ok(())
-    } else {
-        Err("the prefix must be a lowercase DNS subdomain".into())
-    }
+    if prefix.split('.').all(label_ok) { Ok(()) } else { Err("the prefix must be a lowercase DNS subdomain".into()) }
 }
 
 fn check_label_value(value: &str) -> Result<(), String> {
@@ -87,15 +83,15 @@ fn check_label_value(value: &str) -> Result<(), String> {
         return Err(format!("must be at most {MAX_NAME_LEN} characters"));
     }
     check_name_chars(value).map_err(|()| {
-        "must be empty or consist of alphanumerics, '-', '_' or '.', and start and end with an alphanumeric"
-            .to_owned()
+        "must be empty or consist of alphanumerics, '-', '_' or '.', and start and end with an alphanumeric".to_owned()
     })
 }
 
 fn check_name_chars(s: &str) -> Result<(), ()> {
     let bytes = s.as_bytes();
     let inner_ok = bytes.iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
-    let ends_ok = bytes.first().is_some_and(u8::is_ascii_alphanumeric) && bytes.last().is_some_and(u8::is_ascii_alphanumeric);
+    let ends_ok =
+        bytes.first().is_some_and(u8::is_ascii_alphanumeric) && bytes.last().is_some_and(u8::is_ascii_alphanumeric);
     if inner_ok && ends_ok { Ok(()) } else { Err(()) }
 }
 

@@ -290,10 +290,7 @@ async fn update_list(
 ) -> RestResult {
     let value = body_json(&g, body, false)?;
     let fields = Fields::of("List", &value)?;
-    let list = ListStatus {
-        capacity: fields.int64(&["capacity"])?.unwrap_or(0),
-        values: fields.strings(&["values"])?,
-    };
+    let list = ListStatus { capacity: fields.int64(&["capacity"])?.unwrap_or(0), values: fields.strings(&["values"])? };
     let mut paths: Vec<String> = query
         .iter()
         .filter(|(k, _)| matches!(k.as_str(), "update_mask" | "updateMask" | "update_mask.paths" | "updateMask.paths"))

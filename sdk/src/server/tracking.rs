@@ -74,10 +74,8 @@ pub struct CounterUpdate {
 
 /// Applies a counter update; OUT_OF_RANGE when the count would leave `[0, capacity]`.
 pub fn update_counter(gs: &mut GameServer, name: &str, update: &CounterUpdate) -> Result<CounterStatus, SdkError> {
-    let counter = status(gs)
-        .counters
-        .get_mut(name)
-        .ok_or_else(|| SdkError::NotFound(format!("counter not found: {name}")))?;
+    let counter =
+        status(gs).counters.get_mut(name).ok_or_else(|| SdkError::NotFound(format!("counter not found: {name}")))?;
     let mut next = counter.clone();
     if let Some(capacity) = update.capacity {
         if capacity < 0 {

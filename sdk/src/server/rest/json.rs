@@ -18,7 +18,7 @@ fn string_map(map: &std::collections::BTreeMap<String, String>) -> Value {
 /// `GameServer`, as GET /gameserver and /watch/gameserver send it.
 pub fn game_server(gs: &proto::GameServer) -> Value {
     let meta = gs.object_meta.clone().unwrap_or_default();
-    let health = gs.spec.clone().unwrap_or_default().health.unwrap_or_default();
+    let health = gs.spec.unwrap_or_default().health.unwrap_or_default();
     let status = gs.status.clone().unwrap_or_default();
     let players = status.players.clone().unwrap_or_default();
     json!({
@@ -137,7 +137,9 @@ impl<'a> Fields<'a> {
             Some((field, Value::String(s))) => {
                 s.trim().parse().map(Some).map_err(|_| self.wrong(field, "an int64", &Value::String(s.clone())))
             }
-            Some((field, Value::Number(n))) => n.as_i64().map(Some).ok_or_else(|| self.wrong(field, "an int64", &Value::Number(n.clone()))),
+            Some((field, Value::Number(n))) => {
+                n.as_i64().map(Some).ok_or_else(|| self.wrong(field, "an int64", &Value::Number(n.clone())))
+            }
             Some((field, other)) => Err(self.wrong(field, "an int64", other)),
         }
     }
@@ -181,7 +183,10 @@ mod tests {
         assert_eq!(fields.int64(&["a"]), Ok(Some(5)));
         assert_eq!(fields.int64(&["b"]), Ok(Some(6)));
         assert!(fields.int64(&["c"]).is_err());
-        assert_eq!(fields.int64(&["d"]).map_err(|e| e.to_string()), Err("M.d: expected an int64, got a boolean".into()));
+        assert_eq!(
+            fields.int64(&["d"]).map_err(|e| e.to_string()),
+            Err("M.d: expected an int64, got a boolean".into())
+        );
         assert_eq!(fields.int64(&["e", "missing"]), Ok(None));
         assert!(Fields::of("M", &json!([1])).is_err());
     }
