@@ -16,6 +16,7 @@ pub mod lease;
 pub mod metrics;
 pub mod overlay;
 pub mod pod;
+pub mod run;
 pub mod sidecar;
 
 #[cfg(test)]
@@ -26,7 +27,10 @@ mod fixtures;
 pub enum Error {
     /// A call to the API server failed.
     #[error("Kubernetes API request failed: {0}")]
-    Kube(#[from] kube::Error),
+    Kube(kube::Error),
+    /// No cluster configuration was found or it was unusable.
+    #[error("cannot connect to Kubernetes (set KUBECONFIG, or run in a cluster): {0}")]
+    Connect(String),
     /// Stadion's CustomResourceDefinitions are not in the cluster.
     #[error(
         "the Stadion CRDs are not installed in this cluster (missing: {}); install them with `stadion install --print | kubectl apply -f -` or `kubectl apply -f crds/`",
@@ -84,6 +88,7 @@ impl Error {
             Self::Kube(kube::Error::Api(status)) if status.code == 409 => "conflict",
             Self::Kube(kube::Error::Api(status)) if status.code == 404 => "not_found",
             Self::Kube(_) => "kube",
+            Self::Connect(_) => "connect",
             Self::CrdsMissing { .. } => "crds_missing",
             Self::Manifest { .. } => "manifest",
             Self::Serialize { .. } => "serialize",
@@ -101,6 +106,14 @@ impl Error {
     /// Whether the API server answered 404 Not Found.
     pub fn is_not_found(&self) -> bool {
         is_status(self, 404)
+    }
+}
+
+// By hand rather than `#[from]`: kube's message already carries its causes, and a `source`
+// link would make anyhow print each of them twice.
+impl From<kube::Error> for Error {
+    fn from(error: kube::Error) -> Self {
+        Self::Kube(error)
     }
 }
 

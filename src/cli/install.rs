@@ -17,7 +17,7 @@ pub struct Args {
     #[arg(long, env = "STADION_IMAGE", default_value = install::DEFAULT_IMAGE)]
     pub image: String,
     /// Namespace the controller and the matchmaker run in.
-    #[arg(long, env = "STADION_NAMESPACE", default_value = install::DEFAULT_NAMESPACE)]
+    #[arg(long, env = "STADION_INSTALL_NAMESPACE", default_value = install::DEFAULT_NAMESPACE)]
     pub namespace: String,
     /// Namespace that will run game servers (repeatable): each gets the sidecar's
     /// ServiceAccount and Role.

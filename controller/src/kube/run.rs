@@ -1,0 +1,230 @@
+//! Wires the kube runtime together: CRD check, metrics server, leader election, watch caches,
+//! the port allocator rebuilt from the cluster, and one kube-runtime `Controller` per kind.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::{FutureExt, StreamExt, future};
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::api::ListParams;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{Controller, WatchStreamExt, watcher};
+use kube::{Api, Client, Resource};
+use serde::de::DeserializeOwned;
+use stadion_crds::{GameServer, GameServerSet, labels};
+use tokio::sync::watch;
+use tracing::{error, info, warn};
+
+use super::context::Context;
+use super::events::EventPublisher;
+use super::lease::{LeaderElection, Leadership};
+use super::metrics::{self, Metrics, Readiness};
+use super::pod::PodConfig;
+use super::{Result, discovery, gameserver, gameserverset};
+use crate::core::ports::{PortAllocator, PortRanges};
+
+/// Everything `stadion controller` can be told.
+#[derive(Clone, Debug)]
+pub struct ControllerConfig {
+    /// Image of the injected SDK sidecar.
+    pub sidecar_image: String,
+    /// ServiceAccount game-server Pods run as when their template names none.
+    pub sdk_service_account: String,
+    /// Where `/metrics`, `/healthz` and `/readyz` listen.
+    pub metrics_addr: SocketAddr,
+    /// Compete for the Lease (several replicas) instead of always writing (one replica).
+    pub leader_election: bool,
+    /// Namespace of the Lease.
+    pub lease_namespace: String,
+    /// This replica's name in the Lease (the Pod name).
+    pub identity: String,
+    /// Only watch this namespace (all namespaces when unset).
+    pub namespace: Option<String>,
+    /// Host-port ranges (`default` is 7000–8000 unless overridden).
+    pub port_ranges: PortRanges,
+}
+
+fn scoped<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// A store fed by its own watch, and the task feeding it.
+fn cache<K>(api: Api<K>, config: watcher::Config) -> (Store<K>, impl Future<Output = ()> + Send + 'static)
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+{
+    let (reader, writer) = reflector::store();
+    let stream =
+        reflector::reflector(writer, watcher(api, config).default_backoff()).applied_objects().for_each(|event| {
+            if let Err(error) = event {
+                warn!(%error, kind = K::kind(&()).as_ref(), "watch failed; retrying");
+            }
+            future::ready(())
+        });
+    (reader, stream)
+}
+
+/// Rebuilds host-port book-keeping from every GameServer and Node, so a restarted controller
+/// never hands out a port a running server holds.
+async fn rebuild_ports(client: &Client, config: &ControllerConfig) -> Result<PortAllocator> {
+    let nodes = Api::<Node>::all(client.clone()).list(&ListParams::default()).await?;
+    let servers = scoped::<GameServer>(client, config.namespace.as_deref()).list(&ListParams::default()).await?;
+    let node_names = nodes.items.iter().filter_map(|n| n.metadata.name.clone());
+    let (allocator, problems) = PortAllocator::rebuild(config.port_ranges.clone(), node_names, &servers.items);
+    for (gameserver, error) in problems {
+        warn!(%gameserver, %error, "existing GameServer's host ports collide; left as is");
+    }
+    info!(gameservers = servers.items.len(), nodes = nodes.items.len(), "host-port allocator rebuilt");
+    Ok(allocator)
+}
+
+/// A stream that yields whenever this replica becomes the leader, so every object is
+/// reconciled by the new leader (a follower's reconciles wrote nothing).
+fn on_leadership(leadership: &Leadership) -> impl futures::Stream<Item = ()> + Send + 'static {
+    tokio_stream::wrappers::WatchStream::new(leadership.subscribe())
+        .filter_map(|leading| future::ready(leading.then_some(())))
+}
+
+/// Connects with the ambient configuration (KUBECONFIG, or the in-cluster ServiceAccount) and
+/// runs the controller until `shutdown` resolves.
+pub async fn run_with_default_client(
+    config: ControllerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let client = Client::try_default().await.map_err(|e| super::Error::Connect(e.to_string()))?;
+    run(client, config, shutdown).await
+}
+
+/// Runs the controller until `shutdown` resolves. Fails fast when the CRDs are missing.
+pub async fn run(
+    client: Client,
+    config: ControllerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    discovery::ensure_crds_installed(&client).await?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        }
+    };
+    tokio::spawn(shutdown.map(move |()| {
+        info!("shutting down");
+        let _ = stop_tx.send(true);
+    }));
+
+    let metrics = Arc::new(Metrics::new());
+    let readiness = Readiness::default();
+    let listener = metrics::bind(config.metrics_addr).await?;
+    info!(addr = %config.metrics_addr, "metrics and health listening");
+    let http = tokio::spawn(metrics::serve_on(listener, metrics.clone(), readiness.clone(), stopped()));
+
+    let leadership = if config.leader_election {
+        let leases: Api<Lease> = Api::namespaced(client.clone(), &config.lease_namespace);
+        let (election, leadership) = LeaderElection::new(leases, config.identity.clone());
+        tokio::spawn(election.run(stopped()));
+        leadership
+    } else {
+        Leadership::always()
+    };
+    let gauge = metrics.clone();
+    let mut leading = leadership.subscribe();
+    tokio::spawn(async move {
+        loop {
+            gauge.leader.set(i64::from(*leading.borrow_and_update()));
+            if leading.changed().await.is_err() {
+                return;
+            }
+        }
+    });
+
+    let ns = config.namespace.as_deref();
+    let pod_selector = format!("{}={}", labels::ROLE, labels::ROLE_GAMESERVER);
+    let (nodes, nodes_task) = cache(Api::<Node>::all(client.clone()), watcher::Config::default());
+    let (pods, pods_task) = cache(scoped::<Pod>(&client, ns), watcher::Config::default().labels(&pod_selector));
+    tokio::spawn(nodes_task);
+    tokio::spawn(pods_task);
+
+    let ports = rebuild_ports(&client, &config).await?;
+    let gs_controller = Controller::new(scoped::<GameServer>(&client, ns), watcher::Config::default())
+        .owns(scoped::<Pod>(&client, ns), watcher::Config::default().labels(&pod_selector));
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        events: EventPublisher::new(client.clone(), Some(config.identity.clone())),
+        metrics: metrics.clone(),
+        leadership: leadership.clone(),
+        pod_config: PodConfig {
+            sidecar_image: config.sidecar_image.clone(),
+            service_account: config.sdk_service_account.clone(),
+        },
+        ports: Mutex::new(ports),
+        nodes: nodes.clone(),
+        pods: pods.clone(),
+        gameservers: gs_controller.store(),
+        sets: Default::default(),
+    });
+
+    let gameservers = gs_controller
+        .reconcile_all_on(on_leadership(&leadership))
+        .graceful_shutdown_on(stopped())
+        .run(gameserver::reconcile, gameserver::error_policy, ctx.clone())
+        .for_each(|_| future::ready(()));
+    let sets = Controller::new(scoped::<GameServerSet>(&client, ns), watcher::Config::default())
+        .owns(scoped::<GameServer>(&client, ns), watcher::Config::default())
+        .reconcile_all_on(on_leadership(&leadership))
+        .graceful_shutdown_on(stopped())
+        .run(gameserverset::reconcile, gameserverset::error_policy, ctx.clone())
+        .for_each(|_| future::ready(()));
+
+    // Ready once the caches reconciles read from are filled.
+    let ready_flag = readiness.clone();
+    let (gs_store, pods_ready, nodes_ready) = (ctx.gameservers.clone(), pods.clone(), nodes.clone());
+    tokio::spawn(async move {
+        let synced = futures::try_join!(
+            gs_store.wait_until_ready(),
+            pods_ready.wait_until_ready(),
+            nodes_ready.wait_until_ready()
+        );
+        if synced.is_ok() {
+            info!("caches synced; ready");
+            ready_flag.set(true);
+        }
+    });
+    tokio::spawn(observe_gauges(ctx.clone(), stopped()));
+
+    info!(leader_election = config.leader_election, namespace = ?config.namespace, "controllers starting");
+    future::join(gameservers, sets).await;
+    readiness.set(false);
+    match http.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => error!(error = %e, "metrics server failed"),
+        Err(e) => error!(error = %e, "metrics server task failed"),
+    }
+    info!("controllers stopped");
+    Ok(())
+}
+
+/// Recomputes the fleet-describing gauges from the caches every few seconds.
+async fn observe_gauges(ctx: Arc<Context>, stopped: impl Future<Output = ()>) {
+    tokio::pin!(stopped);
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tokio::select! {
+            () = &mut stopped => return,
+            _ = tick.tick() => {
+                let servers = ctx.gameservers.state();
+                ctx.metrics.observe_gameservers(servers.iter().map(AsRef::as_ref));
+            }
+        }
+    }
+}
