@@ -1,0 +1,100 @@
+//! Allocation in the local runtime: choose with the core, commit with one compare-and-swap.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use async_trait::async_trait;
+use stadion_crds::allocation::GameServerAllocationStatus;
+use stadion_crds::{FieldError, FieldErrors, GameServer, GameServerAllocation, GameServerState};
+use stadion_matchmaker::{AllocateError, Allocator};
+use tokio::sync::watch;
+
+use super::store::{Selector, Store};
+use crate::core::allocation::{apply_allocation, candidates, selector_matches};
+use crate::core::nodes::NodeLoad;
+
+/// Fresh re-reads allowed per candidate when its write conflicts but it still matches (another
+/// writer touched it, e.g. an SDK SetLabel, without taking it).
+const RETRIES_PER_CANDIDATE: usize = 3;
+
+/// The local runtime's [`Allocator`]: no server is ever handed out twice, because the only way
+/// to allocate one is a write guarded by the resourceVersion it was chosen at.
+#[derive(Clone, Debug)]
+pub struct LocalAllocator {
+    store: Store,
+    capacity: watch::Sender<u64>,
+    seed: Arc<AtomicU64>,
+}
+
+impl LocalAllocator {
+    /// An allocator over `store`; `capacity` is bumped by the runtime when a server turns Ready.
+    pub fn new(store: Store, capacity: watch::Sender<u64>) -> Self {
+        Self { store, capacity, seed: Arc::new(AtomicU64::new(rand::random())) }
+    }
+
+    fn allocate_now(&self, mut request: GameServerAllocation) -> Result<GameServerAllocationStatus, AllocateError> {
+        request.apply_defaults();
+        request.validate().into_result().map_err(AllocateError::Invalid)?;
+        let namespace = request.metadata.namespace.clone().unwrap_or_else(|| "default".to_owned());
+        let api = self.store.api::<GameServer>();
+        // Only Ready and Allocated servers can ever match a selector; skip copying the rest.
+        let servers: Vec<GameServer> = api
+            .list(Some(&namespace), &Selector::everything())
+            .iter()
+            .filter(|gs| gs.metadata.deletion_timestamp.is_none())
+            .filter(|gs| matches!(gs.state(), Some(GameServerState::Ready | GameServerState::Allocated)))
+            .map(|gs| (**gs).clone())
+            .collect();
+        let nodes = NodeLoad::from_gameservers(&servers);
+        // Distributed ordering shuffles by seed; a new seed per call spreads concurrent callers.
+        let seed = self.seed.fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed);
+        let ordered = candidates(&request, &servers, &nodes, seed).map_err(|error| {
+            AllocateError::Invalid(FieldErrors(vec![FieldError::new("spec.selectors", error.to_string())]))
+        })?;
+        let selectors = request.effective_selectors();
+        let now = jiff::Timestamp::now();
+        for candidate in ordered {
+            let mut current = candidate.gameserver.clone();
+            for _ in 0..RETRIES_PER_CANDIDATE {
+                // `current` carries the resourceVersion it was read at: the write is the CAS.
+                let mut allocated = current.clone();
+                let (status, warnings) = apply_allocation(&mut allocated, &request.spec, now);
+                match api.update(allocated) {
+                    Ok(written) => {
+                        for warning in warnings {
+                            tracing::warn!(gameserver = written.name(), %warning, "allocation action not applied");
+                        }
+                        tracing::info!(gameserver = written.name(), namespace = %namespace, "allocated");
+                        return Ok(status);
+                    }
+                    Err(error) if error.is_conflict() => {
+                        // Someone wrote first. If the server is still free, try again from a
+                        // fresh copy; if it was taken, move on to the next candidate.
+                        let Some(fresh) = api.try_get(current.namespace(), current.name()) else { break };
+                        let selector = selectors.get(candidate.selector_index);
+                        let still_free = fresh.metadata.deletion_timestamp.is_none()
+                            && selector.is_some_and(|s| selector_matches(s, &fresh).unwrap_or(false));
+                        if !still_free {
+                            break;
+                        }
+                        current = (*fresh).clone();
+                    }
+                    Err(error) if error.is_not_found() => break,
+                    Err(error) => return Err(AllocateError::Backend(error.to_string())),
+                }
+            }
+        }
+        Err(AllocateError::Unavailable)
+    }
+}
+
+#[async_trait]
+impl Allocator for LocalAllocator {
+    async fn allocate(&self, request: GameServerAllocation) -> Result<GameServerAllocationStatus, AllocateError> {
+        self.allocate_now(request)
+    }
+
+    fn capacity_changes(&self) -> watch::Receiver<u64> {
+        self.capacity.subscribe()
+    }
+}

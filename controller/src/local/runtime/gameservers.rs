@@ -1,0 +1,252 @@
+//! The GameServer controller of the local runtime: carries out the core's GameServer plans with
+//! host ports, an in-process SDK sidecar and a child process per server.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::NodeAddress;
+use stadion_crds::{GameServer, GameServerState};
+use stadion_sdk::server::{ServeOptions, bind, serve};
+use tokio::sync::{mpsc, watch};
+
+use super::queue::{WorkQueue, split_key};
+use super::{Shared, SidecarHandle};
+use crate::core::env::{AGONES_SDK_GRPC_PORT, AGONES_SDK_HTTP_PORT, NetworkMode, game_process_env};
+use crate::core::gameserver::{
+    GameServerAction, GameServerEvent, Transition, apply_event, gameserver_key, reconcile, without_finalizer,
+};
+use crate::local::error::{Error, Result};
+use crate::local::sdk_backend::StoreBackend;
+use crate::local::store::{StoreError, WatchEvent};
+use crate::local::supervisor::{ExitOutcome, ProcessExit, process_spec};
+
+/// Host the SDKs dial: the sidecars listen on loopback only, and naming the address (rather than
+/// `localhost`) avoids SDKs that try `::1` first.
+pub const AGONES_SDK_GRPC_HOST: &str = "AGONES_SDK_GRPC_HOST";
+
+/// How long to wait before retrying a server whose ports could not be allocated.
+const PORT_RETRY: Duration = Duration::from_secs(2);
+
+/// Runs until `stop` turns true.
+pub(crate) async fn run(
+    shared: Arc<Shared>,
+    mut exits: mpsc::UnboundedReceiver<ProcessExit>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let api = shared.store.api::<GameServer>();
+    let watch = api.watch();
+    let mut events = watch.events;
+    let mut queue = WorkQueue::default();
+    let mut states: HashMap<String, Option<GameServerState>> = HashMap::new();
+    for gs in &watch.initial {
+        queue.add(gameserver_key(gs));
+    }
+    loop {
+        for key in queue.take_due() {
+            reconcile_one(&shared, &key, &mut queue).await;
+        }
+        tokio::select! {
+            biased;
+            _ = stop.changed() => return,
+            Some(event) = events.recv() => {
+                observe(&shared, event, &mut queue, &mut states);
+                // Take everything already waiting, so one reconcile covers a burst of writes.
+                while let Ok(event) = events.try_recv() {
+                    observe(&shared, event, &mut queue, &mut states);
+                }
+            }
+            Some(exit) = exits.recv() => process_exited(&shared, exit, &mut queue),
+            () = queue.next_timer() => {}
+        }
+    }
+}
+
+/// Feeds the sidecar's watch, notices servers turning Ready, and queues the key.
+fn observe(
+    shared: &Shared,
+    event: WatchEvent<GameServer>,
+    queue: &mut WorkQueue,
+    states: &mut HashMap<String, Option<GameServerState>>,
+) {
+    let gs = event.object();
+    let key = gameserver_key(gs);
+    if let WatchEvent::Deleted(_) = event {
+        states.remove(&key);
+    } else {
+        if let Some(sidecar) = shared.sidecars().get(&key) {
+            sidecar.publish.send_replace(gs.clone());
+        }
+        let state = gs.state();
+        let previous = states.insert(key.clone(), state);
+        if state == Some(GameServerState::Ready) && previous != Some(Some(GameServerState::Ready)) {
+            shared.capacity.send_modify(|n| *n = n.wrapping_add(1));
+        }
+    }
+    queue.add(key);
+}
+
+fn process_exited(shared: &Shared, exit: ProcessExit, queue: &mut WorkQueue) {
+    if exit.stopped {
+        // We asked for it: the teardown that did is already cleaning up.
+        return;
+    }
+    let code = match exit.outcome {
+        ExitOutcome::Code(code) => Some(code),
+        ExitOutcome::Signal(_) => None,
+    };
+    tracing::info!(gameserver = %exit.key, ?exit.outcome, "game process exited on its own");
+    apply(shared, &exit.key, &GameServerEvent::ProcessExited { code });
+    queue.add(exit.key);
+}
+
+/// Applies an observed fact to the latest version of the server (atomically, so an SDK call
+/// landing at the same moment is never lost).
+fn apply(shared: &Shared, key: &str, event: &GameServerEvent) {
+    let (namespace, name) = split_key(key);
+    let now = jiff::Timestamp::now();
+    let result = shared.store.api::<GameServer>().update_with::<StoreError>(namespace, name, |gs| {
+        match apply_event(gs, event, now) {
+            Transition::Changed(next) => *gs = *next,
+            Transition::Ignored(why) => tracing::debug!(gameserver = %key, ?event, why, "event ignored"),
+            Transition::Unchanged => {}
+        }
+        Ok(())
+    });
+    if let Err(error) = result
+        && !error.is_not_found()
+    {
+        tracing::warn!(gameserver = %key, %error, "cannot record GameServer event");
+    }
+}
+
+#[tracing::instrument(skip(shared, queue), level = "debug")]
+async fn reconcile_one(shared: &Arc<Shared>, key: &str, queue: &mut WorkQueue) {
+    let api = shared.store.api::<GameServer>();
+    let (namespace, name) = split_key(key);
+    let Some(gs) = api.try_get(namespace, name) else {
+        // Gone without a teardown (it had no finalizer): make sure nothing of it survives.
+        teardown(shared.clone(), key.to_owned(), None);
+        return;
+    };
+    let plan = reconcile(&gs, jiff::Timestamp::now());
+    let gs = match plan.update {
+        Some(update) => match api.update(update) {
+            Ok(written) => written,
+            // Someone wrote first; their event re-queues the key with the fresh object.
+            Err(error) if error.is_conflict() || error.is_not_found() => return,
+            Err(error) => {
+                tracing::warn!(gameserver = %key, %error, "cannot write GameServer");
+                return;
+            }
+        },
+        None => gs,
+    };
+    if let Some(at) = plan.requeue_at {
+        queue.add_at_timestamp(key, at);
+    }
+    match plan.action {
+        GameServerAction::Wait => {}
+        GameServerAction::AllocatePorts => {
+            let assignment = shared.ports().allocate(&gs, Some(&shared.config.node_name));
+            match assignment {
+                Ok(assignment) => apply(shared, key, &GameServerEvent::PortsAllocated(assignment)),
+                Err(error) => {
+                    tracing::warn!(gameserver = %key, %error, "cannot allocate host ports; retrying");
+                    queue.add_after(key, PORT_RETRY);
+                }
+            }
+        }
+        GameServerAction::CreatePod => {
+            if let Err(error) = start(shared, &gs).await {
+                tracing::warn!(gameserver = %key, %error, "cannot start game server");
+                apply(shared, key, &GameServerEvent::PodCreationFailed { reason: error.to_string() });
+            }
+        }
+        GameServerAction::Delete => match api.delete(namespace, name, None) {
+            Ok(_) => {}
+            Err(error) if error.is_not_found() => {}
+            Err(error) => tracing::warn!(gameserver = %key, %error, "cannot delete GameServer"),
+        },
+        GameServerAction::Teardown => teardown(shared.clone(), key.to_owned(), Some(gs)),
+    }
+}
+
+/// Starts the sidecar and then the game process (which needs the sidecar's ports), and records
+/// both facts. On failure nothing of the server keeps running.
+async fn start(shared: &Shared, gs: &Arc<GameServer>) -> Result<()> {
+    let key = gameserver_key(gs);
+    if shared.supervisor.is_running(&key) {
+        // A previous round started it but could not record that: just record it now.
+        record_started(shared, &key);
+        return Ok(());
+    }
+    let host = shared.config.sdk_host;
+    let listeners = bind(SocketAddr::new(host, 0), SocketAddr::new(host, 0))
+        .await
+        .map_err(|e| Error::Listen { address: host.to_string(), source: std::io::Error::other(e.to_string()) })?;
+    let (backend, publish) = StoreBackend::new(shared.store.api(), gs.clone());
+    let options = ServeOptions { health_checks: shared.config.health_checks, ..ServeOptions::default() };
+    let handle = serve(Arc::new(backend), listeners, options)
+        .map_err(|e| Error::Listen { address: host.to_string(), source: std::io::Error::other(e.to_string()) })?;
+
+    let mut env = game_process_env(gs, NetworkMode::Host);
+    // Every local sidecar has its own ports; the spec's 9357/9358 would collide between servers.
+    env.retain(|(k, _)| k != AGONES_SDK_GRPC_PORT && k != AGONES_SDK_HTTP_PORT);
+    env.push((AGONES_SDK_GRPC_HOST.to_owned(), host.to_string()));
+    env.push((AGONES_SDK_GRPC_PORT.to_owned(), handle.grpc_addr().port().to_string()));
+    env.push((AGONES_SDK_HTTP_PORT.to_owned(), handle.http_addr().port().to_string()));
+    let spawned =
+        process_spec(gs, &shared.base_dir_for(gs), &env).and_then(|spec| shared.supervisor.spawn(&key, &spec));
+    if let Err(error) = spawned {
+        handle.shutdown().await;
+        return Err(error);
+    }
+    shared.sidecars().insert(key.clone(), SidecarHandle { handle, publish });
+    // The process may already have called Ready or exited: publish the latest object to the
+    // sidecar (the events in between were not routed to it yet) before recording the start.
+    if let Some(latest) = shared.store.api::<GameServer>().try_get(gs.namespace(), gs.name())
+        && let Some(sidecar) = shared.sidecars().get(&key)
+    {
+        sidecar.publish.send_replace(latest);
+    }
+    record_started(shared, &key);
+    Ok(())
+}
+
+fn record_started(shared: &Shared, key: &str) {
+    apply(shared, key, &GameServerEvent::PodCreated);
+    let addresses = vec![NodeAddress { type_: "InternalIP".to_owned(), address: shared.config.address.clone() }];
+    apply(shared, key, &GameServerEvent::Scheduled { node_name: shared.config.node_name.clone(), addresses });
+}
+
+/// Stops the process (with its grace period) and the sidecar, frees the host ports, then lets
+/// the store remove the object. Runs in its own task so a slow game never stalls the others.
+fn teardown(shared: Arc<Shared>, key: String, gs: Option<Arc<GameServer>>) {
+    if !shared.tearing_down().insert(key.clone()) {
+        return;
+    }
+    tokio::spawn(async move {
+        shared.supervisor.stop(&key).await;
+        let sidecar = shared.sidecars().remove(&key);
+        if let Some(sidecar) = sidecar {
+            sidecar.handle.shutdown().await;
+        }
+        shared.ports().release(&key);
+        if let Some(gs) = gs {
+            let api = shared.store.api::<GameServer>();
+            let result = api.update_with::<StoreError>(gs.namespace(), gs.name(), |current| {
+                *current = without_finalizer(current);
+                Ok(())
+            });
+            if let Err(error) = result
+                && !error.is_not_found()
+            {
+                tracing::warn!(gameserver = %key, %error, "cannot remove finalizer");
+            }
+        }
+        shared.tearing_down().remove(&key);
+        tracing::debug!(gameserver = %key, "torn down");
+    });
+}

@@ -1,0 +1,94 @@
+//! A controller's work queue: object keys to reconcile now, and keys to reconcile at a time.
+//! A key queued many times is reconciled once, which is what turns an event storm (a thousand
+//! servers starting) into a handful of reconciles.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, BinaryHeap};
+use std::time::{Duration, Instant};
+
+/// Keys due now plus timed keys.
+#[derive(Debug, Default)]
+pub(crate) struct WorkQueue {
+    dirty: BTreeSet<String>,
+    timers: BinaryHeap<Reverse<(Instant, String)>>,
+}
+
+impl WorkQueue {
+    /// Queues `key` for the next round.
+    pub(crate) fn add(&mut self, key: impl Into<String>) {
+        self.dirty.insert(key.into());
+    }
+
+    /// Queues every key of `keys`.
+    pub(crate) fn extend(&mut self, keys: impl IntoIterator<Item = String>) {
+        self.dirty.extend(keys);
+    }
+
+    /// Queues `key` for `at` (or the next round, if that has passed).
+    pub(crate) fn add_at(&mut self, key: impl Into<String>, at: Instant) {
+        self.timers.push(Reverse((at, key.into())));
+    }
+
+    /// Queues `key` after `delay`.
+    pub(crate) fn add_after(&mut self, key: impl Into<String>, delay: Duration) {
+        self.add_at(key, Instant::now() + delay);
+    }
+
+    /// Queues `key` at a wall-clock time from a plan.
+    pub(crate) fn add_at_timestamp(&mut self, key: impl Into<String>, at: jiff::Timestamp) {
+        let delay = at.duration_since(jiff::Timestamp::now());
+        let delay = Duration::try_from(delay).unwrap_or(Duration::ZERO);
+        self.add_after(key, delay);
+    }
+
+    /// Every key due now (dirty ones and expired timers), each once, in key order.
+    pub(crate) fn take_due(&mut self) -> Vec<String> {
+        let now = Instant::now();
+        while let Some(Reverse((at, _))) = self.timers.peek() {
+            if *at > now {
+                break;
+            }
+            if let Some(Reverse((_, key))) = self.timers.pop() {
+                self.dirty.insert(key);
+            }
+        }
+        std::mem::take(&mut self.dirty).into_iter().collect()
+    }
+
+    /// When the next timer fires, if any.
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        self.timers.peek().map(|Reverse((at, _))| *at)
+    }
+
+    /// Sleeps until the next timer (forever if none): one arm of a controller's `select!`.
+    pub(crate) async fn next_timer(&self) {
+        match self.next_deadline() {
+            Some(at) => tokio::time::sleep_until(at.into()).await,
+            None => std::future::pending().await,
+        }
+    }
+}
+
+/// Splits a `namespace/name` key.
+pub(crate) fn split_key(key: &str) -> (&str, &str) {
+    key.split_once('/').unwrap_or(("default", key))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_deduplicated_and_timers_fire_when_due() {
+        let mut queue = WorkQueue::default();
+        queue.add("default/b");
+        queue.add("default/a");
+        queue.add("default/b");
+        queue.add_after("default/later", Duration::from_secs(60));
+        queue.add_at("default/past", Instant::now() - Duration::from_millis(1));
+        assert_eq!(queue.take_due(), ["default/a", "default/b", "default/past"]);
+        assert!(queue.take_due().is_empty());
+        assert!(queue.next_deadline().is_some_and(|d| d > Instant::now()));
+        assert_eq!(split_key("ns/x"), ("ns", "x"));
+    }
+}

@@ -1,0 +1,118 @@
+//! The GameServerSet controller of the local runtime: carries out the core's set plans (create,
+//! shut down, delete servers; write the status) against the store.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use stadion_crds::{GameServer, GameServerSet, labels};
+use tokio::sync::watch;
+
+use super::Shared;
+use super::queue::{WorkQueue, split_key};
+use crate::core::gameserverset::{SetScalingOptions, plan};
+use crate::core::names::SeededNames;
+use crate::core::nodes::NodeLoad;
+use crate::core::object_key;
+use crate::local::store::{Selector, StoreError};
+
+/// Events arriving within this window are folded into one reconcile per set: while a thousand
+/// servers start, a set is recomputed a few times a second instead of once per server change.
+pub(crate) const COALESCE: Duration = Duration::from_millis(50);
+
+/// Runs until `stop` turns true.
+pub(crate) async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    let sets = shared.store.api::<GameServerSet>().watch();
+    let servers = shared.store.api::<GameServer>().watch();
+    let (mut set_events, mut server_events) = (sets.events, servers.events);
+    let mut queue = WorkQueue::default();
+    for set in &sets.initial {
+        queue.add(object_key(set.namespace(), set.name()));
+    }
+    let mut names = SeededNames::new(rand::random());
+    loop {
+        for key in queue.take_due() {
+            reconcile_one(&shared, &key, &mut names, &mut queue);
+        }
+        tokio::select! {
+            biased;
+            _ = stop.changed() => return,
+            Some(event) = set_events.recv() => {
+                let set = event.object();
+                queue.add(object_key(set.namespace(), set.name()));
+            }
+            Some(event) = server_events.recv() => {
+                queue.extend(owner(event.object()));
+                tokio::time::sleep(COALESCE).await;
+                while let Ok(event) = server_events.try_recv() {
+                    queue.extend(owner(event.object()));
+                }
+            }
+            () = queue.next_timer() => {}
+        }
+    }
+}
+
+fn owner(gs: &GameServer) -> Option<String> {
+    let set = gs.metadata.labels.as_ref()?.get(labels::GAMESERVERSET)?;
+    Some(object_key(gs.namespace(), set))
+}
+
+fn reconcile_one(shared: &Shared, key: &str, names: &mut SeededNames, queue: &mut WorkQueue) {
+    let (namespace, name) = split_key(key);
+    let sets = shared.store.api::<GameServerSet>();
+    let Some(set) = sets.try_get(namespace, name) else { return };
+    if set.metadata.deletion_timestamp.is_some() {
+        return;
+    }
+    let api = shared.store.api::<GameServer>();
+    let owned: Vec<GameServer> = api
+        .list(Some(namespace), &Selector::from_labels([(labels::GAMESERVERSET, name)]))
+        .iter()
+        .map(|gs| (**gs).clone())
+        .collect();
+    let nodes = NodeLoad::from_gameservers(&owned);
+    let now = jiff::Timestamp::now();
+    let plan = plan(&set, &owned, &nodes, names, now, &SetScalingOptions::default());
+    let _span = tracing::debug_span!("reconcile_set", set = %key).entered();
+
+    let mut retry = false;
+    for gs in plan.create {
+        match api.create(gs) {
+            Ok(created) => tracing::debug!(set = %key, gameserver = created.name(), "created GameServer"),
+            Err(StoreError::AlreadyExists { .. }) => retry = true,
+            Err(error) => {
+                tracing::warn!(set = %key, %error, "cannot create GameServer");
+                retry = true;
+            }
+        }
+    }
+    for gs in plan.shutdown.into_iter().chain(plan.overflow) {
+        // Guarded by the version the plan saw: a server allocated meanwhile must not be shut down.
+        if let Err(error) = api.update(gs) {
+            retry |= error.is_conflict();
+        }
+    }
+    for server in plan.delete {
+        if let Err(error) = api.delete(namespace, &server, None)
+            && !error.is_not_found()
+        {
+            tracing::warn!(set = %key, gameserver = %server, %error, "cannot delete GameServer");
+        }
+    }
+    if set.status.as_ref() != Some(&plan.status) {
+        let status = plan.status;
+        let written = sets.update_with::<StoreError>(namespace, name, |set| {
+            set.status = Some(status);
+            Ok(())
+        });
+        if let Err(error) = written {
+            tracing::debug!(set = %key, %error, "cannot write GameServerSet status");
+        }
+    }
+    if retry {
+        queue.add_after(key, COALESCE);
+    }
+    if let Some(at) = plan.requeue_at {
+        queue.add_at_timestamp(key, at);
+    }
+}

@@ -1,0 +1,131 @@
+//! A read-only picture of the runtime for the admin endpoint and the progress lines.
+
+use serde::Serialize;
+use stadion_crds::{Fleet, GameServer, GameServerState, labels};
+
+use crate::local::store::{Selector, Store};
+
+/// Fleets and GameServers as they are now.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Snapshot {
+    /// Every fleet, by namespace and name.
+    pub fleets: Vec<FleetSummary>,
+    /// Every GameServer, by namespace and name.
+    pub gameservers: Vec<GameServerSummary>,
+}
+
+/// One fleet's counts.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FleetSummary {
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// `spec.replicas`.
+    pub desired: i32,
+    /// Servers that count toward the fleet (not shutting down or failed).
+    pub current: i32,
+    /// Ready servers.
+    pub ready: i32,
+    /// Allocated servers.
+    pub allocated: i32,
+    /// Reserved servers.
+    pub reserved: i32,
+}
+
+/// One GameServer: where players connect and in which state it is.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GameServerSummary {
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// Fleet it belongs to, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<String>,
+    /// Lifecycle state (`Ready`, `Allocated`…); empty before the controller saw it.
+    pub state: String,
+    /// Address players connect to.
+    pub address: String,
+    /// Ports players connect to.
+    pub ports: Vec<PortSummary>,
+    /// Node it runs on.
+    pub node_name: String,
+    /// Creation time (RFC 3339).
+    pub created: String,
+    /// Whether it is being deleted.
+    pub deleting: bool,
+}
+
+/// A named port.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct PortSummary {
+    /// Port name.
+    pub name: String,
+    /// Port number.
+    pub port: i32,
+}
+
+impl Snapshot {
+    /// The picture of `store` right now.
+    pub fn of(store: &Store) -> Self {
+        take(store)
+    }
+}
+
+fn take(store: &Store) -> Snapshot {
+    let gameservers = store.api::<GameServer>().list(None, &Selector::everything());
+    let fleets = store.api::<Fleet>().list(None, &Selector::everything());
+    let fleets = fleets
+        .iter()
+        .map(|fleet| {
+            // Counted from the servers rather than the fleet's status, so the picture is exact
+            // even between two status writes.
+            let mine = gameservers.iter().filter(|gs| {
+                gs.namespace() == fleet.namespace()
+                    && gs.metadata.labels.as_ref().and_then(|l| l.get(labels::FLEET)).map(String::as_str)
+                        == Some(fleet.name())
+            });
+            let mut summary = FleetSummary {
+                namespace: fleet.namespace().to_owned(),
+                name: fleet.name().to_owned(),
+                desired: fleet.spec.replicas,
+                ..FleetSummary::default()
+            };
+            for gs in mine {
+                let state = gs.state();
+                if gs.metadata.deletion_timestamp.is_some() || state.is_some_and(|s| !s.is_active()) {
+                    continue;
+                }
+                summary.current += 1;
+                match state {
+                    Some(GameServerState::Ready) => summary.ready += 1,
+                    Some(GameServerState::Allocated) => summary.allocated += 1,
+                    Some(GameServerState::Reserved) => summary.reserved += 1,
+                    _ => {}
+                }
+            }
+            summary
+        })
+        .collect();
+    let gameservers = gameservers
+        .iter()
+        .map(|gs| {
+            let status = gs.status.clone().unwrap_or_default();
+            GameServerSummary {
+                namespace: gs.namespace().to_owned(),
+                name: gs.name().to_owned(),
+                fleet: gs.metadata.labels.as_ref().and_then(|l| l.get(labels::FLEET)).cloned(),
+                state: status.state.map(|s| s.to_string()).unwrap_or_default(),
+                address: status.address,
+                ports: status.ports.into_iter().map(|p| PortSummary { name: p.name, port: p.port }).collect(),
+                node_name: status.node_name,
+                created: gs.metadata.creation_timestamp.as_ref().map(|t| t.0.to_string()).unwrap_or_default(),
+                deleting: gs.metadata.deletion_timestamp.is_some(),
+            }
+        })
+        .collect();
+    Snapshot { fleets, gameservers }
+}
