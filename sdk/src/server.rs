@@ -189,6 +189,7 @@ pub fn serve(
     let incoming = TcpListenerStream::new(listeners.grpc);
     let grpc_task = tokio::spawn(async move {
         let served = tonic::transport::Server::builder()
+            .trace_fn(|request| tracing::debug_span!("sdk_grpc", rpc = %request.uri().path()))
             .add_service(stable)
             .add_service(alpha)
             .add_service(beta)

@@ -9,8 +9,11 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use stadion_crds::GameServerState;
 
+/// One client for the whole test binary: building one per request costs TLS setup each time.
+static HTTP: std::sync::LazyLock<reqwest::Client> = std::sync::LazyLock::new(reqwest::Client::new);
+
 async fn call(method: reqwest::Method, url: String, body: Option<&str>) -> (StatusCode, Value) {
-    let mut request = reqwest::Client::new().request(method, url);
+    let mut request = HTTP.request(method, url);
     if let Some(body) = body {
         request = request.header("content-type", "application/json").body(body.to_owned());
     }
@@ -150,7 +153,7 @@ async fn bad_json_is_a_400_with_a_message() {
 #[tokio::test]
 async fn watch_streams_newline_delimited_results() {
     let sidecar = support::start(support::game_server()).await;
-    let response = reqwest::get(sidecar.http("/watch/gameserver")).await.expect("watch");
+    let response = HTTP.get(sidecar.http("/watch/gameserver")).send().await.expect("watch");
     assert_eq!(response.status(), StatusCode::OK);
     let mut chunks = response.bytes_stream();
     let mut buffer = Vec::new();
@@ -255,7 +258,7 @@ async fn beta_counter_and_list_paths() {
 #[tokio::test]
 async fn healthz_unknown_paths_and_methods() {
     let sidecar = support::start(support::game_server()).await;
-    let response = reqwest::get(sidecar.http("/healthz")).await.expect("healthz");
+    let response = HTTP.get(sidecar.http("/healthz")).send().await.expect("healthz");
     assert_eq!(response.status(), StatusCode::OK);
     let (status, error) = get(sidecar.http("/no/such/path")).await;
     assert_eq!((status, error["code"].clone()), (StatusCode::NOT_FOUND, json!(5)));

@@ -94,6 +94,7 @@ pub fn router(sidecar: Sidecar, stop: watch::Receiver<bool>, body_limit: usize) 
             RestError::new(StatusCode::METHOD_NOT_ALLOWED, Code::Unimplemented, "Method Not Allowed")
         })
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(gateway)
 }
 
