@@ -76,6 +76,9 @@ pub enum Error {
         /// Every problem found.
         errors: stadion_crds::FieldErrors,
     },
+    /// The SDK sidecar could not start serving.
+    #[error("SDK sidecar: {0}")]
+    Sidecar(String),
     /// An object lacks something the runtime needs (a name, a namespace, a uid).
     #[error("{0}")]
     MissingField(String),
@@ -94,6 +97,7 @@ impl Error {
             Self::Serialize { .. } => "serialize",
             Self::Io { .. } => "io",
             Self::Invalid { .. } => "invalid",
+            Self::Sidecar(_) => "sidecar",
             Self::MissingField(_) => "missing_field",
         }
     }

@@ -1,6 +1,7 @@
 //! `stadion sdk-server`: the SDK sidecar a game server talks to. With `--local` it serves an
 //! in-memory GameServer (optionally from a manifest, reloaded on change) so a game's SDK
-//! integration can be tested on a laptop; the Kubernetes backend arrives with the kube runtime.
+//! integration can be tested on a laptop. Without it, it serves its own GameServer in a cluster
+//! (`GAMESERVER_NAME` in `POD_NAMESPACE`), as injected into every game-server Pod.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -31,16 +32,19 @@ pub struct Args {
     /// Address to listen on; localhost unless told otherwise, as the game shares the host.
     #[arg(long, env = "STADION_SDK_ADDRESS", default_value_t = IpAddr::V4(Ipv4Addr::LOCALHOST))]
     pub address: IpAddr,
+    /// In a cluster: the GameServer to serve.
+    #[arg(long, env = "GAMESERVER_NAME", required_unless_present = "local")]
+    pub gameserver_name: Option<String>,
+    /// In a cluster: its namespace.
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    pub namespace: String,
+    /// In a cluster: address of the `/healthz` and `/gshealthz` probe endpoints.
+    #[arg(long, env = "STADION_SDK_HEALTH_ADDR", default_value = "0.0.0.0:8080")]
+    pub health_addr: SocketAddr,
 }
 
 /// Runs `stadion sdk-server` until Ctrl-C.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    if !args.local {
-        eprintln!(
-            "stadion sdk-server: only --local is available in this version (the Kubernetes backend comes with the kube runtime); run `stadion sdk-server --local [--file gameserver.yaml]`"
-        );
-        return Ok(ExitCode::from(super::EXIT_USAGE));
-    }
     // Ignored when `main` already installed a subscriber.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
@@ -48,6 +52,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .try_init();
+    if !args.local {
+        return serve_in_cluster(args);
+    }
     let game_server = match &args.file {
         Some(path) => match LocalBackend::load(path) {
             Ok(gs) => gs,
@@ -86,4 +93,38 @@ async fn serve_local(args: Args, game_server: stadion_crds::GameServer) -> anyho
     tracing::info!("stopping the SDK server");
     handle.shutdown().await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The sidecar in a game-server Pod: the kube backend, serving until the server is Shutdown.
+fn serve_in_cluster(args: Args) -> anyhow::Result<ExitCode> {
+    use stadion_controller::kube::sidecar::serve::{SidecarConfig, serve};
+    let config = SidecarConfig {
+        gameserver: args.gameserver_name.context("GAMESERVER_NAME is not set")?,
+        namespace: args.namespace,
+        grpc: SocketAddr::new(args.address, args.grpc_port),
+        http: SocketAddr::new(args.address, args.http_port),
+        health: args.health_addr,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        serve(config, terminated()).await?;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// SIGTERM (the Pod is stopping) or Ctrl-C.
+async fn terminated() {
+    #[cfg(unix)]
+    if let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        return;
+    }
+    let _ = tokio::signal::ctrl_c().await;
 }

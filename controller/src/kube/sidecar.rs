@@ -27,6 +27,7 @@ use tracing::{debug, info, warn};
 use super::api_status;
 
 pub mod health;
+pub mod serve;
 
 /// Agones' coalescing window: at most one write per server per interval.
 pub const WRITE_INTERVAL: Duration = Duration::from_millis(500);
