@@ -105,17 +105,21 @@ async fn reserve_expires_back_to_ready_and_state_calls_cancel_it() {
     assert!(back, "Reserved -> Ready after 1 s");
     assert!(sidecar.game_server().await.status.and_then(|s| s.reserved_until).is_none());
 
-    // Allocate cancels the pending reservation: still Allocated after the deadline.
+    // Allocate cancels a pending reservation, and so does a new Reserve: both servers are checked
+    // after the first deadline has passed.
+    let other = support::start(support::game_server()).await;
+    let other_sdk = other.client().await;
     sdk.reserve(Duration::from_secs(1)).await.expect("reserve");
     sdk.allocate().await.expect("allocate");
+    other_sdk.reserve(Duration::from_secs(1)).await.expect("reserve");
+    other_sdk.reserve(Duration::ZERO).await.expect("reserve until told");
     tokio::time::sleep(Duration::from_millis(1300)).await;
     assert_eq!(sidecar.game_server().await.state(), Some(GameServerState::Allocated));
-
-    // Zero: reserved until told otherwise.
-    sdk.reserve(Duration::ZERO).await.expect("reserve forever");
-    let gs = sidecar.game_server().await;
-    assert_eq!(gs.state(), Some(GameServerState::Reserved));
+    let gs = other.game_server().await;
+    assert_eq!(gs.state(), Some(GameServerState::Reserved), "zero: reserved until told otherwise");
     assert!(gs.status.and_then(|s| s.reserved_until).is_none());
+    other_sdk.ready().await.expect("ready");
+    assert_eq!(other.game_server().await.state(), Some(GameServerState::Ready));
 }
 
 #[tokio::test]

@@ -95,7 +95,8 @@ impl Sidecar {
             && let Some(until) = status.reserved_until
         {
             let left = until.0.duration_since(jiff::Timestamp::now());
-            self.start_reserve_timer(Duration::try_from(left).unwrap_or(Duration::ZERO));
+            let generation = self.inner.reserve_generation.load(Ordering::SeqCst);
+            self.start_reserve_timer(Duration::try_from(left).unwrap_or(Duration::ZERO), generation);
         }
         Ok(())
     }
@@ -125,7 +126,7 @@ impl Sidecar {
     /// Agones) keeps it Reserved until the next state call.
     pub async fn reserve(&self, seconds: i64) -> Result<(), SdkError> {
         self.record(SdkCall::Reserve { seconds });
-        self.cancel_reserve();
+        let generation = self.cancel_reserve();
         let timeout = if seconds > 0 {
             let span = jiff::SignedDuration::from_secs(seconds);
             let until = jiff::Timestamp::now()
@@ -139,22 +140,26 @@ impl Sidecar {
         if let Some((duration, _)) = timeout
             && gs.state() == Some(GameServerState::Reserved)
         {
-            self.start_reserve_timer(duration);
+            self.start_reserve_timer(duration, generation);
         }
         Ok(())
     }
 
-    fn cancel_reserve(&self) {
-        self.inner.reserve_generation.fetch_add(1, Ordering::SeqCst);
+    /// Cancels any pending Reserve timer; returns the new generation, which a timer started for
+    /// the caller's own reservation must carry.
+    fn cancel_reserve(&self) -> u64 {
+        let generation = self.inner.reserve_generation.fetch_add(1, Ordering::SeqCst) + 1;
         if let Ok(mut timer) = self.inner.reserve_timer.lock()
             && let Some(timer) = timer.take()
         {
             timer.abort();
         }
+        generation
     }
 
-    fn start_reserve_timer(&self, after: Duration) {
-        let generation = self.inner.reserve_generation.load(Ordering::SeqCst);
+    /// Returns the server to the ready state after `after`, unless a state call has cancelled
+    /// reservation `generation` by then (checked inside the backend's atomic update).
+    fn start_reserve_timer(&self, after: Duration, generation: u64) {
         // A weak handle: a sidecar that is dropped must not be kept alive by its own timer.
         let weak = Arc::downgrade(&self.inner);
         let task = tokio::spawn(async move {
