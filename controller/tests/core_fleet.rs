@@ -147,6 +147,17 @@ impl World {
 }
 
 #[test]
+fn template_hash_ignores_defaulting_but_sees_real_changes() {
+    let raw = GameServerTemplateSpec { metadata: Default::default(), spec: game_spec() };
+    let mut defaulted = raw.clone();
+    defaulted.spec.apply_defaults();
+    assert_eq!(template_hash(&raw), template_hash(&defaulted));
+    let mut changed = raw.clone();
+    changed.spec.ports[0].container_port = Some(7777);
+    assert_ne!(template_hash(&raw), template_hash(&changed));
+}
+
+#[test]
 fn limits_round_like_kubernetes() {
     let f = fleet(10, FleetStrategyType::RollingUpdate, "25%", "25%");
     assert_eq!(rolling_limits(&f, 10), (3, 2));

@@ -39,9 +39,12 @@ pub struct FleetPlan {
 }
 
 /// The hash identifying a template, stored on sets as `stadion.dev/template-hash`: FNV-1a over
-/// the template's JSON (maps serialize sorted, so equal templates hash equal), in hex.
+/// the JSON of the template with GameServer defaults applied (maps serialize sorted, so equal
+/// templates hash equal, and defaulting a fleet never looks like a template change), in hex.
 pub fn template_hash(template: &GameServerTemplateSpec) -> String {
-    let json = serde_json::to_vec(template).unwrap_or_default();
+    let mut defaulted = template.clone();
+    defaulted.spec.apply_defaults();
+    let json = serde_json::to_vec(&defaulted).unwrap_or_default();
     format!("{:016x}", stable_hash(&json))
 }
 
@@ -129,13 +132,18 @@ pub fn plan(fleet: &Fleet, sets: &[GameServerSet], names: &mut dyn NameGenerator
         Some(set) => {
             let mut next = set.clone();
             next.spec.replicas = new_active_spec;
-            next.spec.scheduling = fleet.spec.scheduling;
+            // An undefaulted fleet (no scheduling) must not fight the set's defaulted value.
+            if fleet.spec.scheduling.is_some() {
+                next.spec.scheduling = fleet.spec.scheduling;
+            }
             next.spec.priorities.clone_from(&fleet.spec.priorities);
             next.spec.allocation_overflow.clone_from(&fleet.spec.allocation_overflow);
             if next != *set {
                 plan.update_sets.push(next);
             }
         }
+        // A fleet being deleted gets no new set; its sets go with it through owner references.
+        None if fleet.metadata.deletion_timestamp.is_some() => {}
         None => {
             let mut taken: BTreeSet<String> = sets.iter().map(|s| s.name().to_owned()).collect();
             let name = unique_name(fleet.name(), names, &mut taken);

@@ -96,7 +96,9 @@ pub fn plan(
 
     let active: Vec<&GameServer> = live.iter().copied().filter(|gs| is_active(gs)).collect();
     let wanted = usize::try_from(set.spec.replicas).unwrap_or(0);
-    if active.len() < wanted {
+    // A set being deleted only cleans up: its servers go with it through owner references.
+    let deleting = set.metadata.deletion_timestamp.is_some();
+    if active.len() < wanted && !deleting {
         let count = (wanted - active.len()).min(options.max_creations);
         if wanted - active.len() > count {
             plan.requeue_at = Some(now);
