@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use proptest::prelude::*;
 use stadion_controller::core::NodeLoad;
 use stadion_controller::core::fleet::{self, FleetPlan, rolling_limits, template_hash};
 use stadion_controller::core::gameserverset::{self, SetScalingOptions, aggregate_status};
@@ -191,63 +192,84 @@ fn new_fleet_creates_one_labelled_set_and_replicas_change_applies_at_once() {
     assert_eq!((status.replicas, status.ready_replicas), (12, 12));
 }
 
-fn rollout(strategy: FleetStrategyType, surge: &str, unavailable: &str) {
-    let mut world = World::new(fleet(10, strategy, surge, unavailable));
+/// Rolls a steady fleet of `replicas` with `busy` Allocated servers to a new template, checking
+/// every tick: never more than replicas + maxSurge servers, never fewer Ready than
+/// (replicas − busy) − maxUnavailable (RollingUpdate), no Allocated server lost. Then the
+/// sessions end and the fleet must finish on the new template alone.
+fn rollout(strategy: FleetStrategyType, surge: &str, unavailable: &str, replicas: usize, busy: usize) {
+    let mut world = World::new(fleet(replicas as i32, strategy, surge, unavailable));
     world.settle(3);
-    assert_eq!(world.count(|s| s == S::Ready), 10);
-    let allocated: Vec<String> = world.servers.iter().take(4).map(|gs| gs.name().to_owned()).collect();
-    for gs in world.servers.iter_mut().take(4) {
+    assert_eq!(world.count(|s| s == S::Ready), replicas);
+    let allocated: Vec<String> = world.servers.iter().take(busy).map(|gs| gs.name().to_owned()).collect();
+    for gs in world.servers.iter_mut().take(busy) {
         gs.status.as_mut().unwrap().state = Some(S::Allocated);
     }
 
     world.fleet.spec.template.metadata.labels = Some([("version".to_owned(), "2".to_owned())].into());
     let new_hash = template_hash(&world.fleet.spec.template);
-    let (surge_n, unavailable_n) = rolling_limits(&world.fleet, 10);
-    for _ in 0..30 {
+    let (surge_n, unavailable_n) = rolling_limits(&world.fleet, replicas as i32);
+    for _ in 0..(3 * replicas + 10) {
         world.step();
         if strategy == FleetStrategyType::RollingUpdate {
-            assert!(
-                world.active_count() <= 10 + surge_n as usize,
-                "tick {}: {} servers",
-                world.tick,
-                world.active_count()
-            );
+            let active = world.active_count();
+            assert!(active <= replicas + surge_n as usize, "tick {}: {active} servers", world.tick);
             let ready = world.count(|s| s == S::Ready);
-            assert!(ready + unavailable_n as usize >= 6, "tick {}: only {ready} Ready", world.tick);
+            assert!(ready + unavailable_n as usize >= replicas - busy, "tick {}: only {ready} Ready", world.tick);
         }
         for name in &allocated {
             assert_eq!(world.state_of(name), Some(S::Allocated), "tick {}: {name} lost", world.tick);
         }
     }
-    // Old template: only the 4 Allocated; new template: the other 6.
+    // Old template: only the Allocated ones; new template: the rest.
     let counts = world.by_template();
-    assert_eq!(counts[&new_hash], 6);
-    assert_eq!(counts.values().sum::<usize>(), 10);
-    assert_eq!(world.sets.len(), 2, "old set kept while its Allocated servers live");
+    assert_eq!(counts.get(&new_hash).copied().unwrap_or_default(), replicas - busy);
+    assert_eq!(counts.values().sum::<usize>(), replicas);
+    let expected_sets = if busy > 0 { 2 } else { 1 };
+    assert_eq!(world.sets.len(), expected_sets, "old set kept only while its Allocated servers live");
 
-    // The sessions end: the old set empties and is deleted, the new one grows to 10.
+    // The sessions end: the old set empties and is deleted, the new one grows to `replicas`.
     for gs in world.servers.iter_mut().filter(|gs| allocated.contains(&gs.name().to_owned())) {
         gs.status.as_mut().unwrap().state = Some(S::Shutdown);
     }
     world.settle(6);
     assert_eq!(world.sets.len(), 1);
-    assert_eq!(world.by_template()[&new_hash], 10);
-    assert_eq!(world.count(|s| s == S::Ready), 10);
+    assert_eq!(world.by_template()[&new_hash], replicas);
+    assert_eq!(world.count(|s| s == S::Ready), replicas);
 }
 
 #[test]
 fn rolling_update_of_ten_with_four_allocated_completes_within_limits() {
-    rollout(FleetStrategyType::RollingUpdate, "25%", "25%");
+    rollout(FleetStrategyType::RollingUpdate, "25%", "25%", 10, 4);
 }
 
 #[test]
 fn rolling_update_with_zero_surge_still_progresses() {
-    rollout(FleetStrategyType::RollingUpdate, "0", "0");
+    rollout(FleetStrategyType::RollingUpdate, "0", "0", 10, 4);
 }
 
 #[test]
 fn recreate_replaces_everything_but_allocated() {
-    rollout(FleetStrategyType::Recreate, "25%", "25%");
+    rollout(FleetStrategyType::Recreate, "25%", "25%", 10, 4);
+}
+
+fn limit() -> impl Strategy<Value = String> {
+    prop_oneof![(0u8..4).prop_map(|n| n.to_string()), (0u8..=100).prop_map(|p| format!("{p}%"))]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+    /// The rollout invariants hold for any size, any Allocated share and any limits.
+    #[test]
+    fn rollouts_hold_their_limits_and_complete(
+        replicas in 1usize..14,
+        busy_share in 0usize..=100,
+        surge in limit(),
+        unavailable in limit(),
+        recreate in any::<bool>(),
+    ) {
+        let strategy = if recreate { FleetStrategyType::Recreate } else { FleetStrategyType::RollingUpdate };
+        rollout(strategy, &surge, &unavailable, replicas, replicas * busy_share / 100);
+    }
 }
 
 #[test]
