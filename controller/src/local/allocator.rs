@@ -5,12 +5,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 use stadion_crds::allocation::GameServerAllocationStatus;
-use stadion_crds::{FieldError, FieldErrors, GameServer, GameServerAllocation, GameServerState};
+use stadion_crds::{FieldError, FieldErrors, Fleet, GameServer, GameServerAllocation, GameServerState, labels};
 use stadion_matchmaker::{AllocateError, Allocator};
 use tokio::sync::watch;
 
-use super::store::{Selector, Store};
+use super::store::{Selector, Store, StoreError};
 use crate::core::allocation::{apply_allocation, candidates, selector_matches};
+use crate::core::fleet::record_allocation;
 use crate::core::nodes::NodeLoad;
 
 /// Fresh re-reads allowed per candidate when its write conflicts but it still matches (another
@@ -65,6 +66,7 @@ impl LocalAllocator {
                             tracing::warn!(gameserver = written.name(), %warning, "allocation action not applied");
                         }
                         tracing::info!(gameserver = written.name(), namespace = %namespace, "allocated");
+                        self.count_on_fleet(&written);
                         return Ok(status);
                     }
                     Err(error) if error.is_conflict() => {
@@ -85,6 +87,20 @@ impl LocalAllocator {
             }
         }
         Err(AllocateError::Unavailable)
+    }
+}
+
+impl LocalAllocator {
+    /// Bumps `status.allocations` of the server's fleet (a running total, as in Agones).
+    fn count_on_fleet(&self, gs: &GameServer) {
+        let Some(fleet) = gs.metadata.labels.as_ref().and_then(|l| l.get(labels::FLEET)) else { return };
+        let counted = self.store.api::<Fleet>().update_with::<StoreError>(gs.namespace(), fleet, |fleet| {
+            record_allocation(fleet.status.get_or_insert_with(Default::default));
+            Ok(())
+        });
+        if let Err(error) = counted {
+            tracing::debug!(fleet = %fleet, %error, "cannot count allocation on fleet");
+        }
     }
 }
 

@@ -2,6 +2,8 @@
 //! This is what `stadion up` starts.
 
 mod apply;
+mod autoscalers;
+mod fleets;
 mod gameservers;
 mod queue;
 mod sets;
@@ -169,6 +171,8 @@ impl LocalRuntime {
         let tasks = vec![
             tokio::spawn(gameservers::run(shared.clone(), exits, stopped.clone())),
             tokio::spawn(sets::run(shared.clone(), stopped.clone())),
+            tokio::spawn(fleets::run(shared.clone(), stopped.clone())),
+            tokio::spawn(autoscalers::run(shared.clone(), stopped.clone())),
         ];
         let allocator = LocalAllocator::new(store, capacity);
         tracing::info!(address = %shared.config.address, node = %shared.config.node_name, "local runtime started");

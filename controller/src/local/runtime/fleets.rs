@@ -1,0 +1,114 @@
+//! The Fleet controller of the local runtime: carries out the core's rollout plans (create the
+//! active set, resize sets, delete drained old sets) and writes the fleet's status.
+
+use std::sync::Arc;
+
+use stadion_crds::{Fleet, GameServerSet, labels};
+use tokio::sync::watch;
+
+use super::Shared;
+use super::queue::{WorkQueue, split_key};
+use super::sets::COALESCE;
+use crate::core::fleet::plan;
+use crate::core::names::SeededNames;
+use crate::core::object_key;
+use crate::local::store::{Selector, StoreError};
+
+/// Runs until `stop` turns true.
+pub(crate) async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    let fleets = shared.store.api::<Fleet>().watch();
+    let sets = shared.store.api::<GameServerSet>().watch();
+    let (mut fleet_events, mut set_events) = (fleets.events, sets.events);
+    let mut queue = WorkQueue::default();
+    for fleet in &fleets.initial {
+        queue.add(object_key(fleet.namespace(), fleet.name()));
+    }
+    let mut names = SeededNames::new(rand::random());
+    loop {
+        for key in queue.take_due() {
+            reconcile_one(&shared, &key, &mut names, &mut queue);
+        }
+        tokio::select! {
+            biased;
+            _ = stop.changed() => return,
+            Some(event) = fleet_events.recv() => {
+                let fleet = event.object();
+                queue.add(object_key(fleet.namespace(), fleet.name()));
+            }
+            Some(event) = set_events.recv() => {
+                queue.extend(owner(event.object()));
+                tokio::time::sleep(COALESCE).await;
+                while let Ok(event) = set_events.try_recv() {
+                    queue.extend(owner(event.object()));
+                }
+            }
+            () = queue.next_timer() => {}
+        }
+    }
+}
+
+fn owner(set: &GameServerSet) -> Option<String> {
+    let fleet = set.metadata.labels.as_ref()?.get(labels::FLEET)?;
+    Some(object_key(set.namespace(), fleet))
+}
+
+fn reconcile_one(shared: &Shared, key: &str, names: &mut SeededNames, queue: &mut WorkQueue) {
+    let (namespace, name) = split_key(key);
+    let fleets = shared.store.api::<Fleet>();
+    let Some(fleet) = fleets.try_get(namespace, name) else { return };
+    if fleet.metadata.deletion_timestamp.is_some() {
+        return;
+    }
+    let api = shared.store.api::<GameServerSet>();
+    let owned: Vec<GameServerSet> = api
+        .list(Some(namespace), &Selector::from_labels([(labels::FLEET, name)]))
+        .iter()
+        .map(|set| (**set).clone())
+        .collect();
+    let plan = plan(&fleet, &owned, names);
+    let _span = tracing::debug_span!("reconcile_fleet", fleet = %key).entered();
+
+    let mut retry = false;
+    if let Some(set) = plan.create_set {
+        match api.create(set) {
+            Ok(created) => tracing::info!(fleet = %key, set = created.name(), "created GameServerSet"),
+            Err(error) => {
+                tracing::debug!(fleet = %key, %error, "cannot create GameServerSet");
+                retry = true;
+            }
+        }
+    }
+    for set in plan.update_sets {
+        // Guarded by the version the plan saw; on a conflict (the set's status moved) plan again.
+        if let Err(error) = api.update(set) {
+            retry |= error.is_conflict();
+        }
+    }
+    for set in plan.delete_sets {
+        if let Err(error) = api.delete(namespace, &set, None)
+            && !error.is_not_found()
+        {
+            tracing::warn!(fleet = %key, set = %set, %error, "cannot delete GameServerSet");
+        }
+    }
+    let mut status = plan.status;
+    if fleet.status.as_ref().map(|s| without_allocations(s.clone())) != Some(without_allocations(status.clone())) {
+        let written = fleets.update_with::<StoreError>(namespace, name, |fleet| {
+            // The allocator counts allocations on the stored object; keep its latest count.
+            status.allocations = fleet.status.as_ref().and_then(|s| s.allocations);
+            fleet.status = Some(status);
+            Ok(())
+        });
+        if let Err(error) = written {
+            tracing::debug!(fleet = %key, %error, "cannot write Fleet status");
+        }
+    }
+    if retry {
+        queue.add_after(key, COALESCE);
+    }
+}
+
+fn without_allocations(mut status: stadion_crds::fleet::FleetStatus) -> stadion_crds::fleet::FleetStatus {
+    status.allocations = None;
+    status
+}
