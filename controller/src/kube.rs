@@ -9,6 +9,8 @@ pub mod allocator;
 pub mod context;
 pub mod discovery;
 pub mod events;
+pub mod fleet;
+pub mod fleetautoscaler;
 pub mod gameserver;
 pub mod gameserverset;
 pub mod install;

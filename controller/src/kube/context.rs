@@ -8,7 +8,7 @@ use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::Client;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::Store;
-use stadion_crds::GameServer;
+use stadion_crds::{GameServer, GameServerSet};
 use tracing::warn;
 
 use super::Error;
@@ -40,6 +40,10 @@ pub struct Context {
     pub gameservers: Store<GameServer>,
     /// What the GameServerSet controller remembers between reconciles.
     pub sets: super::gameserverset::SetState,
+    /// Watch cache of GameServerSets (fleets find their sets in it).
+    pub gameserversets: Store<GameServerSet>,
+    /// What the Fleet controller remembers between reconciles.
+    pub fleets: super::fleet::FleetState,
 }
 
 impl Context {

@@ -242,6 +242,8 @@ pub struct Caches {
     pub pods: kube::runtime::reflector::store::Writer<k8s_openapi::api::core::v1::Pod>,
     /// GameServers.
     pub gameservers: kube::runtime::reflector::store::Writer<stadion_crds::GameServer>,
+    /// GameServerSets.
+    pub gameserversets: kube::runtime::reflector::store::Writer<stadion_crds::GameServerSet>,
 }
 
 impl Caches {
@@ -256,6 +258,11 @@ impl Caches {
     }
 
     /// Puts `obj` in its cache.
+    pub fn gameserverset(&mut self, obj: stadion_crds::GameServerSet) {
+        self.gameserversets.apply_watcher_event(&kube::runtime::watcher::Event::Apply(obj));
+    }
+
+    /// Puts `obj` in its cache.
     pub fn pod(&mut self, obj: k8s_openapi::api::core::v1::Pod) {
         self.pods.apply_watcher_event(&kube::runtime::watcher::Event::Apply(obj));
     }
@@ -263,7 +270,12 @@ impl Caches {
 
 /// A leader's context over `client` with empty caches and the default 7000–8000 port range.
 pub fn context(client: Client) -> (std::sync::Arc<super::context::Context>, Caches) {
-    let caches = Caches { nodes: Default::default(), pods: Default::default(), gameservers: Default::default() };
+    let caches = Caches {
+        nodes: Default::default(),
+        pods: Default::default(),
+        gameservers: Default::default(),
+        gameserversets: Default::default(),
+    };
     let ctx = super::context::Context {
         events: super::events::EventPublisher::new(client.clone(), Some("test".into())),
         client,
@@ -275,6 +287,8 @@ pub fn context(client: Client) -> (std::sync::Arc<super::context::Context>, Cach
         pods: caches.pods.as_reader(),
         gameservers: caches.gameservers.as_reader(),
         sets: Default::default(),
+        gameserversets: caches.gameserversets.as_reader(),
+        fleets: Default::default(),
     };
     (std::sync::Arc::new(ctx), caches)
 }

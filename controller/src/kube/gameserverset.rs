@@ -31,7 +31,7 @@ const RESYNC: Duration = Duration::from_secs(30);
 #[derive(Default)]
 pub struct SetState {
     /// Our recent GameServer writes per set, until the cache shows them.
-    overlays: Mutex<HashMap<String, WriteOverlay>>,
+    overlays: Mutex<HashMap<String, WriteOverlay<GameServer>>>,
     /// Name suffixes for new servers.
     names: Mutex<Option<SeededNames>>,
 }
@@ -149,7 +149,7 @@ async fn reconcile_inner(set: &GameServerSet, ctx: &Context) -> Result<Action> {
     })
 }
 
-fn record(ctx: &Context, key: &str, f: impl FnOnce(&mut WriteOverlay)) {
+fn record(ctx: &Context, key: &str, f: impl FnOnce(&mut WriteOverlay<GameServer>)) {
     let mut overlays = ctx.sets.overlays.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     f(overlays.entry(key.to_owned()).or_default());
 }

@@ -1,4 +1,5 @@
-//! Our own recent writes, laid over a watch cache that may not show them yet.
+//! Our own recent writes (GameServers of a set, sets of a fleet), laid over a watch cache that
+//! may not show them yet.
 //!
 //! A set reconciled right after it created servers would otherwise count from a cache that
 //! lacks them and create them again. Each write is remembered until the cache catches up (holds
@@ -7,29 +8,41 @@
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use stadion_crds::GameServer;
+use kube::Resource;
 
-use crate::core::gameserver::gameserver_key;
+use crate::core::object_key;
 
 /// How long a write is trusted over the cache: long enough for any watch lag, short enough that
 /// a write the cache will never show (the object was deleted by someone else) is forgotten.
 const TTL: Duration = Duration::from_secs(60);
 
-/// Recent GameServer writes and deletions, by `namespace/name`.
-#[derive(Debug, Default)]
-pub struct WriteOverlay {
-    written: HashMap<String, (Instant, GameServer)>,
+/// Recent writes and deletions of one kind, by `namespace/name`.
+#[derive(Debug)]
+pub struct WriteOverlay<K> {
+    written: HashMap<String, (Instant, K)>,
     deleted: HashMap<String, Instant>,
 }
 
-fn version(gs: &GameServer) -> Option<u64> {
-    gs.metadata.resource_version.as_deref().and_then(|v| v.parse().ok())
+impl<K> Default for WriteOverlay<K> {
+    fn default() -> Self {
+        Self { written: HashMap::new(), deleted: HashMap::new() }
+    }
 }
 
-impl WriteOverlay {
+fn version<K: Resource>(obj: &K) -> Option<u64> {
+    obj.meta().resource_version.as_deref().and_then(|v| v.parse().ok())
+}
+
+/// `namespace/name` of any namespaced object (`default` when unset).
+pub fn key_of<K: Resource>(obj: &K) -> String {
+    let meta = obj.meta();
+    object_key(meta.namespace.as_deref().unwrap_or("default"), meta.name.as_deref().unwrap_or_default())
+}
+
+impl<K: Resource + Clone> WriteOverlay<K> {
     /// Remembers a created or updated server (as the API server returned it).
-    pub fn wrote(&mut self, gs: GameServer) {
-        let key = gameserver_key(&gs);
+    pub fn wrote(&mut self, gs: K) {
+        let key = key_of(&gs);
         self.deleted.remove(&key);
         self.written.insert(key, (Instant::now(), gs));
     }
@@ -42,14 +55,14 @@ impl WriteOverlay {
 
     /// `cached` with our newer writes swapped in, our creations added and our deletions removed;
     /// entries the cache has caught up with are forgotten.
-    pub fn view(&mut self, cached: Vec<GameServer>, belongs: impl Fn(&GameServer) -> bool) -> Vec<GameServer> {
+    pub fn view(&mut self, cached: Vec<K>, belongs: impl Fn(&K) -> bool) -> Vec<K> {
         let now = Instant::now();
         self.written.retain(|_, (at, _)| now.duration_since(*at) < TTL);
         self.deleted.retain(|_, at| now.duration_since(*at) < TTL);
         let mut seen = HashSet::new();
         let mut out = Vec::with_capacity(cached.len());
         for gs in cached {
-            let key = gameserver_key(&gs);
+            let key = key_of(&gs);
             seen.insert(key.clone());
             if self.deleted.contains_key(&key) {
                 continue;
@@ -76,6 +89,7 @@ impl WriteOverlay {
 mod tests {
     use super::*;
     use crate::kube::fixtures::gameserver;
+    use stadion_crds::GameServer;
 
     fn at(name: &str, rv: &str) -> GameServer {
         let mut gs = gameserver(name);
@@ -85,7 +99,7 @@ mod tests {
 
     #[test]
     fn creations_show_until_cached_and_deletions_hide() {
-        let mut overlay = WriteOverlay::default();
+        let mut overlay = WriteOverlay::<GameServer>::default();
         overlay.wrote(at("new", "10"));
         overlay.deleted("default/gone".into());
         let view = overlay.view(vec![at("gone", "3"), at("old", "4")], |_| true);
@@ -99,7 +113,7 @@ mod tests {
 
     #[test]
     fn newer_write_wins_over_stale_cache() {
-        let mut overlay = WriteOverlay::default();
+        let mut overlay = WriteOverlay::<GameServer>::default();
         let mut ours = at("a", "9");
         ours.metadata.labels = Some([("x".to_owned(), "y".to_owned())].into());
         overlay.wrote(ours);

@@ -14,7 +14,7 @@ use kube::runtime::reflector::{self, Store};
 use kube::runtime::{Controller, WatchStreamExt, watcher};
 use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
-use stadion_crds::{GameServer, GameServerSet, labels};
+use stadion_crds::{Fleet, FleetAutoscaler, GameServer, GameServerSet, labels};
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
@@ -23,7 +23,7 @@ use super::events::EventPublisher;
 use super::lease::{LeaderElection, Leadership};
 use super::metrics::{self, Metrics, Readiness};
 use super::pod::PodConfig;
-use super::{Result, discovery, gameserver, gameserverset};
+use super::{Result, discovery, fleet, fleetautoscaler, gameserver, gameserverset};
 use crate::core::ports::{PortAllocator, PortRanges};
 
 /// Everything `stadion controller` can be told.
@@ -158,6 +158,12 @@ pub async fn run(
     let ports = rebuild_ports(&client, &config).await?;
     let gs_controller = Controller::new(scoped::<GameServer>(&client, ns), watcher::Config::default())
         .owns(scoped::<Pod>(&client, ns), watcher::Config::default().labels(&pod_selector));
+    let set_controller = Controller::new(scoped::<GameServerSet>(&client, ns), watcher::Config::default())
+        .owns(scoped::<GameServer>(&client, ns), watcher::Config::default());
+    let fleet_controller = Controller::new(scoped::<Fleet>(&client, ns), watcher::Config::default())
+        .owns(scoped::<GameServerSet>(&client, ns), watcher::Config::default());
+    let autoscaler_controller = Controller::new(scoped::<FleetAutoscaler>(&client, ns), watcher::Config::default());
+    let (fleet_store, autoscaler_store) = (fleet_controller.store(), autoscaler_controller.store());
     let ctx = Arc::new(Context {
         client: client.clone(),
         events: EventPublisher::new(client.clone(), Some(config.identity.clone())),
@@ -172,6 +178,8 @@ pub async fn run(
         pods: pods.clone(),
         gameservers: gs_controller.store(),
         sets: Default::default(),
+        gameserversets: set_controller.store(),
+        fleets: Default::default(),
     });
 
     let gameservers = gs_controller
@@ -179,11 +187,20 @@ pub async fn run(
         .graceful_shutdown_on(stopped())
         .run(gameserver::reconcile, gameserver::error_policy, ctx.clone())
         .for_each(|_| future::ready(()));
-    let sets = Controller::new(scoped::<GameServerSet>(&client, ns), watcher::Config::default())
-        .owns(scoped::<GameServer>(&client, ns), watcher::Config::default())
+    let sets = set_controller
         .reconcile_all_on(on_leadership(&leadership))
         .graceful_shutdown_on(stopped())
         .run(gameserverset::reconcile, gameserverset::error_policy, ctx.clone())
+        .for_each(|_| future::ready(()));
+    let fleets = fleet_controller
+        .reconcile_all_on(on_leadership(&leadership))
+        .graceful_shutdown_on(stopped())
+        .run(fleet::reconcile, fleet::error_policy, ctx.clone())
+        .for_each(|_| future::ready(()));
+    let autoscalers = autoscaler_controller
+        .reconcile_all_on(on_leadership(&leadership))
+        .graceful_shutdown_on(stopped())
+        .run(fleetautoscaler::reconcile, fleetautoscaler::error_policy, ctx.clone())
         .for_each(|_| future::ready(()));
 
     // Ready once the caches reconciles read from are filled.
@@ -200,10 +217,10 @@ pub async fn run(
             ready_flag.set(true);
         }
     });
-    tokio::spawn(observe_gauges(ctx.clone(), stopped()));
+    tokio::spawn(observe_gauges(ctx.clone(), fleet_store, autoscaler_store, stopped()));
 
     info!(leader_election = config.leader_election, namespace = ?config.namespace, "controllers starting");
-    future::join(gameservers, sets).await;
+    futures::join!(gameservers, sets, fleets, autoscalers);
     readiness.set(false);
     match http.await {
         Ok(Ok(())) => {}
@@ -215,7 +232,12 @@ pub async fn run(
 }
 
 /// Recomputes the fleet-describing gauges from the caches every few seconds.
-async fn observe_gauges(ctx: Arc<Context>, stopped: impl Future<Output = ()>) {
+async fn observe_gauges(
+    ctx: Arc<Context>,
+    fleets: Store<Fleet>,
+    autoscalers: Store<FleetAutoscaler>,
+    stopped: impl Future<Output = ()>,
+) {
     tokio::pin!(stopped);
     let mut tick = tokio::time::interval(Duration::from_secs(5));
     loop {
@@ -224,6 +246,8 @@ async fn observe_gauges(ctx: Arc<Context>, stopped: impl Future<Output = ()>) {
             _ = tick.tick() => {
                 let servers = ctx.gameservers.state();
                 ctx.metrics.observe_gameservers(servers.iter().map(AsRef::as_ref));
+                ctx.metrics.observe_fleets(fleets.state().iter().map(AsRef::as_ref));
+                ctx.metrics.observe_autoscalers(autoscalers.state().iter().map(AsRef::as_ref));
             }
         }
     }
