@@ -33,4 +33,14 @@ pub trait Allocator: Send + Sync + 'static {
     /// A counter that changes whenever allocatable capacity may have appeared (a server turned
     /// Ready). Waiting matches retry when it changes instead of polling blindly.
     fn capacity_changes(&self) -> watch::Receiver<u64>;
+
+    /// Gives back a server that was allocated for a match which dissolved while the allocation
+    /// was in flight (a ticket was cancelled or timed out during the call), so it can serve
+    /// another match. The default keeps the server Allocated: it is then reclaimed only by the
+    /// allocated-server TTL, if one is configured. Runtimes that can return a server to Ready
+    /// (or shut it down) should override this.
+    async fn release(&self, namespace: &str, game_server_name: &str) -> Result<(), AllocateError> {
+        tracing::warn!(namespace, gameserver = game_server_name, "allocator cannot release; server stays Allocated");
+        Ok(())
+    }
 }

@@ -5,7 +5,7 @@
 
 mod duration;
 mod metadata;
-mod validate;
+pub(crate) mod validate;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

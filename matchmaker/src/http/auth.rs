@@ -1,0 +1,51 @@
+//! Optional bearer-token authentication for the `/v1` routes.
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::header;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use crate::Error;
+
+/// The accepted tokens; empty means authentication is off.
+#[derive(Clone, Debug, Default)]
+pub struct Tokens(pub Arc<Vec<String>>);
+
+/// Lets the request through if it carries an accepted `Authorization: Bearer` token.
+pub async fn require_bearer(State(tokens): State<Tokens>, request: Request, next: Next) -> Response {
+    if tokens.0.is_empty() {
+        return next.run(request).await;
+    }
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    match presented {
+        Some(token) if tokens.0.iter().any(|t| constant_time_eq(t.as_bytes(), token.as_bytes())) => {
+            next.run(request).await
+        }
+        _ => Error::Unauthorized.into_response(),
+    }
+}
+
+/// Compares without an early exit, so response timing does not leak how much of a token
+/// matched.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::constant_time_eq;
+
+    #[test]
+    fn compares_tokens() {
+        assert!(constant_time_eq(b"secret", b"secret"));
+        assert!(!constant_time_eq(b"secret", b"secreT"));
+        assert!(!constant_time_eq(b"secret", b"secret2"));
+    }
+}

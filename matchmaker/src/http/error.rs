@@ -1,0 +1,54 @@
+//! JSON errors: `{"error": {"code", "message", "field", "details"}}` with the right status.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::Error;
+
+impl Error {
+    /// The HTTP status this error answers with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Error::MalformedBody(_) => StatusCode::BAD_REQUEST,
+            Error::Unauthorized => StatusCode::UNAUTHORIZED,
+            Error::NotFound(_) => StatusCode::NOT_FOUND,
+            Error::Conflict { .. } => StatusCode::CONFLICT,
+            Error::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Error::Unavailable => StatusCode::TOO_MANY_REQUESTS,
+            Error::Backend(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::ConfigRead { .. } | Error::ConfigParse { .. } | Error::Config(_) | Error::Serve { .. } => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        }
+    }
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let (field, details) = match &self {
+            Error::Invalid(errors) => (
+                errors.iter().next().map(|e| e.path.clone()),
+                errors.iter().map(|e| json!({"field": e.path, "message": e.message})).collect(),
+            ),
+            Error::Conflict { field, .. } => (field.clone(), Vec::new()),
+            _ => (None, Vec::new()),
+        };
+        if status.is_server_error() {
+            tracing::error!(error = %self, kind = self.kind(), "request failed");
+        } else {
+            tracing::debug!(error = %self, kind = self.kind(), "request refused");
+        }
+        let mut body = json!({"error": {"code": self.kind(), "message": self.to_string(), "field": field}});
+        if !details.is_empty() {
+            body["error"]["details"] = serde_json::Value::Array(details);
+        }
+        let mut response = (status, axum::Json(body)).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}

@@ -1,0 +1,192 @@
+//! The matchmaker service: tickets, the engine loop and allocation, behind [`Matchmaker`].
+//!
+//! Synchronous state lives behind one mutex ([`state::State`]); the background loop
+//! ([`Matchmaker::run`]) ticks the engine and spawns one allocation task per match. The HTTP
+//! layer only calls the methods here.
+
+mod allocation;
+mod state;
+mod submit;
+
+use std::future::Future;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use stadion_crds::FieldErrors;
+use stadion_crds::allocation::{GameServerAllocation, GameServerAllocationState, GameServerAllocationStatus};
+use tokio::sync::watch;
+use tokio::task::{JoinHandle, JoinSet};
+use tokio::time::Instant;
+
+use crate::config::MatchmakerConfig;
+use crate::config::validate::dns_label;
+use crate::engine::Millis;
+use crate::metrics::Metrics;
+use crate::ticket::{Ticket, TicketRequest};
+use crate::{AllocateError, Allocator, Error};
+
+pub use allocation::Backoff;
+
+/// The matchmaker: cheap to clone, every clone shares the same state.
+#[derive(Clone)]
+pub struct Matchmaker {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: MatchmakerConfig,
+    allocator: Arc<dyn Allocator>,
+    state: Mutex<state::State>,
+    metrics: Arc<Metrics>,
+    epoch: Instant,
+    closing: watch::Sender<bool>,
+}
+
+impl std::fmt::Debug for Matchmaker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Matchmaker").field("queues", &self.inner.config.queues.len()).finish_non_exhaustive()
+    }
+}
+
+impl Matchmaker {
+    /// A matchmaker for `config` (validated again here) allocating through `allocator`.
+    pub fn new(config: MatchmakerConfig, allocator: Arc<dyn Allocator>) -> Result<Self, Error> {
+        config.validate()?;
+        let metrics = Arc::new(Metrics::new());
+        let retention = config.assigned_retention.as_millis() as Millis;
+        let state = state::State::new(&config.queues, retention, metrics.clone());
+        let (closing, _) = watch::channel(false);
+        let inner = Inner { config, allocator, state: Mutex::new(state), metrics, epoch: Instant::now(), closing };
+        Ok(Self { inner: Arc::new(inner) })
+    }
+
+    /// The configuration it runs with.
+    pub fn config(&self) -> &MatchmakerConfig {
+        &self.inner.config
+    }
+
+    /// Its metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    fn now(&self) -> Millis {
+        self.inner.epoch.elapsed().as_millis() as Millis
+    }
+
+    fn with_state<T>(&self, f: impl FnOnce(&mut state::State) -> T) -> T {
+        // A panic while holding the lock leaves state that is still internally consistent
+        // per transition, so keep serving rather than poisoning every later request.
+        let mut guard = self.inner.state.lock().unwrap_or_else(PoisonError::into_inner);
+        f(&mut guard)
+    }
+
+    /// Creates a ticket (`true`), or returns the earlier one for the same idempotency key
+    /// (`false`). `header_key` is the `Idempotency-Key` header, if any.
+    pub fn submit(&self, request: TicketRequest, header_key: Option<String>) -> Result<(Ticket, bool), Error> {
+        let queue = self.inner.config.queue(&request.queue);
+        let prepared = submit::prepare(request, header_key, queue)?;
+        let now = self.now();
+        self.with_state(|state| state.submit(prepared, now))
+    }
+
+    /// The ticket with `id`.
+    pub fn ticket(&self, id: &str) -> Result<Ticket, Error> {
+        self.with_state(|state| state.ticket(id))
+    }
+
+    /// Cancels a ticket not yet assigned (`Conflict` if it is assigned, timed out or failed).
+    pub fn cancel(&self, id: &str) -> Result<Ticket, Error> {
+        let now = self.now();
+        self.with_state(|state| state.cancel(id, now))
+    }
+
+    /// The ticket's state now and on every change; the sender closes when it is forgotten.
+    pub fn watch(&self, id: &str) -> Result<watch::Receiver<Arc<Ticket>>, Error> {
+        self.with_state(|state| state.watch(id))
+    }
+
+    /// Allocates a server directly (for backends that match on their own).
+    pub async fn allocate(&self, mut request: GameServerAllocation) -> Result<GameServerAllocationStatus, Error> {
+        check_direct_allocation(&mut request)?;
+        let result = self.inner.allocator.allocate(request).await;
+        let metrics = &self.inner.metrics;
+        match result {
+            Ok(mut status) => {
+                metrics.allocation("direct");
+                status.state = GameServerAllocationState::Allocated;
+                Ok(status)
+            }
+            Err(AllocateError::Unavailable) => {
+                metrics.allocation_failure("direct", "unavailable");
+                Err(Error::Unavailable)
+            }
+            Err(AllocateError::Invalid(errors)) => {
+                metrics.allocation_failure("direct", "invalid");
+                Err(Error::Invalid(errors))
+            }
+            Err(AllocateError::Backend(message)) => {
+                metrics.allocation_failure("direct", "backend");
+                Err(Error::Backend(message))
+            }
+        }
+    }
+
+    /// Runs one engine round now (the background loop calls this every `tickInterval`) and
+    /// starts allocating the matches it formed on `tasks`.
+    fn tick(&self, tasks: &mut JoinSet<()>) {
+        let now = self.now();
+        let jobs = self.with_state(|state| state.tick(now));
+        for job in jobs {
+            tasks.spawn(allocation::allocate_match(self.clone(), job));
+        }
+    }
+
+    /// Starts the background loop (engine ticks, timeouts, retention, allocations) until
+    /// `shutdown` resolves; in-flight allocation tasks are then stopped.
+    pub fn run(&self, shutdown: impl Future<Output = ()> + Send + 'static) -> JoinHandle<()> {
+        let matchmaker = self.clone();
+        tokio::spawn(async move {
+            let mut tasks = JoinSet::new();
+            let mut interval = tokio::time::interval(matchmaker.inner.config.tick_interval);
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tokio::pin!(shutdown);
+            loop {
+                tokio::select! {
+                    () = &mut shutdown => break,
+                    _ = interval.tick() => matchmaker.tick(&mut tasks),
+                    Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+                }
+            }
+            tasks.shutdown().await;
+            tracing::info!("matchmaker loop stopped");
+        })
+    }
+
+    /// Ends every open event stream, so a graceful HTTP shutdown is not held up by them.
+    pub fn close(&self) {
+        self.inner.closing.send_replace(true);
+    }
+
+    /// Resolves once [`Matchmaker::close`] has been called.
+    pub(crate) fn closing(&self) -> watch::Receiver<bool> {
+        self.inner.closing.subscribe()
+    }
+}
+
+/// Checks what the allocator cannot: kind, apiVersion and namespace.
+fn check_direct_allocation(request: &mut GameServerAllocation) -> Result<(), Error> {
+    let mut errors = FieldErrors::default();
+    if !request.api_version.is_empty() && request.api_version != "allocation.agones.dev/v1" {
+        errors.push("apiVersion", "must be allocation.agones.dev/v1");
+    }
+    if !request.kind.is_empty() && request.kind != "GameServerAllocation" {
+        errors.push("kind", "must be GameServerAllocation");
+    }
+    let namespace = request.metadata.namespace.get_or_insert_with(|| "default".to_owned());
+    if let Err(message) = dns_label(namespace) {
+        errors.push("metadata.namespace", message);
+    }
+    errors.into_result().map_err(Error::Invalid)?;
+    request.apply_defaults();
+    Ok(())
+}

@@ -1,0 +1,104 @@
+//! One task per match: allocate, wait for capacity when none is free, back off on failures.
+
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use super::Matchmaker;
+use super::state::{AssignOutcome, MatchJob};
+use crate::allocator::AllocateError;
+
+/// Retry pacing: exponential from `base` to `max`.
+#[derive(Clone, Copy, Debug)]
+pub struct Backoff {
+    next: Duration,
+    max: Duration,
+}
+
+impl Backoff {
+    /// Starts at `base`, doubling up to `max`.
+    pub fn new(base: Duration, max: Duration) -> Self {
+        Self { next: base, max }
+    }
+
+    /// The delay before the next attempt.
+    pub fn next_delay(&mut self) -> Duration {
+        let delay = self.next;
+        self.next = (self.next * 2).min(self.max);
+        delay
+    }
+}
+
+/// First retry after a failed or unavailable allocation.
+const RETRY_BASE: Duration = Duration::from_millis(100);
+/// Slowest retry; a capacity change retries sooner.
+const RETRY_MAX: Duration = Duration::from_secs(5);
+
+/// Allocates `job` until it succeeds, fails for good, or its match dissolves.
+pub async fn allocate_match(matchmaker: Matchmaker, job: MatchJob) {
+    let mut capacity: watch::Receiver<u64> = matchmaker.inner.allocator.capacity_changes();
+    let mut backoff = Backoff::new(RETRY_BASE, RETRY_MAX);
+    let namespace = job.request.metadata.namespace.clone().unwrap_or_else(|| "default".to_owned());
+    loop {
+        if !matchmaker.with_state(|s| s.is_pending(job.id)) {
+            return;
+        }
+        // Mark the current capacity as seen before asking, so a server turning Ready during
+        // the call still wakes the wait below.
+        capacity.borrow_and_update();
+        let result = matchmaker.inner.allocator.allocate(job.request.clone()).await;
+        let metrics = &matchmaker.inner.metrics;
+        let delay = match result {
+            Ok(status) => {
+                metrics.allocation("match");
+                let now = matchmaker.now();
+                if matchmaker.with_state(|s| s.assign(job.id, &status, now)) == AssignOutcome::Dissolved {
+                    tracing::warn!(r#match = %job.id, gameserver = %status.game_server_name, "match dissolved during allocation; releasing its server");
+                    if let Err(error) = matchmaker.inner.allocator.release(&namespace, &status.game_server_name).await {
+                        tracing::warn!(gameserver = %status.game_server_name, %error, "release failed");
+                    }
+                }
+                return;
+            }
+            Err(AllocateError::Invalid(errors)) => {
+                metrics.allocation_failure("match", "invalid");
+                let reason = format!("queue `{}` allocation request is invalid: {errors}", job.queue);
+                let now = matchmaker.now();
+                matchmaker.with_state(|s| s.fail(job.id, &reason, now));
+                return;
+            }
+            Err(AllocateError::Unavailable) => {
+                metrics.allocation_failure("match", "unavailable");
+                tracing::debug!(r#match = %job.id, "no server available; match waits");
+                backoff.next_delay()
+            }
+            Err(AllocateError::Backend(error)) => {
+                metrics.allocation_failure("match", "backend");
+                tracing::warn!(r#match = %job.id, %error, "allocation backend failed; retrying");
+                backoff.next_delay()
+            }
+        };
+        tokio::select! {
+            changed = capacity.changed() => {
+                if changed.is_err() {
+                    // The allocator dropped its sender: only the timer can wake us now.
+                    tokio::time::sleep(delay).await;
+                }
+            }
+            () = tokio::time::sleep(delay) => {}
+            () = job.wake.notified() => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_to_its_cap() {
+        let mut b = Backoff::new(Duration::from_millis(100), Duration::from_millis(350));
+        let delays: Vec<_> = (0..4).map(|_| b.next_delay().as_millis()).collect();
+        assert_eq!(delays, vec![100, 200, 350, 350]);
+    }
+}

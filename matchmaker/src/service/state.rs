@@ -1,0 +1,450 @@
+//! The ticket state machine: every ticket, queue pool and waiting match, behind one lock.
+//!
+//! All transitions go through [`State::transition`], which keeps the metrics gauge, the event
+//! stream and the timeout/retention indexes in step with the ticket, so no path can forget one.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use stadion_crds::allocation::{GameServerAllocation, GameServerAllocationSpec, GameServerAllocationStatus};
+use tokio::sync::{Notify, watch};
+use uuid::Uuid;
+
+use super::submit::PreparedTicket;
+use crate::Error;
+use crate::config::{QueueConfig, TemplateVars};
+use crate::engine::{EngineTicket, FormedMatch, Millis, Pool, RegionId, Rules, TicketKey};
+use crate::metrics::Metrics;
+use crate::ticket::{Assignment, MatchInfo, Ticket, TicketState};
+
+/// One queue's config and searching tickets.
+struct QueueRuntime {
+    config: Arc<QueueConfig>,
+    pool: Pool,
+}
+
+/// One ticket and everything kept about it.
+struct Record {
+    view: Ticket,
+    engine: EngineTicket,
+    fingerprint: u64,
+    deadline: Millis,
+    match_id: Option<Uuid>,
+    forget_at: Option<Millis>,
+    events: watch::Sender<Arc<Ticket>>,
+}
+
+/// A match waiting for (or in the middle of) its allocation.
+struct PendingMatch {
+    queue: String,
+    tickets: Vec<TicketKey>,
+    info: MatchInfo,
+    wake: Arc<Notify>,
+}
+
+/// A match to allocate, handed to an allocation task.
+#[derive(Debug)]
+pub struct MatchJob {
+    /// Match id.
+    pub id: Uuid,
+    /// Queue name.
+    pub queue: String,
+    /// The allocation request, metadata rendered.
+    pub request: GameServerAllocation,
+    /// Notified when the match dissolves, so a waiting task stops at once.
+    pub wake: Arc<Notify>,
+}
+
+/// What became of a match whose allocation succeeded.
+#[derive(Debug, PartialEq, Eq)]
+pub enum AssignOutcome {
+    /// Every ticket is assigned.
+    Assigned,
+    /// The match dissolved while the allocation was in flight; the server is not used.
+    Dissolved,
+}
+
+/// Tickets, pools and waiting matches.
+pub struct State {
+    queues: HashMap<String, QueueRuntime>,
+    region_ids: HashMap<String, RegionId>,
+    region_names: Vec<String>,
+    tickets: HashMap<TicketKey, Record>,
+    by_id: HashMap<Uuid, TicketKey>,
+    idempotency: HashMap<String, TicketKey>,
+    live_players: HashMap<String, TicketKey>,
+    matches: HashMap<Uuid, PendingMatch>,
+    deadlines: BTreeSet<(Millis, TicketKey)>,
+    forget: BTreeSet<(Millis, TicketKey)>,
+    next_key: TicketKey,
+    retention: Millis,
+    metrics: Arc<Metrics>,
+}
+
+fn now_rfc3339() -> String {
+    jiff::Timestamp::now().to_string()
+}
+
+fn seconds(ms: Millis) -> f64 {
+    ms as f64 / 1000.0
+}
+
+impl State {
+    /// Empty state for these queues.
+    pub fn new(queues: &[QueueConfig], retention: Millis, metrics: Arc<Metrics>) -> Self {
+        let queues = queues
+            .iter()
+            .map(|q| (q.name.clone(), QueueRuntime { config: Arc::new(q.clone()), pool: Pool::new(Rules::from_queue(q)) }))
+            .collect();
+        Self {
+            queues,
+            region_ids: HashMap::new(),
+            region_names: Vec::new(),
+            tickets: HashMap::new(),
+            by_id: HashMap::new(),
+            idempotency: HashMap::new(),
+            live_players: HashMap::new(),
+            matches: HashMap::new(),
+            deadlines: BTreeSet::new(),
+            forget: BTreeSet::new(),
+            next_key: 0,
+            retention,
+            metrics,
+        }
+    }
+
+
+    /// Creates a searching ticket, or returns the one created earlier with the same
+    /// idempotency key (`created` is then `false`).
+    pub fn submit(&mut self, prepared: PreparedTicket, now: Millis) -> Result<(Ticket, bool), Error> {
+        if let Some(key) = &prepared.request.idempotency_key
+            && let Some(record) = self.idempotency.get(key).and_then(|k| self.tickets.get(k))
+        {
+            if record.fingerprint != prepared.fingerprint {
+                return Err(Error::Conflict {
+                    message: format!("idempotency key `{key}` was used for a different ticket ({})", record.view.id),
+                    field: Some("idempotencyKey".to_owned()),
+                });
+            }
+            return Ok((record.view.clone(), false));
+        }
+        for (i, player) in prepared.request.players.iter().enumerate() {
+            if let Some(other) = self.live_players.get(&player.id).and_then(|k| self.tickets.get(k)) {
+                return Err(Error::Conflict {
+                    message: format!("player `{}` already has a live ticket {}", player.id, other.view.id),
+                    field: Some(format!("players[{i}].id")),
+                });
+            }
+        }
+        let queue = self.queues.get(&prepared.request.queue).ok_or_else(|| {
+            Error::invalid("queue", format!("unknown queue `{}`", prepared.request.queue))
+        })?;
+        let timeout = queue.config.ticket_timeout.as_millis() as Millis;
+        let key = self.next_key;
+        self.next_key += 1;
+        let id = Uuid::new_v4();
+        let mut latencies: Vec<(RegionId, f64)> =
+            prepared.latencies.iter().map(|(name, ms)| (self.intern_region(name), *ms)).collect();
+        latencies.sort_by_key(|(r, _)| *r);
+        let engine = EngineTicket { key, enqueued_at: now, size: prepared.size, skill: prepared.skill, latencies };
+        let stamp = now_rfc3339();
+        let view = Ticket {
+            id: id.to_string(),
+            queue: prepared.request.queue.clone(),
+            state: TicketState::Searching,
+            players: prepared.request.players.clone(),
+            idempotency_key: prepared.request.idempotency_key.clone(),
+            created_at: stamp.clone(),
+            updated_at: stamp,
+            match_info: None,
+            assignment: None,
+            reason: None,
+        };
+        let (events, _) = watch::channel(Arc::new(view.clone()));
+        if let Some(queue) = self.queues.get_mut(&view.queue) {
+            queue.pool.insert(engine.clone());
+        }
+        for player in &view.players {
+            self.live_players.insert(player.id.clone(), key);
+        }
+        if let Some(idem) = &view.idempotency_key {
+            self.idempotency.insert(idem.clone(), key);
+        }
+        self.deadlines.insert((now + timeout, key));
+        self.by_id.insert(id, key);
+        self.metrics.ticket_state(&view.queue, None, Some(TicketState::Searching));
+        tracing::debug!(ticket = %id, queue = %view.queue, players = view.players.len(), "ticket created");
+        let record = Record {
+            view: view.clone(),
+            engine,
+            fingerprint: prepared.fingerprint,
+            deadline: now + timeout,
+            match_id: None,
+            forget_at: None,
+            events,
+        };
+        self.tickets.insert(key, record);
+        Ok((view, true))
+    }
+
+    fn intern_region(&mut self, name: &str) -> RegionId {
+        if let Some(&id) = self.region_ids.get(name) {
+            return id;
+        }
+        let id = self.region_names.len() as RegionId;
+        self.region_names.push(name.to_owned());
+        self.region_ids.insert(name.to_owned(), id);
+        id
+    }
+
+    fn key_of(&self, id: &str) -> Result<TicketKey, Error> {
+        Uuid::parse_str(id)
+            .ok()
+            .and_then(|uuid| self.by_id.get(&uuid).copied())
+            .ok_or_else(|| Error::NotFound(format!("ticket `{id}`")))
+    }
+
+    /// The ticket with `id`.
+    pub fn ticket(&self, id: &str) -> Result<Ticket, Error> {
+        let key = self.key_of(id)?;
+        Ok(self.tickets[&key].view.clone())
+    }
+
+    /// A stream of the ticket's states, starting with the current one.
+    pub fn watch(&self, id: &str) -> Result<watch::Receiver<Arc<Ticket>>, Error> {
+        let key = self.key_of(id)?;
+        Ok(self.tickets[&key].events.subscribe())
+    }
+
+    /// Cancels a ticket that is not assigned; a match it was in dissolves and its match-mates
+    /// go back to searching with their original wait.
+    pub fn cancel(&mut self, id: &str, now: Millis) -> Result<Ticket, Error> {
+        let key = self.key_of(id)?;
+        let record = &self.tickets[&key];
+        let match_id = record.match_id;
+        match record.view.state {
+            TicketState::Cancelled => return Ok(record.view.clone()),
+            TicketState::Searching => self.take_from_pool(key),
+            TicketState::Matched => {}
+            state => {
+                return Err(Error::Conflict {
+                    message: format!("ticket `{id}` is already {} and cannot be cancelled", state.as_str()),
+                    field: None,
+                });
+            }
+        }
+        self.transition(key, TicketState::Cancelled, now, |t| t.reason = Some("cancelled by the caller".to_owned()));
+        if let Some(match_id) = match_id {
+            self.dissolve(match_id, now);
+        }
+        Ok(self.tickets[&key].view.clone())
+    }
+
+    fn take_from_pool(&mut self, key: TicketKey) {
+        let Some(record) = self.tickets.get(&key) else { return };
+        if let Some(queue) = self.queues.get_mut(&record.view.queue) {
+            queue.pool.remove(key);
+        }
+    }
+
+    /// Moves a ticket to `state`, applying `update` to its view, and keeps every index,
+    /// the metrics and the event stream in step.
+    fn transition(&mut self, key: TicketKey, state: TicketState, now: Millis, update: impl FnOnce(&mut Ticket)) {
+        let retention = self.retention;
+        let Some(record) = self.tickets.get_mut(&key) else { return };
+        let from = record.view.state;
+        record.view.state = state;
+        record.view.updated_at = now_rfc3339();
+        update(&mut record.view);
+        self.metrics.ticket_state(&record.view.queue, Some(from), Some(state));
+        tracing::debug!(ticket = %record.view.id, queue = %record.view.queue, from = from.as_str(), to = state.as_str(), "ticket state");
+        if state.is_terminal() {
+            self.deadlines.remove(&(record.deadline, key));
+            record.match_id = None;
+            for player in &record.view.players {
+                if self.live_players.get(&player.id) == Some(&key) {
+                    self.live_players.remove(&player.id);
+                }
+            }
+            record.forget_at = Some(now + retention);
+            self.forget.insert((now + retention, key));
+        }
+        record.events.send_replace(Arc::new(record.view.clone()));
+    }
+
+    /// Dissolves a waiting match: its tickets still `matched` return to searching.
+    fn dissolve(&mut self, match_id: Uuid, now: Millis) {
+        let Some(pending) = self.matches.remove(&match_id) else { return };
+        pending.wake.notify_one();
+        tracing::info!(r#match = %match_id, queue = %pending.queue, "match dissolved; its other tickets search again");
+        for key in pending.tickets {
+            let Some(record) = self.tickets.get_mut(&key) else { continue };
+            if record.view.state != TicketState::Matched {
+                continue;
+            }
+            record.match_id = None;
+            let engine = record.engine.clone();
+            self.transition(key, TicketState::Searching, now, |t| t.match_info = None);
+            if let Some(queue) = self.queues.get_mut(&pending.queue) {
+                queue.pool.insert(engine);
+            }
+        }
+    }
+
+    /// One engine round at `now`: time out expired tickets, forget old ones, form matches.
+    /// Returns the new matches for allocation.
+    pub fn tick(&mut self, now: Millis) -> Vec<MatchJob> {
+        self.expire(now);
+        self.forget_expired(now);
+        let mut formed = Vec::new();
+        for queue in self.queues.values_mut() {
+            if !queue.pool.is_empty() {
+                formed.extend(queue.pool.tick(now).into_iter().map(|m| (queue.config.clone(), m)));
+            }
+        }
+        formed.into_iter().map(|(config, m)| self.register_match(&config, m, now)).collect()
+    }
+
+    fn expire(&mut self, now: Millis) {
+        while let Some(&(deadline, key)) = self.deadlines.first() {
+            if deadline > now {
+                break;
+            }
+            self.deadlines.pop_first();
+            let Some(record) = self.tickets.get(&key) else { continue };
+            let (state, match_id) = (record.view.state, record.match_id);
+            let reason = match state {
+                TicketState::Searching => "no match formed within the queue's ticketTimeout",
+                TicketState::Matched => "no game server became available within the queue's ticketTimeout",
+                _ => continue,
+            };
+            if state == TicketState::Searching {
+                self.take_from_pool(key);
+            }
+            self.transition(key, TicketState::TimedOut, now, |t| t.reason = Some(reason.to_owned()));
+            if let Some(match_id) = match_id {
+                self.dissolve(match_id, now);
+            }
+        }
+    }
+
+    fn forget_expired(&mut self, now: Millis) {
+        while let Some(&(at, key)) = self.forget.first() {
+            if at > now {
+                break;
+            }
+            self.forget.pop_first();
+            let Some(record) = self.tickets.remove(&key) else { continue };
+            self.metrics.ticket_state(&record.view.queue, Some(record.view.state), None);
+            if let Ok(uuid) = Uuid::parse_str(&record.view.id) {
+                self.by_id.remove(&uuid);
+            }
+            if let Some(idem) = &record.view.idempotency_key
+                && self.idempotency.get(idem) == Some(&key)
+            {
+                self.idempotency.remove(idem);
+            }
+        }
+    }
+
+    fn register_match(&mut self, config: &QueueConfig, formed: FormedMatch, now: Millis) -> MatchJob {
+        let id = Uuid::new_v4();
+        let teams: Vec<Vec<String>> = formed
+            .teams
+            .iter()
+            .map(|team| {
+                team.iter()
+                    .filter_map(|k| self.tickets.get(k))
+                    .flat_map(|r| r.view.players.iter().map(|p| p.id.clone()))
+                    .collect()
+            })
+            .collect();
+        let region = formed.region.and_then(|r| self.region_names.get(r as usize).cloned());
+        let info = MatchInfo { id: id.to_string(), teams, region, formed_at: now_rfc3339() };
+        let keys: Vec<TicketKey> = formed.tickets().collect();
+        let waits: Vec<f64> =
+            keys.iter().filter_map(|k| self.tickets.get(k)).map(|r| seconds(now - r.engine.enqueued_at)).collect();
+        self.metrics.matched(&config.name, waits);
+        for &key in &keys {
+            if let Some(record) = self.tickets.get_mut(&key) {
+                record.match_id = Some(id);
+            }
+            self.transition(key, TicketState::Matched, now, |t| t.match_info = Some(info.clone()));
+        }
+        tracing::info!(r#match = %id, queue = %config.name, tickets = keys.len(), region = ?info.region, "match formed");
+        let request = allocation_request(config, &info);
+        let wake = Arc::new(Notify::new());
+        self.matches.insert(id, PendingMatch { queue: config.name.clone(), tickets: keys, info, wake: wake.clone() });
+        MatchJob { id, queue: config.name.clone(), request, wake }
+    }
+
+    /// The match still waits for a server (no ticket left it).
+    pub fn is_pending(&self, match_id: Uuid) -> bool {
+        self.matches.contains_key(&match_id)
+    }
+
+    /// Hands every ticket of the match the allocated server.
+    pub fn assign(&mut self, match_id: Uuid, status: &GameServerAllocationStatus, now: Millis) -> AssignOutcome {
+        let Some(pending) = self.matches.remove(&match_id) else { return AssignOutcome::Dissolved };
+        let assignment = Assignment {
+            game_server_name: status.game_server_name.clone(),
+            address: status.address.clone(),
+            addresses: status.addresses.clone(),
+            ports: status.ports.clone(),
+            node_name: status.node_name.clone(),
+            match_id: match_id.to_string(),
+            teams: pending.info.teams.clone(),
+        };
+        let waits: Vec<f64> = pending
+            .tickets
+            .iter()
+            .filter_map(|k| self.tickets.get(k))
+            .map(|r| seconds(now - r.engine.enqueued_at))
+            .collect();
+        self.metrics.assigned(&pending.queue, waits);
+        for key in pending.tickets {
+            self.transition(key, TicketState::Assigned, now, |t| t.assignment = Some(assignment.clone()));
+        }
+        tracing::info!(r#match = %match_id, gameserver = %status.game_server_name, address = %status.address, "match assigned");
+        AssignOutcome::Assigned
+    }
+
+    /// Fails every ticket of the match (the allocation can never succeed).
+    pub fn fail(&mut self, match_id: Uuid, reason: &str, now: Millis) {
+        let Some(pending) = self.matches.remove(&match_id) else { return };
+        tracing::warn!(r#match = %match_id, queue = %pending.queue, reason, "match failed");
+        for key in pending.tickets {
+            self.transition(key, TicketState::Failed, now, |t| t.reason = Some(reason.to_owned()));
+        }
+    }
+}
+
+/// The GameServerAllocation for a match: the queue's target, narrowed to the match's region
+/// when the latency rule names a region label, with the configured metadata rendered.
+fn allocation_request(config: &QueueConfig, info: &MatchInfo) -> GameServerAllocation {
+    let mut selectors = config.allocation.selectors.clone();
+    if let (Some(label), Some(region)) = (config.latency.as_ref().and_then(|l| l.region_label.as_ref()), &info.region)
+    {
+        if selectors.is_empty() {
+            selectors.push(Default::default());
+        }
+        for selector in &mut selectors {
+            selector.label_selector.match_labels.get_or_insert_with(Default::default).insert(label.clone(), region.clone());
+        }
+    }
+    let vars = TemplateVars {
+        match_id: &info.id,
+        queue: &config.name,
+        region: info.region.as_deref().unwrap_or(""),
+        teams: &info.teams,
+    };
+    let mut request = GameServerAllocation::new(GameServerAllocationSpec {
+        selectors,
+        scheduling: Some(config.allocation.scheduling),
+        metadata: Some(config.metadata.render(&vars)),
+        ..Default::default()
+    });
+    request.metadata.namespace = Some(config.allocation.namespace.clone());
+    request.apply_defaults();
+    request
+}

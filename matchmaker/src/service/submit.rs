@@ -1,0 +1,158 @@
+//! Checking a ticket request against its queue before it enters the state.
+
+use std::collections::{BTreeMap, HashSet};
+use std::hash::{DefaultHasher, Hash, Hasher};
+
+use stadion_crds::FieldErrors;
+
+use crate::Error;
+use crate::config::QueueConfig;
+use crate::config::validate::label_value;
+use crate::ticket::{AttributeValue, TicketRequest};
+
+/// Longest idempotency key and player id accepted.
+const MAX_KEY_LEN: usize = 256;
+/// Most free-form attributes per player.
+const MAX_ATTRIBUTES: usize = 64;
+/// Longest free-form string attribute.
+const MAX_ATTRIBUTE_LEN: usize = 1024;
+
+/// A request that passed every check, with what the engine needs computed.
+#[derive(Clone, Debug)]
+pub struct PreparedTicket {
+    /// The request as submitted (idempotency key resolved from body or header).
+    pub request: TicketRequest,
+    /// Players in the party.
+    pub size: u32,
+    /// Mean skill (0 without a skill rule).
+    pub skill: f64,
+    /// Worst player latency per region that every player reported (empty without a rule).
+    pub latencies: Vec<(String, f64)>,
+    /// Hash of queue and players, to tell an idempotent retry from a conflicting reuse.
+    pub fingerprint: u64,
+}
+
+/// Validates `request` for `queue` (`None`: unknown queue) and the `Idempotency-Key` header.
+pub fn prepare(
+    mut request: TicketRequest,
+    header_key: Option<String>,
+    queue: Option<&QueueConfig>,
+) -> Result<PreparedTicket, Error> {
+    let mut errors = FieldErrors::default();
+    match (&request.idempotency_key, header_key) {
+        (Some(body), Some(header)) if *body != header => {
+            errors.push("idempotencyKey", "differs from the Idempotency-Key header");
+        }
+        (None, Some(header)) => request.idempotency_key = Some(header),
+        _ => {}
+    }
+    if let Some(key) = &request.idempotency_key
+        && (key.is_empty() || key.len() > MAX_KEY_LEN)
+    {
+        errors.push("idempotencyKey", format!("must be 1 to {MAX_KEY_LEN} characters"));
+    }
+    let Some(queue) = queue else {
+        errors.push("queue", format!("unknown queue `{}`", request.queue));
+        return Err(Error::Invalid(errors));
+    };
+    check_players(&request, queue, &mut errors);
+    let skill = party_skill(&request, queue, &mut errors);
+    let latencies = party_latencies(&request, queue, &mut errors);
+    errors.into_result().map_err(Error::Invalid)?;
+    let mut hasher = DefaultHasher::new();
+    serde_json::to_string(&(&request.queue, &request.players)).unwrap_or_default().hash(&mut hasher);
+    Ok(PreparedTicket {
+        size: request.players.len() as u32,
+        skill,
+        latencies,
+        fingerprint: hasher.finish(),
+        request,
+    })
+}
+
+fn check_players(request: &TicketRequest, queue: &QueueConfig, errors: &mut FieldErrors) {
+    let max = queue.max_party_size() as usize;
+    if request.players.is_empty() {
+        errors.push("players", "must list at least one player");
+    } else if request.players.len() > max {
+        errors.push("players", format!("a party of {} does not fit queue `{}` (at most {max})", request.players.len(), queue.name));
+    }
+    let mut seen = HashSet::new();
+    for (i, player) in request.players.iter().enumerate() {
+        let path = format!("players[{i}]");
+        if player.id.is_empty() || player.id.len() > MAX_KEY_LEN {
+            errors.push(format!("{path}.id"), format!("must be 1 to {MAX_KEY_LEN} characters"));
+        } else if !seen.insert(player.id.as_str()) {
+            errors.push(format!("{path}.id"), format!("player `{}` is listed twice", player.id));
+        }
+        if player.attributes.len() > MAX_ATTRIBUTES {
+            errors.push(format!("{path}.attributes"), format!("at most {MAX_ATTRIBUTES} attributes"));
+        }
+        for (name, value) in &player.attributes {
+            match value {
+                AttributeValue::Number(n) if !n.is_finite() => {
+                    errors.push(format!("{path}.attributes.{name}"), "must be a finite number");
+                }
+                AttributeValue::Text(t) if t.len() > MAX_ATTRIBUTE_LEN => {
+                    errors.push(format!("{path}.attributes.{name}"), format!("at most {MAX_ATTRIBUTE_LEN} bytes"));
+                }
+                _ => {}
+            }
+        }
+        for (region, ms) in &player.latencies {
+            // Region names may end up in a label (the latency rule's regionLabel).
+            if region.is_empty() {
+                errors.push(format!("{path}.latencies"), "region names must not be empty");
+            } else if let Err(message) = label_value(region) {
+                errors.push(format!("{path}.latencies.{region}"), format!("region name {message}"));
+            }
+            if !ms.is_finite() || *ms < 0.0 {
+                errors.push(format!("{path}.latencies.{region}"), "must be a number of milliseconds ≥ 0");
+            }
+        }
+    }
+}
+
+fn party_skill(request: &TicketRequest, queue: &QueueConfig, errors: &mut FieldErrors) -> f64 {
+    let Some(rule) = &queue.skill else { return 0.0 };
+    let mut total = 0.0;
+    for (i, player) in request.players.iter().enumerate() {
+        match player.attributes.get(&rule.attribute) {
+            Some(AttributeValue::Number(n)) if n.is_finite() => total += n,
+            Some(_) => errors.push(format!("players[{i}].attributes.{}", rule.attribute), "must be a number"),
+            None => errors.push(
+                format!("players[{i}].attributes.{}", rule.attribute),
+                format!("required: queue `{}` matches by skill", queue.name),
+            ),
+        }
+    }
+    if request.players.is_empty() { 0.0 } else { total / request.players.len() as f64 }
+}
+
+fn party_latencies(request: &TicketRequest, queue: &QueueConfig, errors: &mut FieldErrors) -> Vec<(String, f64)> {
+    if queue.latency.is_none() || request.players.is_empty() {
+        return Vec::new();
+    }
+    // A party can only play where every member measured a latency; there it is as fast as
+    // its slowest member.
+    let mut worst: BTreeMap<&str, (f64, usize)> = BTreeMap::new();
+    for (i, player) in request.players.iter().enumerate() {
+        if player.latencies.is_empty() {
+            errors.push(format!("players[{i}].latencies"), format!("required: queue `{}` matches by region", queue.name));
+        }
+        for (region, ms) in &player.latencies {
+            let entry = worst.entry(region).or_insert((0.0, 0));
+            entry.0 = entry.0.max(*ms);
+            entry.1 += 1;
+        }
+    }
+    let common: Vec<(String, f64)> = worst
+        .into_iter()
+        .filter(|(_, (_, count))| *count == request.players.len())
+        .map(|(region, (ms, _))| (region.to_owned(), ms))
+        .collect();
+    if common.is_empty() && errors.is_empty() {
+        errors.push("players", "the party has no region for which every player reported a latency");
+    }
+    common
+}
