@@ -1,12 +1,204 @@
-//! `stadion up`.
+//! `stadion up`: runs the manifests' fleets on this machine with the local runtime, re-applies
+//! them when the files change, and serves the read-only admin endpoint.
 
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use stadion_controller::core::ports::PortRanges;
+use stadion_controller::local::files::{Fingerprint, load};
+use stadion_controller::local::runtime::{ApplyReport, DEFAULT_ADDRESS, RuntimeConfig};
+use stadion_controller::local::supervisor::OutputSink;
+use stadion_controller::local::{LocalRuntime, Snapshot, admin};
+
+/// Where the games' stdout/stderr go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum GameOutput {
+    /// On stderr, each line prefixed with `[<gameserver>]`.
+    Prefixed,
+    /// As log events (with `gameserver` and `stream` fields).
+    Log,
+    /// Dropped.
+    None,
+}
 
 /// Flags of `stadion up`.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Manifest files, or folders whose *.yaml / *.yml files are read (GameServer,
+    /// GameServerSet, Fleet, FleetAutoscaler; files without `kind` are skipped).
+    #[arg(required = true, value_name = "FILE_OR_DIR")]
+    pub paths: Vec<PathBuf>,
+    /// Address given to players (`status.address`); a LAN address lets other machines join.
+    #[arg(long, env = "STADION_ADDRESS", default_value = DEFAULT_ADDRESS)]
+    pub address: String,
+    /// Where the read-only JSON admin endpoint listens (`/api/fleets`, `/api/gameservers`).
+    #[arg(long, env = "STADION_ADMIN_ADDR", default_value = "127.0.0.1:9500")]
+    pub admin_addr: SocketAddr,
+    /// No progress lines (game output is set with --game-output).
+    #[arg(long, env = "STADION_QUIET")]
+    pub quiet: bool,
+    /// Where game processes' output goes.
+    #[arg(long, env = "STADION_GAME_OUTPUT", value_enum, default_value_t = GameOutput::Prefixed)]
+    pub game_output: GameOutput,
+    /// Seconds a game gets to exit after SIGTERM before it is killed.
+    #[arg(long, env = "STADION_GRACE_SECONDS", default_value_t = 5)]
+    pub grace_seconds: u64,
+    /// Host ports for Dynamic and Passthrough ports, `MIN-MAX`.
+    #[arg(long, env = "STADION_PORT_RANGE", default_value = "7000-8000")]
+    pub port_range: String,
+    /// How often (milliseconds) to check the manifests for changes and refresh progress.
+    #[arg(long, env = "STADION_POLL_MS", default_value_t = 1000)]
+    pub poll_ms: u64,
+}
 
-/// Runs `stadion up`.
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    super::not_built_yet("up")
+/// Runs `stadion up` until Ctrl-C or SIGTERM.
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    // Ignored when a subscriber is already installed.
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .try_init();
+    let port_ranges = parse_port_range(&args.port_range)?;
+    let manifests = match load(&args.paths) {
+        Ok(manifests) => manifests,
+        Err(error) => return Ok(usage_error(&error)),
+    };
+    let tokio = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start tokio")?;
+    tokio.block_on(async move {
+        let admin = admin::bind(args.admin_addr).await?;
+        let output = match args.game_output {
+            GameOutput::Prefixed => OutputSink::stderr(),
+            GameOutput::Log => OutputSink::Tracing,
+            GameOutput::None => OutputSink::Discard,
+        };
+        let config = RuntimeConfig {
+            address: args.address.clone(),
+            port_ranges,
+            grace: Duration::from_secs(args.grace_seconds),
+            output,
+            base_dir: std::env::current_dir().context("cannot read the current directory")?,
+            ..RuntimeConfig::default()
+        };
+        let runtime = LocalRuntime::start(config)?;
+        match runtime.apply(&manifests, true) {
+            Ok(report) => describe(&report, args.quiet),
+            Err(error) => {
+                runtime.shutdown().await;
+                return Ok(usage_error(&error));
+            }
+        }
+        let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
+        let admin_address = admin.local_addr().map(|a| a.to_string()).unwrap_or_default();
+        let admin_task = tokio::spawn(admin::serve(admin, runtime.store().clone(), async {
+            let _ = admin_stopped.await;
+        }));
+        if !args.quiet {
+            eprintln!("stadion up: admin endpoint on http://{admin_address}/api/fleets — Ctrl-C to stop");
+        }
+        watch(&runtime, &args).await?;
+        if !args.quiet {
+            eprintln!("stadion up: stopping {} game server processes…", runtime.running_processes());
+        }
+        let _ = stop_admin.send(());
+        let _ = admin_task.await;
+        runtime.shutdown().await;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// Until a stop signal: re-applies changed manifests and prints progress.
+async fn watch(runtime: &LocalRuntime, args: &Args) -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
+    let mut tick = tokio::time::interval(Duration::from_millis(args.poll_ms.max(50)));
+    let mut fingerprint = Fingerprint::of(&args.paths);
+    let mut progress = Progress::default();
+    loop {
+        tokio::select! {
+            _ = terminate.recv() => return Ok(()),
+            _ = interrupt.recv() => return Ok(()),
+            _ = tick.tick() => {}
+        }
+        let now = Fingerprint::of(&args.paths);
+        if now != fingerprint {
+            fingerprint = now;
+            let applied = load(&args.paths)
+                .map_err(|e| e.to_string())
+                .and_then(|manifests| runtime.apply(&manifests, true).map_err(|e| e.to_string()));
+            match applied {
+                Ok(report) => describe(&report, args.quiet),
+                // The running fleets stay as they were until the files are fixed.
+                Err(error) => eprintln!("stadion up: not re-applied: {error}"),
+            }
+        }
+        if !args.quiet {
+            progress.print_changes(&runtime.snapshot());
+        }
+    }
+}
+
+fn usage_error(error: &dyn std::fmt::Display) -> ExitCode {
+    eprintln!("stadion up: {error}");
+    eprintln!("stadion up: nothing was started");
+    ExitCode::from(super::EXIT_USAGE)
+}
+
+fn describe(report: &ApplyReport, quiet: bool) {
+    if quiet {
+        return;
+    }
+    for (verb, objects) in [("created", &report.created), ("updated", &report.updated), ("deleted", &report.deleted)] {
+        for object in objects {
+            eprintln!("stadion up: {verb} {object}");
+        }
+    }
+}
+
+fn parse_port_range(text: &str) -> anyhow::Result<PortRanges> {
+    let (min, max) = text.split_once('-').with_context(|| format!("--port-range {text:?}: expected MIN-MAX"))?;
+    let parse =
+        |s: &str| s.trim().parse::<i32>().with_context(|| format!("--port-range {text:?}: {s:?} is not a port"));
+    Ok(PortRanges::new().with("default", parse(min)?, parse(max)?)?)
+}
+
+/// The last line printed per fleet (and per fleetless GameServer), so only changes are printed.
+#[derive(Debug, Default)]
+struct Progress {
+    lines: BTreeMap<String, String>,
+}
+
+impl Progress {
+    fn print_changes(&mut self, snapshot: &Snapshot) {
+        let mut current = BTreeMap::new();
+        for fleet in &snapshot.fleets {
+            current.insert(
+                format!("fleet {}/{}", fleet.namespace, fleet.name),
+                format!(
+                    "desired {} current {} ready {} allocated {} reserved {}",
+                    fleet.desired, fleet.current, fleet.ready, fleet.allocated, fleet.reserved
+                ),
+            );
+        }
+        for gs in snapshot.gameservers.iter().filter(|gs| gs.fleet.is_none()) {
+            let ports: Vec<String> = gs.ports.iter().map(|p| format!("{}={}", p.name, p.port)).collect();
+            current.insert(
+                format!("gameserver {}/{}", gs.namespace, gs.name),
+                format!("{} {} {}", gs.state, gs.address, ports.join(",")),
+            );
+        }
+        for (what, line) in &current {
+            if self.lines.get(what) != Some(line) {
+                eprintln!("{what}: {line}");
+            }
+        }
+        self.lines = current;
+    }
 }
