@@ -258,3 +258,30 @@ async fn connect_waits_for_a_sidecar_that_starts_late() {
     let sdk = client.await.expect("join").expect("connected once the sidecar came up");
     sdk.ready().await.expect("ready");
 }
+
+#[tokio::test]
+async fn with_a_controller_ready_requests_ready_and_reserve_expires_to_request_ready() {
+    let backend = std::sync::Arc::new(
+        stadion_sdk::server::local::LocalBackend::new(support::game_server())
+            .with_ready_state(GameServerState::RequestReady),
+    );
+    let loopback = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    let listeners = stadion_sdk::server::bind(loopback, loopback).await.expect("bind");
+    let handle = stadion_sdk::server::serve(backend.clone(), listeners, ServeOptions::default()).expect("serve");
+    let config = SdkConfig { host: "127.0.0.1".into(), port: handle.grpc_addr().port(), ..SdkConfig::default() };
+    let sdk = Sdk::connect_with(config).await.expect("connect");
+    let current = || async {
+        use stadion_sdk::server::GameServerBackend;
+        backend.get().await.expect("get").state()
+    };
+
+    sdk.ready().await.expect("ready");
+    assert_eq!(current().await, Some(GameServerState::RequestReady), "the controller moves it on to Ready");
+    sdk.reserve(Duration::from_secs(1)).await.expect("reserve");
+    assert_eq!(current().await, Some(GameServerState::Reserved));
+    let expired = support::eventually(Duration::from_secs(3), || async {
+        current().await == Some(GameServerState::RequestReady)
+    })
+    .await;
+    assert!(expired, "an expired reservation asks for Ready the same way");
+}
