@@ -1,0 +1,293 @@
+//! End to end against a real API server (`KUBECONFIG`):
+//!
+//! ```text
+//! KUBECONFIG=~/.kube/config cargo test -p stadion-controller --test kube_cluster -- --ignored --nocapture
+//! ```
+//!
+//! Installs the CRDs, runs the controller in-process (scoped to a fresh namespace), applies a
+//! Fleet of 3, plays kubelet for its Pods (a Node object of our own; Pods bound to it, marked
+//! Running, and removed once deleted, since no kubelet runs them), drives each server to Ready
+//! through the SDK served over the sidecar's kube backend, allocates one through the kube
+//! allocator, scales the fleet up and down through its scale subresource, and deletes the Fleet,
+//! checking nothing is left behind. Works on any cluster, kind or k3s included; needs no image.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::{Api, Client};
+use serde_json::json;
+use stadion_controller::core::ports::PortRanges;
+use stadion_controller::kube::allocator::KubeAllocator;
+use stadion_controller::kube::run::{ControllerConfig, run};
+use stadion_controller::kube::sidecar::KubeBackend;
+use stadion_crds::allocation::{GameServerAllocationSpec, GameServerAllocationState, GameServerSelector};
+use stadion_crds::{Fleet, GameServer, GameServerAllocation, GameServerSet, GameServerState};
+use stadion_matchmaker::Allocator;
+use stadion_sdk::server::{self, SdkServerHandle, ServeOptions};
+use tokio::sync::oneshot;
+
+const TIMEOUT: Duration = Duration::from_secs(90);
+const MANAGER: &str = "stadion-cluster-test";
+
+/// Polls `check` every 250 ms until it returns `Some`, or fails after [`TIMEOUT`].
+async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+async fn install_crds(client: &Client) {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for (file, yaml) in stadion_crds::crd::render_all().expect("CRDs render") {
+        let crd: CustomResourceDefinition = serde_yaml::from_str(&yaml).unwrap_or_else(|e| panic!("{file}: {e}"));
+        let name = crd.metadata.name.clone().expect("CRD name");
+        crds.patch(&name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&crd)).await.expect("apply CRD");
+    }
+    eventually("the CRDs to be served", || async {
+        stadion_controller::kube::discovery::ensure_crds_installed(client).await.ok()
+    })
+    .await;
+}
+
+/// A Node nobody runs: tainted and labelled so only the test's Pods go there.
+async fn create_node(client: &Client, name: &str) {
+    let nodes: Api<Node> = Api::all(client.clone());
+    let node: Node = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Node",
+        "metadata": {"name": name, "labels": {"stadion.dev/test-node": name}},
+        "spec": {"taints": [{"key": "stadion.dev/test-node", "value": name, "effect": "NoSchedule"}]}
+    }))
+    .unwrap();
+    nodes.create(&PostParams::default(), &node).await.expect("create node");
+    let status = json!({"status": {
+        "addresses": [
+            {"type": "InternalIP", "address": "10.250.0.7"},
+            {"type": "ExternalIP", "address": "203.0.113.77"},
+            {"type": "Hostname", "address": name}
+        ],
+        "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "simulated"}]
+    }});
+    nodes.patch_status(name, &PatchParams::default(), &Patch::Merge(&status)).await.expect("node status");
+}
+
+/// What a kubelet would do for our Pods: bind, run, and finish deleting them.
+async fn play_kubelet(client: Client, namespace: String, node: String) {
+    let pods: Api<Pod> = Api::namespaced(client, &namespace);
+    loop {
+        let Ok(list) = pods.list(&ListParams::default().labels("agones.dev/role=gameserver")).await else {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            continue;
+        };
+        for pod in list.items {
+            let name = pod.metadata.name.clone().unwrap_or_default();
+            if pod.metadata.deletion_timestamp.is_some() {
+                let _ = pods.delete(&name, &DeleteParams { grace_period_seconds: Some(0), ..Default::default() }).await;
+                continue;
+            }
+            if pod.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_none() {
+                let binding = json!({
+                    "apiVersion": "v1", "kind": "Binding",
+                    "metadata": {"name": name},
+                    "target": {"apiVersion": "v1", "kind": "Node", "name": node}
+                });
+                let bound: Result<serde_json::Value, _> =
+                    pods.create_subresource("binding", &name, &PostParams::default(), &binding).await;
+                if let Err(error) = bound {
+                    eprintln!("binding {name}: {error}");
+                }
+                continue;
+            }
+            if pod.status.as_ref().and_then(|s| s.phase.as_deref()) != Some("Running") {
+                let status = json!({"status": {"phase": "Running", "podIP": "10.250.1.1"}});
+                let _ = pods.patch_status(&name, &PatchParams::default(), &Patch::Merge(&status)).await;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+fn test_fleet(namespace: &str, node: &str) -> Fleet {
+    serde_json::from_value(json!({
+        "apiVersion": "agones.dev/v1", "kind": "Fleet",
+        "metadata": {"name": "simple", "namespace": namespace},
+        "spec": {
+            "replicas": 3,
+            "template": {"spec": {
+                "ports": [{"name": "default", "containerPort": 7654}],
+                "health": {"disabled": true},
+                "template": {"spec": {
+                    "nodeSelector": {"stadion.dev/test-node": node},
+                    "tolerations": [{"key": "stadion.dev/test-node", "operator": "Exists", "effect": "NoSchedule"}],
+                    "containers": [{"name": "game", "image": "registry.invalid/never-pulled:1"}]
+                }}
+            }}
+        }
+    }))
+    .unwrap()
+}
+
+async fn servers(api: &Api<GameServer>) -> Vec<GameServer> {
+    api.list(&ListParams::default()).await.map(|l| l.items).unwrap_or_default()
+}
+
+/// Serves the SDK for each Scheduled server over its kube backend and calls Ready on it.
+async fn ready_every_scheduled(
+    client: &Client,
+    api: &Api<GameServer>,
+    namespace: &str,
+    sidecars: &mut HashMap<String, (KubeBackend, SdkServerHandle)>,
+) {
+    let http = reqwest::Client::new();
+    for gs in servers(api).await {
+        let name = gs.name().to_owned();
+        if gs.state() != Some(GameServerState::Scheduled) || sidecars.contains_key(&name) {
+            continue;
+        }
+        let backend = KubeBackend::connect(client.clone(), namespace, &name).await.expect("sidecar backend");
+        let loopback: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let listeners = server::bind(loopback, loopback).await.expect("bind SDK");
+        let options = ServeOptions { health_checks: false, ..ServeOptions::default() };
+        let handle = server::serve(Arc::new(backend.clone()), listeners, options).expect("serve SDK");
+        let ready = http.post(format!("http://{}/ready", handle.http_addr())).json(&json!({})).send().await;
+        assert!(ready.expect("POST /ready").status().is_success());
+        sidecars.insert(name, (backend, handle));
+    }
+}
+
+async fn fleet_counts(fleets: &Api<Fleet>) -> Option<(i32, i32, i32)> {
+    let status = fleets.get("simple").await.ok()?.status?;
+    Some((status.replicas, status.ready_replicas, status.allocated_replicas))
+}
+
+#[tokio::test]
+#[ignore = "needs cluster"]
+async fn fleet_lifecycle_on_a_real_api_server() {
+    let client = Client::try_default().await.expect("KUBECONFIG points at a cluster");
+    let suffix = format!("{:x}", rand::random::<u32>());
+    let namespace = format!("stadion-test-{suffix}");
+    let node = format!("stadion-test-node-{suffix}");
+    install_crds(&client).await;
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": namespace}})).unwrap();
+    namespaces.create(&PostParams::default(), &ns).await.expect("create namespace");
+    create_node(&client, &node).await;
+
+    let (stop, stopped) = oneshot::channel::<()>();
+    let config = ControllerConfig {
+        sidecar_image: "stadion:test".into(),
+        sdk_service_account: "default".into(),
+        metrics_addr: "127.0.0.1:0".parse().unwrap(),
+        leader_election: false,
+        lease_namespace: namespace.clone(),
+        identity: "cluster-test".into(),
+        namespace: Some(namespace.clone()),
+        port_ranges: PortRanges::default(),
+    };
+    let controller = tokio::spawn(run(client.clone(), config, async {
+        let _ = stopped.await;
+    }));
+    let kubelet = tokio::spawn(play_kubelet(client.clone(), namespace.clone(), node.clone()));
+
+    let fleets: Api<Fleet> = Api::namespaced(client.clone(), &namespace);
+    let gameservers: Api<GameServer> = Api::namespaced(client.clone(), &namespace);
+    fleets.create(&PostParams::default(), &test_fleet(&namespace, &node)).await.expect("create fleet");
+
+    // Three servers come up, are scheduled on our node with its external address, and go Ready
+    // through the SDK.
+    let sidecars = Arc::new(tokio::sync::Mutex::new(HashMap::new()));
+    let (c, g, n) = (&client, &gameservers, namespace.as_str());
+    eventually("3 Ready servers", || {
+        let sidecars = sidecars.clone();
+        async move {
+            ready_every_scheduled(c, g, n, &mut *sidecars.lock().await).await;
+            let all = servers(g).await;
+            let ready = all.iter().filter(|gs| gs.state() == Some(GameServerState::Ready)).count();
+            (all.len() == 3 && ready == 3).then_some(())
+        }
+    })
+    .await;
+    for gs in servers(&gameservers).await {
+        let status = gs.status.clone().unwrap();
+        assert_eq!(status.node_name, node);
+        assert_eq!(status.address, "203.0.113.77", "ExternalIP is preferred");
+        assert!((7000..=8000).contains(&status.ports[0].port), "{:?}", status.ports);
+    }
+    eventually("fleet status 3 ready", || async { (fleet_counts(&fleets).await == Some((3, 3, 0))).then_some(()) })
+        .await;
+
+    // Allocate one through the kube allocator.
+    let (allocator, driver) = KubeAllocator::watching(client.clone(), Some(&namespace));
+    let allocator_task = tokio::spawn(driver);
+    allocator.cache().wait_until_ready().await.expect("allocator cache");
+    let mut selector = GameServerSelector::default();
+    selector.label_selector.match_labels = Some([("agones.dev/fleet".to_owned(), "simple".to_owned())].into());
+    let mut request =
+        GameServerAllocation::new(GameServerAllocationSpec { selectors: vec![selector], ..Default::default() });
+    request.metadata.namespace = Some(namespace.clone());
+    let allocated = eventually("an allocation", || async { allocator.allocate(request.clone()).await.ok() }).await;
+    assert_eq!(allocated.state, GameServerAllocationState::Allocated);
+    assert_eq!(allocated.address, "203.0.113.77");
+    let chosen = gameservers.get(&allocated.game_server_name).await.expect("allocated server");
+    assert_eq!(chosen.state(), Some(GameServerState::Allocated));
+    eventually("fleet status 1 allocated", || async { (fleet_counts(&fleets).await == Some((3, 2, 1))).then_some(()) })
+        .await;
+
+    // Scale up through the scale subresource, as `kubectl scale fleet simple --replicas=5`.
+    let scale = |n: i32| json!({"spec": {"replicas": n}});
+    fleets.patch_scale("simple", &PatchParams::default(), &Patch::Merge(&scale(5))).await.expect("scale up");
+    let f = &fleets;
+    eventually("5 servers, 4 Ready", || {
+        let sidecars = sidecars.clone();
+        async move {
+            ready_every_scheduled(c, g, n, &mut *sidecars.lock().await).await;
+            (fleet_counts(f).await == Some((5, 4, 1))).then_some(())
+        }
+    })
+    .await;
+    // Scale down: the Allocated server survives.
+    fleets.patch_scale("simple", &PatchParams::default(), &Patch::Merge(&scale(2))).await.expect("scale down");
+    eventually("2 servers, 1 Allocated", || async {
+        let live: Vec<_> =
+            servers(&gameservers).await.into_iter().filter(|gs| gs.metadata.deletion_timestamp.is_none()).collect();
+        let survivor = live.iter().any(|gs| gs.name() == allocated.game_server_name);
+        (live.len() == 2 && survivor && fleet_counts(&fleets).await == Some((2, 1, 1))).then_some(())
+    })
+    .await;
+
+    // Deleting the Fleet leaves nothing behind: sets, servers (finalizers released), Pods.
+    fleets.delete("simple", &DeleteParams::foreground()).await.expect("delete fleet");
+    let sets: Api<GameServerSet> = Api::namespaced(client.clone(), &namespace);
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &namespace);
+    eventually("nothing left", || async {
+        let left = fleets.list(&ListParams::default()).await.ok()?.items.len()
+            + sets.list(&ListParams::default()).await.ok()?.items.len()
+            + gameservers.list(&ListParams::default()).await.ok()?.items.len()
+            + pods.list(&ListParams::default()).await.ok()?.items.len();
+        (left == 0).then_some(())
+    })
+    .await;
+
+    for (_, (_, handle)) in std::mem::take(&mut *sidecars.lock().await) {
+        handle.shutdown().await;
+    }
+    allocator_task.abort();
+    kubelet.abort();
+    let _ = stop.send(());
+    controller.await.expect("controller task").expect("controller ran cleanly");
+    let _ = Api::<Node>::all(client.clone()).delete(&node, &DeleteParams::default()).await;
+    let _ = namespaces.delete(&namespace, &DeleteParams::default()).await;
+}
