@@ -13,6 +13,8 @@ COPY crds crds
 COPY controller controller
 COPY sdk sdk
 COPY matchmaker matchmaker
+# A workspace member: cargo needs its manifest even when building only `stadion`.
+COPY examples examples
 COPY deploy deploy
 COPY src src
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
