@@ -1,1 +1,108 @@
+//! Config loading and validation: every error names its field path.
 
+use super::*;
+
+fn errors_of(yaml: &str) -> String {
+    match MatchmakerConfig::from_yaml_str(yaml) {
+        Ok(_) => panic!("accepted:\n{yaml}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+const MINIMAL: &str = "queues:\n  - name: duel\n    players: {min: 2, max: 2}\n";
+
+#[test]
+fn the_shipped_example_is_valid() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/queues.yaml");
+    let config = MatchmakerConfig::from_yaml_file(path).unwrap();
+    assert_eq!(config.queues.len(), 2);
+    assert_eq!(config.tick_interval, Duration::from_millis(100));
+    let squads = config.queue("squads").unwrap();
+    assert_eq!(squads.teams, Some(TeamsConfig { count: 2, min_players: 3, max_players: 4 }));
+    assert_eq!(squads.max_party_size(), 4);
+    assert_eq!(config.queue("duel").unwrap().allocation.selectors.len(), 1);
+}
+
+#[test]
+fn defaults_apply() {
+    let config = MatchmakerConfig::from_yaml_str(MINIMAL).unwrap();
+    let queue = &config.queues[0];
+    assert_eq!(queue.ticket_timeout, Duration::from_secs(300));
+    assert_eq!(queue.allocation.namespace, "default");
+    assert_eq!(queue.metadata, MatchMetadata::default());
+    assert_eq!(config.assigned_retention, Duration::from_secs(600));
+    assert_eq!(config.http.max_body_bytes, 65536);
+}
+
+#[test]
+fn errors_name_the_field_path() {
+    let yaml = "queues:\n  - name: a\n    players: {min: 2, max: 2}\n  - name: b\n    teams: {count: 0, minPlayers: 2, maxPlayers: 1}\n";
+    let message = errors_of(yaml);
+    assert!(message.contains("queues[1].teams.count: must be ≥ 1"), "{message}");
+    assert!(message.contains("queues[1].teams.maxPlayers: must be ≥ minPlayers"), "{message}");
+}
+
+#[test]
+fn size_must_be_exactly_one_kind() {
+    assert!(errors_of("queues:\n  - name: a\n").contains("queues[0]: set one of `teams`"));
+    let both = "queues:\n  - name: a\n    players: {min: 1, max: 2}\n    teams: {count: 2, minPlayers: 1, maxPlayers: 1}\n";
+    assert!(errors_of(both).contains("set only one"));
+}
+
+#[test]
+fn names_must_be_unique_dns_labels() {
+    let yaml = "queues:\n  - name: a\n    players: {min: 1, max: 1}\n  - name: a\n    players: {min: 1, max: 1}\n  - name: Bad_Name\n    players: {min: 1, max: 1}\n";
+    let message = errors_of(yaml);
+    assert!(message.contains("queues[1].name: duplicate"), "{message}");
+    assert!(message.contains("queues[2].name"), "{message}");
+}
+
+#[test]
+fn rules_are_checked() {
+    let yaml = format!(
+        "{MINIMAL}    skill: {{attribute: '', initialSpread: 10, widenPerSecond: -1, maxSpread: 5}}\n    latency: {{initialMaxMs: 50, capMs: 40}}\n    ticketTimeout: 0s\n"
+    );
+    let message = errors_of(&yaml);
+    for expected in [
+        "queues[0].skill.attribute",
+        "queues[0].skill.widenPerSecond",
+        "queues[0].skill.maxSpread: must be ≥ initialSpread",
+        "queues[0].latency.capMs",
+        "queues[0].ticketTimeout: must be > 0",
+    ] {
+        assert!(message.contains(expected), "missing {expected}: {message}");
+    }
+}
+
+#[test]
+fn parse_errors_name_the_path() {
+    let message = errors_of("queues:\n  - name: a\n    players: {min: 2, max: 2}\n    colour: blue\n");
+    assert!(message.contains("queues[0]"), "{message}");
+    assert!(message.contains("colour"), "{message}");
+    let message = errors_of("queues:\n  - name: a\n    players: {min: 2, max: 2}\n    ticketTimeout: soon\n");
+    assert!(message.contains("queues[0].ticketTimeout"), "{message}");
+}
+
+#[test]
+fn metadata_templates_are_checked() {
+    let yaml = format!(
+        "{MINIMAL}    metadata:\n      labels:\n        stadion.dev/players: '{{{{playerIds}}}}'\n        ok: '{{{{nope}}}}'\n        'bad key!': x\n      annotations:\n        stadion.dev/teams: '{{{{teams}}}}'\n"
+    );
+    let message = errors_of(&yaml);
+    assert!(message.contains("metadata.labels[stadion.dev/players]: `playerIds` can exceed"), "{message}");
+    assert!(message.contains("metadata.labels[ok]: unknown variable `nope`"), "{message}");
+    assert!(message.contains("metadata.labels[bad key!]: key"), "{message}");
+    assert!(!message.contains("annotations"), "annotations may hold teams: {message}");
+}
+
+#[test]
+fn auth_needs_tokens() {
+    let message = errors_of(&format!("http:\n  auth: {{tokensEnv: STADION_TEST_SURELY_UNSET_VAR}}\n{MINIMAL}"));
+    assert!(message.contains("http.auth: no tokens"), "{message}");
+}
+
+#[test]
+fn token_files_skip_comments_and_blanks() {
+    let tokens: Vec<String> = parse_token_lines("# comment\n  a1 \n\nb2\n").collect();
+    assert_eq!(tokens, vec!["a1", "b2"]);
+}
