@@ -138,22 +138,15 @@ impl SdkServerHandle {
 
     /// Stops accepting, ends open watch and health streams, and waits (up to 5 s) for in-flight
     /// calls to finish.
-    pub async fn shutdown(self) {
+    pub async fn shutdown(mut self) {
         let _ = self.stop.send(true);
         for task in &self.background {
             task.abort();
         }
-        for task in &self.servers {
-            let abort = task.abort_handle();
-            if tokio::time::timeout(Duration::from_secs(5), async {
-                while !abort.is_finished() {
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                }
-            })
-            .await
-            .is_err()
-            {
-                abort.abort();
+        for mut task in std::mem::take(&mut self.servers) {
+            if tokio::time::timeout(Duration::from_secs(5), &mut task).await.is_err() {
+                tracing::warn!(grpc = %self.grpc_addr, http = %self.http_addr, "SDK server did not stop in 5 s; aborting");
+                task.abort();
             }
         }
     }
