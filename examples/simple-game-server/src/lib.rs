@@ -38,6 +38,8 @@ use crate::port::PortSource;
 
 /// Flags of the simple game server.
 #[derive(Clone, Debug, clap::Args)]
+// A named group: embedders flatten this into their own `Args`, whose default group id would clash.
+#[group(id = "simple_game_server")]
 pub struct Args {
     /// Port used when the runtime sets no `STADION_PORT_<NAME>` (on Agones: the `containerPort`).
     #[arg(long, env = "SIMPLE_GAME_SERVER_PORT", default_value_t = 7654)]
@@ -61,6 +63,10 @@ pub struct Args {
     /// servers; unset: stay up until told `EXIT`.
     #[arg(long, env = "AUTOMATIC_SHUTDOWN_DELAY_SEC_AFTER_ALLOCATION", value_name = "SECONDS")]
     pub automatic_shutdown_delay_after_allocation: Option<u64>,
+    /// Player capacity to set (alpha player tracking) before Ready; unset: the GameServer's
+    /// `spec.players.initialCapacity` stays.
+    #[arg(long, env = "SIMPLE_GAME_SERVER_PLAYER_CAPACITY")]
+    pub player_capacity: Option<i64>,
     /// Milliseconds to wait before calling Ready (to watch the Scheduled → Ready step).
     #[arg(long, env = "SIMPLE_GAME_SERVER_READY_DELAY_MS", default_value_t = 0)]
     pub ready_delay_ms: u64,
@@ -71,7 +77,9 @@ pub struct Args {
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(filter).try_init();
+    // Colour codes only for a terminal: under `stadion up` or a log collector they are noise.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let _ = tracing_subscriber::fmt().with_writer(std::io::stderr).with_ansi(ansi).with_env_filter(filter).try_init();
 }
 
 /// Runs the server on a new Tokio runtime until `EXIT`, the shutdown delay, or SIGTERM/Ctrl-C.
@@ -112,6 +120,9 @@ pub async fn serve(args: Args) -> anyhow::Result<ExitCode> {
     let (game, mut exits) = Game::new(sdk.clone(), name.clone(), Duration::from_millis(args.health_interval_ms.max(1)));
     // Health before Ready: a server that is Ready must already be proving it is alive.
     game.start_health();
+    if let Some(capacity) = args.player_capacity {
+        sdk.alpha().set_player_capacity(capacity).await.context("SDK SetPlayerCapacity failed")?;
+    }
     if args.ready_delay_ms > 0 {
         tokio::time::sleep(Duration::from_millis(args.ready_delay_ms)).await;
     }
