@@ -12,7 +12,7 @@
 //! - [`fleet`]: active set vs old sets, rolling updates, the fleet's status.
 //! - [`autoscaler`]: FleetAutoscaler policies → desired replicas and status.
 //! - [`allocation`]: which server a GameServerAllocation gets, and what changes on it.
-//! - [`env`]: the environment variables a runtime injects into game processes.
+//! - [`env`](mod@env): the environment variables a runtime injects into game processes.
 //! - [`testing`]: fixture builders for tests (here and in other crates).
 
 pub mod allocation;
