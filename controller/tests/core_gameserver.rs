@@ -4,8 +4,8 @@ use k8s_openapi::api::core::v1::NodeAddress;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use stadion_controller::core::env::{self, NetworkMode};
 use stadion_controller::core::gameserver::{
-    GameServerAction, GameServerEvent as E, Transition, apply_event, primary_address, reconcile, status_ports,
-    without_finalizer,
+    GameServerAction, GameServerEvent as E, Transition, allocation_deadline, apply_event, primary_address, reconcile,
+    status_ports, without_finalizer,
 };
 use stadion_controller::core::ports::{PortAllocator, PortRanges};
 use stadion_controller::core::testing::{GameServerBuilder, at, game_spec, port};
@@ -139,6 +139,17 @@ fn exits_and_failures_make_a_server_unhealthy_and_it_stays_so() {
             }
         }
     }
+}
+
+#[test]
+fn allocation_deadline_follows_the_last_allocation() {
+    let ttl = jiff::SignedDuration::from_mins(5);
+    let ready = GameServerBuilder::new("gs").node("n1").build();
+    assert_eq!(allocation_deadline(&ready, ttl), None);
+    let allocated = step(&ready, E::SdkAllocate, 10);
+    assert_eq!(allocation_deadline(&allocated, ttl), Some(at(310)));
+    let again = step(&allocated, E::SdkAllocate, 100);
+    assert_eq!(allocation_deadline(&again, ttl), Some(at(400)), "re-allocation extends it");
 }
 
 #[test]

@@ -332,6 +332,19 @@ pub fn stamp_last_allocated(gs: &mut GameServer, now: Timestamp) {
     gs.metadata.annotations.get_or_insert_default().insert(labels::LAST_ALLOCATED.to_owned(), now.to_string());
 }
 
+/// When an Allocated server's allocation lapses under an opt-in TTL: `agones.dev/last-allocated`
+/// + `ttl`. A runtime that enables the TTL shuts the server down (applies
+/// [`GameServerEvent::SdkShutdown`]) once `now` reaches it, so a match that never connected does
+/// not hold a server forever; a re-allocation restamps the annotation and so extends it. `None`
+/// for servers that are not Allocated or carry no parseable stamp.
+pub fn allocation_deadline(gs: &GameServer, ttl: SignedDuration) -> Option<Timestamp> {
+    if gs.state() != Some(GameServerState::Allocated) {
+        return None;
+    }
+    let stamp = gs.metadata.annotations.as_ref()?.get(labels::LAST_ALLOCATED)?;
+    stamp.parse::<Timestamp>().ok().map(|t| t + ttl)
+}
+
 pub(crate) fn set_state(gs: &mut GameServer, state: GameServerState) {
     gs.status.get_or_insert_with(GameServerStatus::default).state = Some(state);
 }
