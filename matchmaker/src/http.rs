@@ -61,9 +61,9 @@ async fn create_ticket(
     JsonBody(request): JsonBody<TicketRequest>,
 ) -> Result<Response, Error> {
     let header_key = match headers.get("idempotency-key") {
-        Some(value) => Some(
-            value.to_str().map_err(|_| Error::invalid("Idempotency-Key", "must be visible ASCII"))?.to_owned(),
-        ),
+        Some(value) => {
+            Some(value.to_str().map_err(|_| Error::invalid("Idempotency-Key", "must be visible ASCII"))?.to_owned())
+        }
         None => None,
     };
     let (ticket, created) = matchmaker.submit(request, header_key)?;
@@ -104,8 +104,7 @@ pub async fn serve(
     matchmaker: Matchmaker,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
-    let listener =
-        TcpListener::bind(addr).await.map_err(|source| Error::Serve { addr: addr.to_string(), source })?;
+    let listener = TcpListener::bind(addr).await.map_err(|source| Error::Serve { addr: addr.to_string(), source })?;
     serve_listener(listener, matchmaker, shutdown).await
 }
 

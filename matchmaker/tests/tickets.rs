@@ -172,15 +172,17 @@ async fn backend_errors_are_retried_until_assigned() {
     server.wait_for_state(a["id"].as_str().unwrap(), "assigned").await;
     assert_eq!(fleet.request_count(), 3, "two failures, then success");
     let metrics = server.client.get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
-    assert!(metrics.contains(r#"stadion_matchmaker_allocation_failures_total{source="match",reason="backend"} 2"#), "{metrics}");
+    assert!(
+        metrics.contains(r#"stadion_matchmaker_allocation_failures_total{source="match",reason="backend"} 2"#),
+        "{metrics}"
+    );
     server.shutdown().await.unwrap();
 }
 
 #[tokio::test]
 async fn assigned_tickets_are_forgotten_after_retention() {
-    let yaml = DUEL.replace("ticketTimeout: 5s", "ticketTimeout: 5s");
     let config = stadion_matchmaker::MatchmakerConfig::from_yaml_str(&format!(
-        "tickInterval: 20ms\nassignedRetention: 200ms\n{yaml}"
+        "tickInterval: 20ms\nassignedRetention: 200ms\n{DUEL}"
     ))
     .unwrap();
     let server = TestServer::start(config, FakeFleet::new(1)).await;
@@ -208,5 +210,27 @@ async fn players_stay_apart_when_skill_is_too_far() {
     tokio::time::sleep(Duration::from_millis(150)).await;
     assert_eq!(server.get_ticket(a["id"].as_str().unwrap()).await.1["state"], "searching");
     assert_eq!(server.get_ticket(b["id"].as_str().unwrap()).await.1["state"], "searching");
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_server_allocated_for_a_match_cancelled_mid_call_is_released() {
+    let fleet = FakeFleet::new(1);
+    *fleet.delay.lock().unwrap() = Duration::from_millis(300);
+    let server = TestServer::start(config(DUEL), fleet.clone()).await;
+    let (_, a) = server.post_ticket(&solo("duel", "tia", 1000.0)).await;
+    let (_, b) = server.post_ticket(&solo("duel", "ugo", 1000.0)).await;
+    let (a_id, b_id) = (a["id"].as_str().unwrap(), b["id"].as_str().unwrap());
+    server.wait_for_state(a_id, "matched").await;
+    let response = server.client.delete(server.url(&format!("/v1/tickets/{a_id}"))).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    server.wait_for_state(b_id, "searching").await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    while fleet.released.lock().unwrap().is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "server never released");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(*fleet.released.lock().unwrap(), vec!["gs-0".to_owned()]);
+    assert_eq!(server.get_ticket(b_id).await.1["state"], "searching", "never assigned to a dissolved match");
     server.shutdown().await.unwrap();
 }

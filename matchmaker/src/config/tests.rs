@@ -45,7 +45,8 @@ fn errors_name_the_field_path() {
 #[test]
 fn size_must_be_exactly_one_kind() {
     assert!(errors_of("queues:\n  - name: a\n").contains("queues[0]: set one of `teams`"));
-    let both = "queues:\n  - name: a\n    players: {min: 1, max: 2}\n    teams: {count: 2, minPlayers: 1, maxPlayers: 1}\n";
+    let both =
+        "queues:\n  - name: a\n    players: {min: 1, max: 2}\n    teams: {count: 2, minPlayers: 1, maxPlayers: 1}\n";
     assert!(errors_of(both).contains("set only one"));
 }
 

@@ -61,8 +61,11 @@ fn rules() -> impl Strategy<Value = Rules> {
     (size, widening(200.0), widening(100.0)).prop_map(|(size, skill, latency)| Rules { size, skill, latency })
 }
 
-/// Tickets arriving over 20 s: (arrival ms, party size, skill, latencies to regions 0..3).
-fn arrivals() -> impl Strategy<Value = Vec<(Millis, u32, f64, Vec<(RegionId, f64)>)>> {
+/// One arrival: (arrival ms, party size, skill, latencies to regions 0..3).
+type Arrival = (Millis, u32, f64, Vec<(RegionId, f64)>);
+
+/// Tickets arriving over 20 s.
+fn arrivals() -> impl Strategy<Value = Vec<Arrival>> {
     let latencies =
         proptest::collection::btree_map(0u32..3, 0.0..250.0f64, 1..=3).prop_map(|m| m.into_iter().collect::<Vec<_>>());
     proptest::collection::vec((0u64..20_000, 1u32..=3, 0.0..2000.0f64, latencies), 0..120)

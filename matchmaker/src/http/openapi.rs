@@ -156,7 +156,8 @@ mod tests {
         for (method, path) in ROUTES {
             assert!(doc["paths"][path][method].is_object(), "{method} {path} missing");
         }
-        let documented: usize = doc["paths"].as_object().map_or(0, |p| p.values().map(|m| m.as_object().map_or(0, |m| m.len())).sum());
+        let documented: usize =
+            doc["paths"].as_object().map_or(0, |p| p.values().map(|m| m.as_object().map_or(0, |m| m.len())).sum());
         assert_eq!(documented, ROUTES.len(), "undocumented extra operations");
         let text = doc.to_string();
         for piece in text.split("\"$ref\":\"#/components/schemas/").skip(1) {

@@ -94,7 +94,9 @@ impl State {
     pub fn new(queues: &[QueueConfig], retention: Millis, metrics: Arc<Metrics>) -> Self {
         let queues = queues
             .iter()
-            .map(|q| (q.name.clone(), QueueRuntime { config: Arc::new(q.clone()), pool: Pool::new(Rules::from_queue(q)) }))
+            .map(|q| {
+                (q.name.clone(), QueueRuntime { config: Arc::new(q.clone()), pool: Pool::new(Rules::from_queue(q)) })
+            })
             .collect();
         Self {
             queues,
@@ -112,7 +114,6 @@ impl State {
             metrics,
         }
     }
-
 
     /// Creates a searching ticket, or returns the one created earlier with the same
     /// idempotency key (`created` is then `false`).
@@ -136,9 +137,10 @@ impl State {
                 });
             }
         }
-        let queue = self.queues.get(&prepared.request.queue).ok_or_else(|| {
-            Error::invalid("queue", format!("unknown queue `{}`", prepared.request.queue))
-        })?;
+        let queue = self
+            .queues
+            .get(&prepared.request.queue)
+            .ok_or_else(|| Error::invalid("queue", format!("unknown queue `{}`", prepared.request.queue)))?;
         let timeout = queue.config.ticket_timeout.as_millis() as Millis;
         let key = self.next_key;
         self.next_key += 1;
@@ -423,13 +425,16 @@ impl State {
 /// when the latency rule names a region label, with the configured metadata rendered.
 fn allocation_request(config: &QueueConfig, info: &MatchInfo) -> GameServerAllocation {
     let mut selectors = config.allocation.selectors.clone();
-    if let (Some(label), Some(region)) = (config.latency.as_ref().and_then(|l| l.region_label.as_ref()), &info.region)
-    {
+    if let (Some(label), Some(region)) = (config.latency.as_ref().and_then(|l| l.region_label.as_ref()), &info.region) {
         if selectors.is_empty() {
             selectors.push(Default::default());
         }
         for selector in &mut selectors {
-            selector.label_selector.match_labels.get_or_insert_with(Default::default).insert(label.clone(), region.clone());
+            selector
+                .label_selector
+                .match_labels
+                .get_or_insert_with(Default::default)
+                .insert(label.clone(), region.clone());
         }
     }
     let vars = TemplateVars {

@@ -61,13 +61,7 @@ pub fn prepare(
     errors.into_result().map_err(Error::Invalid)?;
     let mut hasher = DefaultHasher::new();
     serde_json::to_string(&(&request.queue, &request.players)).unwrap_or_default().hash(&mut hasher);
-    Ok(PreparedTicket {
-        size: request.players.len() as u32,
-        skill,
-        latencies,
-        fingerprint: hasher.finish(),
-        request,
-    })
+    Ok(PreparedTicket { size: request.players.len() as u32, skill, latencies, fingerprint: hasher.finish(), request })
 }
 
 fn check_players(request: &TicketRequest, queue: &QueueConfig, errors: &mut FieldErrors) {
@@ -75,7 +69,10 @@ fn check_players(request: &TicketRequest, queue: &QueueConfig, errors: &mut Fiel
     if request.players.is_empty() {
         errors.push("players", "must list at least one player");
     } else if request.players.len() > max {
-        errors.push("players", format!("a party of {} does not fit queue `{}` (at most {max})", request.players.len(), queue.name));
+        errors.push(
+            "players",
+            format!("a party of {} does not fit queue `{}` (at most {max})", request.players.len(), queue.name),
+        );
     }
     let mut seen = HashSet::new();
     for (i, player) in request.players.iter().enumerate() {
@@ -138,7 +135,8 @@ fn party_latencies(request: &TicketRequest, queue: &QueueConfig, errors: &mut Fi
     let mut worst: BTreeMap<&str, (f64, usize)> = BTreeMap::new();
     for (i, player) in request.players.iter().enumerate() {
         if player.latencies.is_empty() {
-            errors.push(format!("players[{i}].latencies"), format!("required: queue `{}` matches by region", queue.name));
+            errors
+                .push(format!("players[{i}].latencies"), format!("required: queue `{}` matches by region", queue.name));
         }
         for (region, ms) in &player.latencies {
             let entry = worst.entry(region).or_insert((0.0, 0));

@@ -195,6 +195,7 @@ pub fn solo(queue: &str, player: &str, mmr: f64) -> Value {
 
 /// Reads a whole SSE body (the server closes it after a final state) into its `data` JSONs.
 pub async fn read_events(response: reqwest::Response) -> Vec<Value> {
-    let text = tokio::time::timeout(Duration::from_secs(5), response.text()).await.expect("event stream never ended").unwrap();
+    let text =
+        tokio::time::timeout(Duration::from_secs(5), response.text()).await.expect("event stream never ended").unwrap();
     text.lines().filter_map(|l| l.strip_prefix("data:")).map(|d| serde_json::from_str(d.trim()).unwrap()).collect()
 }
