@@ -332,8 +332,8 @@ pub fn stamp_last_allocated(gs: &mut GameServer, now: Timestamp) {
     gs.metadata.annotations.get_or_insert_default().insert(labels::LAST_ALLOCATED.to_owned(), now.to_string());
 }
 
-/// When an Allocated server's allocation lapses under an opt-in TTL: `agones.dev/last-allocated`
-/// + `ttl`. A runtime that enables the TTL shuts the server down (applies
+/// When an Allocated server's allocation lapses under an opt-in TTL: the time in
+/// `agones.dev/last-allocated` plus `ttl`. A runtime that enables the TTL shuts the server down (applies
 /// [`GameServerEvent::SdkShutdown`]) once `now` reaches it, so a match that never connected does
 /// not hold a server forever; a re-allocation restamps the annotation and so extends it. `None`
 /// for servers that are not Allocated or carry no parseable stamp.
