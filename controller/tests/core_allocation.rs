@@ -230,3 +230,78 @@ fn candidate_allocate_returns_the_object_to_write() {
     assert_eq!(servers[0].state(), Some(S::Ready), "the observed copy is untouched");
     assert_eq!(attempt.status.game_server_name, "only");
 }
+
+mod properties {
+    use proptest::prelude::*;
+    use stadion_controller::core::NodeLoad;
+    use stadion_controller::core::allocation::{candidates, selector_matches};
+    use stadion_controller::core::testing::GameServerBuilder;
+    use stadion_crds::allocation::GameServerSelector;
+    use stadion_crds::common::SchedulingStrategy;
+    use stadion_crds::{GameServer, GameServerState as S};
+
+    const STATES: [S; 5] = [S::Ready, S::Allocated, S::Reserved, S::Scheduled, S::Shutdown];
+    const REGIONS: [&str; 3] = ["eu", "us", "ap"];
+
+    fn servers() -> impl Strategy<Value = Vec<GameServer>> {
+        proptest::collection::vec((0usize..5, 0usize..3, 0usize..3, any::<bool>()), 0..30).prop_map(|specs| {
+            specs
+                .into_iter()
+                .enumerate()
+                .map(|(i, (state, region, node, deleting))| {
+                    let b = GameServerBuilder::new(&format!("gs-{i}"))
+                        .state(STATES[state])
+                        .node(&format!("n{node}"))
+                        .label("region", REGIONS[region]);
+                    if deleting { b.deleting().build() } else { b.build() }
+                })
+                .collect()
+        })
+    }
+
+    fn selectors() -> impl Strategy<Value = Vec<GameServerSelector>> {
+        proptest::collection::vec((proptest::option::of(0usize..3), any::<bool>()), 1..4).prop_map(|specs| {
+            specs
+                .into_iter()
+                .map(|(region, allocated)| {
+                    let mut s = GameServerSelector::default();
+                    if let Some(r) = region {
+                        s.label_selector.match_labels = Some([("region".to_owned(), REGIONS[r].to_owned())].into());
+                    }
+                    s.game_server_state = Some(if allocated { S::Allocated } else { S::Ready });
+                    s
+                })
+                .collect()
+        })
+    }
+
+    proptest! {
+        /// Every server matching some selector is offered exactly once, under the first selector
+        /// it matches, in selector order; nothing else is offered (no deleting, starting, Reserved
+        /// or Shutdown server, whatever the strategy and seed).
+        #[test]
+        fn candidates_are_exactly_the_matches_in_selector_order(
+            servers in servers(),
+            selectors in selectors(),
+            distributed in any::<bool>(),
+            seed in any::<u64>(),
+        ) {
+            let mut gsa = super::gsa(selectors.clone());
+            gsa.spec.scheduling = Some(if distributed { SchedulingStrategy::Distributed } else { SchedulingStrategy::Packed });
+            let found = candidates(&gsa, &servers, &NodeLoad::from_gameservers(&servers), seed).unwrap();
+            let mut previous_index = 0;
+            for c in &found {
+                let first = selectors.iter().position(|s| selector_matches(s, c.gameserver).unwrap());
+                prop_assert_eq!(first, Some(c.selector_index));
+                prop_assert!(c.selector_index >= previous_index);
+                previous_index = c.selector_index;
+                prop_assert!(c.gameserver.metadata.deletion_timestamp.is_none());
+                prop_assert!(matches!(c.gameserver.state(), Some(S::Ready | S::Allocated)));
+            }
+            let offered: std::collections::BTreeSet<&str> = found.iter().map(|c| c.gameserver.name()).collect();
+            prop_assert_eq!(offered.len(), found.len(), "a server offered twice");
+            let expected = servers.iter().filter(|gs| selectors.iter().any(|s| selector_matches(s, gs).unwrap())).count();
+            prop_assert_eq!(found.len(), expected);
+        }
+    }
+}
