@@ -156,3 +156,44 @@ async fn a_rolling_update_replaces_ready_servers_and_waits_for_allocated_ones() 
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_autoscaler_sets_the_replicas_its_endpoint_answers() {
+    use axum::Json;
+    use axum::routing::post;
+    use serde_json::{Value, json};
+
+    // The endpoint asks for 3 replicas and echoes the request's uid, as Agones' examples do.
+    let seen = Arc::new(std::sync::Mutex::new(Vec::<Value>::new()));
+    let recorded = seen.clone();
+    let app = axum::Router::new().route(
+        "/scale",
+        post(move |Json(review): Json<Value>| {
+            let recorded = recorded.clone();
+            async move {
+                let uid = review["request"]["uid"].clone();
+                recorded.lock().expect("lock").push(review);
+                Json(json!({ "response": { "uid": uid, "scale": true, "replicas": 3 } }))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}/scale", listener.local_addr().expect("addr"));
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+
+    with_runtime(|runtime| async move {
+        let autoscaler = format!(
+            "apiVersion: autoscaling.agones.dev/v1\nkind: FleetAutoscaler\nmetadata:\n  name: hooked\nspec:\n  fleetName: hooked\n  policy:\n    type: Webhook\n    webhook:\n      url: {url}\n  sync:\n    type: FixedInterval\n    fixedInterval:\n      seconds: 1\n"
+        );
+        apply(&runtime, &format!("{}---\n{autoscaler}", fleet_yaml("hooked", 1, &[])));
+        wait_for(&runtime, "hooked", 3, 0).await;
+        let review = seen.lock().expect("lock").first().cloned().expect("the webhook was called");
+        assert_eq!(review["request"]["name"], "hooked");
+        assert_eq!(review["request"]["namespace"], "default");
+        let fas = runtime.store().api::<stadion_crds::FleetAutoscaler>().get("default", "hooked").expect("fas");
+        assert!(fas.status.as_ref().is_some_and(|s| s.able_to_scale && s.desired_replicas == 3), "{:?}", fas.status);
+        runtime
+    })
+    .await;
+    server.abort();
+}
