@@ -49,7 +49,8 @@ pub struct GameServerSetPlan {
     /// then deletes them). Never Allocated or Reserved ones.
     pub shutdown: Vec<GameServer>,
     /// Names of servers to delete now: Shutdown ones, Unhealthy ones (to be replaced) and Error
-    /// ones older than the grace period.
+    /// ones older than the grace period. The GameServer controller also deletes Shutdown servers
+    /// ([`super::gameserver::GameServerAction::Delete`]), so a runtime treats "not found" as done.
     pub delete: Vec<String>,
     /// Allocated servers beyond `replicas`, with the set's `allocationOverflow` labels and
     /// annotations applied (whole-object updates).
