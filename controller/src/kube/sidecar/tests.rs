@@ -96,3 +96,30 @@ async fn unchanged_updates_write_nothing() {
     backend.update(state(GameServerState::Scheduled)).await.unwrap();
     server.expect_quiet(Duration::from_millis(300)).await;
 }
+
+#[tokio::test]
+async fn follows_its_own_gameserver_with_a_name_scoped_watch() {
+    let (client, server) = ApiServer::start();
+    let mut allocated = scheduled();
+    set_state(&mut allocated, GameServerState::Allocated);
+    allocated.metadata.resource_version = Some("2".into());
+    let event = serde_json::json!({ "type": "MODIFIED", "object": allocated });
+    let script = server.run(vec![
+        // connect: the initial read, then the watch's own read.
+        Expect::get(GS_PATH).respond_json(&scheduled()),
+        Expect::get(GS_PATH).respond_json(&scheduled()),
+        // No list permission needed: a watch on the collection narrowed to this name.
+        Expect::get("/apis/agones.dev/v1/namespaces/default/gameservers")
+            .query("watch=true")
+            .query("fieldSelector=metadata.name%3Dgs-1")
+            .query("resourceVersion=1")
+            .respond_json(&event),
+    ]);
+    let backend = KubeBackend::connect(client, "default", "gs-1").await.unwrap();
+    let mut view = backend.watch();
+    tokio::time::timeout(Duration::from_secs(2), view.wait_for(|gs| gs.state() == Some(GameServerState::Allocated)))
+        .await
+        .expect("the watched change reaches the SDK view")
+        .unwrap();
+    script.await.unwrap();
+}
