@@ -72,6 +72,15 @@ impl KubeAllocator {
         (allocator, driver)
     }
 
+    /// [`watching`](Self::watching) with the ambient configuration (KUBECONFIG, or the
+    /// in-cluster ServiceAccount): what `stadion matchmaker` uses in a cluster.
+    pub async fn from_environment(
+        namespace: Option<&str>,
+    ) -> Result<(Self, impl Future<Output = ()> + Send + 'static), super::Error> {
+        let client = Client::try_default().await.map_err(|e| super::Error::Connect(e.to_string()))?;
+        Ok(Self::watching(client, namespace))
+    }
+
     /// The cache this allocator chooses from (waits with `wait_until_ready`).
     pub fn cache(&self) -> &Store<GameServer> {
         &self.cache

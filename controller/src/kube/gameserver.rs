@@ -132,7 +132,15 @@ async fn reject_invalid(gs: &GameServer, ctx: &Context, problems: &str) -> Resul
 }
 
 async fn allocate_ports(ctx: &Context, gs: &GameServer, now: Timestamp) -> Result<Action> {
-    let assignment = ctx.ports().allocate(gs, None);
+    // Nodes that joined since start-up become eligible here (add_node is idempotent).
+    let nodes: Vec<String> = ctx.nodes.state().iter().filter_map(|n| n.metadata.name.clone()).collect();
+    let assignment = {
+        let mut ports = ctx.ports();
+        for node in nodes {
+            ports.add_node(node);
+        }
+        ports.allocate(gs, None)
+    };
     match assignment {
         Ok(assignment) => {
             let result = apply(ctx, gs, GameServerEvent::PortsAllocated(assignment), now).await;

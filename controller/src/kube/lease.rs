@@ -325,4 +325,42 @@ mod tests {
         assert!(!election.step().await.unwrap());
         script.await.unwrap();
     }
+
+    #[tokio::test]
+    async fn run_leads_then_releases_on_shutdown() {
+        let (client, server) = ApiServer::start();
+        let api: Api<Lease> = Api::namespaced(client, "stadion-system");
+        let (election, leadership) = LeaderElection::new(api, "replica-a");
+        let path = "/apis/coordination.k8s.io/v1/namespaces/stadion-system/leases";
+        let held = Lease {
+            metadata: ObjectMeta {
+                name: Some(LEASE_NAME.into()),
+                resource_version: Some("3".into()),
+                ..ObjectMeta::default()
+            },
+            spec: Some(held("replica-a", 0, 15)),
+        };
+        let script = server.run(vec![
+            Expect::get(&format!("{path}/{LEASE_NAME}")).respond_status(404),
+            Expect::post(path).respond_echo(),
+            Expect::get(&format!("{path}/{LEASE_NAME}")).respond_json(&held),
+            Expect::put(&format!("{path}/{LEASE_NAME}"))
+                .check(|body| {
+                    assert!(body["spec"]["holderIdentity"].is_null(), "released: {body}");
+                    assert_eq!(body["metadata"]["resourceVersion"], "3");
+                })
+                .respond_echo(),
+        ]);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let running = tokio::spawn(election.run(async {
+            let _ = stopped.await;
+        }));
+        let mut leading = leadership.subscribe();
+        leading.wait_for(|l| *l).await.unwrap();
+        assert!(leadership.is_leader());
+        stop.send(()).unwrap();
+        running.await.unwrap();
+        assert!(!leadership.is_leader(), "stops writing before it lets go");
+        script.await.unwrap();
+    }
 }

@@ -263,8 +263,8 @@ async fn shutdown_deletes_the_gameserver() {
 async fn new_gameserver_is_defaulted_then_gets_host_ports() {
     let (client, server) = ApiServer::start();
     let (ctx, mut caches) = context(client);
+    // A node that joined after start-up: the allocator learns it from the cache.
     caches.node(node("node-1"));
-    ctx.ports().add_node("node-1");
     let mut gs = gameserver("gs-1");
     gs.status = None;
     gs.spec.ports[0].host_port = None;
@@ -323,5 +323,25 @@ async fn a_follower_writes_nothing() {
     ctx.leadership = crate::kube::lease::Leadership::from_receiver(rx);
     let script = server.run(vec![]);
     reconcile(Arc::new(gameserver("gs-1")), Arc::new(ctx)).await.unwrap();
+    script.await.unwrap();
+}
+
+#[tokio::test]
+async fn no_nodes_means_waiting_with_a_warning_not_failing() {
+    let (client, server) = ApiServer::start();
+    let (ctx, _caches) = context(client);
+    let mut gs = gameserver("gs-1");
+    set_state(&mut gs, GameServerState::PortAllocation);
+    gs.spec.ports[0].host_port = None;
+    let script = server.run(vec![
+        Expect::post(&crate::kube::fixtures::events_path("default"))
+            .check(|e| {
+                assert_eq!(e["reason"], "PortAllocation");
+                assert_eq!(e["type"], "Warning");
+            })
+            .respond_echo(),
+    ]);
+    let action = reconcile(Arc::new(gs), ctx).await.unwrap();
+    assert_eq!(action, kube::runtime::controller::Action::requeue(std::time::Duration::from_secs(5)));
     script.await.unwrap();
 }
