@@ -185,6 +185,7 @@ mod tests {
             ("Deployment", "stadion-controller"),
             ("Deployment", "stadion-matchmaker"),
             ("Service", "stadion-matchmaker"),
+            ("ConfigMap", "stadion-matchmaker-config"),
         ] {
             assert_eq!(find(&docs, kind, name, None).len(), 1, "{kind} {name}");
         }
