@@ -52,6 +52,11 @@ async fn reconcile_inner(fas: &FleetAutoscaler, ctx: &Context) -> Result<Action>
     if !errors.is_empty() {
         warn!(%errors, "FleetAutoscaler is invalid");
         ctx.events.warning(fas, reason::VALIDATION_FAILED, errors.to_string()).await;
+        // The status says so too: an invalid policy cannot scale.
+        if fas.status.as_ref().is_none_or(|s| s.able_to_scale) {
+            let patch = json!({ "status": { "ableToScale": false } });
+            autoscalers.patch_status(fas.name(), &PatchParams::default(), &Patch::Merge(&patch)).await?;
+        }
         return Ok(Action::await_change());
     }
     let interval = Duration::from_secs(u64::try_from(fas.sync_seconds()).unwrap_or(30));

@@ -75,3 +75,25 @@ async fn missing_fleet_is_reported_not_scaled() {
     reconcile(Arc::new(autoscaler()), ctx).await.unwrap();
     script.await.unwrap();
 }
+
+#[tokio::test]
+async fn invalid_policy_is_reported_in_an_event_and_the_status() {
+    let (client, server) = ApiServer::start();
+    let (ctx, _caches) = context(client);
+    let mut fas = autoscaler();
+    fas.spec.policy.buffer = None;
+    let script = server.run(vec![
+        Expect::post(&crate::kube::fixtures::events_path("default"))
+            .check(|e| {
+                assert_eq!(e["reason"], "ValidationFailed");
+                assert_eq!(e["type"], "Warning");
+            })
+            .respond_echo(),
+        Expect::patch(&format!("{FAS}/status"))
+            .check(|patch| assert_eq!(patch["status"]["ableToScale"], false))
+            .respond_json(&autoscaler()),
+    ]);
+    let action = reconcile(Arc::new(fas), ctx).await.unwrap();
+    assert_eq!(action, kube::runtime::controller::Action::await_change());
+    script.await.unwrap();
+}
