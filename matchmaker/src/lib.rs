@@ -8,6 +8,12 @@
 //! - [`engine`]: pure matching over tickets and a clock.
 //! - [`Matchmaker`]: ticket states, the engine loop and allocation.
 //! - [`http`]: the axum edge — [`Matchmaker::router`] to mount, [`http::serve`] to run alone.
+//!
+//! Binaries wire it as: `MatchmakerConfig::from_yaml_file(path)?`, then
+//! `Matchmaker::new(config, allocator)?`; standalone, `http::serve(addr, matchmaker, shutdown)`
+//! runs the background loop and the API; embedded (`stadion up`), mount `matchmaker.router()`
+//! into the host server, start `matchmaker.run(shutdown)`, and call `matchmaker.close()` when
+//! shutting down so open event streams end and graceful shutdown can finish.
 
 pub mod allocator;
 pub mod config;

@@ -125,6 +125,12 @@ async fn direct_allocation_returns_a_server_then_429_when_none_is_free() {
     assert_eq!(status, 429);
     assert_eq!(error["code"], "unavailable");
 
+    fleet.backend_failures.store(1, std::sync::atomic::Ordering::SeqCst);
+    let response = server.client.post(server.url("/v1/allocations")).json(&body).send().await.unwrap();
+    let (status, error) = error_of(response).await;
+    assert_eq!(status, 503);
+    assert_eq!(error["code"], "backend");
+
     let wrong_kind = json!({"kind": "Fleet", "spec": {}});
     let (status, error) =
         error_of(server.client.post(server.url("/v1/allocations")).json(&wrong_kind).send().await.unwrap()).await;

@@ -1,7 +1,7 @@
 //! One queue's searching tickets and the tick that turns them into matches.
 
 use std::cmp::Ordering;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::ops::Bound;
 
 use super::teams::{TeamPacker, balance_teams};
@@ -28,12 +28,19 @@ impl Ord for Skill {
 
 /// One queue's searching tickets, indexed by age (who anchors next) and by skill within each
 /// region (who is near an anchor).
+///
+/// A fully widened ticket that found no match as anchor is *stalled*: trying it again cannot
+/// succeed until one of its region buckets changes, so it leaves the anchor index until then.
+/// A stalled queue of any size therefore costs nothing per tick; it still serves as a
+/// candidate for other anchors.
 #[derive(Debug)]
 pub struct Pool {
     rules: Rules,
     tickets: HashMap<TicketKey, EngineTicket>,
-    by_age: BTreeSet<(Millis, TicketKey)>,
+    anchors: BTreeSet<(Millis, TicketKey)>,
     by_skill: HashMap<RegionId, BTreeSet<(Skill, TicketKey)>>,
+    stalled: HashSet<TicketKey>,
+    stalled_by_bucket: HashMap<RegionId, Vec<TicketKey>>,
 }
 
 /// The best candidate match found for one anchor in one region.
@@ -47,7 +54,14 @@ struct Candidate {
 impl Pool {
     /// An empty pool with `rules`.
     pub fn new(rules: Rules) -> Self {
-        Self { rules, tickets: HashMap::new(), by_age: BTreeSet::new(), by_skill: HashMap::new() }
+        Self {
+            rules,
+            tickets: HashMap::new(),
+            anchors: BTreeSet::new(),
+            by_skill: HashMap::new(),
+            stalled: HashSet::new(),
+            stalled_by_bucket: HashMap::new(),
+        }
     }
 
     /// The rules matches are formed by.
@@ -75,9 +89,10 @@ impl Pool {
         if self.tickets.contains_key(&ticket.key) {
             return false;
         }
-        self.by_age.insert((ticket.enqueued_at, ticket.key));
+        self.anchors.insert((ticket.enqueued_at, ticket.key));
         for region in self.buckets(&ticket) {
             self.by_skill.entry(region).or_default().insert((Skill(ticket.skill), ticket.key));
+            self.wake(region);
         }
         self.tickets.insert(ticket.key, ticket);
         true
@@ -86,8 +101,10 @@ impl Pool {
     /// Takes a ticket out (cancelled, timed out, or matched).
     pub fn remove(&mut self, key: TicketKey) -> Option<EngineTicket> {
         let ticket = self.tickets.remove(&key)?;
-        self.by_age.remove(&(ticket.enqueued_at, key));
+        self.anchors.remove(&(ticket.enqueued_at, key));
+        self.stalled.remove(&key);
         for region in self.buckets(&ticket) {
+            self.wake(region);
             if let Some(bucket) = self.by_skill.get_mut(&region) {
                 bucket.remove(&(Skill(ticket.skill), key));
                 if bucket.is_empty() {
@@ -100,10 +117,18 @@ impl Pool {
 
     /// Forms every match it can at `now`, oldest tickets first, and removes their tickets.
     pub fn tick(&mut self, now: Millis) -> Vec<FormedMatch> {
-        let anchors: Vec<TicketKey> = self.by_age.iter().map(|&(_, key)| key).collect();
+        let anchors: Vec<TicketKey> = self.anchors.iter().map(|&(_, key)| key).collect();
         let mut formed = Vec::new();
         for anchor in anchors {
-            let Some(found) = self.best_match_for(anchor, now) else { continue };
+            if self.stalled.contains(&anchor) {
+                continue;
+            }
+            let Some(found) = self.best_match_for(anchor, now) else {
+                // Tickets still widening are retried every tick; partners still widening try
+                // a stalled ticket from their side, as anchors.
+                self.stall_if_widened(anchor, now);
+                continue;
+            };
             let formed_match = self.form(found, now);
             for key in formed_match.tickets() {
                 self.remove(key);
@@ -111,6 +136,36 @@ impl Pool {
             formed.push(formed_match);
         }
         formed
+    }
+
+    fn stall_if_widened(&mut self, key: TicketKey, now: Millis) {
+        let Some(ticket) = self.tickets.get(&key) else { return };
+        let waited = now.saturating_sub(ticket.enqueued_at);
+        let widened = [self.rules.skill, self.rules.latency]
+            .into_iter()
+            .flatten()
+            .all(|w| w.per_second <= 0.0 || w.time_to_cap().is_some_and(|cap| waited >= cap));
+        if !widened {
+            return;
+        }
+        self.anchors.remove(&(ticket.enqueued_at, key));
+        for region in self.buckets(ticket) {
+            self.stalled_by_bucket.entry(region).or_default().push(key);
+        }
+        self.stalled.insert(key);
+    }
+
+    /// Something changed in `region`'s bucket: its stalled tickets become anchors again.
+    fn wake(&mut self, region: RegionId) {
+        let Some(keys) = self.stalled_by_bucket.remove(&region) else { return };
+        for key in keys {
+            // A ticket stalled in several buckets is listed in each; the set dedups.
+            if self.stalled.remove(&key)
+                && let Some(ticket) = self.tickets.get(&key)
+            {
+                self.anchors.insert((ticket.enqueued_at, key));
+            }
+        }
     }
 
     fn buckets(&self, ticket: &EngineTicket) -> Vec<RegionId> {
@@ -125,15 +180,21 @@ impl Pool {
     /// anchor accepts: the one whose worst player latency is lowest.
     fn best_match_for(&self, anchor: TicketKey, now: Millis) -> Option<Candidate> {
         let anchor = self.tickets.get(&anchor)?;
-        let regions: Vec<RegionId> = match self.rules.latency {
-            None => vec![ANYWHERE],
+        let mut regions: Vec<(RegionId, f64)> = match self.rules.latency {
+            None => vec![(ANYWHERE, 0.0)],
             Some(_) => {
                 let limit = self.rules.latency_at(anchor, now);
-                anchor.latencies.iter().filter(|&&(_, ms)| ms <= limit).map(|&(region, _)| region).collect()
+                anchor.latencies.iter().filter(|&&(_, ms)| ms <= limit).copied().collect()
             }
         };
+        // Anchor's fastest region first: a match's worst latency is at least the anchor's own,
+        // so once a match beats the next region's anchor latency no later region can win.
+        regions.sort_by(|a, b| a.1.total_cmp(&b.1));
         let mut best: Option<Candidate> = None;
-        for region in regions {
+        for (region, anchor_ms) in regions {
+            if best.as_ref().is_some_and(|b| b.worst_latency <= anchor_ms) {
+                break;
+            }
             let Some(candidate) = self.match_in_region(anchor, region, now) else { continue };
             if best.as_ref().is_none_or(|b| candidate.worst_latency < b.worst_latency) {
                 best = Some(candidate);
@@ -176,7 +237,7 @@ impl Pool {
     /// O(n · k · log n) however dense the queue is.
     fn neighbours(&self, anchor: &EngineTicket, region: RegionId, now: Millis) -> Vec<&EngineTicket> {
         let Some(bucket) = self.by_skill.get(&region) else { return Vec::new() };
-        let want = (self.rules.size.max_players() as usize * 4).clamp(32, 4096);
+        let want = (self.rules.size.max_players() as usize * 2).clamp(8, 4096);
         let scan_limit = want * 8;
         let spread = self.rules.spread_at(anchor, now);
         let centre = (Skill(anchor.skill), anchor.key);

@@ -215,3 +215,13 @@ fn widest_after_is_the_slower_rule() {
     assert_eq!(rules.widest_after(), Some(15_000));
     assert_eq!(Rules { skill: skill_rule(1.0, 0.0, 5.0), ..ffa(2, 2) }.widest_after(), None);
 }
+
+#[test]
+fn a_stalled_ticket_is_retried_when_its_bucket_changes() {
+    let rules = Rules { skill: skill_rule(10.0, 0.0, 10.0), ..ffa(2, 2) };
+    let mut pool = pool_with(rules, [ticket(1, 0, 100.0)]);
+    assert!(pool.tick(10).is_empty());
+    assert!(pool.tick(20).is_empty(), "skipped: nothing changed");
+    pool.insert(ticket(2, 30, 105.0));
+    assert_eq!(pool.tick(40).len(), 1, "a newcomer wakes it");
+}
