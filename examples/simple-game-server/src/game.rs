@@ -20,8 +20,19 @@ const MAX_DATAGRAM: usize = 64 * 1024;
 pub enum ExitReason {
     /// A client sent `EXIT`.
     ExitCommand,
+    /// A client sent `EXIT` but SDK Shutdown failed.
+    ShutdownFailed,
     /// The automatic shutdown delay after allocation passed.
     AfterAllocation,
+}
+
+/// The answer to one message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reply {
+    /// The line sent back.
+    pub text: String,
+    /// Whether the process ends once the reply is sent (`EXIT`).
+    pub exit: bool,
 }
 
 /// The game's shared state: its SDK connection, its name and its health pinger.
@@ -51,7 +62,7 @@ impl Game {
         &self.sdk
     }
 
-    /// Asks the main loop to end the process with exit code 0.
+    /// Asks the main loop to end the process.
     pub fn request_exit(&self, reason: ExitReason) {
         // Full only if an exit is already pending, which ends the process just the same.
         let _ = self.exit.try_send(reason);
@@ -67,14 +78,35 @@ impl Game {
         *self.pinger() = Some(self.sdk.health_pinger(self.health_interval));
     }
 
-    /// The reply to one datagram or line.
-    pub async fn handle(&self, input: &str) -> String {
-        match command::parse(input) {
+    /// The reply to one datagram or line. Send it, then call [`Game::after_reply`].
+    pub async fn handle(&self, input: &str) -> Reply {
+        let text = match command::parse(input) {
             Ok(Message::Echo(payload)) => command::echo(&self.name, &payload),
+            // Acknowledged before acting: once the sidecar records Shutdown the runtime may stop
+            // the process at any moment, and the client must still learn its EXIT arrived.
+            Ok(Message::Command(Command::Exit)) => {
+                tracing::info!(gameserver = %self.name, command = "EXIT", "command received");
+                return Reply { text: command::ack(&Command::Exit, None), exit: true };
+            }
             Ok(Message::Command(command)) => self.execute(command).await,
             Err(usage) => {
                 tracing::debug!(gameserver = %self.name, %usage, "malformed command");
                 command::error(usage.keyword, &usage)
+            }
+        };
+        Reply { text, exit: false }
+    }
+
+    /// What follows a sent reply: for `EXIT`, SDK Shutdown and the end of the process.
+    pub async fn after_reply(&self, reply: &Reply) {
+        if !reply.exit {
+            return;
+        }
+        match self.sdk.shutdown().await {
+            Ok(()) => self.request_exit(ExitReason::ExitCommand),
+            Err(error) => {
+                tracing::error!(gameserver = %self.name, %error, "SDK Shutdown failed");
+                self.request_exit(ExitReason::ShutdownFailed);
             }
         }
     }
@@ -94,10 +126,8 @@ impl Game {
     async fn run(&self, command: &Command) -> anyhow::Result<Option<String>> {
         let sdk = &self.sdk;
         match command {
-            Command::Exit => {
-                sdk.shutdown().await?;
-                self.request_exit(ExitReason::ExitCommand);
-            }
+            // Handled in `handle`/`after_reply`, so the ACK goes out first.
+            Command::Exit => {}
             Command::Unhealthy => {
                 // Dropping the pinger aborts it; the sidecar's missed-ping count does the rest.
                 self.pinger().take();
@@ -164,9 +194,10 @@ pub async fn serve_udp(game: Arc<Game>, socket: UdpSocket) {
         };
         let input = String::from_utf8_lossy(&buffer[..len]).into_owned();
         let reply = game.handle(&input).await;
-        if let Err(error) = socket.send_to(reply.as_bytes(), peer).await {
+        if let Err(error) = socket.send_to(reply.text.as_bytes(), peer).await {
             tracing::debug!(gameserver = %game.name(), %peer, %error, "udp reply failed");
         }
+        game.after_reply(&reply).await;
     }
 }
 
@@ -194,7 +225,9 @@ async fn serve_tcp_client(game: Arc<Game>, stream: TcpStream, peer: SocketAddr) 
         match lines.next_line().await {
             Ok(Some(line)) => {
                 let reply = game.handle(&line).await;
-                if writer.write_all(reply.as_bytes()).await.is_err() {
+                let sent = writer.write_all(reply.text.as_bytes()).await;
+                game.after_reply(&reply).await;
+                if sent.is_err() {
                     break;
                 }
             }

@@ -8,7 +8,7 @@
 //!
 //! | command | effect | reply |
 //! |---|---|---|
-//! | `EXIT` | SDK Shutdown, then exit 0 | `ACK EXIT` |
+//! | `EXIT` | SDK Shutdown, then exit 0 (the ACK is sent first) | `ACK EXIT` |
 //! | `UNHEALTHY` | stop health pings (the server turns Unhealthy) | `ACK UNHEALTHY` |
 //! | `ALLOCATE` / `READY` | SDK Allocate / Ready | `ACK ALLOCATE` |
 //! | `RESERVE <s>` | SDK Reserve for `s` seconds | `ACK RESERVE` |
@@ -140,17 +140,19 @@ pub async fn serve(args: Args) -> anyhow::Result<ExitCode> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut terminate = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
     let mut interrupt = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
-    let ended = tokio::select! {
-        reason = exits.recv() => reason.map_or("exit requested", |r| match r {
-            ExitReason::ExitCommand => "EXIT command",
-            ExitReason::AfterAllocation => "shutdown delay after allocation",
-        }),
-        _ = terminate.recv() => "SIGTERM",
-        _ = interrupt.recv() => "SIGINT",
+    let (ended, code) = tokio::select! {
+        reason = exits.recv() => match reason {
+            Some(ExitReason::ExitCommand) | None => ("EXIT command", ExitCode::SUCCESS),
+            Some(ExitReason::AfterAllocation) => ("shutdown delay after allocation", ExitCode::SUCCESS),
+            Some(ExitReason::ShutdownFailed) => ("EXIT command, SDK Shutdown failed", ExitCode::FAILURE),
+        },
+        // The runtime stopping us (scale-down, Shutdown recorded, `up` ending) is a normal end.
+        _ = terminate.recv() => ("SIGTERM", ExitCode::SUCCESS),
+        _ = interrupt.recv() => ("SIGINT", ExitCode::SUCCESS),
     };
     tracing::info!(gameserver = %name, reason = ended, "exiting");
     tasks.shutdown().await;
-    Ok(ExitCode::SUCCESS)
+    Ok(code)
 }
 
 /// The listen port, by the precedence documented in [`port`]. Passthrough waits for the status
