@@ -226,3 +226,26 @@ async fn invalid_manifest_exits_2_and_starts_nothing() {
     assert!(output.contains("containerPort"), "the error names the field: {output}");
     assert!(scratch.marked_processes().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_examples_folder_runs_as_is() {
+    // What the README's first command runs: the files as committed, not test copies.
+    let scratch = Scratch::new("up-examples");
+    let examples = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let mut up = start_up(&scratch, &[examples], "21400-21499");
+
+    // The fleet asks for 3; the Buffer autoscaler (2 above 0 allocated, min 2) settles it at 2.
+    up.fleet_until("simple-game-server", "the autoscaled fleet at 2 Ready", |f| {
+        count(f, "desired") == 2 && count(f, "ready") == 2
+    })
+    .await;
+    let standalone = eventually(SETTLE, "the standalone GameServer Ready", || async {
+        up.gameserver("simple-game-server").await.filter(|gs| gs["state"] == "Ready")
+    })
+    .await;
+    assert_eq!(udp_request(address_of(&standalone), "hi"), "ECHO simple-game-server: hi\n");
+    let (name, addr) = up.ready_server("simple-game-server").await;
+    assert_eq!(udp_request(addr, "hi"), format!("ECHO {name}: hi\n"));
+
+    stop_and_check_clean(&mut up, &scratch, Signal::SIGINT, 3);
+}
