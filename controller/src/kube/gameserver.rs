@@ -212,6 +212,10 @@ async fn observe_pod(ctx: &Context, gs: &GameServer, now: Timestamp) -> Result<A
             warn!(%error, node = %node_name, "port book-keeping disagrees with the scheduler");
         }
         apply(ctx, gs, GameServerEvent::Scheduled { node_name, addresses }, now).await?;
+    } else if state == S::Starting {
+        // The Pod cache may trail the event that woke us; look again soon rather than wait
+        // for the Pod's next change.
+        return Ok(Action::requeue(Duration::from_secs(2)));
     }
     Ok(Action::await_change())
 }

@@ -87,6 +87,13 @@ async fn rebuild_ports(client: &Client, config: &ControllerConfig) -> Result<Por
     Ok(allocator)
 }
 
+/// Each controller reads other kinds from caches fed by separate watches, which may trail the
+/// event that triggered it by a few milliseconds; a short debounce lets them catch up (and folds
+/// bursts of events on one object into one reconcile).
+fn controller_config() -> kube::runtime::controller::Config {
+    kube::runtime::controller::Config::default().debounce(Duration::from_millis(250))
+}
+
 /// A stream that yields whenever this replica becomes the leader, so every object is
 /// reconciled by the new leader (a follower's reconciles wrote nothing).
 fn on_leadership(leadership: &Leadership) -> impl futures::Stream<Item = ()> + Send + 'static {
@@ -183,21 +190,25 @@ pub async fn run(
     });
 
     let gameservers = gs_controller
+        .with_config(controller_config())
         .reconcile_all_on(on_leadership(&leadership))
         .graceful_shutdown_on(stopped())
         .run(gameserver::reconcile, gameserver::error_policy, ctx.clone())
         .for_each(|_| future::ready(()));
     let sets = set_controller
+        .with_config(controller_config())
         .reconcile_all_on(on_leadership(&leadership))
         .graceful_shutdown_on(stopped())
         .run(gameserverset::reconcile, gameserverset::error_policy, ctx.clone())
         .for_each(|_| future::ready(()));
     let fleets = fleet_controller
+        .with_config(controller_config())
         .reconcile_all_on(on_leadership(&leadership))
         .graceful_shutdown_on(stopped())
         .run(fleet::reconcile, fleet::error_policy, ctx.clone())
         .for_each(|_| future::ready(()));
     let autoscalers = autoscaler_controller
+        .with_config(controller_config())
         .reconcile_all_on(on_leadership(&leadership))
         .graceful_shutdown_on(stopped())
         .run(fleetautoscaler::reconcile, fleetautoscaler::error_policy, ctx.clone())

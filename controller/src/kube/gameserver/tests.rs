@@ -138,8 +138,9 @@ async fn unscheduled_pod_changes_nothing() {
     set_state(&mut gs, GameServerState::Starting);
     caches.pod(pod_of(&gs, None, None));
     let script = server.run(vec![]);
-    reconcile(Arc::new(gs), ctx).await.unwrap();
-    script.await.unwrap();
+    let action = reconcile(Arc::new(gs), ctx).await.unwrap();
+    assert_eq!(action, kube::runtime::controller::Action::requeue(std::time::Duration::from_secs(2)));
+    script.await.unwrap().expect_quiet(std::time::Duration::from_millis(50)).await;
 }
 
 #[tokio::test]
