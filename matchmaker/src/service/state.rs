@@ -453,3 +453,6 @@ fn allocation_request(config: &QueueConfig, info: &MatchInfo) -> GameServerAlloc
     request.apply_defaults();
     request
 }
+
+#[cfg(test)]
+mod tests;
