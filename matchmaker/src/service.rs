@@ -133,11 +133,22 @@ impl Matchmaker {
 
     /// Runs one engine round now (the background loop calls this every `tickInterval`) and
     /// starts allocating the matches it formed on `tasks`.
-    fn tick(&self, tasks: &mut JoinSet<()>) {
-        let now = self.now();
-        let jobs = self.with_state(|state| state.tick(now));
-        for job in jobs {
-            tasks.spawn(allocation::allocate_match(self.clone(), job));
+    async fn tick(&self, tasks: &mut JoinSet<()>) {
+        // A round over a large backlog is CPU-bound; keep it off the async workers that serve
+        // HTTP.
+        let matchmaker = self.clone();
+        let jobs = tokio::task::spawn_blocking(move || {
+            let now = matchmaker.now();
+            matchmaker.with_state(|state| state.tick(now))
+        })
+        .await;
+        match jobs {
+            Ok(jobs) => {
+                for job in jobs {
+                    tasks.spawn(allocation::allocate_match(self.clone(), job));
+                }
+            }
+            Err(error) => tracing::error!(%error, "engine round panicked"),
         }
     }
 
@@ -153,7 +164,7 @@ impl Matchmaker {
             loop {
                 tokio::select! {
                     () = &mut shutdown => break,
-                    _ = interval.tick() => matchmaker.tick(&mut tasks),
+                    _ = interval.tick() => matchmaker.tick(&mut tasks).await,
                     Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
                 }
             }

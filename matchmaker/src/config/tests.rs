@@ -107,3 +107,15 @@ fn token_files_skip_comments_and_blanks() {
     let tokens: Vec<String> = parse_token_lines("# comment\n  a1 \n\nb2\n").collect();
     assert_eq!(tokens, vec!["a1", "b2"]);
 }
+
+#[test]
+fn tokens_come_from_an_environment_variable() {
+    // PATH is set wherever tests run; the test cannot set its own variable (no unsafe).
+    let path = std::env::var("PATH").unwrap_or_default();
+    let expected: Vec<&str> = path.split(',').map(str::trim).filter(|t| !t.is_empty()).collect();
+    if expected.is_empty() {
+        return;
+    }
+    let config = MatchmakerConfig::from_yaml_str(&format!("http:\n  auth: {{tokensEnv: PATH}}\n{MINIMAL}")).unwrap();
+    assert_eq!(config.http.tokens, expected);
+}
