@@ -19,8 +19,9 @@ use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
 use stadion_crds::allocation::GameServerAllocationStatus;
+use stadion_crds::labels::FLEET;
 use stadion_crds::validation::FieldErrors;
-use stadion_crds::{GameServer, GameServerAllocation, GameServerState};
+use stadion_crds::{Fleet, GameServer, GameServerAllocation, GameServerState};
 use stadion_matchmaker::{AllocateError, Allocator};
 use tokio::sync::watch;
 use tracing::{Instrument, debug, info, info_span, warn};
@@ -28,6 +29,7 @@ use tracing::{Instrument, debug, info, info_span, warn};
 use super::api_status;
 use super::metrics::Metrics;
 use crate::core::allocation::candidates;
+use crate::core::fleet::record_allocation;
 use crate::core::gameserver::gameserver_key;
 use crate::core::nodes::NodeLoad;
 
@@ -116,6 +118,9 @@ impl KubeAllocator {
                         warn!(gameserver = %name, warning, "allocation action not applied");
                     }
                     info!(gameserver = %name, "allocated");
+                    if let Some(fleet) = candidate.gameserver.metadata.labels.as_ref().and_then(|l| l.get(FLEET)) {
+                        count_allocation(&self.client, &namespace, fleet).await;
+                    }
                     return Ok(attempt.status);
                 }
                 // Changed or deleted since we cached it: someone else got there first.
@@ -151,12 +156,38 @@ impl Allocator for KubeAllocator {
     }
 }
 
+/// Adds one to the fleet's `status.allocations` with a resourceVersion-guarded status replace
+/// (the fleet controller never writes that field, so nothing overwrites the count). Best
+/// effort: the allocation has happened whether or not it is counted.
+async fn count_allocation(client: &Client, namespace: &str, fleet: &str) {
+    let fleets: Api<Fleet> = Api::namespaced(client.clone(), namespace);
+    for _ in 0..5 {
+        let mut current = match fleets.get_opt(fleet).await {
+            Ok(Some(current)) => current,
+            Ok(None) => return,
+            Err(error) => {
+                warn!(%error, fleet, "could not read the fleet to count an allocation");
+                return;
+            }
+        };
+        record_allocation(current.status.get_or_insert_with(Default::default));
+        match fleets.replace_status(fleet, &PostParams::default(), &current).await {
+            Ok(_) => return,
+            Err(e) if api_status(&e) == Some(409) => continue,
+            Err(error) => {
+                warn!(%error, fleet, "could not count an allocation on the fleet");
+                return;
+            }
+        }
+    }
+}
+
 fn fleet_of(cache: &Store<GameServer>, status: &GameServerAllocationStatus) -> String {
     cache
         .state()
         .iter()
         .find(|gs| gs.name() == status.game_server_name)
-        .and_then(|gs| gs.metadata.labels.as_ref()?.get(stadion_crds::labels::FLEET).cloned())
+        .and_then(|gs| gs.metadata.labels.as_ref()?.get(FLEET).cloned())
         .unwrap_or_default()
 }
 

@@ -137,7 +137,14 @@ async fn reconcile_inner(fleet: &Fleet, ctx: &Context) -> Result<Action> {
         }
     }
     if fleet.status.as_ref() != Some(&plan.status) {
-        let patch = json!({ "status": plan.status });
+        // `allocations` is the allocator's running count, bumped with resourceVersion-guarded
+        // writes; patching our cached copy of it could undo an increment.
+        let mut status =
+            serde_json::to_value(&plan.status).map_err(|source| Error::Serialize { what: "fleet status", source })?;
+        if let Some(map) = status.as_object_mut() {
+            map.remove("allocations");
+        }
+        let patch = json!({ "status": status });
         fleets.patch_status(fleet.name(), &PatchParams::default(), &Patch::Merge(&patch)).await?;
     }
     let settled = plan.create_set.is_none() && plan.update_sets.is_empty() && plan.delete_sets.is_empty();

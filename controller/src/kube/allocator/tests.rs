@@ -119,3 +119,31 @@ async fn capacity_bumps_when_a_server_turns_ready() {
     track_capacity(events, capacity).await;
     assert_eq!(*rx.borrow(), 2, "once for the initial list, once for gs-a turning Ready");
 }
+
+#[tokio::test]
+async fn allocating_a_fleet_server_counts_it_on_the_fleet() {
+    let (client, server) = ApiServer::start();
+    let mut gs = ready("gs-a", "node-1");
+    gs.metadata.labels = Some([("agones.dev/fleet".to_owned(), "f".to_owned())].into());
+    let allocator = allocator(client, vec![gs]);
+    let mut fleet = stadion_crds::Fleet::new("f", Default::default());
+    fleet.metadata.namespace = Some("default".into());
+    fleet.metadata.resource_version = Some("7".into());
+    fleet.status = Some(stadion_crds::fleet::FleetStatus { allocations: Some(4), ..Default::default() });
+    let fleet_path = "/apis/agones.dev/v1/namespaces/default/fleets/f";
+    let script = server.run(vec![
+        Expect::put(&format!("{GS_PATH}/gs-a")).respond_echo(),
+        Expect::get(fleet_path).respond_json(&fleet),
+        Expect::put(&format!("{fleet_path}/status"))
+            .check(|f| {
+                assert_eq!(f["metadata"]["resourceVersion"], "7");
+                assert_eq!(f["status"]["allocations"], 5);
+            })
+            .respond_status(409),
+        Expect::get(fleet_path).respond_json(&fleet),
+        Expect::put(&format!("{fleet_path}/status")).respond_echo(),
+    ]);
+    let status = allocator.allocate(request()).await.unwrap();
+    assert_eq!(status.game_server_name, "gs-a");
+    script.await.unwrap();
+}

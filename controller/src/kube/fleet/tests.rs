@@ -48,6 +48,11 @@ async fn new_fleet_gets_an_active_set_then_scaling_resizes_it() {
     // The set is cached now, with its servers Ready; the fleet is scaled to 5.
     let body = created.lock().unwrap().take().unwrap();
     let mut set: GameServerSet = serde_json::from_value(body).unwrap();
+    let fleet = |n| {
+        let mut f = fleet(n);
+        f.status = Some(stadion_crds::fleet::FleetStatus { allocations: Some(9), ..Default::default() });
+        f
+    };
     set.metadata.resource_version = Some("2".into());
     set.status = Some(GameServerSetStatus { replicas: 3, ready_replicas: 3, ..Default::default() });
     let set_name = set.name().to_owned();
@@ -64,6 +69,7 @@ async fn new_fleet_gets_an_active_set_then_scaling_resizes_it() {
             .check(|patch| {
                 assert_eq!(patch["status"]["replicas"], 3);
                 assert_eq!(patch["status"]["readyReplicas"], 3);
+                assert!(patch["status"].get("allocations").is_none(), "the allocator owns that count");
             })
             .respond_json(&fleet(5)),
     ]);
