@@ -245,6 +245,8 @@ async fn fleet_lifecycle_on_a_real_api_server() {
     assert_eq!(chosen.state(), Some(GameServerState::Allocated));
     eventually("fleet status 1 allocated", || async { (fleet_counts(&fleets).await == Some((3, 2, 1))).then_some(()) })
         .await;
+    let counted = fleets.get("simple").await.expect("fleet").status.and_then(|s| s.allocations);
+    assert_eq!(counted, Some(1), "the allocation is counted on the fleet");
 
     // Scale up through the scale subresource, as `kubectl scale fleet simple --replicas=5`.
     let scale = |n: i32| json!({"spec": {"replicas": n}});
