@@ -263,3 +263,33 @@ async fn observe_gauges(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kube::Error;
+    use crate::kube::fixtures::{ApiServer, Expect};
+
+    #[tokio::test]
+    async fn refuses_to_start_without_the_crds() {
+        let (client, server) = ApiServer::start();
+        let script = server.run(vec![
+            Expect::get("/apis/agones.dev/v1").respond_status(404),
+            Expect::get("/apis/autoscaling.agones.dev/v1").respond_status(404),
+        ]);
+        let config = ControllerConfig {
+            sidecar_image: "stadion:test".into(),
+            sdk_service_account: "stadion-sdk".into(),
+            metrics_addr: "127.0.0.1:0".parse().unwrap(),
+            leader_election: true,
+            lease_namespace: "stadion-system".into(),
+            identity: "test".into(),
+            namespace: None,
+            port_ranges: PortRanges::default(),
+        };
+        let error = run(client, config, future::pending()).await.unwrap_err();
+        assert!(matches!(error, Error::CrdsMissing { ref missing } if missing.len() == 4), "{error}");
+        // Nothing else was attempted: no Lease, no watches.
+        script.await.unwrap().expect_quiet(Duration::from_millis(100)).await;
+    }
+}
