@@ -8,13 +8,30 @@ pub mod sdk_server;
 pub mod simple_game_server;
 pub mod up;
 
-use std::process::ExitCode;
 
-/// Exit code for bad input (invalid flags, invalid manifests, unbuilt subcommands).
+/// Exit code for bad input (invalid flags, manifests or configuration).
 pub const EXIT_USAGE: u8 = 2;
 
-/// Reports a subcommand that this build does not provide yet, honestly, with exit code 2.
-pub fn not_built_yet(subcommand: &str) -> anyhow::Result<ExitCode> {
-    eprintln!("stadion {subcommand}: not built yet in this version of Stadion");
-    Ok(ExitCode::from(EXIT_USAGE))
+/// Resolves on SIGTERM (Kubernetes stopping the Pod, `kill`) or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(_) => {
+            let _ = ctrl_c.await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term.recv() => {}
+    }
+}
+
+/// Installs the tracing subscriber: `RUST_LOG` filter (default `info`), text or JSON lines.
+pub fn init_tracing(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // try_init: a second subscriber (tests, embedding) is not an error worth dying for.
+    let _ = if json { builder.json().try_init() } else { builder.try_init() };
 }

@@ -1,12 +1,73 @@
-//! `stadion matchmaker`.
+//! `stadion matchmaker`: the matchmaker HTTP service on its own, allocating from a Kubernetes
+//! cluster through the kube allocator. (Inside `stadion up` it runs beside the local runtime.)
 
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use stadion_controller::kube::allocator::KubeAllocator;
+use stadion_matchmaker::{Matchmaker, MatchmakerConfig};
 
 /// Flags of `stadion matchmaker`.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Queue configuration (YAML): queues, match sizes, rules, allocation selectors.
+    #[arg(long, env = "STADION_MATCHMAKER_CONFIG", value_name = "FILE")]
+    pub config: PathBuf,
+    /// Address the HTTP API listens on.
+    #[arg(long, env = "STADION_MATCHMAKER_ADDR", default_value = "0.0.0.0:9600")]
+    pub listen: SocketAddr,
+    /// Only allocate GameServers in this namespace (all namespaces when unset).
+    #[arg(long, env = "STADION_WATCH_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// Log as JSON lines instead of text.
+    #[arg(long, env = "STADION_LOG_JSON")]
+    pub log_json: bool,
+}
 
-/// Runs `stadion matchmaker`.
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    super::not_built_yet("matchmaker")
+/// Runs `stadion matchmaker` until SIGTERM or Ctrl-C. An invalid config exits 2 before anything
+/// starts.
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    super::init_tracing(args.log_json);
+    let config = match MatchmakerConfig::from_yaml_file(&args.config) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("stadion matchmaker: {}: {error}", args.config.display());
+            return Ok(ExitCode::from(super::EXIT_USAGE));
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
+    runtime.block_on(async move {
+        let (allocator, watch) = KubeAllocator::from_environment(args.namespace.as_deref())
+            .await
+            .context("connecting to the Kubernetes API (KUBECONFIG or in-cluster)")?;
+        tokio::spawn(watch);
+        let matchmaker = Matchmaker::new(config, Arc::new(allocator)).context("starting the matchmaker")?;
+        tracing::info!(addr = %args.listen, "matchmaker listening");
+        stadion_matchmaker::http::serve(args.listen, matchmaker, super::shutdown_signal())
+            .await
+            .context("serving the matchmaker API")?;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use stadion_matchmaker::MatchmakerConfig;
+
+    /// The queues the install manifests ship in their ConfigMap must be a config the
+    /// matchmaker accepts, or the Deployment crash-loops on a fresh install.
+    #[test]
+    fn install_configmap_holds_a_valid_queue_config() {
+        let install = include_str!("../../deploy/40-matchmaker.yaml");
+        let configmap = serde_yaml::Deserializer::from_str(install)
+            .map(|doc| <serde_yaml::Value as serde::Deserialize>::deserialize(doc).expect("install YAML parses"))
+            .find(|doc| doc["kind"] == "ConfigMap")
+            .expect("a ConfigMap with the queues");
+        let queues = configmap["data"]["matchmaker.yaml"].as_str().expect("data.matchmaker.yaml");
+        let config = MatchmakerConfig::from_yaml_str(queues).expect("the shipped queues validate");
+        assert!(!config.queues.is_empty());
+    }
 }

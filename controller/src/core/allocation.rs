@@ -273,3 +273,36 @@ pub fn unallocated_status() -> GameServerAllocationStatus {
         ..GameServerAllocationStatus::default()
     }
 }
+
+/// Takes back an allocation whose match dissolved before anyone was told where to connect (a
+/// ticket cancelled or timed out while the allocation was in flight). The server goes to
+/// Shutdown rather than back to Ready: the allocation may have stamped match labels, counters
+/// and lists on it, and a replacement from its set starts clean. Returns whether `gs` changed
+/// (false unless it is Allocated).
+pub fn release_allocation(gs: &mut GameServer) -> bool {
+    if gs.state() != Some(GameServerState::Allocated) {
+        return false;
+    }
+    set_state(gs, GameServerState::Shutdown);
+    true
+}
+
+#[cfg(test)]
+mod release_tests {
+    use super::release_allocation;
+    use crate::core::testing::GameServerBuilder;
+    use stadion_crds::GameServerState;
+
+    #[test]
+    fn only_an_allocated_server_is_released_and_it_shuts_down() {
+        let mut allocated = GameServerBuilder::new("gs-1").state(GameServerState::Allocated).build();
+        assert!(release_allocation(&mut allocated));
+        assert_eq!(allocated.state(), Some(GameServerState::Shutdown));
+
+        for state in [GameServerState::Ready, GameServerState::Reserved, GameServerState::Unhealthy] {
+            let mut other = GameServerBuilder::new("gs-2").state(state).build();
+            assert!(!release_allocation(&mut other), "{state} is not released");
+            assert_eq!(other.state(), Some(state));
+        }
+    }
+}

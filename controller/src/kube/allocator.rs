@@ -28,7 +28,7 @@ use tracing::{Instrument, debug, info, info_span, warn};
 
 use super::api_status;
 use super::metrics::Metrics;
-use crate::core::allocation::candidates;
+use crate::core::allocation::{candidates, release_allocation};
 use crate::core::fleet::record_allocation;
 use crate::core::gameserver::gameserver_key;
 use crate::core::nodes::NodeLoad;
@@ -153,6 +153,32 @@ impl Allocator for KubeAllocator {
 
     fn capacity_changes(&self) -> watch::Receiver<u64> {
         self.capacity.subscribe()
+    }
+
+    async fn release(&self, namespace: &str, game_server_name: &str) -> Result<(), AllocateError> {
+        let api: Api<GameServer> = Api::namespaced(self.client.clone(), namespace);
+        // A guarded replace like every GameServer write: re-read and retry when another writer
+        // (the sidecar, the controller) got in between.
+        for _ in 0..MAX_ATTEMPTS {
+            let mut gs = match api.get_opt(game_server_name).await {
+                Ok(Some(gs)) => gs,
+                Ok(None) => return Ok(()),
+                Err(error) => return Err(AllocateError::Backend(error.to_string())),
+            };
+            if !release_allocation(&mut gs) {
+                return Ok(());
+            }
+            match api.replace(game_server_name, &PostParams::default(), &gs).await {
+                Ok(_) => {
+                    info!(gameserver = %game_server_name, namespace, "released an allocation nobody was told about");
+                    return Ok(());
+                }
+                Err(e) if matches!(api_status(&e), Some(409)) => continue,
+                Err(e) if matches!(api_status(&e), Some(404)) => return Ok(()),
+                Err(e) => return Err(AllocateError::Backend(e.to_string())),
+            }
+        }
+        Err(AllocateError::Backend(format!("{namespace}/{game_server_name}: kept conflicting while releasing")))
     }
 }
 

@@ -147,3 +147,41 @@ async fn allocating_a_fleet_server_counts_it_on_the_fleet() {
     assert_eq!(status.game_server_name, "gs-a");
     script.await.unwrap();
 }
+
+fn allocated(name: &str, resource_version: &str) -> GameServer {
+    let mut gs = ready(name, "node-1");
+    set_state(&mut gs, GameServerState::Allocated);
+    gs.metadata.resource_version = Some(resource_version.into());
+    gs
+}
+
+#[tokio::test]
+async fn release_shuts_an_allocated_server_down_retrying_on_conflict() {
+    let (client, server) = ApiServer::start();
+    let allocator = allocator(client, vec![]);
+    let script = server.run(vec![
+        Expect::get(&format!("{GS_PATH}/gs-a")).respond_json(&allocated("gs-a", "5")),
+        Expect::put(&format!("{GS_PATH}/gs-a"))
+            .check(|gs| assert_eq!(gs["metadata"]["resourceVersion"], "5"))
+            .respond_status(409),
+        Expect::get(&format!("{GS_PATH}/gs-a")).respond_json(&allocated("gs-a", "6")),
+        Expect::put(&format!("{GS_PATH}/gs-a"))
+            .check(|gs| {
+                assert_eq!(gs["metadata"]["resourceVersion"], "6", "guarded by the fresh version");
+                assert_eq!(gs["status"]["state"], "Shutdown");
+            })
+            .respond_echo(),
+    ]);
+    allocator.release("default", "gs-a").await.unwrap();
+    script.await.unwrap();
+}
+
+#[tokio::test]
+async fn release_leaves_a_server_that_is_no_longer_allocated_alone() {
+    let (client, server) = ApiServer::start();
+    let allocator = allocator(client, vec![]);
+    let script = server.run(vec![Expect::get(&format!("{GS_PATH}/gs-a")).respond_json(&ready("gs-a", "node-1"))]);
+    allocator.release("default", "gs-a").await.unwrap();
+    let server = script.await.unwrap();
+    server.expect_quiet(std::time::Duration::from_millis(200)).await;
+}
