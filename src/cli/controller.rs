@@ -47,7 +47,7 @@ pub struct Args {
 
 /// Runs `stadion controller` until SIGTERM or Ctrl-C.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    init_tracing(args.log_json);
+    super::init_tracing(args.log_json);
     let port_ranges =
         PortRanges::new().with(DEFAULT_PORT_RANGE, args.min_port, args.max_port).context("--min-port/--max-port")?;
     let identity =
@@ -64,37 +64,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
     runtime.block_on(async move {
-        run_with_default_client(config, shutdown_signal()).await?;
+        run_with_default_client(config, super::shutdown_signal()).await?;
         Ok::<_, anyhow::Error>(ExitCode::SUCCESS)
     })
-}
-
-/// SIGTERM (Kubernetes stopping the Pod) or Ctrl-C.
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(term) => term,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
-    }
-}
-
-fn init_tracing(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    // try_init: a second subscriber (tests, embedding) is not an error worth dying for.
-    let _ = if json { builder.json().try_init() } else { builder.try_init() };
 }

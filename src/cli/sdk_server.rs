@@ -43,15 +43,9 @@ pub struct Args {
     pub health_addr: SocketAddr,
 }
 
-/// Runs `stadion sdk-server` until Ctrl-C.
+/// Runs `stadion sdk-server` until SIGTERM or Ctrl-C.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    // Ignored when `main` already installed a subscriber.
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .try_init();
+    super::init_tracing(false);
     if !args.local {
         return serve_in_cluster(args);
     }
@@ -65,12 +59,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         },
         None => LocalBackend::default_game_server(),
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    runtime.block_on(serve_local(args, game_server))
+    small_runtime()?.block_on(serve_local(args, game_server))
 }
 
 async fn serve_local(args: Args, game_server: stadion_crds::GameServer) -> anyhow::Result<ExitCode> {
@@ -89,7 +78,7 @@ async fn serve_local(args: Args, game_server: stadion_crds::GameServer) -> anyho
         gameserver = "local",
         "SDK server running in local mode; Ctrl-C to stop"
     );
-    tokio::signal::ctrl_c().await.context("cannot wait for Ctrl-C")?;
+    super::shutdown_signal().await;
     tracing::info!("stopping the SDK server");
     handle.shutdown().await;
     Ok(ExitCode::SUCCESS)
@@ -105,26 +94,17 @@ fn serve_in_cluster(args: Args) -> anyhow::Result<ExitCode> {
         http: SocketAddr::new(args.address, args.http_port),
         health: args.health_addr,
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    runtime.block_on(async move {
-        serve(config, terminated()).await?;
+    small_runtime()?.block_on(async move {
+        serve(config, super::shutdown_signal()).await?;
         Ok(ExitCode::SUCCESS)
     })
 }
 
-/// SIGTERM (the Pod is stopping) or Ctrl-C.
-async fn terminated() {
-    #[cfg(unix)]
-    if let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-        return;
-    }
-    let _ = tokio::signal::ctrl_c().await;
+/// A sidecar serves one game: two worker threads are plenty and keep its footprint small.
+fn small_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
 }
