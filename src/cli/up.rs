@@ -1,10 +1,12 @@
 //! `stadion up`: runs the manifests' fleets on this machine with the local runtime, re-applies
-//! them when the files change, and serves the read-only admin endpoint.
+//! them when the files change, serves the read-only admin endpoint, and runs the matchmaker
+//! over the same runtime when a queue configuration is given or found among the paths.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -13,6 +15,7 @@ use stadion_controller::local::files::{Fingerprint, load};
 use stadion_controller::local::runtime::{ApplyReport, DEFAULT_ADDRESS, RuntimeConfig};
 use stadion_controller::local::supervisor::OutputSink;
 use stadion_controller::local::{LocalRuntime, Snapshot, admin};
+use stadion_matchmaker::{Matchmaker, MatchmakerConfig};
 
 /// Where the games' stdout/stderr go.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -53,6 +56,13 @@ pub struct Args {
     /// How often (milliseconds) to check the manifests for changes and refresh progress.
     #[arg(long, env = "STADION_POLL_MS", default_value_t = 1000)]
     pub poll_ms: u64,
+    /// Matchmaker queue configuration. When unset, a YAML file among the paths whose top level
+    /// has `queues:` (and no `kind:`) is used; with none, no matchmaker runs.
+    #[arg(long, env = "STADION_MATCHMAKER_CONFIG", value_name = "FILE")]
+    pub matchmaker_config: Option<PathBuf>,
+    /// Where the matchmaker's HTTP API listens (`/v1/tickets`, `/v1/allocations`).
+    #[arg(long, env = "STADION_MATCHMAKER_ADDR", default_value = "127.0.0.1:9600")]
+    pub matchmaker_addr: SocketAddr,
 }
 
 /// Runs `stadion up` until Ctrl-C or SIGTERM.
@@ -69,6 +79,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let manifests = match load(&args.paths) {
         Ok(manifests) => manifests,
         Err(error) => return Ok(usage_error(&error)),
+    };
+    let queues = match matchmaker_config(&args) {
+        Ok(queues) => queues,
+        Err(error) => return Ok(usage_error(&format!("{error:#}"))),
     };
     let tokio = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start tokio")?;
     tokio.block_on(async move {
@@ -102,9 +116,32 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         if !args.quiet {
             eprintln!("stadion up: admin endpoint on http://{admin_address}/api/fleets — Ctrl-C to stop");
         }
+        let (stop_matchmaker, matchmaker_stopped) = tokio::sync::oneshot::channel::<()>();
+        let matchmaker_task = match queues {
+            Some((path, config)) => {
+                let listener = tokio::net::TcpListener::bind(args.matchmaker_addr)
+                    .await
+                    .with_context(|| format!("--matchmaker-addr {}: cannot listen", args.matchmaker_addr))?;
+                let address = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+                if !args.quiet {
+                    explain_matchmaker(&address, &path, &config);
+                }
+                let matchmaker = Matchmaker::new(config, Arc::new(runtime.allocator()))?;
+                Some(tokio::spawn(stadion_matchmaker::http::serve_listener(listener, matchmaker, async {
+                    let _ = matchmaker_stopped.await;
+                })))
+            }
+            None => None,
+        };
         watch(&runtime, &args).await?;
         if !args.quiet {
             eprintln!("stadion up: stopping {} game server processes…", runtime.running_processes());
+        }
+        let _ = stop_matchmaker.send(());
+        if let Some(task) = matchmaker_task
+            && let Ok(Err(error)) = task.await
+        {
+            eprintln!("stadion up: matchmaker: {error}");
         }
         let _ = stop_admin.send(());
         let _ = admin_task.await;
@@ -142,6 +179,46 @@ async fn watch(runtime: &LocalRuntime, args: &Args) -> anyhow::Result<()> {
         if !args.quiet {
             progress.print_changes(&runtime.snapshot());
         }
+    }
+}
+
+/// The matchmaker's queue configuration: `--matchmaker-config`, else the one YAML file among the
+/// paths that is a queue configuration (top-level `queues:`, no `kind:`), else none.
+fn matchmaker_config(args: &Args) -> anyhow::Result<Option<(PathBuf, MatchmakerConfig)>> {
+    let path = match &args.matchmaker_config {
+        Some(path) => path.clone(),
+        None => {
+            let files = stadion_controller::local::files::manifest_files(&args.paths)?;
+            let found: Vec<PathBuf> = files.into_iter().filter(|file| is_queue_config(file)).collect();
+            match found.as_slice() {
+                [] => return Ok(None),
+                [one] => one.clone(),
+                several => anyhow::bail!(
+                    "several matchmaker configurations ({}): choose one with --matchmaker-config",
+                    several.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+                ),
+            }
+        }
+    };
+    let config = MatchmakerConfig::from_yaml_file(&path).with_context(|| format!("{}", path.display()))?;
+    Ok(Some((path, config)))
+}
+
+fn is_queue_config(file: &std::path::Path) -> bool {
+    let Ok(text) = std::fs::read_to_string(file) else { return false };
+    let Ok(value) = serde_yaml::from_str::<serde_yaml::Value>(&text) else { return false };
+    value.get("queues").is_some() && value.get("kind").is_none()
+}
+
+/// Tells a newcomer how to get a match: the first queue's ticket request, ready to paste.
+fn explain_matchmaker(address: &str, path: &std::path::Path, config: &MatchmakerConfig) {
+    let names: Vec<&str> = config.queues.iter().map(|q| q.name.as_str()).collect();
+    eprintln!("stadion up: matchmaker on http://{address} (queues {} from {})", names.join(", "), path.display());
+    if let Some(queue) = names.first() {
+        eprintln!(
+            "stadion up: ask for a match: curl -s -X POST http://{address}/v1/tickets -H 'content-type: application/json' \\\n    -d '{{\"queue\": \"{queue}\", \"players\": [{{\"id\": \"alice\"}}]}}'"
+        );
+        eprintln!("stadion up: then read the assignment: curl -s http://{address}/v1/tickets/<ticket id>");
     }
 }
 
