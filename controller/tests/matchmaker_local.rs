@@ -151,3 +151,34 @@ async fn hundred_duel_tickets_over_fifty_ready_servers_then_waiting_for_capacity
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_released_allocation_shuts_its_server_down_and_the_fleet_replaces_it() {
+    use stadion_crds::GameServerAllocation;
+    use stadion_crds::allocation::GameServerAllocationSpec;
+    use stadion_matchmaker::Allocator;
+
+    with_runtime(|runtime| async move {
+        apply(&runtime, &fleet_yaml("arena", 1, &["--health-ms", "500"]));
+        let store = runtime.store().clone();
+        eventually(Duration::from_secs(30), "1 Ready server", || {
+            (count(&servers(&store, labels::FLEET, "arena"), GameServerState::Ready) == 1).then_some(())
+        })
+        .await;
+        let allocator = runtime.allocator();
+        let status = allocator.allocate(GameServerAllocation::new(GameServerAllocationSpec::default())).await.unwrap();
+        allocator.release("default", &status.game_server_name).await.expect("release");
+
+        // The released server leaves; a fresh Ready one takes its place.
+        eventually(Duration::from_secs(30), "a fresh Ready replacement", || {
+            let fleet = servers(&store, labels::FLEET, "arena");
+            let replaced = fleet.iter().all(|gs| gs.name() != status.game_server_name);
+            (replaced && count(&fleet, GameServerState::Ready) == 1).then_some(())
+        })
+        .await;
+        // Releasing again (already gone) is not an error.
+        allocator.release("default", &status.game_server_name).await.expect("idempotent release");
+        runtime
+    })
+    .await;
+}

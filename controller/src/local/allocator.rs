@@ -10,7 +10,7 @@ use stadion_matchmaker::{AllocateError, Allocator};
 use tokio::sync::watch;
 
 use super::store::{Selector, Store, StoreError};
-use crate::core::allocation::{apply_allocation, candidates, selector_matches};
+use crate::core::allocation::{apply_allocation, candidates, release_allocation, selector_matches};
 use crate::core::fleet::record_allocation;
 use crate::core::nodes::NodeLoad;
 
@@ -112,5 +112,20 @@ impl Allocator for LocalAllocator {
 
     fn capacity_changes(&self) -> watch::Receiver<u64> {
         self.capacity.subscribe()
+    }
+
+    async fn release(&self, namespace: &str, game_server_name: &str) -> Result<(), AllocateError> {
+        let released = self.store.api::<GameServer>().update_with::<StoreError>(namespace, game_server_name, |gs| {
+            release_allocation(gs);
+            Ok(())
+        });
+        match released {
+            Ok(gs) => {
+                tracing::info!(gameserver = %game_server_name, state = ?gs.state(), "released an allocation nobody was told about");
+                Ok(())
+            }
+            Err(error) if error.is_not_found() => Ok(()),
+            Err(error) => Err(AllocateError::Backend(error.to_string())),
+        }
     }
 }
