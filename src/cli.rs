@@ -8,7 +8,6 @@ pub mod sdk_server;
 pub mod simple_game_server;
 pub mod up;
 
-
 /// Exit code for bad input (invalid flags, manifests or configuration).
 pub const EXIT_USAGE: u8 = 2;
 
