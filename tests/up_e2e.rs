@@ -48,6 +48,10 @@ fn start_up(scratch: &Scratch, paths: &[PathBuf], port_range: &str) -> Up {
         "up".to_owned(),
         "--admin-addr".to_owned(),
         admin.to_string(),
+        // `up` runs the matchmaker when a queue config is among the paths: never on its default
+        // port, which a developer's own `stadion up` may hold.
+        "--matchmaker-addr".to_owned(),
+        SocketAddr::from(([127, 0, 0, 1], free_port())).to_string(),
         "--port-range".to_owned(),
         port_range.to_owned(),
         "--grace-seconds".to_owned(),
