@@ -44,7 +44,15 @@ pub enum Error {
         /// `namespace/name` of the GameServer.
         gameserver: String,
     },
-    /// A network listener (SDK sidecar, admin endpoint) could not be bound.
+    /// A GameServer's SDK sidecar could not start.
+    #[error("GameServer {gameserver}: SDK sidecar: {source}")]
+    Sidecar {
+        /// `namespace/name` of the GameServer.
+        gameserver: String,
+        /// Why it could not start.
+        source: stadion_sdk::server::ServeError,
+    },
+    /// A network listener (the admin endpoint) could not be bound.
     #[error("cannot listen on {address}: {source}")]
     Listen {
         /// The address asked for.
@@ -63,6 +71,7 @@ impl Error {
             Self::Unsupported { .. } => "unsupported",
             Self::Spawn { .. } => "spawn",
             Self::AlreadyRunning { .. } => "already_running",
+            Self::Sidecar { .. } => "sidecar",
             Self::Listen { .. } => "listen",
         }
     }

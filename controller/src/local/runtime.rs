@@ -1,5 +1,17 @@
 //! [`LocalRuntime`]: the store, the supervisor and one controller task per kind, wired together.
 //! This is what `stadion up` starts.
+//!
+//! Each GameServer's game process gets, on top of the runtime's own environment and its
+//! container's `env` (`value` only):
+//!
+//! | variable | value |
+//! |---|---|
+//! | `AGONES_SDK_GRPC_HOST` | `127.0.0.1` (the sidecars listen on loopback) |
+//! | `AGONES_SDK_GRPC_PORT`, `AGONES_SDK_HTTP_PORT` | its own sidecar's ports (free ports, not 9357/9358, so a thousand servers can share one machine) |
+//! | `STADION_GAMESERVER_NAME`, `STADION_GAMESERVER_NAMESPACE` | which server it is |
+//! | `STADION_PORT_<NAME>` / `STADION_PUBLIC_PORT_<NAME>` | per spec port: the port to bind / the one players use (equal locally: the host port) |
+//!
+//! `<NAME>` is the port name uppercased with other characters as `_` ([`crate::core::env`]).
 
 mod apply;
 mod autoscalers;
@@ -141,6 +153,14 @@ pub struct LocalRuntime {
     tasks: Vec<JoinHandle<()>>,
 }
 
+impl Drop for LocalRuntime {
+    fn drop(&mut self) {
+        // Dropped without `shutdown` (a panic, an early return): the controllers stop, the last
+        // handle on the supervisor goes, and its drop SIGKILLs every game left.
+        let _ = self.stop.send(true);
+    }
+}
+
 impl std::fmt::Debug for LocalRuntime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LocalRuntime").field("store", &self.shared.store).finish_non_exhaustive()
@@ -213,9 +233,9 @@ impl LocalRuntime {
 
     /// Stops the controllers, then every game process (SIGTERM, SIGKILL after the grace period)
     /// and every sidecar.
-    pub async fn shutdown(self) {
+    pub async fn shutdown(mut self) {
         let _ = self.stop.send(true);
-        for task in self.tasks {
+        for task in std::mem::take(&mut self.tasks) {
             let _ = task.await;
         }
         self.shared.supervisor.shutdown().await;

@@ -26,6 +26,9 @@ use crate::local::supervisor::{ExitOutcome, ProcessExit, process_spec};
 /// `localhost`) avoids SDKs that try `::1` first.
 pub const AGONES_SDK_GRPC_HOST: &str = "AGONES_SDK_GRPC_HOST";
 
+/// Servers reconciled before the controller looks at new events again.
+const BATCH: usize = 64;
+
 /// How long to wait before retrying a server whose ports could not be allocated.
 const PORT_RETRY: Duration = Duration::from_secs(2);
 
@@ -44,9 +47,14 @@ pub(crate) async fn run(
         queue.add(gameserver_key(gs));
     }
     loop {
-        for key in queue.take_due() {
-            reconcile_one(&shared, &key, &mut queue).await;
+        // A bounded batch, then back to the events: while a thousand servers start, their SDK
+        // calls still reach the sidecars' watches promptly.
+        let mut due = queue.take_due();
+        let later = due.split_off(due.len().min(BATCH));
+        for key in &due {
+            reconcile_one(&shared, key, &mut queue).await;
         }
+        queue.extend(later);
         tokio::select! {
             biased;
             _ = stop.changed() => return,
@@ -59,6 +67,7 @@ pub(crate) async fn run(
             }
             Some(exit) = exits.recv() => process_exited(&shared, exit, &mut queue),
             () = queue.next_timer() => {}
+            () = std::future::ready(()), if queue.has_due() => {}
         }
     }
 }
@@ -183,13 +192,11 @@ async fn start(shared: &Shared, gs: &Arc<GameServer>) -> Result<()> {
         return Ok(());
     }
     let host = shared.config.sdk_host;
-    let listeners = bind(SocketAddr::new(host, 0), SocketAddr::new(host, 0))
-        .await
-        .map_err(|e| Error::Listen { address: host.to_string(), source: std::io::Error::other(e.to_string()) })?;
+    let sidecar_error = |source| Error::Sidecar { gameserver: key.clone(), source };
+    let listeners = bind(SocketAddr::new(host, 0), SocketAddr::new(host, 0)).await.map_err(sidecar_error)?;
     let (backend, publish) = StoreBackend::new(shared.store.api(), gs.clone());
     let options = ServeOptions { health_checks: shared.config.health_checks, ..ServeOptions::default() };
-    let handle = serve(Arc::new(backend), listeners, options)
-        .map_err(|e| Error::Listen { address: host.to_string(), source: std::io::Error::other(e.to_string()) })?;
+    let handle = serve(Arc::new(backend), listeners, options).map_err(sidecar_error)?;
 
     let mut env = game_process_env(gs, NetworkMode::Host);
     // Every local sidecar has its own ports; the spec's 9357/9358 would collide between servers.

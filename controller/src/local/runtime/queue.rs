@@ -55,6 +55,11 @@ impl WorkQueue {
         std::mem::take(&mut self.dirty).into_iter().collect()
     }
 
+    /// Whether keys are waiting for the next round.
+    pub(crate) fn has_due(&self) -> bool {
+        !self.dirty.is_empty()
+    }
+
     /// When the next timer fires, if any.
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
         self.timers.peek().map(|Reverse((at, _))| *at)
