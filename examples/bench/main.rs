@@ -166,15 +166,16 @@ async fn with_up(
 ) -> anyhow::Result<()> {
     let fleet = scratch.join("fleet.yaml");
     std::fs::write(&fleet, FLEET.replace("REPLICAS", "0"))?;
-    std::fs::write(scratch.join("matchmaker.yaml"), QUEUES)?;
+    if !options.no_matchmaker {
+        // `up` runs the matchmaker for a queue config found among its paths.
+        std::fs::write(scratch.join("matchmaker.yaml"), QUEUES)?;
+    }
     let admin = format!("127.0.0.1:{}", free_port()?);
     let api = format!("127.0.0.1:{}", free_port()?);
     let mut args: Vec<String> =
         ["up", "--quiet", "--game-output", "none", "--poll-ms", "100"].map(String::from).to_vec();
     args.extend(["--admin-addr".to_owned(), admin.clone(), "--port-range".to_owned(), "27000-28999".to_owned()]);
-    if !options.no_matchmaker {
-        args.extend(["--matchmaker-addr".to_owned(), api.clone()]);
-    }
+    args.extend(["--matchmaker-addr".to_owned(), api.clone()]);
     args.push(scratch.display().to_string());
     let env = [("RUST_LOG".to_owned(), "warn".to_owned())];
     let mut up = Proc::spawn(stadion, &args, &env, Some(&scratch.join("up.log")))?;
