@@ -7,6 +7,7 @@
 //! server, so the runtime moves on to the next candidate (it never retries the same one from a
 //! stale copy). No candidate at all is the UnAllocated answer ([`unallocated_status`]).
 
+use std::borrow::Borrow;
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
@@ -65,9 +66,12 @@ pub struct AllocationAttempt {
 ///   shuffle seeded by `seed` (the same seed gives the same order).
 ///
 /// Fails only for an invalid label selector.
-pub fn candidates<'a>(
+///
+/// `servers` may be owned objects or shared handles (`Arc<GameServer>` from a cache or store):
+/// nothing is copied, which matters when a thousand servers are scanned per allocation.
+pub fn candidates<'a, S: Borrow<GameServer>>(
     gsa: &GameServerAllocation,
-    servers: &'a [GameServer],
+    servers: &'a [S],
     nodes: &NodeLoad,
     seed: u64,
 ) -> Result<Vec<AllocationCandidate<'a>>> {
@@ -80,7 +84,7 @@ pub fn candidates<'a>(
     let mut out = Vec::new();
     for (selector_index, selector) in selectors.iter().enumerate() {
         let mut matched = Vec::new();
-        for (i, gs) in servers.iter().enumerate() {
+        for (i, gs) in servers.iter().map(Borrow::borrow).enumerate() {
             if !taken[i] && selector_matches(selector, gs)? {
                 taken[i] = true;
                 matched.push(gs);

@@ -100,8 +100,8 @@ impl KubeAllocator {
         let namespace = request.metadata.namespace.clone().unwrap_or_else(|| "default".to_owned());
         let all: Vec<Arc<GameServer>> = self.cache.state();
         let nodes = NodeLoad::from_gameservers(all.iter().map(AsRef::as_ref));
-        let servers: Vec<GameServer> =
-            all.iter().filter(|gs| gs.namespace() == namespace).map(|gs| (**gs).clone()).collect();
+        // Shared handles from the cache: choosing copies nothing.
+        let servers: Vec<Arc<GameServer>> = all.iter().filter(|gs| gs.namespace() == namespace).cloned().collect();
         let seed = self.seed.fetch_add(1, Ordering::Relaxed);
         let chosen = candidates(&request, &servers, &nodes, seed).map_err(|e| {
             let mut errors = FieldErrors::default();

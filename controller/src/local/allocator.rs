@@ -38,15 +38,15 @@ impl LocalAllocator {
         request.validate().into_result().map_err(AllocateError::Invalid)?;
         let namespace = request.metadata.namespace.clone().unwrap_or_else(|| "default".to_owned());
         let api = self.store.api::<GameServer>();
-        // Only Ready and Allocated servers can ever match a selector; skip copying the rest.
-        let servers: Vec<GameServer> = api
+        // Only Ready and Allocated servers can ever match a selector. The store hands out shared
+        // handles: choosing copies nothing; only the candidate being written is cloned.
+        let servers: Vec<Arc<GameServer>> = api
             .list(Some(&namespace), &Selector::everything())
-            .iter()
+            .into_iter()
             .filter(|gs| gs.metadata.deletion_timestamp.is_none())
             .filter(|gs| matches!(gs.state(), Some(GameServerState::Ready | GameServerState::Allocated)))
-            .map(|gs| (**gs).clone())
             .collect();
-        let nodes = NodeLoad::from_gameservers(&servers);
+        let nodes = NodeLoad::from_gameservers(servers.iter().map(AsRef::as_ref));
         // Distributed ordering shuffles by seed; a new seed per call spreads concurrent callers.
         let seed = self.seed.fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed);
         let ordered = candidates(&request, &servers, &nodes, seed).map_err(|error| {
