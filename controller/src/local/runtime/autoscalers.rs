@@ -9,8 +9,8 @@ use std::time::Duration;
 use stadion_crds::{Fleet, FleetAutoscaler};
 use tokio::sync::watch;
 
+use super::queue::COALESCE;
 use super::queue::{WorkQueue, split_key};
-use super::sets::COALESCE;
 use super::{Shared, lock};
 use crate::core::autoscaler::{AutoscalerDecision, AutoscalerStep, WebhookCall, decide, decide_from_webhook_response};
 use crate::core::object_key;

@@ -7,49 +7,14 @@ use stadion_crds::{Fleet, GameServerSet, labels};
 use tokio::sync::watch;
 
 use super::Shared;
-use super::queue::{WorkQueue, split_key};
-use super::sets::COALESCE;
+use super::queue::{COALESCE, WorkQueue, run_owner_controller, split_key};
 use crate::core::fleet::plan;
 use crate::core::names::SeededNames;
-use crate::core::object_key;
 use crate::local::store::{Selector, StoreError};
 
 /// Runs until `stop` turns true.
-pub(crate) async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
-    let fleets = shared.store.api::<Fleet>().watch();
-    let sets = shared.store.api::<GameServerSet>().watch();
-    let (mut fleet_events, mut set_events) = (fleets.events, sets.events);
-    let mut queue = WorkQueue::default();
-    for fleet in &fleets.initial {
-        queue.add(object_key(fleet.namespace(), fleet.name()));
-    }
-    let mut names = SeededNames::new(rand::random());
-    loop {
-        for key in queue.take_due() {
-            reconcile_one(&shared, &key, &mut names, &mut queue);
-        }
-        tokio::select! {
-            biased;
-            _ = stop.changed() => return,
-            Some(event) = fleet_events.recv() => {
-                let fleet = event.object();
-                queue.add(object_key(fleet.namespace(), fleet.name()));
-            }
-            Some(event) = set_events.recv() => {
-                queue.extend(owner(event.object()));
-                tokio::time::sleep(COALESCE).await;
-                while let Ok(event) = set_events.try_recv() {
-                    queue.extend(owner(event.object()));
-                }
-            }
-            () = queue.next_timer() => {}
-        }
-    }
-}
-
-fn owner(set: &GameServerSet) -> Option<String> {
-    let fleet = set.metadata.labels.as_ref()?.get(labels::FLEET)?;
-    Some(object_key(set.namespace(), fleet))
+pub(crate) async fn run(shared: Arc<Shared>, stop: watch::Receiver<bool>) {
+    run_owner_controller::<Fleet, GameServerSet>(shared, labels::FLEET, stop, reconcile_one).await;
 }
 
 fn reconcile_one(shared: &Shared, key: &str, names: &mut SeededNames, queue: &mut WorkQueue) {

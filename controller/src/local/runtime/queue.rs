@@ -74,6 +74,60 @@ impl WorkQueue {
     }
 }
 
+/// Events arriving within this window are folded into one pass: while a thousand servers start,
+/// their owners are recomputed a few times a second instead of once per server change.
+pub(crate) const COALESCE: Duration = Duration::from_millis(50);
+
+/// Drives a controller of `Parent` objects whose children (`Child`, labelled `owner_label =
+/// <parent name>`) also concern it: every parent change queues that parent; bursts of child
+/// changes are coalesced into one pass over their owners; timers requeue. Runs until `stop`.
+pub(crate) async fn run_owner_controller<Parent, Child>(
+    shared: std::sync::Arc<super::Shared>,
+    owner_label: &'static str,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+    mut reconcile: impl FnMut(&super::Shared, &str, &mut crate::core::names::SeededNames, &mut WorkQueue),
+) where
+    Parent: crate::local::store::StoreObject,
+    Child: crate::local::store::StoreObject,
+{
+    use crate::core::object_key;
+    let owner = |child: &Child| -> Option<String> {
+        let meta = child.metadata();
+        let parent = meta.labels.as_ref()?.get(owner_label)?;
+        Some(object_key(meta.namespace.as_deref().unwrap_or("default"), parent))
+    };
+    let parents = shared.store.api::<Parent>().watch();
+    let children = shared.store.api::<Child>().watch();
+    let (mut parent_events, mut child_events) = (parents.events, children.events);
+    let mut queue = WorkQueue::default();
+    let key_of = |parent: &Parent| {
+        let meta = parent.metadata();
+        object_key(meta.namespace.as_deref().unwrap_or("default"), meta.name.as_deref().unwrap_or_default())
+    };
+    for parent in &parents.initial {
+        queue.add(key_of(parent));
+    }
+    let mut names = crate::core::names::SeededNames::new(rand::random());
+    loop {
+        for key in queue.take_due() {
+            reconcile(&shared, &key, &mut names, &mut queue);
+        }
+        tokio::select! {
+            biased;
+            _ = stop.changed() => return,
+            Some(event) = parent_events.recv() => queue.add(key_of(event.object())),
+            Some(event) = child_events.recv() => {
+                queue.extend(owner(event.object()));
+                tokio::time::sleep(COALESCE).await;
+                while let Ok(event) = child_events.try_recv() {
+                    queue.extend(owner(event.object()));
+                }
+            }
+            () = queue.next_timer() => {}
+        }
+    }
+}
+
 /// Splits a `namespace/name` key.
 pub(crate) fn split_key(key: &str) -> (&str, &str) {
     key.split_once('/').unwrap_or(("default", key))

@@ -2,59 +2,20 @@
 //! shut down, delete servers; write the status) against the store.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use stadion_crds::{GameServer, GameServerSet, labels};
 use tokio::sync::watch;
 
 use super::Shared;
-use super::queue::{WorkQueue, split_key};
+use super::queue::{COALESCE, WorkQueue, run_owner_controller, split_key};
 use crate::core::gameserverset::{SetScalingOptions, plan};
 use crate::core::names::SeededNames;
 use crate::core::nodes::NodeLoad;
-use crate::core::object_key;
 use crate::local::store::{Selector, StoreError};
 
-/// Events arriving within this window are folded into one reconcile per set: while a thousand
-/// servers start, a set is recomputed a few times a second instead of once per server change.
-pub(crate) const COALESCE: Duration = Duration::from_millis(50);
-
 /// Runs until `stop` turns true.
-pub(crate) async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
-    let sets = shared.store.api::<GameServerSet>().watch();
-    let servers = shared.store.api::<GameServer>().watch();
-    let (mut set_events, mut server_events) = (sets.events, servers.events);
-    let mut queue = WorkQueue::default();
-    for set in &sets.initial {
-        queue.add(object_key(set.namespace(), set.name()));
-    }
-    let mut names = SeededNames::new(rand::random());
-    loop {
-        for key in queue.take_due() {
-            reconcile_one(&shared, &key, &mut names, &mut queue);
-        }
-        tokio::select! {
-            biased;
-            _ = stop.changed() => return,
-            Some(event) = set_events.recv() => {
-                let set = event.object();
-                queue.add(object_key(set.namespace(), set.name()));
-            }
-            Some(event) = server_events.recv() => {
-                queue.extend(owner(event.object()));
-                tokio::time::sleep(COALESCE).await;
-                while let Ok(event) = server_events.try_recv() {
-                    queue.extend(owner(event.object()));
-                }
-            }
-            () = queue.next_timer() => {}
-        }
-    }
-}
-
-fn owner(gs: &GameServer) -> Option<String> {
-    let set = gs.metadata.labels.as_ref()?.get(labels::GAMESERVERSET)?;
-    Some(object_key(gs.namespace(), set))
+pub(crate) async fn run(shared: Arc<Shared>, stop: watch::Receiver<bool>) {
+    run_owner_controller::<GameServerSet, GameServer>(shared, labels::GAMESERVERSET, stop, reconcile_one).await;
 }
 
 fn reconcile_one(shared: &Shared, key: &str, names: &mut SeededNames, queue: &mut WorkQueue) {
