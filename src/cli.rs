@@ -27,9 +27,11 @@ pub async fn shutdown_signal() {
     }
 }
 
-/// Installs the tracing subscriber: `RUST_LOG` filter (default `info`), text or JSON lines.
-pub fn init_tracing(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+/// Installs the tracing subscriber on stderr: the `RUST_LOG` filter, else `default_filter`
+/// (`info` for services; `warn` for `up`, whose console belongs to progress and game output),
+/// as text or JSON lines.
+pub fn init_tracing(json: bool, default_filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default_filter.into());
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     // try_init: a second subscriber (tests, embedding) is not an error worth dying for.
     let _ = if json { builder.json().try_init() } else { builder.try_init() };

@@ -47,7 +47,7 @@ pub struct Args {
 
 /// Runs `stadion controller` until SIGTERM or Ctrl-C.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    super::init_tracing(args.log_json);
+    super::init_tracing(args.log_json, "info");
     let port_ranges =
         PortRanges::new().with(DEFAULT_PORT_RANGE, args.min_port, args.max_port).context("--min-port/--max-port")?;
     let identity =

@@ -30,7 +30,7 @@ pub struct Args {
 /// Runs `stadion matchmaker` until SIGTERM or Ctrl-C. An invalid config exits 2 before anything
 /// starts.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    super::init_tracing(args.log_json);
+    super::init_tracing(args.log_json, "info");
     let config = match MatchmakerConfig::from_yaml_file(&args.config) {
         Ok(config) => config,
         Err(error) => {

@@ -45,7 +45,7 @@ pub struct Args {
 
 /// Runs `stadion sdk-server` until SIGTERM or Ctrl-C.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    super::init_tracing(false);
+    super::init_tracing(false, "info");
     if !args.local {
         return serve_in_cluster(args);
     }

@@ -67,14 +67,7 @@ pub struct Args {
 
 /// Runs `stadion up` until Ctrl-C or SIGTERM.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    // Ignored when a subscriber is already installed.
-    let _ = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .try_init();
+    super::init_tracing(false, "warn");
     let port_ranges = parse_port_range(&args.port_range)?;
     let manifests = match load(&args.paths) {
         Ok(manifests) => manifests,
