@@ -3,6 +3,8 @@
 #
 #   docker build -t stadion:latest .
 #
+# The example game server image (examples/simple-game-server/Dockerfile) builds on this one.
+#
 # Build stage: the whole workspace, because the CLI links every crate. protox compiles the SDK
 # protos in pure Rust, so no protoc is needed.
 FROM rust:1.95-bookworm AS build
