@@ -8,6 +8,7 @@
 mod backend;
 mod behaviour;
 mod calls;
+pub mod conformance;
 mod convert;
 mod error;
 mod grpc;

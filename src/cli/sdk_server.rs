@@ -10,8 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use stadion_sdk::server::conformance::ConformanceRecorder;
 use stadion_sdk::server::local::LocalBackend;
-use stadion_sdk::server::{self, ServeOptions};
+use stadion_sdk::server::{self, GameServerBackend as _, ServeOptions};
 
 /// Flags of `stadion sdk-server`.
 #[derive(Debug, clap::Args)]
@@ -21,8 +22,22 @@ pub struct Args {
     #[arg(long, env = "STADION_SDK_LOCAL")]
     pub local: bool,
     /// With `--local`: a GameServer manifest (YAML or JSON) to serve; reloaded when it changes.
-    #[arg(long, env = "STADION_SDK_FILE", requires = "local")]
+    #[arg(long, short = 'f', env = "STADION_SDK_FILE", requires = "local")]
     pub file: Option<PathBuf>,
+    /// Agones' SDK conformance mode: the comma-separated calls a test client must make
+    /// (`ready,allocate,setlabel,…`). Implies `--local`; at the end of the run the sidecar
+    /// compares what it received and exits 1 on a mismatch.
+    #[arg(long, value_name = "CALLS")]
+    pub test: Option<String>,
+    /// Name of the SDK under test, for the conformance log.
+    #[arg(long, value_name = "NAME")]
+    pub sdk_name: Option<String>,
+    /// Local or test mode: stop after this many seconds (0: run until SIGTERM/Ctrl-C).
+    #[arg(long, value_name = "SECONDS", default_value_t = 0)]
+    pub timeout: u64,
+    /// Wait this many seconds before starting to serve.
+    #[arg(long, value_name = "SECONDS", default_value_t = 0)]
+    pub delay: u64,
     /// gRPC port (0: pick a free one).
     #[arg(long, env = "AGONES_SDK_GRPC_PORT", default_value_t = stadion_sdk::DEFAULT_GRPC_PORT)]
     pub grpc_port: u16,
@@ -30,13 +45,13 @@ pub struct Args {
     #[arg(long, env = "AGONES_SDK_HTTP_PORT", default_value_t = stadion_sdk::DEFAULT_HTTP_PORT)]
     pub http_port: u16,
     /// Address to listen on; localhost unless told otherwise, as the game shares the host.
-    #[arg(long, env = "STADION_SDK_ADDRESS", default_value_t = IpAddr::V4(Ipv4Addr::LOCALHOST))]
+    #[arg(long, env = "STADION_SDK_ADDRESS", default_value = "localhost", value_parser = parse_address)]
     pub address: IpAddr,
     /// In a cluster: the GameServer to serve.
-    #[arg(long, env = "GAMESERVER_NAME", required_unless_present = "local")]
+    #[arg(long, env = "GAMESERVER_NAME", required_unless_present_any = ["local", "test"])]
     pub gameserver_name: Option<String>,
     /// In a cluster: its namespace.
-    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    #[arg(long, alias = "pod-namespace", env = "POD_NAMESPACE", default_value = "default")]
     pub namespace: String,
     /// In a cluster: address of the `/healthz` and `/gshealthz` probe endpoints.
     #[arg(long, env = "STADION_SDK_HEALTH_ADDR", default_value = "0.0.0.0:8080")]
@@ -46,7 +61,10 @@ pub struct Args {
 /// Runs `stadion sdk-server` until SIGTERM or Ctrl-C.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     super::init_tracing(false, "info");
-    if !args.local {
+    if args.delay > 0 {
+        std::thread::sleep(Duration::from_secs(args.delay));
+    }
+    if !args.local && args.test.is_none() {
         return serve_in_cluster(args);
     }
     let game_server = match &args.file {
@@ -71,17 +89,47 @@ async fn serve_local(args: Args, game_server: stadion_crds::GameServer) -> anyho
     let listeners =
         server::bind(SocketAddr::new(args.address, args.grpc_port), SocketAddr::new(args.address, args.http_port))
             .await?;
-    let handle = server::serve(backend, listeners, ServeOptions::default())?;
+    let recorder = args.test.as_ref().map(|_| ConformanceRecorder::new(backend.watch()));
+    let options = ServeOptions { observer: recorder.as_ref().map(|r| r.observer()), ..ServeOptions::default() };
+    let handle = server::serve(backend, listeners, options)?;
     tracing::info!(
         grpc = %handle.grpc_addr(),
         http = %handle.http_addr(),
         gameserver = "local",
         "SDK server running in local mode; Ctrl-C to stop"
     );
-    super::shutdown_signal().await;
+    match args.timeout {
+        0 => super::shutdown_signal().await,
+        seconds => {
+            tokio::select! {
+                () = super::shutdown_signal() => {}
+                () = tokio::time::sleep(Duration::from_secs(seconds)) => {}
+            }
+        }
+    }
     tracing::info!("stopping the SDK server");
     handle.shutdown().await;
-    Ok(ExitCode::SUCCESS)
+    let (Some(recorder), Some(expected)) = (recorder, args.test) else { return Ok(ExitCode::SUCCESS) };
+    let sdk = args.sdk_name.unwrap_or_default();
+    let expected: Vec<&str> = expected.split(',').collect();
+    match recorder.verdict(&expected) {
+        Ok(received) => {
+            tracing::info!(sdk = %sdk, ?received, "received requests match the expected list: conformance run passed");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(mismatch) => {
+            eprintln!("stadion sdk-server: {sdk}: {mismatch}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+/// An IP address, or `localhost` (Agones' default spelling) for the loopback address.
+fn parse_address(text: &str) -> Result<IpAddr, String> {
+    if text.eq_ignore_ascii_case("localhost") {
+        return Ok(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    }
+    text.parse().map_err(|_| format!("{text:?} is neither an IP address nor localhost"))
 }
 
 /// The sidecar in a game-server Pod: the kube backend, serving until the server is Shutdown.
