@@ -44,6 +44,12 @@ fn pod_of(gs: &stadion_crds::GameServer, node: Option<&str>, status: Option<PodS
     }
 }
 
+/// The GameServer written back whole (a resourceVersion-guarded PUT) in `state`, echoed by the
+/// fake API server.
+fn put_state(name: &str, state: &'static str) -> Expect {
+    Expect::put(&format!("{GS_PATH}/{name}")).check(move |gs| assert_eq!(gs["status"]["state"], state)).respond_echo()
+}
+
 #[tokio::test]
 async fn creating_gameserver_produces_its_pod_then_starting() {
     let (client, server) = ApiServer::start();
@@ -152,9 +158,7 @@ async fn evicted_pod_makes_the_server_unhealthy() {
     let failed = PodStatus { phase: Some("Failed".into()), reason: Some("Evicted".into()), ..PodStatus::default() };
     caches.pod(pod_of(&gs, Some("node-1"), Some(failed)));
     let script = server.run(vec![
-        Expect::put(&format!("{GS_PATH}/gs-1"))
-            .check(|gs| assert_eq!(gs["status"]["state"], "Unhealthy"))
-            .respond_echo(),
+        put_state("gs-1", "Unhealthy"),
         Expect::post(&crate::kube::fixtures::events_path("default"))
             .check(|e| {
                 assert_eq!(e["reason"], "Unhealthy");
@@ -174,9 +178,7 @@ async fn deleted_pod_makes_the_server_unhealthy() {
     set_state(&mut gs, GameServerState::Allocated);
     let script = server.run(vec![
         Expect::get(&format!("{POD_PATH}/gs-1")).respond_status(404),
-        Expect::put(&format!("{GS_PATH}/gs-1"))
-            .check(|gs| assert_eq!(gs["status"]["state"], "Unhealthy"))
-            .respond_echo(),
+        put_state("gs-1", "Unhealthy"),
         Expect::event("Unhealthy"),
     ]);
     reconcile(Arc::new(gs), ctx).await.unwrap();
@@ -202,12 +204,7 @@ async fn game_container_dying_after_ready_makes_the_server_unhealthy() {
     let status =
         PodStatus { phase: Some("Running".into()), container_statuses: Some(vec![restarted]), ..Default::default() };
     caches.pod(pod_of(&gs, Some("node-1"), Some(status)));
-    let script = server.run(vec![
-        Expect::put(&format!("{GS_PATH}/gs-1"))
-            .check(|gs| assert_eq!(gs["status"]["state"], "Unhealthy"))
-            .respond_echo(),
-        Expect::event("Unhealthy"),
-    ]);
+    let script = server.run(vec![put_state("gs-1", "Unhealthy"), Expect::event("Unhealthy")]);
     reconcile(Arc::new(gs), ctx).await.unwrap();
     script.await.unwrap();
 }
@@ -307,7 +304,7 @@ async fn invalid_gameserver_gets_a_warning_and_error_state_once() {
                 assert_eq!(e["type"], "Warning");
             })
             .respond_echo(),
-        Expect::put(&format!("{GS_PATH}/gs-1")).check(|gs| assert_eq!(gs["status"]["state"], "Error")).respond_echo(),
+        put_state("gs-1", "Error"),
         Expect::event("Error"),
     ]);
     let action = reconcile(Arc::new(gs), ctx).await.unwrap();
