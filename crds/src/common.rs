@@ -53,11 +53,11 @@ pub enum PriorityOrder {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CounterStatus {
-    /// Current count.
-    #[serde(default)]
+    /// Current count; 0 when omitted or null.
+    #[serde(default, deserialize_with = "null_as_default")]
     pub count: i64,
-    /// Upper bound of the count.
-    #[serde(default)]
+    /// Upper bound of the count; 1000 when omitted or null (Agones' schema default).
+    #[serde(default = "default_capacity", deserialize_with = "null_as_default_capacity")]
     pub capacity: i64,
 }
 
@@ -65,16 +65,41 @@ pub struct CounterStatus {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ListStatus {
-    /// Maximum number of values.
-    #[serde(default)]
+    /// Maximum number of values; 1000 when omitted or null (Agones' schema default).
+    #[serde(default = "default_capacity", deserialize_with = "null_as_default_capacity")]
     pub capacity: i64,
-    /// The values, unique, in insertion order.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// The values, unique, in insertion order; none when omitted or null.
+    #[serde(default, deserialize_with = "null_as_default", skip_serializing_if = "Vec::is_empty")]
     pub values: Vec<String>,
 }
 
 /// Maximum capacity of a list, per Agones.
 pub const MAX_LIST_CAPACITY: i64 = 1000;
+
+/// Capacity of a counter or list whose manifest leaves it out (or writes it as `null`): Agones'
+/// CRD schema defaults both to 1000, and its API server applies schema defaults to null values.
+pub const DEFAULT_CAPACITY: i64 = 1000;
+
+fn default_capacity() -> i64 {
+    DEFAULT_CAPACITY
+}
+
+/// Reads `null` as the type's default, like an omitted field.
+fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
+}
+
+/// Reads `null` as [`DEFAULT_CAPACITY`], like an omitted capacity.
+fn null_as_default_capacity<'de, D>(deserializer: D) -> Result<i64, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    Ok(Option::<i64>::deserialize(deserializer)?.unwrap_or(DEFAULT_CAPACITY))
+}
 
 /// Labels and annotations applied to a GameServer (allocation metadata, allocation overflow).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

@@ -531,8 +531,9 @@ impl GameServerSpec {
     /// Applies the spec-level defaults (see [`GameServer::apply_defaults`]). A GameServerSet or
     /// Fleet template uses this too, so every server it creates starts out defaulted.
     pub fn apply_defaults(&mut self) {
-        if self.container.is_none()
-            && let Some(spec) = &self.template.spec
+        // As in Agones, a single-container template always names the game container, whatever
+        // `container` said.
+        if let Some(spec) = &self.template.spec
             && let [only] = spec.containers.as_slice()
         {
             self.container = Some(only.name.clone());

@@ -163,12 +163,7 @@ fn check_webhook(path: &str, webhook: &WebhookPolicy, errors: &mut FieldErrors) 
             {
                 errors.push(format!("{path}.service.namespace"), e);
             }
-            if let Some(p) = service.path.as_deref()
-                && !p.is_empty()
-                && !p.starts_with('/')
-            {
-                errors.push(format!("{path}.service.path"), "must start with '/'");
-            }
+            // `path` may omit its leading '/' (`scale`): Agones accepts it and the URL gains one.
             if let Some(port) = service.port {
                 check_port_number(&format!("{path}.service.port"), port, errors);
             }

@@ -87,8 +87,8 @@ fn fleetautoscaler_rules() {
                 j!({"type": "Webhook", "webhook": {"service": {"name": "", "path": "scale", "port": 0}}}),
             )],
             vec![
+                // `path: scale` (no leading '/') is fine: Agones accepts it.
                 ("spec.policy.webhook.service.name", "required"),
-                ("spec.policy.webhook.service.path", "must start with '/'"),
                 ("spec.policy.webhook.service.port", "must be between 1 and 65535"),
             ],
         ),

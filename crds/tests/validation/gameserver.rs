@@ -107,9 +107,17 @@ fn gameserver_rules() {
         case(
             "spec.container names no container",
             GAMESERVER,
-            vec![("/spec/container", j!("gaem"))],
+            // With a single container defaulting renames `spec.container` to it (as Agones does),
+            // so the typo only shows once there are two containers to choose from.
+            vec![("/spec/template/spec/containers/1", game_container("sidecar")), ("/spec/container", j!("gaem"))],
             // The port inherits the wrong name through defaulting, so it is reported too.
             vec![("spec.container", "\"gaem\" is not a container"), ("spec.ports[0].container", "\"gaem\"")],
+        ),
+        case(
+            "spec.container is replaced by the only container",
+            GAMESERVER,
+            vec![("/spec/container", j!("gaem"))],
+            vec![],
         ),
         case(
             "no containers",
