@@ -117,12 +117,13 @@ fn webhook_request_has_the_agones_shape() {
             name: "scaler".into(),
             namespace: String::new(),
             path: Some("scale".into()),
-            port: Some(8000),
+            port: None,
         }),
         ..Default::default()
     }));
     let AutoscalerStep::CallWebhook(call) = decide(&fas, Some(&f), at(0), "uid-7") else { panic!("expected a call") };
-    assert_eq!(call.url, "http://scaler.games.svc:8000/scale");
+    // As in Agones: no namespace means `default` (not the autoscaler's), no port means 8000.
+    assert_eq!(call.url, "http://scaler.default.svc:8000/scale");
     assert_eq!(call.timeout.as_secs(), 15);
     let body = serde_json::to_value(&call.body).unwrap();
     let request = &body["request"];

@@ -140,13 +140,13 @@ pub struct WebhookService {
     /// Service name.
     #[serde(default)]
     pub name: String,
-    /// Service namespace.
+    /// Service namespace (`default` when empty, as in Agones).
     #[serde(default)]
     pub namespace: String,
     /// Request path.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
-    /// Service port (443 when unset, as for Kubernetes webhooks).
+    /// Service port (8000 when unset, as in Agones).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub port: Option<i32>,
 }

@@ -157,7 +157,7 @@ fn check_webhook(path: &str, webhook: &WebhookPolicy, errors: &mut FieldErrors) 
             } else if let Err(e) = validate_dns1123_label(&service.name) {
                 errors.push(format!("{path}.service.name"), e);
             }
-            // An empty namespace means the autoscaler's own, as in Agones.
+            // An empty namespace means `default`, as in Agones.
             if !service.namespace.is_empty()
                 && let Err(e) = validate_dns1123_label(&service.namespace)
             {

@@ -14,8 +14,10 @@ use crate::core::Error;
 
 /// How long a runtime waits for the webhook, as in Agones.
 pub const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(15);
-/// Port of a webhook `service` that names none (as for Kubernetes webhooks).
-const DEFAULT_SERVICE_PORT: i32 = 443;
+/// Port of a webhook `service` that names none (Agones' choice, not Kubernetes' 443).
+pub const DEFAULT_SERVICE_PORT: i32 = 8000;
+/// Namespace of a webhook `service` that names none (Agones': `default`, not the autoscaler's).
+pub const DEFAULT_SERVICE_NAMESPACE: &str = "default";
 
 /// The JSON body exchanged with the webhook: `{"request": {...}}` out, `{"response": {...}}` back.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -90,7 +92,8 @@ pub fn webhook_call(
         }
         (None, Some(service)) => {
             let scheme = if policy.ca_bundle.is_some() { "https" } else { "http" };
-            let namespace = if service.namespace.is_empty() { fas.namespace() } else { service.namespace.as_str() };
+            let namespace =
+                if service.namespace.is_empty() { DEFAULT_SERVICE_NAMESPACE } else { service.namespace.as_str() };
             let path = service.path.as_deref().unwrap_or_default();
             let slash = if path.is_empty() || path.starts_with('/') { "" } else { "/" };
             let port = service.port.unwrap_or(DEFAULT_SERVICE_PORT);
