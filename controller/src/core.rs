@@ -93,13 +93,14 @@ pub enum Error {
         /// Last port.
         max: i32,
     },
-    /// A label selector uses an operator other than In, NotIn, Exists, DoesNotExist.
-    #[error("label selector expression on key {key:?} has unknown operator {operator:?}")]
+    /// A label selector expression is malformed: an operator other than In, NotIn, Exists,
+    /// DoesNotExist, or values that do not fit the operator.
+    #[error("label selector expression on key {key:?}: {problem}")]
     InvalidSelector {
         /// The expression's key.
         key: String,
-        /// The operator given.
-        operator: String,
+        /// What is wrong with it.
+        problem: String,
     },
     /// A FleetAutoscaler policy is incomplete or inconsistent.
     #[error("FleetAutoscaler {autoscaler}: {message}")]

@@ -1,5 +1,6 @@
-//! Kubernetes label-selector matching (`matchLabels` and `matchExpressions` with In, NotIn,
-//! Exists, DoesNotExist), as allocation selectors use it.
+//! Kubernetes label selectors (`matchLabels` and `matchExpressions` with In, NotIn, Exists,
+//! DoesNotExist): compiled once into a [`Selector`], then evaluated many times. Allocation
+//! selectors and the local store's list filters both use it.
 
 use std::collections::BTreeMap;
 
@@ -7,43 +8,90 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelecto
 
 use super::{Error, Result};
 
-/// Whether `labels` satisfy every part of `selector`. An empty selector matches everything, as in
-/// Kubernetes. An unknown operator is an error rather than a silent mismatch.
+/// A label selector checked once and then evaluated without re-parsing operators. An empty
+/// selector matches everything, as in Kubernetes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Selector {
+    requirements: Vec<Requirement>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Requirement {
+    Equals(String, String),
+    In(String, Vec<String>),
+    NotIn(String, Vec<String>),
+    Exists(String),
+    DoesNotExist(String),
+}
+
+impl Selector {
+    /// A selector matching every object.
+    pub fn everything() -> Self {
+        Self::default()
+    }
+
+    /// A selector requiring each of `labels` to be present with that value.
+    pub fn from_labels<'a>(labels: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
+        let requirements = labels.into_iter().map(|(k, v)| Requirement::Equals(k.to_owned(), v.to_owned())).collect();
+        Self { requirements }
+    }
+
+    /// Compiles a Kubernetes `LabelSelector`. An unknown operator, In/NotIn without values or
+    /// Exists/DoesNotExist with values is an error rather than a silent mismatch.
+    pub fn compile(selector: &LabelSelector) -> Result<Self> {
+        let mut requirements: Vec<Requirement> = selector
+            .match_labels
+            .iter()
+            .flatten()
+            .map(|(key, value)| Requirement::Equals(key.clone(), value.clone()))
+            .collect();
+        for expression in selector.match_expressions.iter().flatten() {
+            requirements.push(requirement(expression)?);
+        }
+        Ok(Self { requirements })
+    }
+
+    /// Whether an object with `labels` is selected.
+    pub fn matches(&self, labels: Option<&BTreeMap<String, String>>) -> bool {
+        let get = |key: &str| labels.and_then(|l| l.get(key));
+        self.requirements.iter().all(|requirement| match requirement {
+            Requirement::Equals(key, value) => get(key) == Some(value),
+            Requirement::In(key, values) => get(key).is_some_and(|v| values.contains(v)),
+            // As in Kubernetes, NotIn matches objects that lack the label altogether.
+            Requirement::NotIn(key, values) => get(key).is_none_or(|v| !values.contains(v)),
+            Requirement::Exists(key) => get(key).is_some(),
+            Requirement::DoesNotExist(key) => get(key).is_none(),
+        })
+    }
+}
+
+/// Whether `labels` satisfy every part of `selector` (compiling it for one use).
 pub fn matches(selector: &LabelSelector, labels: &BTreeMap<String, String>) -> Result<bool> {
-    let labels_match = selector.match_labels.iter().flatten().all(|(k, v)| labels.get(k) == Some(v));
-    if !labels_match {
-        return Ok(false);
-    }
-    for requirement in selector.match_expressions.iter().flatten() {
-        if !requirement_matches(requirement, labels)? {
-            return Ok(false);
-        }
-    }
-    Ok(true)
+    Ok(Selector::compile(selector)?.matches(Some(labels)))
 }
 
-/// Checks every expression's operator, so a bad selector is reported even when no server exists.
+/// Checks every expression, so a bad selector is reported even when no server exists.
 pub fn validate(selector: &LabelSelector) -> Result<()> {
-    let empty = BTreeMap::new();
-    for requirement in selector.match_expressions.iter().flatten() {
-        requirement_matches(requirement, &empty)?;
-    }
-    Ok(())
+    Selector::compile(selector).map(drop)
 }
 
-fn requirement_matches(requirement: &LabelSelectorRequirement, labels: &BTreeMap<String, String>) -> Result<bool> {
-    let value = labels.get(&requirement.key);
-    let values = requirement.values.as_deref().unwrap_or_default();
-    Ok(match requirement.operator.as_str() {
-        "In" => value.is_some_and(|v| values.contains(v)),
-        // As in Kubernetes, NotIn matches objects that lack the label altogether.
-        "NotIn" => value.is_none_or(|v| !values.contains(v)),
-        "Exists" => value.is_some(),
-        "DoesNotExist" => value.is_none(),
-        other => {
-            return Err(Error::InvalidSelector { key: requirement.key.clone(), operator: other.to_owned() });
+fn requirement(expression: &LabelSelectorRequirement) -> Result<Requirement> {
+    let key = expression.key.clone();
+    let values = expression.values.clone().unwrap_or_default();
+    let invalid = |problem: String| Error::InvalidSelector { key: expression.key.clone(), problem };
+    match expression.operator.as_str() {
+        "In" | "NotIn" if values.is_empty() => {
+            Err(invalid(format!("operator {} needs at least one value", expression.operator)))
         }
-    })
+        "In" => Ok(Requirement::In(key, values)),
+        "NotIn" => Ok(Requirement::NotIn(key, values)),
+        "Exists" | "DoesNotExist" if !values.is_empty() => {
+            Err(invalid(format!("operator {} takes no values", expression.operator)))
+        }
+        "Exists" => Ok(Requirement::Exists(key)),
+        "DoesNotExist" => Ok(Requirement::DoesNotExist(key)),
+        other => Err(invalid(format!("unknown operator {other:?} (In, NotIn, Exists, DoesNotExist)"))),
+    }
 }
 
 #[cfg(test)]
@@ -98,5 +146,41 @@ mod tests {
     fn unknown_operator_is_an_error() {
         let s = selector(vec![expr("a", "Gt", &["1"])]);
         assert_eq!(validate(&s).unwrap_err().kind(), "invalid_selector");
+    }
+
+    fn optional(key: &str, operator: &str, values: &[&str]) -> LabelSelectorRequirement {
+        LabelSelectorRequirement {
+            values: (!values.is_empty()).then(|| values.iter().map(|v| (*v).to_owned()).collect()),
+            ..expr(key, operator, values)
+        }
+    }
+
+    #[test]
+    fn a_compiled_selector_needs_every_part_to_hold() {
+        let selector = Selector::compile(&LabelSelector {
+            match_labels: Some(labels(&[("fleet", "a")])),
+            match_expressions: Some(vec![
+                optional("mode", "In", &["ctf", "dm"]),
+                optional("beta", "DoesNotExist", &[]),
+                optional("region", "NotIn", &["eu"]),
+            ]),
+        })
+        .expect("valid selector");
+        assert!(selector.matches(Some(&labels(&[("fleet", "a"), ("mode", "dm")]))));
+        assert!(selector.matches(Some(&labels(&[("fleet", "a"), ("mode", "ctf"), ("region", "us")]))));
+        assert!(!selector.matches(Some(&labels(&[("fleet", "a"), ("mode", "ctf"), ("region", "eu")]))));
+        assert!(!selector.matches(Some(&labels(&[("fleet", "a"), ("mode", "ctf"), ("beta", "")]))));
+        assert!(!selector.matches(Some(&labels(&[("fleet", "b"), ("mode", "dm")]))));
+        assert!(!selector.matches(None));
+        assert!(Selector::everything().matches(None));
+        assert!(Selector::from_labels([("fleet", "a")]).matches(Some(&labels(&[("fleet", "a")]))));
+    }
+
+    #[test]
+    fn malformed_expressions_are_rejected() {
+        for bad in [optional("k", "In", &[]), optional("k", "Exists", &["v"]), optional("k", "Near", &["v"])] {
+            let selector = selector(vec![bad]);
+            assert_eq!(Selector::compile(&selector).unwrap_err().kind(), "invalid_selector");
+        }
     }
 }

@@ -14,7 +14,6 @@
 //! - watches: every change is delivered to every watcher in resourceVersion order.
 
 mod collection;
-mod selector;
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -24,8 +23,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use stadion_crds::{Fleet, FleetAutoscaler, GameServer, GameServerSet};
 
+/// List filters are the core's compiled label selectors.
+pub use crate::core::labelselector::Selector;
 pub use collection::{Collection, Deletion, Watch, WatchEvent};
-pub use selector::Selector;
 
 /// Namespace used when an object names none.
 pub const DEFAULT_NAMESPACE: &str = "default";
