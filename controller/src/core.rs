@@ -153,3 +153,48 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub fn object_key(namespace: &str, name: &str) -> String {
     format!("{namespace}/{name}")
 }
+
+/// Whether `child` is controlled by `owner`: same namespace and a controller owner reference to
+/// the owner's uid. A same-named object someone else created is never taken for ours.
+pub fn is_controlled_by(
+    child: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    owner: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+) -> bool {
+    let namespace = |meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
+        meta.namespace.clone().unwrap_or_else(|| "default".to_owned())
+    };
+    let Some(uid) = owner.uid.as_deref() else { return false };
+    namespace(child) == namespace(owner)
+        && child.owner_references.iter().flatten().any(|o| o.controller == Some(true) && o.uid == uid)
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+
+    use super::is_controlled_by;
+
+    fn meta(namespace: &str, uid: Option<&str>, owner: Option<(&str, Option<bool>)>) -> ObjectMeta {
+        ObjectMeta {
+            namespace: Some(namespace.to_owned()),
+            uid: uid.map(str::to_owned),
+            owner_references: owner.map(|(uid, controller)| {
+                vec![OwnerReference { uid: uid.to_owned(), controller, ..OwnerReference::default() }]
+            }),
+            ..ObjectMeta::default()
+        }
+    }
+
+    #[test]
+    fn only_a_controller_reference_to_the_owner_in_its_namespace_counts() {
+        let owner = meta("games", Some("uid-1"), None);
+        assert!(is_controlled_by(&meta("games", None, Some(("uid-1", Some(true)))), &owner));
+        // A same-named stranger: another owner, a non-controller reference, another namespace.
+        assert!(!is_controlled_by(&meta("games", None, Some(("uid-2", Some(true)))), &owner));
+        assert!(!is_controlled_by(&meta("games", None, Some(("uid-1", None))), &owner));
+        assert!(!is_controlled_by(&meta("other", None, Some(("uid-1", Some(true)))), &owner));
+        assert!(!is_controlled_by(&meta("games", None, None), &owner));
+        // An owner not yet created (no uid) controls nothing.
+        assert!(!is_controlled_by(&meta("games", None, Some(("", Some(true)))), &meta("games", None, None)));
+    }
+}

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
-use kube::{Api, Resource};
+use kube::Api;
 use serde_json::json;
 use stadion_crds::{Fleet, GameServerSet};
 use tracing::{Instrument, info, info_span, warn};
@@ -20,7 +20,7 @@ use super::overlay::WriteOverlay;
 use super::{Error, Result, api_status};
 use crate::core::fleet::plan;
 use crate::core::names::SeededNames;
-use crate::core::object_key;
+use crate::core::{is_controlled_by, object_key};
 
 /// Name of this controller in metrics and logs.
 pub const CONTROLLER: &str = "fleet";
@@ -50,17 +50,6 @@ pub fn error_policy(_fleet: Arc<Fleet>, error: &Error, _ctx: Arc<Context>) -> Ac
     error_policy_for(CONTROLLER, error)
 }
 
-fn owned_by(set: &GameServerSet, fleet: &Fleet) -> bool {
-    let uid = fleet.meta().uid.as_deref();
-    set.namespace() == fleet.namespace()
-        && set
-            .metadata
-            .owner_references
-            .iter()
-            .flatten()
-            .any(|o| o.controller == Some(true) && Some(o.uid.as_str()) == uid)
-}
-
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
@@ -85,9 +74,17 @@ async fn reconcile_inner(fleet: &Fleet, ctx: &Context) -> Result<Action> {
     }
 
     let key = object_key(fleet.namespace(), fleet.name());
-    let cached: Vec<GameServerSet> =
-        ctx.gameserversets.state().iter().filter(|s| owned_by(s, fleet)).map(|s| (**s).clone()).collect();
-    let sets = lock(&ctx.fleets.overlays).entry(key.clone()).or_default().view(cached, |s| owned_by(s, fleet));
+    let cached: Vec<GameServerSet> = ctx
+        .gameserversets
+        .state()
+        .iter()
+        .filter(|s| is_controlled_by(&s.metadata, &fleet.metadata))
+        .map(|s| (**s).clone())
+        .collect();
+    let sets = lock(&ctx.fleets.overlays)
+        .entry(key.clone())
+        .or_default()
+        .view(cached, |s| is_controlled_by(&s.metadata, &fleet.metadata));
     let plan = {
         let mut names = lock(&ctx.fleets.names);
         plan(fleet, &sets, names.get_or_insert_with(|| SeededNames::new(rand::random())))

@@ -14,7 +14,7 @@ use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{DeleteParams, PostParams};
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
-use kube::{Api, Resource};
+use kube::Api;
 use stadion_crds::{GameServer, GameServerState};
 use tracing::{Instrument, debug, info, info_span, warn};
 
@@ -23,6 +23,7 @@ use super::events::reason;
 use super::pod::build_pod;
 use super::{Error, Result, api_status};
 use crate::core::gameserver::{self as core_gs, GameServerAction, GameServerEvent, Transition, gameserver_key};
+use crate::core::is_controlled_by;
 
 /// Name of this controller in metrics and logs.
 pub const CONTROLLER: &str = "gameserver";
@@ -262,7 +263,8 @@ async fn teardown(ctx: &Context, gs: &GameServer) -> Result<Action> {
         return Ok(Action::await_change());
     }
     match pods(ctx, gs).get_opt(gs.name()).await? {
-        Some(pod) if is_owned_by(&pod, gs) => {
+        // Only a Pod this GameServer controls is its Pod (a same-named stranger is left alone).
+        Some(pod) if is_controlled_by(&pod.metadata, &gs.metadata) => {
             if pod.metadata.deletion_timestamp.is_none() {
                 pods(ctx, gs).delete(gs.name(), &DeleteParams::default()).await.map(drop).or_else(ignore_not_found)?;
             }
@@ -276,12 +278,6 @@ async fn teardown(ctx: &Context, gs: &GameServer) -> Result<Action> {
             Ok(Action::await_change())
         }
     }
-}
-
-/// Only a Pod this GameServer owns is its Pod (a same-named stranger is left alone).
-fn is_owned_by(pod: &Pod, gs: &GameServer) -> bool {
-    let uid = gs.meta().uid.as_deref();
-    pod.metadata.owner_references.iter().flatten().any(|o| Some(o.uid.as_str()) == uid)
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use jiff::Timestamp;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
-use kube::{Api, Resource};
+use kube::Api;
 use serde_json::json;
 use stadion_crds::{GameServer, GameServerSet};
 use tracing::{Instrument, info, info_span, warn};
@@ -20,7 +20,7 @@ use super::{Error, Result, api_status};
 use crate::core::gameserverset::{SetScalingOptions, plan};
 use crate::core::names::SeededNames;
 use crate::core::nodes::NodeLoad;
-use crate::core::object_key;
+use crate::core::{is_controlled_by, object_key};
 
 /// Name of this controller in metrics and logs.
 pub const CONTROLLER: &str = "gameserverset";
@@ -51,17 +51,6 @@ pub fn error_policy(_set: Arc<GameServerSet>, error: &Error, _ctx: Arc<Context>)
     error_policy_for(CONTROLLER, error)
 }
 
-fn owned_by(gs: &GameServer, set: &GameServerSet) -> bool {
-    let uid = set.meta().uid.as_deref();
-    gs.namespace() == set.namespace()
-        && gs
-            .metadata
-            .owner_references
-            .iter()
-            .flatten()
-            .any(|o| o.controller == Some(true) && Some(o.uid.as_str()) == uid)
-}
-
 async fn reconcile_inner(set: &GameServerSet, ctx: &Context) -> Result<Action> {
     if !ctx.leadership.is_leader() || set.metadata.deletion_timestamp.is_some() {
         // Deletion cascades to the servers through their owner references.
@@ -85,7 +74,7 @@ async fn reconcile_inner(set: &GameServerSet, ctx: &Context) -> Result<Action> {
     let all: Vec<GameServer> = ctx.gameservers.state().iter().map(|gs| (**gs).clone()).collect();
     let nodes = NodeLoad::from_gameservers(&all);
     let key = object_key(set.namespace(), set.name());
-    let cached: Vec<GameServer> = all.into_iter().filter(|gs| owned_by(gs, set)).collect();
+    let cached: Vec<GameServer> = all.into_iter().filter(|gs| is_controlled_by(&gs.metadata, &set.metadata)).collect();
     let servers = ctx
         .sets
         .overlays
@@ -93,7 +82,7 @@ async fn reconcile_inner(set: &GameServerSet, ctx: &Context) -> Result<Action> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .entry(key.clone())
         .or_default()
-        .view(cached, |gs| owned_by(gs, set));
+        .view(cached, |gs| is_controlled_by(&gs.metadata, &set.metadata));
     let now = Timestamp::now();
     let plan = {
         let mut names = ctx.sets.names.lock().unwrap_or_else(std::sync::PoisonError::into_inner);

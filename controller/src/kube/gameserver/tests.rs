@@ -35,6 +35,7 @@ fn pod_of(gs: &stadion_crds::GameServer, node: Option<&str>, status: Option<PodS
             namespace: Some("default".into()),
             owner_references: Some(vec![OwnerReference {
                 uid: gs.metadata.uid.clone().unwrap_or_default(),
+                controller: Some(true),
                 ..OwnerReference::default()
             }]),
             ..ObjectMeta::default()
