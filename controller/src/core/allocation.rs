@@ -9,7 +9,6 @@
 
 use std::borrow::Borrow;
 use std::cmp::Ordering;
-use std::collections::BTreeMap;
 
 use jiff::Timestamp;
 use stadion_crds::allocation::{
@@ -21,9 +20,10 @@ use stadion_crds::gameserver::GameServerStatus;
 use stadion_crds::{GameServer, GameServerAllocation, GameServerState};
 
 use super::gameserver::{set_state, stamp_last_allocated};
+use super::labelselector::Selector;
 use super::names::{mix64, stable_hash};
 use super::nodes::NodeLoad;
-use super::{Result, labelselector, priority};
+use super::{Result, priority};
 
 /// The `source` Stadion reports: allocations are always served by this cluster.
 pub const LOCAL_SOURCE: &str = "local";
@@ -76,16 +76,15 @@ pub fn candidates<'a, S: Borrow<GameServer>>(
     seed: u64,
 ) -> Result<Vec<AllocationCandidate<'a>>> {
     let selectors = gsa.effective_selectors();
-    for selector in &selectors {
-        labelselector::validate(&selector.label_selector)?;
-    }
+    let compiled: Vec<Selector> =
+        selectors.iter().map(|s| Selector::compile(&s.label_selector)).collect::<Result<_>>()?;
     let strategy = gsa.spec.scheduling.unwrap_or_default();
     let mut taken = vec![false; servers.len()];
     let mut out = Vec::new();
     for (selector_index, selector) in selectors.iter().enumerate() {
         let mut matched = Vec::new();
         for (i, gs) in servers.iter().map(Borrow::borrow).enumerate() {
-            if !taken[i] && selector_matches(selector, gs)? {
+            if !taken[i] && matches_compiled(selector, &compiled[selector_index], gs) {
                 taken[i] = true;
                 matched.push(gs);
             }
@@ -134,18 +133,22 @@ fn node_of(gs: &GameServer) -> &str {
 /// Whether `gs` satisfies one selector: state (Ready unless said otherwise), labels, players,
 /// counters and lists. Servers being deleted never match.
 pub fn selector_matches(selector: &GameServerSelector, gs: &GameServer) -> Result<bool> {
+    Ok(matches_compiled(selector, &Selector::compile(&selector.label_selector)?, gs))
+}
+
+/// [`selector_matches`] with the label selector compiled once, for scans over a whole fleet.
+fn matches_compiled(selector: &GameServerSelector, labels: &Selector, gs: &GameServer) -> bool {
     let wanted = selector.game_server_state.unwrap_or(GameServerState::Ready);
     if gs.metadata.deletion_timestamp.is_some() || gs.state() != Some(wanted) {
-        return Ok(false);
+        return false;
     }
-    let empty = BTreeMap::new();
-    if !labelselector::matches(&selector.label_selector, gs.metadata.labels.as_ref().unwrap_or(&empty))? {
-        return Ok(false);
+    if !labels.matches(gs.metadata.labels.as_ref()) {
+        return false;
     }
-    let Some(status) = &gs.status else { return Ok(false) };
-    Ok(players_match(selector.players.as_ref(), status)
+    let Some(status) = &gs.status else { return false };
+    players_match(selector.players.as_ref(), status)
         && selector.counters.iter().all(|(name, s)| counter_matches(s, status, name))
-        && selector.lists.iter().all(|(name, s)| list_matches(s, status, name)))
+        && selector.lists.iter().all(|(name, s)| list_matches(s, status, name))
 }
 
 /// `min ≤ value` and, unless `max` is 0 (no limit), `value ≤ max`.
