@@ -7,9 +7,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
-use kube::Api;
 use serde_json::json;
 use stadion_crds::{Fleet, GameServerSet};
 use tracing::{Instrument, info, info_span, warn};

@@ -11,10 +11,10 @@ use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::Api;
 use kube::api::{DeleteParams, PostParams};
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
-use kube::Api;
 use stadion_crds::{GameServer, GameServerState};
 use tracing::{Instrument, debug, info, info_span, warn};
 

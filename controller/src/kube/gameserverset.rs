@@ -6,9 +6,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
+use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
-use kube::Api;
 use serde_json::json;
 use stadion_crds::{GameServer, GameServerSet};
 use tracing::{Instrument, info, info_span, warn};
