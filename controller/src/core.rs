@@ -11,12 +11,14 @@
 //! - [`gameserverset`]: how many servers to create, which to shut down, the set's status.
 //! - [`fleet`]: active set vs old sets, rolling updates, the fleet's status.
 //! - [`autoscaler`]: FleetAutoscaler policies → desired replicas and status.
+//! - [`conditions`]: the `Valid` status condition of sets and fleets.
 //! - [`allocation`]: which server a GameServerAllocation gets, and what changes on it.
 //! - [`env`](mod@env): the environment variables a runtime injects into game processes.
 //! - [`testing`]: fixture builders for tests (here and in other crates).
 
 pub mod allocation;
 pub mod autoscaler;
+pub mod conditions;
 pub mod env;
 pub mod fleet;
 pub mod gameserver;

@@ -20,6 +20,7 @@ pub mod overlay;
 pub mod pod;
 pub mod run;
 pub mod sidecar;
+pub mod validity;
 
 #[cfg(test)]
 mod fixtures;

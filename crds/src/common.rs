@@ -155,3 +155,39 @@ pub fn preserve_unknown_object(_: &mut schemars::SchemaGenerator) -> schemars::S
         "x-kubernetes-preserve-unknown-fields": true
     })
 }
+
+/// A status condition in the standard Kubernetes shape (`metav1.Condition`), so `kubectl
+/// describe` and `kubectl wait --for=condition=…` work on Stadion's objects.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Condition {
+    /// What the condition is about, in CamelCase (`Valid`).
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// `True`, `False` or `Unknown`.
+    pub status: ConditionStatus,
+    /// A CamelCase word for why it is in this status.
+    #[serde(default)]
+    pub reason: String,
+    /// What a person should know, in one line.
+    #[serde(default)]
+    pub message: String,
+    /// The object's `metadata.generation` the condition was computed from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// When `status` last changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_transition_time: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
+}
+
+/// The status of a [`Condition`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum ConditionStatus {
+    /// The condition holds.
+    True,
+    /// The condition does not hold.
+    False,
+    /// Not known yet.
+    #[default]
+    Unknown,
+}

@@ -6,8 +6,8 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 use crate::common::{
-    AggregatedCounterStatus, AggregatedListStatus, AggregatedPlayerStatus, MetaPatch, Priority, SchedulingStrategy,
-    preserve_unknown_object,
+    AggregatedCounterStatus, AggregatedListStatus, AggregatedPlayerStatus, Condition, MetaPatch, Priority,
+    SchedulingStrategy, preserve_unknown_object,
 };
 use crate::gameserver::GameServerSpec;
 use crate::resource::namespaced_resource;
@@ -98,6 +98,10 @@ pub struct GameServerSetStatus {
     /// List totals by name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub lists: BTreeMap<String, AggregatedListStatus>,
+    /// Conditions (a Stadion addition): `Valid` says whether the spec passed validation, and
+    /// why not when it did not, since no admission webhook may have checked it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
 }
 
 impl GameServerSet {

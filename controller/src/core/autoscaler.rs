@@ -48,7 +48,7 @@ pub enum AutoscalerStep {
     /// Done: write the replicas (if any) and the status.
     Decided(AutoscalerDecision),
     /// POST this, then call [`decide_from_webhook_response`].
-    CallWebhook(WebhookCall),
+    CallWebhook(Box<WebhookCall>),
 }
 
 /// Runs `fas` against `fleet` (None: the fleet does not exist) at `now`. `request_uid` becomes
@@ -63,7 +63,7 @@ pub fn decide(fas: &FleetAutoscaler, fleet: Option<&Fleet>, now: Timestamp, requ
         }
         Evaluation::NoPolicyApplies => AutoscalerStep::Decided(success(fas, fleet, None, false, None, now)),
         Evaluation::Webhook(policy) => match webhook_call(fas, fleet, policy, request_uid) {
-            Ok(call) => AutoscalerStep::CallWebhook(call),
+            Ok(call) => AutoscalerStep::CallWebhook(Box::new(call)),
             Err(e) => AutoscalerStep::Decided(failure(fas, Some(fleet), e)),
         },
         Evaluation::Failed(e) => AutoscalerStep::Decided(failure(fas, Some(fleet), e)),

@@ -233,8 +233,12 @@ fn new_set(fleet: &Fleet, name: String, hash: String, replicas: i32) -> GameServ
 
 /// Sums of the sets' statuses (sets being deleted included: their servers still exist).
 pub fn aggregate_status(fleet: &Fleet, sets: &[GameServerSet]) -> FleetStatus {
-    let mut status =
-        FleetStatus { allocations: fleet.status.as_ref().and_then(|s| s.allocations), ..FleetStatus::default() };
+    // The allocator's running count and the conditions are not derived from the sets: they stay.
+    let mut status = FleetStatus {
+        allocations: fleet.status.as_ref().and_then(|s| s.allocations),
+        conditions: fleet.status.as_ref().map(|s| s.conditions.clone()).unwrap_or_default(),
+        ..FleetStatus::default()
+    };
     for set in sets {
         let Some(s) = &set.status else { continue };
         status.replicas += s.replicas;

@@ -79,6 +79,8 @@ pub fn plan(
     options: &SetScalingOptions,
 ) -> GameServerSetPlan {
     let mut plan = GameServerSetPlan { status: aggregate_status(servers), ..GameServerSetPlan::default() };
+    // Conditions are not derived from the servers: they stay as the runtime last wrote them.
+    plan.status.conditions = set.status.as_ref().map(|s| s.conditions.clone()).unwrap_or_default();
     let live: Vec<&GameServer> = servers.iter().filter(|gs| gs.metadata.deletion_timestamp.is_none()).collect();
 
     for gs in &live {

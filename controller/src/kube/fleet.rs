@@ -12,11 +12,12 @@ use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
 use serde_json::json;
 use stadion_crds::{Fleet, GameServerSet};
-use tracing::{Instrument, info, info_span, warn};
+use tracing::{Instrument, info, info_span};
 
 use super::context::{Context, error_policy_for};
 use super::events::reason;
 use super::overlay::WriteOverlay;
+use super::validity::{mark_valid, report_invalid};
 use super::{Error, Result, api_status};
 use crate::core::fleet::plan;
 use crate::core::names::SeededNames;
@@ -67,9 +68,9 @@ async fn reconcile_inner(fleet: &Fleet, ctx: &Context) -> Result<Action> {
         return Ok(Action::await_change());
     }
     let errors = fleet.validate();
+    let conditions = fleet.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default();
     if !errors.is_empty() {
-        warn!(%errors, "Fleet is invalid");
-        ctx.events.warning(fleet, reason::VALIDATION_FAILED, errors.to_string()).await;
+        report_invalid(fleet, &fleets, conditions, &errors, ctx).await?;
         return Ok(Action::await_change());
     }
 
@@ -85,10 +86,11 @@ async fn reconcile_inner(fleet: &Fleet, ctx: &Context) -> Result<Action> {
         .entry(key.clone())
         .or_default()
         .view(cached, |s| is_controlled_by(&s.metadata, &fleet.metadata));
-    let plan = {
+    let mut plan = {
         let mut names = lock(&ctx.fleets.names);
         plan(fleet, &sets, names.get_or_insert_with(|| SeededNames::new(rand::random())))
     };
+    mark_valid(&mut plan.status.conditions, fleet.metadata.generation);
 
     let api: Api<GameServerSet> = Api::namespaced(ctx.client.clone(), fleet.namespace());
     let record =

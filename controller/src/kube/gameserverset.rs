@@ -11,11 +11,12 @@ use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
 use serde_json::json;
 use stadion_crds::{GameServer, GameServerSet};
-use tracing::{Instrument, info, info_span, warn};
+use tracing::{Instrument, info, info_span};
 
 use super::context::{Context, error_policy_for};
 use super::events::reason;
 use super::overlay::WriteOverlay;
+use super::validity::{mark_valid, report_invalid};
 use super::{Error, Result, api_status};
 use crate::core::gameserverset::{SetScalingOptions, plan};
 use crate::core::names::SeededNames;
@@ -65,9 +66,9 @@ async fn reconcile_inner(set: &GameServerSet, ctx: &Context) -> Result<Action> {
         return Ok(Action::await_change());
     }
     let errors = set.validate();
+    let conditions = set.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default();
     if !errors.is_empty() {
-        warn!(%errors, "GameServerSet is invalid");
-        ctx.events.warning(set, reason::VALIDATION_FAILED, errors.to_string()).await;
+        report_invalid(set, &sets, conditions, &errors, ctx).await?;
         return Ok(Action::await_change());
     }
 
@@ -84,11 +85,12 @@ async fn reconcile_inner(set: &GameServerSet, ctx: &Context) -> Result<Action> {
         .or_default()
         .view(cached, |gs| is_controlled_by(&gs.metadata, &set.metadata));
     let now = Timestamp::now();
-    let plan = {
+    let mut plan = {
         let mut names = ctx.sets.names.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let names = names.get_or_insert_with(|| SeededNames::new(rand::random()));
         plan(set, &servers, &nodes, names, now, &SetScalingOptions::default())
     };
+    mark_valid(&mut plan.status.conditions, set.metadata.generation);
 
     let gameservers: Api<GameServer> = Api::namespaced(ctx.client.clone(), set.namespace());
     let mut created = 0;

@@ -78,20 +78,83 @@ async fn new_fleet_gets_an_active_set_then_scaling_resizes_it() {
 }
 
 #[tokio::test]
-async fn invalid_fleet_gets_a_warning_and_no_writes() {
+async fn invalid_fleet_gets_a_warning_and_a_false_valid_condition_once() {
     let (client, server) = ApiServer::start();
     let (ctx, _caches) = context(client);
     let mut bad = fleet(1);
+    bad.metadata.generation = Some(4);
     bad.spec.template.spec.ports[0].host_port = Some(7000);
+    let written = Arc::new(std::sync::Mutex::new(None));
+    let keep = written.clone();
     let script = server.run(vec![
         Expect::post(&crate::kube::fixtures::events_path("default"))
             .check(|e| {
                 assert_eq!(e["reason"], "ValidationFailed");
                 assert_eq!(e["type"], "Warning");
+                assert!(e["note"].as_str().unwrap().contains("spec.template.spec.ports[0].hostPort"), "{e}");
             })
             .respond_echo(),
+        Expect::patch(&format!("{FLEET}/status"))
+            .check(move |patch| {
+                let conditions = &patch["status"]["conditions"];
+                assert_eq!(conditions.as_array().unwrap().len(), 1, "{patch}");
+                let valid = &conditions[0];
+                assert_eq!(valid["type"], "Valid");
+                assert_eq!(valid["status"], "False");
+                assert_eq!(valid["reason"], "ValidationFailed");
+                assert_eq!(valid["observedGeneration"], 4);
+                assert!(valid["message"].as_str().unwrap().contains("spec.template.spec.ports[0].hostPort"));
+                assert!(valid["lastTransitionTime"].is_string());
+                assert!(patch["status"].get("replicas").is_none(), "only the conditions are written");
+                *keep.lock().unwrap() = Some(conditions.clone());
+            })
+            .respond_json(&fleet(1)),
     ]);
+    let action = reconcile(Arc::new(bad.clone()), ctx.clone()).await.unwrap();
+    assert_eq!(action, kube::runtime::controller::Action::await_change());
+    let server = script.await.unwrap();
+
+    // The watch brings the fleet back with the condition: nothing more is written or reported.
+    let conditions = written.lock().unwrap().take().unwrap();
+    bad.status = Some(stadion_crds::fleet::FleetStatus {
+        conditions: serde_json::from_value(conditions).unwrap(),
+        ..Default::default()
+    });
     let action = reconcile(Arc::new(bad), ctx).await.unwrap();
     assert_eq!(action, kube::runtime::controller::Action::await_change());
-    script.await.unwrap().expect_quiet(std::time::Duration::from_millis(100)).await;
+    server.expect_quiet(std::time::Duration::from_millis(100)).await;
+}
+
+#[tokio::test]
+async fn a_fixed_fleet_turns_valid_in_its_status() {
+    let (client, server) = ApiServer::start();
+    let (ctx, _caches) = context(client);
+    let mut fixed = fleet(0);
+    fixed.status = Some(stadion_crds::fleet::FleetStatus {
+        conditions: vec![crate::core::conditions::validity(
+            &{
+                let mut e = stadion_crds::FieldErrors::default();
+                e.push("spec.replicas", "was bad");
+                e
+            },
+            Some(1),
+        )],
+        ..Default::default()
+    });
+    fixed.metadata.generation = Some(2);
+    let script = server.run(vec![
+        Expect::post(SETS).respond_echo(),
+        Expect::event("CreatingGameServerSet"),
+        Expect::patch(&format!("{FLEET}/status"))
+            .check(|patch| {
+                let valid = &patch["status"]["conditions"][0];
+                assert_eq!(valid["type"], "Valid");
+                assert_eq!(valid["status"], "True");
+                assert_eq!(valid["reason"], "Validated");
+                assert_eq!(valid["observedGeneration"], 2);
+            })
+            .respond_json(&fleet(0)),
+    ]);
+    reconcile(Arc::new(fixed), ctx).await.unwrap();
+    script.await.unwrap();
 }

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
-use stadion_crds::gameserverset::{GameServerSetSpec, GameServerTemplateSpec};
+use stadion_crds::gameserverset::{GameServerSetSpec, GameServerSetStatus, GameServerTemplateSpec};
 use stadion_crds::{GameServer, GameServerSet, GameServerState};
 
 use super::reconcile;
@@ -123,5 +123,54 @@ async fn undefaulted_set_is_defaulted_first() {
     let script =
         server.run(vec![Expect::put(SET_PATH).check(|s| assert_eq!(s["spec"]["scheduling"], "Packed")).respond_echo()]);
     reconcile(Arc::new(raw), ctx).await.unwrap();
+    script.await.unwrap();
+}
+
+#[tokio::test]
+async fn invalid_set_reports_valid_false_once_and_creates_nothing() {
+    let (client, server) = ApiServer::start();
+    let (ctx, _caches) = context(client);
+    let mut bad = set(2);
+    bad.metadata.generation = Some(3);
+    bad.spec.replicas = -1;
+    let written = Arc::new(std::sync::Mutex::new(None));
+    let keep = written.clone();
+    let script = server.run(vec![
+        Expect::event("ValidationFailed"),
+        Expect::patch(&format!("{SET_PATH}/status"))
+            .check(move |patch| {
+                let valid = &patch["status"]["conditions"][0];
+                assert_eq!(valid["type"], "Valid");
+                assert_eq!(valid["status"], "False");
+                assert_eq!(valid["observedGeneration"], 3);
+                assert!(valid["message"].as_str().unwrap().contains("spec.replicas"), "{patch}");
+                *keep.lock().unwrap() = Some(patch["status"]["conditions"].clone());
+            })
+            .respond_json(&set(2)),
+    ]);
+    reconcile(Arc::new(bad.clone()), ctx.clone()).await.unwrap();
+    let server = script.await.unwrap();
+
+    let conditions = written.lock().unwrap().take().unwrap();
+    bad.status =
+        Some(GameServerSetStatus { conditions: serde_json::from_value(conditions).unwrap(), ..Default::default() });
+    reconcile(Arc::new(bad), ctx).await.unwrap();
+    server.expect_quiet(std::time::Duration::from_millis(100)).await;
+}
+
+#[tokio::test]
+async fn a_valid_set_says_so_in_its_status() {
+    let (client, server) = ApiServer::start();
+    let (ctx, _caches) = context(client);
+    let script = server.run(vec![
+        Expect::patch(&format!("{SET_PATH}/status"))
+            .check(|patch| {
+                let valid = &patch["status"]["conditions"][0];
+                assert_eq!(valid["type"], "Valid");
+                assert_eq!(valid["status"], "True");
+            })
+            .respond_json(&set(0)),
+    ]);
+    reconcile(Arc::new(set(0)), ctx).await.unwrap();
     script.await.unwrap();
 }

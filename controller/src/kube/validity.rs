@@ -1,0 +1,47 @@
+//! Reporting a GameServerSet's or Fleet's validity: the `Valid` status condition, plus a
+//! Warning Event when the spec turns (or stays, with new problems) invalid.
+
+use jiff::Timestamp;
+use kube::api::{Patch, PatchParams};
+use kube::{Api, Resource};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+use stadion_crds::FieldErrors;
+use stadion_crds::common::Condition;
+use tracing::warn;
+
+use super::Result;
+use super::context::Context;
+use super::events::reason;
+use crate::core::conditions::{set_condition, validity};
+
+/// Records that `object` is invalid: sets `Valid=False` (with every problem and the generation)
+/// through the status subresource and publishes a Warning Event, both only when the condition
+/// changed, so an invalid object costs one write and one Event per change, never a hot loop.
+pub async fn report_invalid<K>(
+    object: &K,
+    api: &Api<K>,
+    current: &[Condition],
+    errors: &FieldErrors,
+    ctx: &Context,
+) -> Result<()>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Serialize + std::fmt::Debug,
+{
+    let mut conditions = current.to_vec();
+    if !set_condition(&mut conditions, validity(errors, object.meta().generation), Timestamp::now()) {
+        return Ok(());
+    }
+    warn!(%errors, "spec is invalid");
+    ctx.events.warning(object, reason::VALIDATION_FAILED, errors.to_string()).await;
+    let name = object.meta().name.as_deref().unwrap_or_default();
+    let patch = json!({ "status": { "conditions": conditions } });
+    api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
+    Ok(())
+}
+
+/// Marks a valid spec `Valid=True` in `conditions` (the status a reconcile is about to write).
+pub fn mark_valid(conditions: &mut Vec<Condition>, generation: Option<i64>) {
+    set_condition(conditions, validity(&FieldErrors::default(), generation), Timestamp::now());
+}
