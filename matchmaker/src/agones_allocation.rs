@@ -3,10 +3,10 @@
 //! the matchmaker's own listener (HTTP/1.1, and HTTP/2 with prior knowledge for gRPC) and behind
 //! its bearer auth when that is configured.
 //!
-//! A request becomes a GameServerAllocation ([`request`]), is defaulted and validated like any
+//! A request becomes a GameServerAllocation (`request`), is defaulted and validated like any
 //! other, goes to the same [`Allocator`] the matchmaker uses, and the status comes back as an
-//! `AllocationResponse` ([`response`]); REST reads and writes the protobuf JSON mapping
-//! ([`json`]). Errors:
+//! `AllocationResponse` (`response`); REST reads and writes the protobuf JSON mapping (`json`).
+//! Errors:
 //!
 //! | what | gRPC | REST |
 //! |---|---|---|
@@ -40,7 +40,7 @@ use axum::routing::post;
 use serde_json::Value;
 use stadion_crds::allocation::GameServerAllocationState;
 use stadion_sdk::allocation as pb;
-use stadion_sdk::allocation::allocation_service_server::{AllocationService, AllocationServiceServer};
+use stadion_sdk::allocation::allocation_service_server::{AllocationService, AllocationServiceServer, SERVICE_NAME};
 
 pub use request::DEFAULT_NAMESPACE;
 
@@ -137,8 +137,8 @@ impl AgonesAllocationService {
             async move { rest_allocate(&service, body, max_body_bytes).await }
         });
         let grpc = AllocationServiceServer::new(self.clone()).max_decoding_message_size(max_body_bytes);
-        let grpc_prefix = GRPC_PATH.rsplit_once('/').map_or(GRPC_PATH, |(service, _)| service);
-        Router::new().route(REST_PATH, rest).route_service(&format!("{grpc_prefix}/{{*method}}"), grpc)
+        // Every method path of the service goes to tonic, which answers unknown ones UNIMPLEMENTED.
+        Router::new().route(REST_PATH, rest).route_service(&format!("/{SERVICE_NAME}/{{*method}}"), grpc)
     }
 }
 

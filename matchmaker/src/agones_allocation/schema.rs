@@ -1,5 +1,5 @@
 //! OpenAPI schemas of the REST body (written by hand: the request and response are protobuf
-//! messages, and [`super::json`] is what reads and writes them).
+//! messages, and the sibling `json` module reads and writes them).
 
 use serde_json::{Value, json};
 
