@@ -1,11 +1,13 @@
 //! The HTTP edge (axum): thin handlers over [`Matchmaker`], JSON errors, limits and auth.
 //!
 //! Routes (also in `GET /openapi.json`): `POST /v1/tickets`, `GET|DELETE /v1/tickets/{id}`,
-//! `GET /v1/tickets/{id}/events` (Server-Sent Events), `POST /v1/allocations`, and, always
-//! without auth, `GET /healthz`, `GET /metrics`, `GET /openapi.json`.
+//! `GET /v1/tickets/{id}/events` (Server-Sent Events), `POST /v1/allocations`, Agones'
+//! allocation API (`POST /gameserverallocation` and gRPC `allocation.AllocationService/Allocate`,
+//! see [`crate::agones_allocation`]), and, always without auth, `GET /healthz`, `GET /metrics`,
+//! `GET /openapi.json`. The listener speaks HTTP/1.1 and HTTP/2 (prior knowledge, for gRPC).
 
 mod auth;
-mod body;
+pub(crate) mod body;
 mod error;
 mod events;
 mod openapi;
@@ -41,6 +43,7 @@ impl Matchmaker {
             .route("/v1/tickets/{id}", get(get_ticket).delete(cancel_ticket))
             .route("/v1/tickets/{id}/events", get(events::ticket_events))
             .route("/v1/allocations", post(allocate))
+            .merge(self.agones_allocation().router(http.max_body_bytes))
             .route_layer(axum::middleware::from_fn_with_state(tokens, auth::require_bearer));
         Router::new()
             .merge(api)

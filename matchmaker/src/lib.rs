@@ -8,6 +8,8 @@
 //! - [`engine`]: pure matching over tickets and a clock.
 //! - [`Matchmaker`]: ticket states, the engine loop and allocation.
 //! - [`http`]: the axum edge — [`Matchmaker::router`] to mount, [`http::serve`] to run alone.
+//! - [`agones_allocation`]: Agones' allocation service (gRPC and REST) for backends written
+//!   against Agones, mounted by the same router.
 //!
 //! Binaries wire it as: `MatchmakerConfig::from_yaml_file(path)?`, then
 //! `Matchmaker::new(config, allocator)?`; standalone, `http::serve(addr, matchmaker, shutdown)`
@@ -15,6 +17,7 @@
 //! into the host server, start `matchmaker.run(shutdown)`, and call `matchmaker.close()` when
 //! shutting down so open event streams end and graceful shutdown can finish.
 
+pub mod agones_allocation;
 pub mod allocator;
 pub mod config;
 pub mod engine;

@@ -28,16 +28,17 @@ pub struct QueueLabels {
 /// Labels of allocation counters.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct AllocationLabels {
-    /// `match` (from the engine) or `direct` (`POST /v1/allocations`).
+    /// `match` (from the engine), `direct` (`POST /v1/allocations`) or `agones` (Agones'
+    /// allocation API, gRPC and REST).
     pub source: String,
 }
 
 /// Labels of allocation failure counters.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct FailureLabels {
-    /// `match` or `direct`.
+    /// `match`, `direct` or `agones`.
     pub source: String,
-    /// `unavailable`, `invalid` or `backend`.
+    /// `unavailable`, `invalid`, `backend` or (`agones` only) `contention`.
     pub reason: String,
 }
 

@@ -17,6 +17,7 @@ use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 
+use crate::agones_allocation::AgonesAllocationService;
 use crate::config::MatchmakerConfig;
 use crate::config::validate::dns_label;
 use crate::engine::Millis;
@@ -129,6 +130,11 @@ impl Matchmaker {
                 Err(Error::Backend(message))
             }
         }
+    }
+
+    /// Agones' allocation API (gRPC and REST) over this matchmaker's allocator and metrics.
+    pub fn agones_allocation(&self) -> AgonesAllocationService {
+        AgonesAllocationService::new(self.inner.allocator.clone(), self.inner.metrics.clone())
     }
 
     /// Runs one engine round now (the background loop calls this every `tickInterval`) and

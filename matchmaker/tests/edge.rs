@@ -179,7 +179,9 @@ async fn bearer_auth_guards_the_api_but_not_health_metrics_or_openapi() {
 
 #[tokio::test]
 async fn health_openapi_and_metrics() {
-    let server = TestServer::start(config(DUEL), FakeFleet::new(1)).await;
+    // Two servers: probing `POST /gameserverallocation` below allocates one (an empty body is
+    // a valid Agones request), and the duel needs the other.
+    let server = TestServer::start(config(DUEL), FakeFleet::new(2)).await;
     let health: Value = server.client.get(server.url("/healthz")).send().await.unwrap().json().await.unwrap();
     assert_eq!(health["status"], "ok");
 

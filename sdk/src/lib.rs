@@ -5,6 +5,8 @@
 //! field numbers), so a game written against any official Agones SDK — Go, C#, C++, Node, Rust or
 //! plain REST — talks to Stadion's sidecar unchanged, and a game using this crate talks to Agones'.
 //! The generated code is committed under `src/generated/` (no `protoc` needed to build).
+//! [`allocation`] holds Agones' allocation service (`allocation.AllocationService`), which game
+//! backends call and Stadion's matchmaker serves.
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -52,6 +54,14 @@ pub mod proto {
     pub mod beta {
         include!("generated/agones.dev.sdk.beta.rs");
     }
+}
+
+/// Generated types and gRPC stubs of Agones' allocation service (package `allocation`): the
+/// client game backends call and the server the matchmaker implements. Not behind the `server`
+/// feature: neither half belongs to the sidecar.
+#[allow(missing_docs, deprecated, clippy::all, clippy::pedantic)]
+pub mod allocation {
+    include!("generated/allocation.rs");
 }
 
 /// Default gRPC port of the sidecar (`AGONES_SDK_GRPC_PORT`).

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 /// The generated files, named after their proto packages.
-const FILES: [&str; 3] = ["agones.dev.sdk.rs", "agones.dev.sdk.alpha.rs", "agones.dev.sdk.beta.rs"];
+const FILES: [&str; 4] = ["agones.dev.sdk.rs", "agones.dev.sdk.alpha.rs", "agones.dev.sdk.beta.rs", "allocation.rs"];
 
 fn generate(out_dir: &Path) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -23,6 +23,17 @@ fn generate(out_dir: &Path) {
         .out_dir(out_dir)
         .compile_fds(fds)
         .expect("code generation succeeds");
+    // The allocation service is served by the matchmaker and called by game backends, neither
+    // of which is the sidecar: both halves always compile.
+    let allocation = protox::compile([root.join("proto/allocation.proto")], [root.join("proto")])
+        .expect("allocation.proto compiles");
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        .btree_map(".")
+        .out_dir(out_dir)
+        .compile_fds(allocation)
+        .expect("allocation code generation succeeds");
 }
 
 fn scratch_dir() -> PathBuf {

@@ -213,6 +213,9 @@ fn explain_matchmaker(address: &str, path: &std::path::Path, config: &Matchmaker
         );
         eprintln!("stadion up: then read the assignment: curl -s http://{address}/v1/tickets/<ticket id>");
     }
+    eprintln!(
+        "stadion up: Agones clients allocate at the same address: POST http://{address}/gameserverallocation, or gRPC allocation.AllocationService/Allocate (plaintext)"
+    );
 }
 
 fn usage_error(error: &dyn std::fmt::Display) -> ExitCode {

@@ -1,7 +1,7 @@
 //! The read-only JSON admin endpoint of `stadion up`: what runs, where players connect.
 //!
 //! - `GET /api/fleets`: every fleet with desired/current/ready/allocated/reserved counts.
-//! - `GET /api/gameservers`: every GameServer with state, address, ports, node and fleet.
+//! - `GET /api/gameservers`: every GameServer with state, address, ports, node, fleet and labels.
 //! - `GET /healthz`: `ok` while the runtime runs.
 
 use std::net::SocketAddr;

@@ -1,4 +1,6 @@
-//! Optional bearer-token authentication for the `/v1` routes.
+//! Optional bearer-token authentication for the `/v1` routes and Agones' allocation API. gRPC
+//! callers present the token as `authorization` metadata (the same HTTP/2 header) and are
+//! refused with an UNAUTHENTICATED status rather than an HTTP 401 body.
 
 use std::sync::Arc;
 
@@ -28,8 +30,19 @@ pub async fn require_bearer(State(tokens): State<Tokens>, request: Request, next
         Some(token) if tokens.0.iter().any(|t| constant_time_eq(t.as_bytes(), token.as_bytes())) => {
             next.run(request).await
         }
+        _ if is_grpc(&request) => {
+            tonic::Status::unauthenticated(Error::Unauthorized.to_string()).into_http::<axum::body::Body>()
+        }
         _ => Error::Unauthorized.into_response(),
     }
+}
+
+fn is_grpc(request: &Request) -> bool {
+    request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/grpc"))
 }
 
 /// Compares without an early exit, so response timing does not leak how much of a token

@@ -25,18 +25,24 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
                 Error::MalformedBody(rejection.body_text())
             }
         })?;
-        let mut de = serde_json::Deserializer::from_slice(&bytes);
-        let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-            let path = e.path().to_string();
-            let inner = e.into_inner();
-            match inner.classify() {
-                Category::Data => Error::invalid(if path == "." { String::new() } else { path }, inner.to_string()),
-                Category::Syntax | Category::Eof | Category::Io => Error::MalformedBody(inner.to_string()),
-            }
-        })?;
-        de.end().map_err(|e| Error::MalformedBody(e.to_string()))?;
-        Ok(JsonBody(value))
+        parse_json(&bytes).map(JsonBody)
     }
+}
+
+/// Parses one JSON document: `MalformedBody` when it is not JSON, `Invalid` with the field
+/// path when it does not fit `T`.
+pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        match inner.classify() {
+            Category::Data => Error::invalid(if path == "." { String::new() } else { path }, inner.to_string()),
+            Category::Syntax | Category::Eof | Category::Io => Error::MalformedBody(inner.to_string()),
+        }
+    })?;
+    de.end().map_err(|e| Error::MalformedBody(e.to_string()))?;
+    Ok(value)
 }
 
 /// The configured body limit, put in request extensions so rejections can name it.

@@ -2,7 +2,7 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::Error;
 
@@ -23,12 +23,10 @@ impl Error {
             }
         }
     }
-}
 
-impl IntoResponse for Error {
-    fn into_response(self) -> Response {
-        let status = self.status();
-        let (field, details) = match &self {
+    /// The JSON error body: `{"error": {"code", "message", "field", "details"?}}`.
+    pub(crate) fn body(&self) -> Value {
+        let (field, details) = match self {
             Error::Invalid(errors) => (
                 errors.iter().next().map(|e| e.path.clone()),
                 errors.iter().map(|e| json!({"field": e.path, "message": e.message})).collect(),
@@ -36,16 +34,23 @@ impl IntoResponse for Error {
             Error::Conflict { field, .. } => (field.clone(), Vec::new()),
             _ => (None, Vec::new()),
         };
+        let mut body = json!({"error": {"code": self.kind(), "message": self.to_string(), "field": field}});
+        if !details.is_empty() {
+            body["error"]["details"] = Value::Array(details);
+        }
+        body
+    }
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let status = self.status();
         if status.is_server_error() {
             tracing::error!(error = %self, kind = self.kind(), "request failed");
         } else {
             tracing::debug!(error = %self, kind = self.kind(), "request refused");
         }
-        let mut body = json!({"error": {"code": self.kind(), "message": self.to_string(), "field": field}});
-        if !details.is_empty() {
-            body["error"]["details"] = serde_json::Value::Array(details);
-        }
-        let mut response = (status, axum::Json(body)).into_response();
+        let mut response = (status, axum::Json(self.body())).into_response();
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }

@@ -14,6 +14,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("delete", "/v1/tickets/{id}"),
     ("get", "/v1/tickets/{id}/events"),
     ("post", "/v1/allocations"),
+    ("post", "/gameserverallocation"),
     ("get", "/healthz"),
     ("get", "/metrics"),
     ("get", "/openapi.json"),
@@ -21,6 +22,10 @@ pub const ROUTES: &[(&str, &str)] = &[
 
 fn error(description: &str) -> Value {
     json!({"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}})
+}
+
+fn agones_error(description: &str) -> Value {
+    json!({"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/AgonesError"}}}})
 }
 
 fn json_body(schema: &str) -> Value {
@@ -50,6 +55,9 @@ pub fn openapi() -> Value {
         drop(schema);
     }
     let mut schemas = generator.take_definitions(true);
+    for (name, schema) in crate::agones_allocation::schema::components() {
+        schemas.insert(name.to_owned(), schema);
+    }
     schemas.insert(
         "Error".to_owned(),
         json!({
@@ -74,7 +82,7 @@ pub fn openapi() -> Value {
         "info": {
             "title": "Stadion matchmaker",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "Player tickets in, an allocated game server's address and port out."
+            "description": "Player tickets in, an allocated game server's address and port out. The same listener also answers Agones' allocation service over gRPC (HTTP/2 without TLS): `allocation.AllocationService/Allocate`, with the request and response documented here for `POST /gameserverallocation`."
         },
         "components": {
             "schemas": schemas,
@@ -139,6 +147,20 @@ pub fn openapi() -> Value {
                     "503": error("Allocation backend failed")
                 }
             }},
+            "/gameserverallocation": {"post": {
+                "summary": "Agones' allocation API (REST form of allocation.AllocationService/Allocate): allocate a Ready server for a backend written against Agones",
+                "security": [{"bearer": []}],
+                "requestBody": json_body("AgonesAllocationRequest"),
+                "responses": {
+                    "200": ok("The allocated server", "AgonesAllocationResponse"),
+                    "400": agones_error("Malformed JSON or an invalid request (unknown enum, invalid selector or metadata, multiClusterSetting.enabled); error.field names the request field"),
+                    "401": agones_error("Missing or invalid bearer token (when auth is configured)"),
+                    "409": agones_error("Every matching server was taken by other requests first"),
+                    "413": agones_error("Body too large"),
+                    "429": agones_error("No game server is available"),
+                    "503": agones_error("Allocation backend failed")
+                }
+            }},
             "/healthz": {"get": {"summary": "Liveness", "responses": {"200": {"description": "OK", "content": {"application/json": {"schema": {"type": "object"}}}}}}},
             "/metrics": {"get": {"summary": "Prometheus metrics (OpenMetrics text)", "responses": {"200": {"description": "Metrics", "content": {"application/openmetrics-text": {"schema": {"type": "string"}}}}}}},
             "/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3.0", "content": {"application/json": {"schema": {"type": "object"}}}}}}}
@@ -164,7 +186,16 @@ mod tests {
             let name = &piece[..piece.find('"').unwrap_or(0)];
             assert!(doc["components"]["schemas"][name].is_object(), "dangling $ref {name}");
         }
-        for name in ["Ticket", "TicketRequest", "GameServerAllocation", "GameServerAllocationStatus", "Error"] {
+        for name in [
+            "Ticket",
+            "TicketRequest",
+            "GameServerAllocation",
+            "GameServerAllocationStatus",
+            "Error",
+            "AgonesAllocationRequest",
+            "AgonesAllocationResponse",
+            "AgonesError",
+        ] {
             assert!(doc["components"]["schemas"][name].is_object(), "schema {name} missing");
         }
     }

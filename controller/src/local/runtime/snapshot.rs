@@ -1,5 +1,7 @@
 //! A read-only picture of the runtime for the admin endpoint and the progress lines.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 use stadion_crds::{Fleet, GameServer, GameServerState, labels};
 
@@ -45,6 +47,9 @@ pub struct GameServerSummary {
     /// Fleet it belongs to, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fleet: Option<String>,
+    /// Its labels (an allocation's `metadata.labels` show up here).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
     /// Lifecycle state (`Ready`, `Allocated`…); empty before the controller saw it.
     pub state: String,
     /// Address players connect to.
@@ -118,6 +123,7 @@ fn take(store: &Store) -> Snapshot {
                 namespace: gs.namespace().to_owned(),
                 name: gs.name().to_owned(),
                 fleet: gs.metadata.labels.as_ref().and_then(|l| l.get(labels::FLEET)).cloned(),
+                labels: gs.metadata.labels.clone().unwrap_or_default(),
                 state: status.state.map(|s| s.to_string()).unwrap_or_default(),
                 address: status.address,
                 ports: status.ports.into_iter().map(|p| PortSummary { name: p.name, port: p.port }).collect(),
