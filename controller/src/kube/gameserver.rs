@@ -22,7 +22,9 @@ use super::context::{Context, error_policy_for};
 use super::events::reason;
 use super::pod::build_pod;
 use super::{Error, Result, api_status};
-use crate::core::gameserver::{self as core_gs, GameServerAction, GameServerEvent, Transition, gameserver_key};
+use crate::core::gameserver::{
+    self as core_gs, GameServerAction, GameServerDefaults, GameServerEvent, Transition, gameserver_key,
+};
 use crate::core::is_controlled_by;
 
 /// Name of this controller in metrics and logs.
@@ -54,7 +56,7 @@ async fn reconcile_inner(observed: &GameServer, ctx: &Context) -> Result<Action>
             return reject_invalid(observed, ctx, &errors.to_string()).await;
         }
     }
-    let plan = core_gs::reconcile(observed, now);
+    let plan = core_gs::reconcile(observed, now, GameServerDefaults::default());
     let mut gs = observed.clone();
     if let Some(update) = plan.update {
         gs = write(ctx, &gs, update).await?;
