@@ -4,13 +4,18 @@ use k8s_openapi::api::core::v1::NodeAddress;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use stadion_controller::core::env::{self, NetworkMode};
 use stadion_controller::core::gameserver::{
-    GameServerAction, GameServerEvent as E, Transition, allocation_deadline, apply_event, primary_address, reconcile,
-    status_ports, without_finalizer,
+    AllocationExpiry, GameServerAction, GameServerDefaults, GameServerEvent as E, Transition, allocation_deadline,
+    allocation_expiry, apply_event, effective_allocation_ttl, primary_address, reconcile, status_ports,
+    without_finalizer,
 };
 use stadion_controller::core::ports::{PortAllocator, PortRanges};
 use stadion_controller::core::testing::{GameServerBuilder, at, game_spec, port};
+use stadion_crds::allocation_ttl::AllocationTtl;
 use stadion_crds::gameserver::{GameServerSpec, PortPolicy, Protocol};
 use stadion_crds::{GameServer, GameServerState as S, labels};
+
+/// Runtime defaults with the allocation TTL off (the default).
+const OFF: GameServerDefaults = GameServerDefaults { allocation_ttl: AllocationTtl::OFF };
 
 fn step(gs: &GameServer, event: E, seconds: i64) -> GameServer {
     match apply_event(gs, &event, at(seconds)) {
@@ -32,7 +37,7 @@ fn fresh() -> GameServer {
 #[test]
 fn full_lifecycle_from_new_object_to_deletion() {
     let gs = fresh();
-    let plan = reconcile(&gs, at(0));
+    let plan = reconcile(&gs, at(0), OFF);
     let gs = plan.update.expect("defaults are written first");
     assert_eq!(gs.state(), Some(S::PortAllocation));
     assert_eq!(plan.action, GameServerAction::AllocatePorts);
@@ -43,7 +48,7 @@ fn full_lifecycle_from_new_object_to_deletion() {
     let gs = step(&gs, E::PortsAllocated(assignment), 1);
     assert_eq!(gs.state(), Some(S::Creating));
     assert_eq!(gs.spec.ports[0].host_port, Some(7000));
-    assert_eq!(reconcile(&gs, at(1)).action, GameServerAction::CreatePod);
+    assert_eq!(reconcile(&gs, at(1), OFF).action, GameServerAction::CreatePod);
 
     let gs = step(&gs, E::PodCreated, 2);
     assert_eq!(gs.state(), Some(S::Starting));
@@ -57,7 +62,7 @@ fn full_lifecycle_from_new_object_to_deletion() {
 
     let gs = step(&gs, E::SdkReady, 4);
     assert_eq!(gs.state(), Some(S::RequestReady));
-    let gs = reconcile(&gs, at(4)).update.expect("RequestReady on a node becomes Ready");
+    let gs = reconcile(&gs, at(4), OFF).update.expect("RequestReady on a node becomes Ready");
     assert_eq!(gs.state(), Some(S::Ready));
 
     let gs = step(&gs, E::SdkAllocate, 5);
@@ -66,13 +71,13 @@ fn full_lifecycle_from_new_object_to_deletion() {
 
     let gs = step(&gs, E::SdkShutdown, 6);
     assert_eq!(gs.state(), Some(S::Shutdown));
-    assert_eq!(reconcile(&gs, at(6)).action, GameServerAction::Delete);
+    assert_eq!(reconcile(&gs, at(6), OFF).action, GameServerAction::Delete);
     // The game exiting 0 after Shutdown is the normal end: nothing changes.
     assert_eq!(apply_event(&gs, &E::ProcessExited { code: Some(0) }, at(7)), Transition::Unchanged);
 
     let mut deleting = gs.clone();
     deleting.metadata.deletion_timestamp = Some(Time(at(8)));
-    assert_eq!(reconcile(&deleting, at(8)).action, GameServerAction::Teardown);
+    assert_eq!(reconcile(&deleting, at(8), OFF).action, GameServerAction::Teardown);
     assert!(without_finalizer(&deleting).metadata.finalizers.unwrap().is_empty());
 }
 
@@ -81,10 +86,10 @@ fn ready_before_scheduled_waits_for_an_address() {
     let gs = GameServerBuilder::new("gs").state(S::Starting).build();
     let gs = step(&gs, E::SdkReady, 0);
     assert_eq!(gs.state(), Some(S::RequestReady));
-    assert_eq!(reconcile(&gs, at(0)).update, None, "no node yet: stays RequestReady");
+    assert_eq!(reconcile(&gs, at(0), OFF).update, None, "no node yet: stays RequestReady");
     let gs = step(&gs, E::Scheduled { node_name: "n1".into(), addresses: vec![addr("InternalIP", "10.1.1.1")] }, 1);
     assert_eq!(gs.state(), Some(S::RequestReady), "Scheduled fills the address without going backwards");
-    assert_eq!(reconcile(&gs, at(1)).update.unwrap().state(), Some(S::Ready));
+    assert_eq!(reconcile(&gs, at(1), OFF).update.unwrap().state(), Some(S::Ready));
 }
 
 #[test]
@@ -94,9 +99,9 @@ fn reserved_expires_back_to_ready_at_reserved_until() {
     assert_eq!(gs.state(), Some(S::Reserved));
     assert_eq!(gs.status.as_ref().unwrap().reserved_until, Some(Time(at(110))));
 
-    let early = reconcile(&gs, at(109));
+    let early = reconcile(&gs, at(109), OFF);
     assert_eq!((early.update, early.requeue_at), (None, Some(at(110))));
-    let expired = reconcile(&gs, at(110)).update.expect("expired reservation returns to Ready");
+    let expired = reconcile(&gs, at(110), OFF).update.expect("expired reservation returns to Ready");
     assert_eq!(expired.state(), Some(S::Ready));
     assert_eq!(expired.status.unwrap().reserved_until, None);
 }
@@ -105,7 +110,7 @@ fn reserved_expires_back_to_ready_at_reserved_until() {
 fn reserve_zero_never_expires_and_ready_or_allocate_cancels_it() {
     let gs = step(&GameServerBuilder::new("gs").node("n1").build(), E::SdkReserve { seconds: 0 }, 0);
     assert_eq!(gs.status.as_ref().unwrap().reserved_until, None);
-    let later = reconcile(&gs, at(1_000_000));
+    let later = reconcile(&gs, at(1_000_000), OFF);
     assert_eq!((later.update, later.requeue_at), (None, None));
 
     let timed = step(&GameServerBuilder::new("gs").node("n1").build(), E::SdkReserve { seconds: 30 }, 0);
@@ -118,7 +123,7 @@ fn allocated_cannot_be_reserved_but_ready_returns_it_to_the_pool() {
     let gs = GameServerBuilder::new("gs").node("n1").state(S::Allocated).build();
     assert!(matches!(apply_event(&gs, &E::SdkReserve { seconds: 5 }, at(0)), Transition::Ignored(_)));
     let gs = step(&gs, E::SdkReady, 0);
-    assert_eq!(reconcile(&gs, at(0)).update.unwrap().state(), Some(S::Ready));
+    assert_eq!(reconcile(&gs, at(0), OFF).update.unwrap().state(), Some(S::Ready));
 }
 
 #[test]
@@ -150,6 +155,107 @@ fn allocation_deadline_follows_the_last_allocation() {
     assert_eq!(allocation_deadline(&allocated, ttl), Some(at(310)));
     let again = step(&allocated, E::SdkAllocate, 100);
     assert_eq!(allocation_deadline(&again, ttl), Some(at(400)), "re-allocation extends it");
+}
+
+fn ttl(text: &str) -> AllocationTtl {
+    text.parse().expect("a valid TTL")
+}
+
+/// A server allocated at `at(allocated)`.
+fn allocated_at(allocated: i64) -> GameServer {
+    step(&GameServerBuilder::new("gs").node("n1").build(), E::SdkAllocate, allocated)
+}
+
+#[test]
+fn allocation_expiry_lapses_only_past_the_deadline_with_nobody_playing() {
+    use AllocationExpiry::{HeldByPlayers, Lapsed, NotApplicable, Pending};
+    let five_minutes = ttl("5m");
+    let gs = allocated_at(10);
+    assert_eq!(allocation_expiry(&gs, five_minutes, at(309)), Pending(at(310)), "not yet");
+    assert_eq!(allocation_expiry(&gs, five_minutes, at(310)), Lapsed(at(310)), "lapsed at the deadline");
+    assert_eq!(allocation_expiry(&gs, five_minutes, at(9_999)), Lapsed(at(310)), "and after it");
+    assert_eq!(allocation_expiry(&gs, AllocationTtl::OFF, at(9_999)), NotApplicable, "TTL off");
+
+    let mut playing = step(&GameServerBuilder::new("gs").node("n1").players(2).build(), E::SdkAllocate, 10);
+    assert_eq!(allocation_expiry(&playing, five_minutes, at(309)), Pending(at(310)));
+    assert_eq!(allocation_expiry(&playing, five_minutes, at(400)), HeldByPlayers(at(310)), "players connected");
+    playing.status.as_mut().unwrap().players.as_mut().unwrap().count = 0;
+    assert_eq!(allocation_expiry(&playing, five_minutes, at(400)), Lapsed(at(310)), "the last player left");
+
+    let again = step(&gs, E::SdkAllocate, 200);
+    assert_eq!(allocation_expiry(&again, five_minutes, at(310)), Pending(at(500)), "re-allocated: extended");
+    assert_eq!(allocation_expiry(&again, five_minutes, at(500)), Lapsed(at(500)));
+}
+
+#[test]
+fn allocation_expiry_needs_an_allocated_server_with_a_stamp() {
+    let five_minutes = ttl("5m");
+    for state in [S::Ready, S::Reserved, S::Shutdown, S::Unhealthy, S::Scheduled] {
+        let mut gs = allocated_at(0);
+        gs.status.as_mut().unwrap().state = Some(state);
+        assert_eq!(allocation_expiry(&gs, five_minutes, at(9_999)), AllocationExpiry::NotApplicable, "{state:?}");
+    }
+    let unstamped = GameServerBuilder::new("gs").node("n1").state(S::Allocated).build();
+    assert_eq!(allocation_expiry(&unstamped, five_minutes, at(9_999)), AllocationExpiry::NotApplicable, "no stamp");
+    let badly_stamped = GameServerBuilder::new("gs")
+        .node("n1")
+        .state(S::Allocated)
+        .annotation(labels::LAST_ALLOCATED, "yesterday")
+        .build();
+    assert_eq!(
+        allocation_expiry(&badly_stamped, five_minutes, at(9_999)),
+        AllocationExpiry::NotApplicable,
+        "bad stamp"
+    );
+    // A TTL so long the deadline is past the last representable time never lapses (no panic).
+    let forever = AllocationTtl::after(jiff::SignedDuration::from_secs(i64::MAX / 4));
+    assert_eq!(allocation_expiry(&allocated_at(0), forever, at(9_999)), AllocationExpiry::NotApplicable);
+}
+
+#[test]
+fn the_annotation_wins_over_the_runtime_default() {
+    let runtime = ttl("10m");
+    let plain = allocated_at(0);
+    assert_eq!(effective_allocation_ttl(&plain, runtime), runtime);
+    let annotated = |value: &str| {
+        let mut gs = plain.clone();
+        gs.metadata.annotations.get_or_insert_default().insert(labels::ALLOCATION_TTL.into(), value.into());
+        gs
+    };
+    assert_eq!(effective_allocation_ttl(&annotated("90s"), runtime), ttl("90s"));
+    assert_eq!(effective_allocation_ttl(&annotated("off"), runtime), AllocationTtl::OFF, "opted out");
+    assert_eq!(effective_allocation_ttl(&annotated("0"), runtime), AllocationTtl::OFF);
+    assert_eq!(effective_allocation_ttl(&annotated("soon"), runtime), runtime, "unparseable: the default");
+    assert_eq!(effective_allocation_ttl(&annotated("90"), AllocationTtl::OFF), ttl("90s"));
+}
+
+#[test]
+fn reconcile_shuts_down_a_lapsed_allocation_and_wakes_at_the_deadline_otherwise() {
+    let gs = allocated_at(100);
+    let short = GameServerDefaults { allocation_ttl: ttl("60s") };
+
+    let early = reconcile(&gs, at(159), short);
+    assert_eq!((early.update, early.requeue_at, early.allocation_lapsed), (None, Some(at(160)), None));
+    assert_eq!(early.action, GameServerAction::Wait);
+
+    let lapsed = reconcile(&gs, at(160), short);
+    let shut = lapsed.update.expect("a lapsed allocation is written as Shutdown");
+    assert_eq!(shut.state(), Some(S::Shutdown));
+    assert_eq!((lapsed.allocation_lapsed, lapsed.requeue_at), (Some(at(160)), None));
+    assert_eq!(lapsed.action, GameServerAction::Wait, "written first; the next reconcile deletes it");
+    assert_eq!(reconcile(&shut, at(161), short).action, GameServerAction::Delete, "as after SDK Shutdown");
+
+    let quiet = reconcile(&gs, at(10_000), OFF);
+    assert_eq!((quiet.update, quiet.requeue_at, quiet.allocation_lapsed), (None, None, None), "TTL off");
+
+    let mut opted_out = gs.clone();
+    opted_out.metadata.annotations.get_or_insert_default().insert(labels::ALLOCATION_TTL.into(), "off".into());
+    assert_eq!(reconcile(&opted_out, at(10_000), short).update, None, "the annotation wins");
+
+    let playing = GameServerBuilder::new("gs").node("n1").players(1).build();
+    let playing = step(&playing, E::SdkAllocate, 100);
+    let held = reconcile(&playing, at(10_000), short);
+    assert_eq!((held.update, held.requeue_at), (None, None), "players keep it; their leaving re-runs this");
 }
 
 #[test]

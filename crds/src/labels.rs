@@ -20,5 +20,9 @@ pub const LAST_ALLOCATED: &str = "agones.dev/last-allocated";
 pub const SDK_PREFIX: &str = "agones.dev/sdk-";
 /// Annotation holding the hash of the template a GameServerSet was created from (Fleet rollouts).
 pub const TEMPLATE_HASH: &str = "stadion.dev/template-hash";
+/// Annotation on a GameServer (or on a Fleet's or GameServerSet's template) opting into the
+/// allocated-server TTL: `90s`, `5m`, `1h30m`, plain seconds, or `0`/`off`
+/// (see [`crate::allocation_ttl`]).
+pub const ALLOCATION_TTL: &str = "stadion.dev/allocation-ttl";
 /// Annotation carrying the GameServer's immutable SDK-visible container name.
 pub const CONTAINER: &str = "agones.dev/container";

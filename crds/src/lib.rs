@@ -11,6 +11,7 @@
 mod resource;
 
 pub mod allocation;
+pub mod allocation_ttl;
 pub mod common;
 pub mod crd;
 pub mod fleet;

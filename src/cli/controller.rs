@@ -8,6 +8,7 @@ use anyhow::Context;
 use stadion_controller::core::ports::PortRanges;
 use stadion_controller::kube::install::{DEFAULT_IMAGE, DEFAULT_NAMESPACE, SDK_SERVICE_ACCOUNT};
 use stadion_controller::kube::run::{ControllerConfig, run_with_default_client};
+use stadion_crds::allocation_ttl::AllocationTtl;
 use stadion_crds::gameserver::{DEFAULT_MAX_PORT, DEFAULT_MIN_PORT, DEFAULT_PORT_RANGE};
 
 /// Flags of `stadion controller`.
@@ -43,6 +44,11 @@ pub struct Args {
     /// Log as JSON lines instead of text.
     #[arg(long, env = "STADION_LOG_JSON")]
     pub log_json: bool,
+    /// Shut an Allocated server down once its last allocation is this old and no players are
+    /// connected (`90s`, `5m`, `1h30m`, seconds, or `off`). A server's
+    /// `stadion.dev/allocation-ttl` annotation wins over this.
+    #[arg(long, env = "STADION_ALLOCATION_TTL", value_name = "DURATION", default_value = "off")]
+    pub allocation_ttl: AllocationTtl,
 }
 
 /// Runs `stadion controller` until SIGTERM or Ctrl-C.
@@ -61,10 +67,29 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         identity,
         namespace: args.namespace,
         port_ranges,
+        allocation_ttl: args.allocation_ttl,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
     runtime.block_on(async move {
         run_with_default_client(config, super::shutdown_signal()).await?;
         Ok::<_, anyhow::Error>(ExitCode::SUCCESS)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Controller {
+        #[command(flatten)]
+        args: super::Args,
+    }
+
+    #[test]
+    fn allocation_ttl_flag_parses_durations_and_refuses_anything_else() {
+        let parse = |value: &str| Controller::try_parse_from(["controller", "--allocation-ttl", value]);
+        assert_eq!(parse("90").expect("seconds").args.allocation_ttl.to_string(), "1m30s");
+        assert_eq!(parse("soon").expect_err("refused").exit_code(), 2);
+    }
 }

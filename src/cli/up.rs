@@ -15,6 +15,7 @@ use stadion_controller::local::files::{Fingerprint, load};
 use stadion_controller::local::runtime::{ApplyReport, DEFAULT_ADDRESS, RuntimeConfig};
 use stadion_controller::local::supervisor::OutputSink;
 use stadion_controller::local::{LocalRuntime, Snapshot, admin};
+use stadion_crds::allocation_ttl::AllocationTtl;
 use stadion_matchmaker::{Matchmaker, MatchmakerConfig};
 
 /// Where the games' stdout/stderr go.
@@ -63,6 +64,11 @@ pub struct Args {
     /// Where the matchmaker's HTTP API listens (`/v1/tickets`, `/v1/allocations`).
     #[arg(long, env = "STADION_MATCHMAKER_ADDR", default_value = "127.0.0.1:9600")]
     pub matchmaker_addr: SocketAddr,
+    /// Shut an Allocated server down once its last allocation is this old and no players are
+    /// connected (`90s`, `5m`, `1h30m`, seconds, or `off`). A server's
+    /// `stadion.dev/allocation-ttl` annotation wins over this.
+    #[arg(long, env = "STADION_ALLOCATION_TTL", value_name = "DURATION", default_value = "off")]
+    pub allocation_ttl: AllocationTtl,
 }
 
 /// Runs `stadion up` until Ctrl-C or SIGTERM.
@@ -91,6 +97,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             grace: Duration::from_secs(args.grace_seconds),
             output,
             base_dir: std::env::current_dir().context("cannot read the current directory")?,
+            allocation_ttl: args.allocation_ttl,
             ..RuntimeConfig::default()
         };
         let runtime = LocalRuntime::start(config)?;
@@ -273,5 +280,28 @@ impl Progress {
             }
         }
         self.lines = current;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+    use stadion_crds::allocation_ttl::AllocationTtl;
+
+    #[derive(Debug, Parser)]
+    struct Up {
+        #[command(flatten)]
+        args: super::Args,
+    }
+
+    #[test]
+    fn allocation_ttl_defaults_to_off_and_a_bad_one_is_a_usage_error() {
+        let parse = |extra: &[&str]| Up::try_parse_from(["up", "examples/"].iter().chain(extra));
+        assert_eq!(parse(&[]).expect("parses").args.allocation_ttl, AllocationTtl::OFF);
+        let set = parse(&["--allocation-ttl", "1h30m"]).expect("parses").args.allocation_ttl;
+        assert_eq!(set.duration().map(|d| d.as_secs()), Some(5400));
+        let error = parse(&["--allocation-ttl", "soon"]).expect_err("refused");
+        assert_eq!((error.kind(), error.exit_code()), (clap::error::ErrorKind::ValueValidation, 2));
+        assert!(error.to_string().contains("\"soon\" is not a duration"), "{error}");
     }
 }

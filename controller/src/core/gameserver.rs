@@ -8,10 +8,14 @@
 //!                                                                  Allocated → Shutdown
 //! Error (pod could not be created) and Unhealthy (health, exit, eviction) are terminal.
 //! ```
+//!
+//! With the opt-in allocation TTL ([`allocation_expiry`]), an Allocated server nobody plays on
+//! goes to Shutdown once its last allocation is older than the TTL.
 
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::core::v1::NodeAddress;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use stadion_crds::allocation_ttl::AllocationTtl;
 use stadion_crds::gameserver::{GameServerSpec, GameServerStatus, GameServerStatusPort, PortPolicy, Protocol};
 use stadion_crds::{GameServer, GameServerState, labels};
 
@@ -222,26 +226,45 @@ pub enum GameServerAction {
 /// The result of [`reconcile`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct GameServerPlan {
-    /// The object to write first (defaults applied, RequestReady → Ready, Reserved expiry).
+    /// The object to write first (defaults applied, RequestReady → Ready, Reserved expiry,
+    /// Allocated → Shutdown when the allocation TTL lapsed).
     pub update: Option<GameServer>,
     /// What to do after writing it.
     pub action: GameServerAction,
-    /// Reconcile again at this time even if nothing changes (a reservation expires).
+    /// Reconcile again at this time even if nothing changes (a reservation expires, an
+    /// allocation TTL lapses).
     pub requeue_at: Option<Timestamp>,
+    /// Set when `update` shuts the server down because its allocation TTL lapsed: the deadline
+    /// that passed (runtimes log it and record an `AllocationExpired` Event).
+    pub allocation_lapsed: Option<Timestamp>,
+}
+
+/// Runtime-wide settings a GameServer reconcile applies unless the server's own annotations say
+/// otherwise (`stadion up --allocation-ttl`, `stadion controller --allocation-ttl`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GameServerDefaults {
+    /// TTL of servers without a [`labels::ALLOCATION_TTL`] annotation (default: off).
+    pub allocation_ttl: AllocationTtl,
 }
 
 /// Decides the next step for one GameServer as observed at `now`.
-pub fn reconcile(gs: &GameServer, now: Timestamp) -> GameServerPlan {
+pub fn reconcile(gs: &GameServer, now: Timestamp, defaults: GameServerDefaults) -> GameServerPlan {
     use GameServerState as S;
 
     if gs.metadata.deletion_timestamp.is_some() {
-        return GameServerPlan { update: None, action: GameServerAction::Teardown, requeue_at: None };
+        return GameServerPlan {
+            update: None,
+            action: GameServerAction::Teardown,
+            requeue_at: None,
+            allocation_lapsed: None,
+        };
     }
     let mut next = gs.clone();
     if next.state().is_none() {
         next.apply_defaults();
     }
     let mut requeue_at = None;
+    let mut allocation_lapsed = None;
     let action = match next.state() {
         Some(S::PortAllocation) => GameServerAction::AllocatePorts,
         Some(S::Creating) => GameServerAction::CreatePod,
@@ -264,14 +287,28 @@ pub fn reconcile(gs: &GameServer, now: Timestamp) -> GameServerPlan {
             }
             GameServerAction::Wait
         }
-        Some(S::Shutdown) => GameServerAction::Delete,
-        // Unhealthy and Error stay for inspection; the owning set deletes and replaces them.
-        Some(S::Starting | S::Scheduled | S::Ready | S::Allocated | S::Error | S::Unhealthy) | None => {
+        Some(S::Allocated) => {
+            let ttl = effective_allocation_ttl(&next, defaults.allocation_ttl);
+            match allocation_expiry(&next, ttl, now) {
+                AllocationExpiry::Pending(deadline) => requeue_at = Some(deadline),
+                AllocationExpiry::Lapsed(deadline) => {
+                    // The same transition as SDK Shutdown: the owning set replaces the server.
+                    if let Transition::Changed(shut) = apply_event(&next, &GameServerEvent::SdkShutdown, now) {
+                        next = *shut;
+                        allocation_lapsed = Some(deadline);
+                    }
+                }
+                // A change to the player count or the stamp re-runs this reconcile.
+                AllocationExpiry::HeldByPlayers(_) | AllocationExpiry::NotApplicable => {}
+            }
             GameServerAction::Wait
         }
+        Some(S::Shutdown) => GameServerAction::Delete,
+        // Unhealthy and Error stay for inspection; the owning set deletes and replaces them.
+        Some(S::Starting | S::Scheduled | S::Ready | S::Error | S::Unhealthy) | None => GameServerAction::Wait,
     };
     let update = (next != *gs).then_some(next);
-    GameServerPlan { update, action, requeue_at }
+    GameServerPlan { update, action, requeue_at, allocation_lapsed }
 }
 
 /// A copy without the `agones.dev/controller` finalizer: write it once the pod/process is gone.
@@ -333,16 +370,55 @@ pub fn stamp_last_allocated(gs: &mut GameServer, now: Timestamp) {
 }
 
 /// When an Allocated server's allocation lapses under an opt-in TTL: the time in
-/// `agones.dev/last-allocated` plus `ttl`. A runtime that enables the TTL shuts the server down (applies
-/// [`GameServerEvent::SdkShutdown`]) once `now` reaches it, so a match that never connected does
-/// not hold a server forever; a re-allocation restamps the annotation and so extends it. `None`
-/// for servers that are not Allocated or carry no parseable stamp.
+/// `agones.dev/last-allocated` plus `ttl`. A re-allocation (allocator or SDK Allocate)
+/// restamps the annotation and so extends it. `None` for servers that are not Allocated, carry
+/// no parseable stamp, or whose deadline would fall beyond the representable times.
 pub fn allocation_deadline(gs: &GameServer, ttl: SignedDuration) -> Option<Timestamp> {
     if gs.state() != Some(GameServerState::Allocated) {
         return None;
     }
     let stamp = gs.metadata.annotations.as_ref()?.get(labels::LAST_ALLOCATED)?;
-    stamp.parse::<Timestamp>().ok().map(|t| t + ttl)
+    stamp.parse::<Timestamp>().ok()?.checked_add(ttl).ok()
+}
+
+/// The allocation TTL that applies to `gs`: its [`labels::ALLOCATION_TTL`] annotation, else the
+/// runtime's `default`. An unparseable annotation (validation refuses one, so it was written
+/// behind its back, e.g. `kubectl annotate`) also falls back to `default`.
+pub fn effective_allocation_ttl(gs: &GameServer, default: AllocationTtl) -> AllocationTtl {
+    gs.allocation_ttl().and_then(Result::ok).unwrap_or(default)
+}
+
+/// Where a server stands under the allocation TTL rule, from [`allocation_expiry`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AllocationExpiry {
+    /// The rule does not apply: the TTL is off, the server is not Allocated, or it carries no
+    /// parseable `agones.dev/last-allocated` stamp (so there is no time to count from).
+    NotApplicable,
+    /// Lapses at this time unless it is re-allocated (or players connect) before then.
+    Pending(Timestamp),
+    /// Past this deadline, but players are connected: it stays Allocated while any are, and
+    /// lapses as soon as the last one leaves.
+    HeldByPlayers(Timestamp),
+    /// Past this deadline with no players connected: shut it down.
+    Lapsed(Timestamp),
+}
+
+/// The allocation TTL rule: an Allocated server lapses when `now` ≥ `last-allocated` + `ttl`
+/// and it has no connected players (`status.players.count` is 0, or player tracking is off). A
+/// game that outlives the TTL without player tracking keeps its server by calling SDK
+/// Allocate, which restamps `agones.dev/last-allocated`.
+pub fn allocation_expiry(gs: &GameServer, ttl: AllocationTtl, now: Timestamp) -> AllocationExpiry {
+    let Some(deadline) = ttl.duration().and_then(|ttl| allocation_deadline(gs, ttl)) else {
+        return AllocationExpiry::NotApplicable;
+    };
+    let players = gs.status.as_ref().and_then(|s| s.players.as_ref()).map_or(0, |p| p.count);
+    if now < deadline {
+        AllocationExpiry::Pending(deadline)
+    } else if players > 0 {
+        AllocationExpiry::HeldByPlayers(deadline)
+    } else {
+        AllocationExpiry::Lapsed(deadline)
+    }
 }
 
 pub(crate) fn set_state(gs: &mut GameServer, state: GameServerState) {

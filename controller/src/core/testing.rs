@@ -9,7 +9,7 @@ use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{Container, NodeAddress, PodSpec, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use stadion_crds::common::{CounterStatus, ListStatus};
-use stadion_crds::gameserver::{GameServerPort, GameServerSpec, GameServerStatus, PortPolicy, Protocol};
+use stadion_crds::gameserver::{GameServerPort, GameServerSpec, GameServerStatus, PlayerStatus, PortPolicy, Protocol};
 use stadion_crds::gameserverset::{GameServerSetSpec, GameServerSetStatus, GameServerTemplateSpec};
 use stadion_crds::{GameServer, GameServerSet, GameServerState, labels};
 
@@ -84,6 +84,19 @@ impl GameServerBuilder {
     /// Adds a label.
     pub fn label(mut self, key: &str, value: &str) -> Self {
         self.gs.metadata.labels.get_or_insert_default().insert(key.into(), value.into());
+        self
+    }
+
+    /// Adds an annotation.
+    pub fn annotation(mut self, key: &str, value: &str) -> Self {
+        self.gs.metadata.annotations.get_or_insert_default().insert(key.into(), value.into());
+        self
+    }
+
+    /// Tracks players: `count` connected (ids `p0`, `p1`, …) out of a capacity of 10.
+    pub fn players(mut self, count: i64) -> Self {
+        let ids = (0..count).map(|i| format!("p{i}")).collect();
+        self.status().players = Some(PlayerStatus { count, capacity: 10, ids });
         self
     }
 

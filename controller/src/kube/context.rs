@@ -16,6 +16,7 @@ use super::events::EventPublisher;
 use super::lease::Leadership;
 use super::metrics::Metrics;
 use super::pod::PodConfig;
+use crate::core::gameserver::GameServerDefaults;
 use crate::core::ports::PortAllocator;
 
 /// Shared state of the kube controllers.
@@ -44,6 +45,8 @@ pub struct Context {
     pub gameserversets: Store<GameServerSet>,
     /// What the Fleet controller remembers between reconciles.
     pub fleets: super::fleet::FleetState,
+    /// Runtime-wide GameServer settings (the allocation TTL of servers without an annotation).
+    pub gameserver_defaults: GameServerDefaults,
 }
 
 impl Context {

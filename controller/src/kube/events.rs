@@ -25,6 +25,9 @@ pub mod reason {
     pub const ALLOCATED: &str = "Allocated";
     /// GameServer: being shut down.
     pub const SHUTDOWN: &str = "Shutdown";
+    /// GameServer: its allocation TTL lapsed with no players connected, so it is shut down (a
+    /// Stadion extension; Agones has no TTL).
+    pub const ALLOCATION_EXPIRED: &str = "AllocationExpired";
     /// GameServer: its Pod failed or health checks were missed.
     pub const UNHEALTHY: &str = "Unhealthy";
     /// GameServer: its Pod could not be created.

@@ -268,7 +268,8 @@ impl Caches {
     }
 }
 
-/// A leader's context over `client` with empty caches and the default 7000–8000 port range.
+/// A leader's context over `client` with empty caches, the default 7000–8000 port range and no
+/// allocation TTL unless a server's annotation asks for one.
 pub fn context(client: Client) -> (std::sync::Arc<super::context::Context>, Caches) {
     let caches = Caches {
         nodes: Default::default(),
@@ -289,6 +290,7 @@ pub fn context(client: Client) -> (std::sync::Arc<super::context::Context>, Cach
         sets: Default::default(),
         gameserversets: caches.gameserversets.as_reader(),
         fleets: Default::default(),
+        gameserver_defaults: Default::default(),
     };
     (std::sync::Arc::new(ctx), caches)
 }

@@ -1,6 +1,7 @@
 //! The GameServer reconciler: asks [`core::gameserver`](crate::core::gameserver) what a server
 //! needs, then carries it out — host ports, its Pod, Scheduled/Unhealthy from what the Pod and
-//! its Node say, deletion once Shutdown, and the finalizer once the Pod is gone.
+//! its Node say, Shutdown when an allocation TTL lapses (requeued at its deadline), deletion
+//! once Shutdown, and the finalizer once the Pod is gone.
 //!
 //! GameServer has no status subresource: every write is a whole-object replace carrying the
 //! resourceVersion we read, so a concurrent SDK or allocator write makes ours fail (409) and we
@@ -54,10 +55,13 @@ async fn reconcile_inner(observed: &GameServer, ctx: &Context) -> Result<Action>
             return reject_invalid(observed, ctx, &errors.to_string()).await;
         }
     }
-    let plan = core_gs::reconcile(observed, now);
+    let plan = core_gs::reconcile(observed, now, ctx.gameserver_defaults);
     let mut gs = observed.clone();
     if let Some(update) = plan.update {
         gs = write(ctx, &gs, update).await?;
+        if let Some(deadline) = plan.allocation_lapsed {
+            allocation_expired(ctx, &gs, deadline).await;
+        }
     }
     let action = match plan.action {
         GameServerAction::AllocatePorts => allocate_ports(ctx, &gs, now).await?,
@@ -104,6 +108,16 @@ async fn write(ctx: &Context, current: &GameServer, next: GameServer) -> Result<
         }
     }
     Ok(written)
+}
+
+/// Reports a server the allocation TTL just shut down (already written as Shutdown).
+async fn allocation_expired(ctx: &Context, gs: &GameServer, deadline: Timestamp) {
+    let last_allocated = gs.metadata.annotations.as_ref().and_then(|a| a.get(stadion_crds::labels::LAST_ALLOCATED));
+    let last_allocated = last_allocated.map_or("", String::as_str);
+    info!(%deadline, last_allocated, "allocation TTL lapsed with no players connected: shutting the server down");
+    let note =
+        format!("allocation TTL lapsed at {deadline} (last allocated {last_allocated}) with no players connected");
+    ctx.events.normal(gs, reason::ALLOCATION_EXPIRED, note).await;
 }
 
 /// Applies an observed fact through the core state machine and writes the result, if any.

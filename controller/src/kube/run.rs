@@ -14,6 +14,7 @@ use kube::runtime::reflector::{self, Store};
 use kube::runtime::{Controller, WatchStreamExt, watcher};
 use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
+use stadion_crds::allocation_ttl::AllocationTtl;
 use stadion_crds::{Fleet, FleetAutoscaler, GameServer, GameServerSet, labels};
 use tokio::sync::watch;
 use tracing::{error, info, warn};
@@ -24,6 +25,7 @@ use super::lease::{LeaderElection, Leadership};
 use super::metrics::{self, Metrics, Readiness};
 use super::pod::PodConfig;
 use super::{Result, discovery, fleet, fleetautoscaler, gameserver, gameserverset};
+use crate::core::gameserver::GameServerDefaults;
 use crate::core::ports::{PortAllocator, PortRanges};
 
 /// Everything `stadion controller` can be told.
@@ -45,6 +47,8 @@ pub struct ControllerConfig {
     pub namespace: Option<String>,
     /// Host-port ranges (`default` is 7000–8000 unless overridden).
     pub port_ranges: PortRanges,
+    /// Allocation TTL of servers without a `stadion.dev/allocation-ttl` annotation (default off).
+    pub allocation_ttl: AllocationTtl,
 }
 
 fn scoped<K>(client: &Client, namespace: Option<&str>) -> Api<K>
@@ -187,6 +191,7 @@ pub async fn run(
         sets: Default::default(),
         gameserversets: set_controller.store(),
         fleets: Default::default(),
+        gameserver_defaults: GameServerDefaults { allocation_ttl: config.allocation_ttl },
     });
 
     let gameservers = gs_controller
@@ -286,6 +291,7 @@ mod tests {
             identity: "test".into(),
             namespace: None,
             port_ranges: PortRanges::default(),
+            allocation_ttl: AllocationTtl::OFF,
         };
         let error = run(client, config, future::pending()).await.unwrap_err();
         assert!(matches!(error, Error::CrdsMissing { ref missing } if missing.len() == 4), "{error}");

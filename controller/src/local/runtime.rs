@@ -27,6 +27,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use stadion_crds::allocation_ttl::AllocationTtl;
 use stadion_crds::manifest::Resource;
 use stadion_crds::{GameServer, labels};
 use stadion_sdk::server::SdkServerHandle;
@@ -68,6 +69,8 @@ pub struct RuntimeConfig {
     pub base_dir: PathBuf,
     /// Whether sidecars enforce `spec.health` (mark servers Unhealthy when pings stop).
     pub health_checks: bool,
+    /// Allocation TTL of servers without a `stadion.dev/allocation-ttl` annotation (default off).
+    pub allocation_ttl: AllocationTtl,
 }
 
 impl Default for RuntimeConfig {
@@ -82,6 +85,7 @@ impl Default for RuntimeConfig {
             output: OutputSink::stderr(),
             base_dir: PathBuf::from("."),
             health_checks: true,
+            allocation_ttl: AllocationTtl::OFF,
         }
     }
 }

@@ -17,13 +17,17 @@ use stadion_crds::{GameServer, GameServerState};
 /// The test game binary, built by Cargo for integration tests.
 pub const GAME: &str = env!("CARGO_BIN_EXE_stadion-test-game");
 
-/// A runtime with quiet output and a short grace period. Set `STADION_TEST_OUTPUT=1` to see
-/// the games' output.
-pub fn runtime() -> LocalRuntime {
+/// Settings of test runtimes: quiet output and a short grace period. Set
+/// `STADION_TEST_OUTPUT=1` to see the games' output.
+pub fn test_config() -> RuntimeConfig {
     let output =
         if std::env::var_os("STADION_TEST_OUTPUT").is_some() { OutputSink::stderr() } else { OutputSink::Discard };
-    let config = RuntimeConfig { grace: Duration::from_secs(2), output, ..RuntimeConfig::default() };
-    LocalRuntime::start(config).expect("runtime starts")
+    RuntimeConfig { grace: Duration::from_secs(2), output, ..RuntimeConfig::default() }
+}
+
+/// A runtime with the [`test_config`].
+pub fn runtime() -> LocalRuntime {
+    LocalRuntime::start(test_config()).expect("runtime starts")
 }
 
 /// The pod template and health settings every test server uses: the test game, health pings
@@ -117,7 +121,16 @@ where
     F: FnOnce(LocalRuntime) -> Fut,
     Fut: Future<Output = LocalRuntime>,
 {
-    let runtime = test(runtime()).await;
+    with_runtime_config(test_config(), test).await;
+}
+
+/// [`with_runtime`] over a runtime started with `config` (start from [`test_config`]).
+pub async fn with_runtime_config<F, Fut>(config: RuntimeConfig, test: F)
+where
+    F: FnOnce(LocalRuntime) -> Fut,
+    Fut: Future<Output = LocalRuntime>,
+{
+    let runtime = test(LocalRuntime::start(config).expect("runtime starts")).await;
     let store = runtime.store().clone();
     let pids: Vec<u32> = store
         .api::<GameServer>()

@@ -11,6 +11,7 @@ use super::{
     validate_qualified_name,
 };
 use crate::allocation::{CounterSelector, GameServerAllocation, GameServerSelector, ListSelector};
+use crate::allocation_ttl;
 use crate::common::MAX_LIST_CAPACITY;
 use crate::gameserver::GameServerState;
 
@@ -33,6 +34,8 @@ impl GameServerAllocation {
         if let Some(metadata) = &spec.metadata {
             check_labels("spec.metadata.labels", &metadata.labels, &mut errors);
             check_annotations("spec.metadata.annotations", &metadata.annotations, &mut errors);
+            // The patch lands on the allocated server, so it may set that server's TTL.
+            allocation_ttl::check_annotation("spec.metadata.annotations", Some(&metadata.annotations), &mut errors);
         }
         check_priorities("spec.priorities", &spec.priorities, &mut errors);
         for (name, action) in &spec.counters {

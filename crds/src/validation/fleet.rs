@@ -8,6 +8,7 @@ use super::{
     FieldErrors, IntOrPercent, LABELLED_NAME_MAX, check_annotations, check_labels, check_metadata,
     check_template_metadata, parse_int_or_percent,
 };
+use crate::allocation_ttl;
 use crate::common::{MetaPatch, Priority};
 use crate::fleet::{Fleet, FleetStrategyType};
 use crate::gameserverset::{GameServerSet, GameServerTemplateSpec};
@@ -92,6 +93,13 @@ fn check_overflow(overflow: Option<&MetaPatch>, errors: &mut FieldErrors) {
 
 fn check_template(template: &GameServerTemplateSpec, errors: &mut FieldErrors) {
     check_template_metadata("spec.template.metadata", &template.metadata, errors);
+    // Every server made from the template carries its annotations: refuse a bad TTL here
+    // rather than on each of them.
+    allocation_ttl::check_annotation(
+        "spec.template.metadata.annotations",
+        template.metadata.annotations.as_ref(),
+        errors,
+    );
     check_spec("spec.template.spec", &template.spec, false, errors);
 }
 

@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{FieldErrors, LABELLED_NAME_MAX, check_metadata, check_port_number};
+use crate::allocation_ttl;
 use crate::common::{CounterStatus, ListStatus, MAX_LIST_CAPACITY};
 use crate::gameserver::{GameServer, GameServerPort, GameServerSpec, GameServerState, PortPolicy, Protocol};
 
@@ -11,10 +12,12 @@ impl GameServer {
     /// Every problem with this GameServer, each with its field path. The name (or `generateName`)
     /// is also a label value on its pod, so it is limited to 63 characters. Once the controller
     /// has allocated host ports (state past PortAllocation), Dynamic and Passthrough ports carry
-    /// the ports it chose, so the "must not be set" rules for them no longer apply.
+    /// the ports it chose, so the "must not be set" rules for them no longer apply. A
+    /// `stadion.dev/allocation-ttl` annotation must parse.
     pub fn validate(&self) -> FieldErrors {
         let mut errors = FieldErrors::default();
         check_metadata("metadata", &self.metadata, true, LABELLED_NAME_MAX, &mut errors);
+        allocation_ttl::check_annotation("metadata.annotations", self.metadata.annotations.as_ref(), &mut errors);
         let ports_allocated = self.state().is_some_and(|s| s != GameServerState::PortAllocation);
         check_spec("spec", &self.spec, ports_allocated, &mut errors);
         errors

@@ -101,6 +101,12 @@ fn allocation_rules() {
             vec![("spec.metadata.labels[match]", "invalid label value")],
         ),
         case(
+            "metadata patch with an allocation TTL",
+            ALLOCATION,
+            vec![("/spec/metadata", j!({"annotations": {"stadion.dev/allocation-ttl": "5h5h"}}))],
+            vec![("spec.metadata.annotations[stadion.dev/allocation-ttl]", "is not a duration")],
+        ),
+        case(
             "priorities",
             ALLOCATION,
             vec![("/spec/priorities", j!([{"type": "List", "key": ""}]))],

@@ -32,6 +32,24 @@ fn fleet_and_gameserverset_rules() {
             vec![("spec.template.metadata.labels[app]", "invalid label value")],
         ),
         case(
+            "template allocation TTL is checked for fleets and sets",
+            FLEET,
+            vec![("/spec/template/metadata/annotations", j!({"stadion.dev/allocation-ttl": "5 minutes"}))],
+            vec![("spec.template.metadata.annotations[stadion.dev/allocation-ttl]", "is not a duration")],
+        ),
+        case(
+            "set template allocation TTL",
+            GAMESERVERSET,
+            vec![("/spec/template/metadata/annotations", j!({"stadion.dev/allocation-ttl": "-1"}))],
+            vec![("spec.template.metadata.annotations[stadion.dev/allocation-ttl]", "is not a duration")],
+        ),
+        case(
+            "valid template allocation TTL",
+            FLEET,
+            vec![("/spec/template/metadata/annotations", j!({"stadion.dev/allocation-ttl": "90"}))],
+            vec![],
+        ),
+        case(
             "rollingUpdate with Recreate",
             FLEET,
             vec![("/spec/strategy", j!({"type": "Recreate", "rollingUpdate": {"maxSurge": 1}}))],

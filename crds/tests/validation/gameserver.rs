@@ -217,6 +217,24 @@ fn gameserver_rules() {
             ],
         ),
         case(
+            "allocation TTL annotation that is not a duration",
+            GAMESERVER,
+            vec![("/metadata/annotations", j!({"stadion.dev/allocation-ttl": "soon"}))],
+            vec![("metadata.annotations[stadion.dev/allocation-ttl]", "\"soon\" is not a duration")],
+        ),
+        case(
+            "allocation TTL annotation as a duration, plain seconds or off",
+            GAMESERVER,
+            vec![("/metadata/annotations", j!({"stadion.dev/allocation-ttl": "1h30m", "other": "soon"}))],
+            vec![],
+        ),
+        case(
+            "allocation TTL off",
+            GAMESERVER,
+            vec![("/metadata/annotations", j!({"stadion.dev/allocation-ttl": "off"}))],
+            vec![],
+        ),
+        case(
             "allocated ports are allowed once past PortAllocation",
             GAMESERVER,
             vec![

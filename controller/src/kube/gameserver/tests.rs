@@ -344,3 +344,92 @@ async fn no_nodes_means_waiting_with_a_warning_not_failing() {
     assert_eq!(action, kube::runtime::controller::Action::requeue(std::time::Duration::from_secs(5)));
     script.await.unwrap();
 }
+
+/// An Allocated server with a running Pod on `node-1` in the cache, last allocated `ago` before
+/// now, with an allocation TTL annotation of `ttl` when given.
+fn allocated(
+    caches: &mut crate::kube::fixtures::Caches,
+    ago: jiff::SignedDuration,
+    ttl: Option<&str>,
+) -> stadion_crds::GameServer {
+    use stadion_crds::labels;
+    let mut gs = gameserver("gs-1");
+    set_state(&mut gs, GameServerState::Allocated);
+    let annotations = gs.metadata.annotations.get_or_insert_default();
+    annotations.insert(labels::LAST_ALLOCATED.into(), (jiff::Timestamp::now() - ago).to_string());
+    if let Some(ttl) = ttl {
+        annotations.insert(labels::ALLOCATION_TTL.into(), ttl.into());
+    }
+    let running = PodStatus { phase: Some("Running".into()), ..PodStatus::default() };
+    caches.pod(pod_of(&gs, Some("node-1"), Some(running)));
+    gs
+}
+
+/// `ctx` with a runtime-wide allocation TTL (`--allocation-ttl`).
+fn with_default_ttl(ctx: Arc<crate::kube::context::Context>, ttl: &str) -> Arc<crate::kube::context::Context> {
+    let mut ctx = Arc::into_inner(ctx).expect("the only handle");
+    ctx.gameserver_defaults.allocation_ttl = ttl.parse().expect("a valid TTL");
+    Arc::new(ctx)
+}
+
+/// Seconds of a requeue (`Action` only shows its delay through `Debug`: `Some(49.99s)`).
+fn requeue_seconds(action: &kube::runtime::controller::Action) -> Option<f64> {
+    let debug = format!("{action:?}");
+    let delay = debug.split_once("Some(")?.1.split_once(')')?.0;
+    match delay.strip_suffix("ms") {
+        Some(ms) => ms.parse::<f64>().ok().map(|ms| ms / 1000.0),
+        None => delay.strip_suffix('s')?.parse().ok(),
+    }
+}
+
+#[tokio::test]
+async fn lapsed_allocation_is_shut_down_with_an_allocation_expired_event() {
+    let (client, server) = ApiServer::start();
+    let (ctx, mut caches) = context(client);
+    let gs = allocated(&mut caches, jiff::SignedDuration::from_mins(2), Some("1m"));
+    let script = server.run(vec![
+        Expect::put(&format!("{GS_PATH}/gs-1"))
+            .check(|gs| {
+                assert_eq!(gs["metadata"]["resourceVersion"], "1", "write is guarded by the read version");
+                assert_eq!(gs["status"]["state"], "Shutdown");
+            })
+            .respond_echo(),
+        Expect::event("Shutdown"),
+        Expect::post(&crate::kube::fixtures::events_path("default"))
+            .check(|e| {
+                assert_eq!(e["reason"], "AllocationExpired");
+                assert_eq!(e["type"], "Normal");
+            })
+            .respond_echo(),
+    ]);
+    let action = reconcile(Arc::new(gs), ctx).await.unwrap();
+    // The write's watch event brings it back, Shutdown, to be deleted.
+    assert_eq!(action, kube::runtime::controller::Action::await_change());
+    script.await.unwrap().expect_quiet(std::time::Duration::from_millis(50)).await;
+}
+
+#[tokio::test]
+async fn allocation_not_yet_lapsed_is_left_alone_and_requeued_at_its_deadline() {
+    let (client, server) = ApiServer::start();
+    let (ctx, mut caches) = context(client);
+    // No annotation: the runtime-wide TTL applies.
+    let ctx = with_default_ttl(ctx, "1m");
+    let gs = allocated(&mut caches, jiff::SignedDuration::from_secs(10), None);
+    let script = server.run(vec![]);
+    let action = reconcile(Arc::new(gs), ctx).await.unwrap();
+    let seconds = requeue_seconds(&action).unwrap_or_else(|| panic!("not a requeue: {action:?}"));
+    assert!((49.0..=50.0).contains(&seconds), "requeued in {seconds}s, not at the deadline 50s away");
+    script.await.unwrap().expect_quiet(std::time::Duration::from_millis(50)).await;
+}
+
+#[tokio::test]
+async fn allocation_ttl_annotation_off_wins_over_the_runtime_default() {
+    let (client, server) = ApiServer::start();
+    let (ctx, mut caches) = context(client);
+    let ctx = with_default_ttl(ctx, "1m");
+    let gs = allocated(&mut caches, jiff::SignedDuration::from_hours(24), Some("off"));
+    let script = server.run(vec![]);
+    let action = reconcile(Arc::new(gs), ctx).await.unwrap();
+    assert_eq!(action, kube::runtime::controller::Action::await_change());
+    script.await.unwrap().expect_quiet(std::time::Duration::from_millis(50)).await;
+}

@@ -1,5 +1,6 @@
 //! The GameServer controller of the local runtime: carries out the core's GameServer plans with
-//! host ports, an in-process SDK sidecar and a child process per server.
+//! host ports, an in-process SDK sidecar and a child process per server. Timed plans (a
+//! reservation or an allocation TTL running out) come back at their deadline through the queue.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -7,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::NodeAddress;
-use stadion_crds::{GameServer, GameServerState};
+use stadion_crds::{GameServer, GameServerState, labels};
 use stadion_sdk::server::{ServeOptions, bind, serve};
 use tokio::sync::{mpsc, watch};
 
@@ -15,7 +16,8 @@ use super::queue::{WorkQueue, split_key};
 use super::{Shared, SidecarHandle};
 use crate::core::env::{AGONES_SDK_GRPC_PORT, AGONES_SDK_HTTP_PORT, NetworkMode, game_process_env};
 use crate::core::gameserver::{
-    GameServerAction, GameServerEvent, Transition, apply_event, gameserver_key, reconcile, without_finalizer,
+    GameServerAction, GameServerDefaults, GameServerEvent, Transition, apply_event, gameserver_key, reconcile,
+    without_finalizer,
 };
 use crate::local::error::{Error, Result};
 use crate::local::sdk_backend::StoreBackend;
@@ -139,10 +141,16 @@ async fn reconcile_one(shared: &Arc<Shared>, key: &str, queue: &mut WorkQueue) {
         teardown(shared.clone(), key.to_owned(), None);
         return;
     };
-    let plan = reconcile(&gs, jiff::Timestamp::now());
+    let defaults = GameServerDefaults { allocation_ttl: shared.config.allocation_ttl };
+    let plan = reconcile(&gs, jiff::Timestamp::now(), defaults);
     let gs = match plan.update {
         Some(update) => match api.update(update) {
-            Ok(written) => written,
+            Ok(written) => {
+                if let Some(deadline) = plan.allocation_lapsed {
+                    log_lapse(key, &written, deadline);
+                }
+                written
+            }
             // Someone wrote first; their event re-queues the key with the fresh object.
             Err(error) if error.is_conflict() || error.is_not_found() => return,
             Err(error) => {
@@ -180,6 +188,18 @@ async fn reconcile_one(shared: &Arc<Shared>, key: &str, queue: &mut WorkQueue) {
         },
         GameServerAction::Teardown => teardown(shared.clone(), key.to_owned(), Some(gs)),
     }
+}
+
+/// Reports a server the allocation TTL just shut down. A warning: `stadion up` shows only
+/// those, and a match that never came is worth seeing there.
+fn log_lapse(key: &str, gs: &GameServer, deadline: jiff::Timestamp) {
+    let last_allocated = gs.metadata.annotations.as_ref().and_then(|a| a.get(labels::LAST_ALLOCATED));
+    tracing::warn!(
+        gameserver = %key,
+        %deadline,
+        last_allocated = last_allocated.map_or("", String::as_str),
+        "allocation TTL lapsed with no players connected: shutting the server down"
+    );
 }
 
 /// Starts the sidecar and then the game process (which needs the sidecar's ports), and records

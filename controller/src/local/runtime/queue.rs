@@ -3,14 +3,22 @@
 //! servers starting) into a handful of reconciles.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeSet, BinaryHeap};
+use std::collections::{BTreeSet, BinaryHeap, HashMap};
 use std::time::{Duration, Instant};
+
+/// Two timers of one key closer than this are one wake-up: a wall-clock deadline converted to
+/// an `Instant` at different moments differs by a few microseconds.
+const TIMER_SLACK: Duration = Duration::from_millis(10);
 
 /// Keys due now plus timed keys.
 #[derive(Debug, Default)]
 pub(crate) struct WorkQueue {
     dirty: BTreeSet<String>,
     timers: BinaryHeap<Reverse<(Instant, String)>>,
+    /// Pending timer times per key. Every reconcile of an Allocated or Reserved server asks for
+    /// a wake-up at the same deadline; keeping it once stops a chatty server (labels, players)
+    /// from growing the heap until the deadline.
+    timed: HashMap<String, Vec<Instant>>,
 }
 
 impl WorkQueue {
@@ -26,7 +34,14 @@ impl WorkQueue {
 
     /// Queues `key` for `at` (or the next round, if that has passed).
     pub(crate) fn add_at(&mut self, key: impl Into<String>, at: Instant) {
-        self.timers.push(Reverse((at, key.into())));
+        let key = key.into();
+        let pending = self.timed.entry(key.clone()).or_default();
+        let near = |t: &Instant| t.max(&at).saturating_duration_since(*t.min(&at)) <= TIMER_SLACK;
+        if pending.iter().any(near) {
+            return;
+        }
+        pending.push(at);
+        self.timers.push(Reverse((at, key)));
     }
 
     /// Queues `key` after `delay`.
@@ -48,7 +63,13 @@ impl WorkQueue {
             if *at > now {
                 break;
             }
-            if let Some(Reverse((_, key))) = self.timers.pop() {
+            if let Some(Reverse((at, key))) = self.timers.pop() {
+                if let Some(pending) = self.timed.get_mut(&key) {
+                    pending.retain(|t| *t != at);
+                    if pending.is_empty() {
+                        self.timed.remove(&key);
+                    }
+                }
                 self.dirty.insert(key);
             }
         }
@@ -149,5 +170,26 @@ mod tests {
         assert!(queue.take_due().is_empty());
         assert!(queue.next_deadline().is_some_and(|d| d > Instant::now()));
         assert_eq!(split_key("ns/x"), ("ns", "x"));
+    }
+
+    #[test]
+    fn the_same_wake_up_asked_for_again_is_kept_once() {
+        let mut queue = WorkQueue::default();
+        let at = Instant::now() + Duration::from_secs(60);
+        for _ in 0..1000 {
+            queue.add_at("default/gs", at);
+        }
+        queue.add_at("default/gs", at + Duration::from_millis(1));
+        queue.add_at("default/other", at);
+        queue.add_at("default/gs", at + Duration::from_secs(1));
+        assert_eq!(queue.timers.len(), 3, "one per key and deadline");
+
+        let mut queue = WorkQueue::default();
+        let past = Instant::now() - Duration::from_millis(1);
+        queue.add_at("default/gs", past);
+        assert_eq!(queue.take_due(), ["default/gs"]);
+        assert!(queue.timed.is_empty(), "fired timers are forgotten");
+        queue.add_at("default/gs", past);
+        assert_eq!(queue.take_due(), ["default/gs"], "and can be asked for again");
     }
 }
