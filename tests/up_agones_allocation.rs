@@ -5,72 +5,18 @@
 
 mod support;
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
 use serde_json::Value;
 use stadion_sdk::allocation as pb;
 use stadion_sdk::allocation::allocation_service_client::AllocationServiceClient;
-use support::{Guarded, Scratch, copy_example, eventually, free_port, get_json};
+use support::{Scratch, Up, eventually, up_with_matchmaker};
 
 const SETTLE: Duration = Duration::from_secs(60);
 const FLEET: &str = "simple-game-server";
 
-struct Up {
-    http: reqwest::Client,
-    admin: String,
-    api: String,
-    process: Guarded,
-}
-
-fn start(scratch: &Scratch) -> Up {
-    let fleet = copy_example(scratch, "fleet.yaml", |text| {
-        text.replace("replicas: 3", "replicas: 2")
-            .replace("initialDelaySeconds: 5", "initialDelaySeconds: 1")
-            .replace("periodSeconds: 5", "periodSeconds: 1")
-            .replace(
-                r#"args: ["--automatic-shutdown-delay-after-allocation", "600"]"#,
-                r#"args: ["--health-interval-ms", "250"]"#,
-            )
-    });
-    // The queue config is what makes `up` run the matchmaker (and with it the allocation API).
-    let queues = copy_example(scratch, "matchmaker.yaml", |text| text);
-    let (admin, api) =
-        (SocketAddr::from(([127, 0, 0, 1], free_port())), SocketAddr::from(([127, 0, 0, 1], free_port())));
-    let args = [
-        "up".to_owned(),
-        "--admin-addr".to_owned(),
-        admin.to_string(),
-        "--matchmaker-addr".to_owned(),
-        api.to_string(),
-        "--port-range".to_owned(),
-        "21500-21599".to_owned(),
-        "--grace-seconds".to_owned(),
-        "3".to_owned(),
-        fleet.display().to_string(),
-        queues.display().to_string(),
-    ];
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    Up {
-        http: reqwest::Client::new(),
-        admin: format!("http://{admin}"),
-        api: format!("http://{api}"),
-        process: Guarded::stadion(scratch, "stadion-up", &args, &[]),
-    }
-}
-
 impl Up {
-    async fn fleet_count(&self, field: &str) -> Option<i64> {
-        let fleets = get_json(&self.http, &format!("{}/api/fleets", self.admin)).await?;
-        fleets.as_array()?.iter().find(|f| f["name"] == FLEET).and_then(|f| f[field].as_i64())
-    }
-
-    async fn gameserver(&self, name: &str) -> Option<Value> {
-        let all = get_json(&self.http, &format!("{}/api/gameservers", self.admin)).await?;
-        all.as_array()?.iter().find(|gs| gs["name"] == name).cloned()
-    }
-
     /// Waits until the admin API shows `name` Allocated with `label` = `value`.
     async fn allocated_with_label(&self, name: &str, label: &str, value: &str) -> Value {
         eventually(SETTLE, &format!("{name} Allocated with {label}={value}"), || async {
@@ -104,8 +50,9 @@ fn selector(fleet: &str) -> pb::GameServerSelector {
 #[tokio::test(flavor = "multi_thread")]
 async fn agones_clients_allocate_over_grpc_and_rest() {
     let scratch = Scratch::new("up-agones-allocation");
-    let mut up = start(&scratch);
-    eventually(SETTLE, "2 Ready servers", || async { (up.fleet_count("ready").await == Some(2)).then_some(()) }).await;
+    let mut up = up_with_matchmaker(&scratch, 2, "21500-21599");
+    eventually(SETTLE, "2 Ready servers", || async { (up.fleet_field(FLEET, "ready").await == Some(2)).then_some(()) })
+        .await;
 
     // gRPC, with the client generated from Agones' proto, on the matchmaker's port.
     let mut client = AllocationServiceClient::connect(up.api.clone()).await.expect("gRPC connects");
@@ -145,7 +92,7 @@ async fn agones_clients_allocate_over_grpc_and_rest() {
     assert!(body["ports"][0]["port"].as_i64().is_some(), "{body}");
     up.allocated_with_label(&name, "session", "rest-1").await;
     eventually(SETTLE, "2 Allocated in the fleet", || async {
-        (up.fleet_count("allocated").await == Some(2)).then_some(())
+        (up.fleet_field(FLEET, "allocated").await == Some(2)).then_some(())
     })
     .await;
 

@@ -6,69 +6,15 @@
 mod support;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
 use serde_json::{Value, json};
-use support::{Guarded, Scratch, copy_example, eventually, free_port, get_json, udp_request};
+use support::{Scratch, Up, eventually, get_json, udp_request, up_with_matchmaker};
 
 const SETTLE: Duration = Duration::from_secs(60);
 
-struct Up {
-    http: reqwest::Client,
-    admin: String,
-    api: String,
-    process: Guarded,
-}
-
-fn start(scratch: &Scratch, replicas: u32) -> Up {
-    let fleet = copy_example(scratch, "fleet.yaml", |text| {
-        text.replace("replicas: 3", &format!("replicas: {replicas}"))
-            .replace("initialDelaySeconds: 5", "initialDelaySeconds: 1")
-            .replace("periodSeconds: 5", "periodSeconds: 1")
-            .replace(
-                r#"args: ["--automatic-shutdown-delay-after-allocation", "600"]"#,
-                r#"args: ["--health-interval-ms", "250"]"#,
-            )
-    });
-    let queues = copy_example(scratch, "matchmaker.yaml", |text| text);
-    let (admin, api) =
-        (SocketAddr::from(([127, 0, 0, 1], free_port())), SocketAddr::from(([127, 0, 0, 1], free_port())));
-    let paths: [PathBuf; 2] = [fleet, queues];
-    let mut args = vec![
-        "up".to_owned(),
-        "--admin-addr".to_owned(),
-        admin.to_string(),
-        "--matchmaker-addr".to_owned(),
-        api.to_string(),
-        "--port-range".to_owned(),
-        "21300-21399".to_owned(),
-        "--grace-seconds".to_owned(),
-        "3".to_owned(),
-    ];
-    args.extend(paths.iter().map(|p| p.display().to_string()));
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    Up {
-        http: reqwest::Client::new(),
-        admin: format!("http://{admin}"),
-        api: format!("http://{api}"),
-        process: Guarded::stadion(scratch, "stadion-up", &args, &[]),
-    }
-}
-
 impl Up {
-    async fn ready(&self, fleet: &str) -> Option<i64> {
-        let fleets = get_json(&self.http, &format!("{}/api/fleets", self.admin)).await?;
-        fleets.as_array()?.iter().find(|f| f["name"] == fleet).and_then(|f| f["ready"].as_i64())
-    }
-
-    async fn state_of(&self, name: &str) -> Option<String> {
-        let all = get_json(&self.http, &format!("{}/api/gameservers", self.admin)).await?;
-        let gs = all.as_array()?.iter().find(|gs| gs["name"] == name)?.clone();
-        gs["state"].as_str().map(str::to_owned)
-    }
-
     async fn submit(&self, ticket: Value) -> String {
         let response =
             self.http.post(format!("{}/v1/tickets", self.api)).json(&ticket).send().await.expect("POST /v1/tickets");
@@ -111,9 +57,11 @@ fn described(server: SocketAddr) -> Value {
 #[tokio::test(flavor = "multi_thread")]
 async fn tickets_are_assigned_one_server_that_answers_and_carries_the_match() {
     let scratch = Scratch::new("up-matchmaker");
-    let mut up = start(&scratch, 2);
-    eventually(SETTLE, "2 Ready servers", || async { (up.ready("simple-game-server").await == Some(2)).then_some(()) })
-        .await;
+    let mut up = up_with_matchmaker(&scratch, 2, "21300-21399");
+    eventually(SETTLE, "2 Ready servers", || async {
+        (up.fleet_field("simple-game-server", "ready").await == Some(2)).then_some(())
+    })
+    .await;
 
     // 1v1: two players close in skill.
     let alice = up.submit(json!({"queue": "duel", "players": [player("alice", 1500.0)]})).await;
@@ -164,7 +112,8 @@ async fn tickets_are_assigned_one_server_that_answers_and_carries_the_match() {
     // The duel ends: EXIT, and the fleet brings a fresh Ready server back.
     assert_eq!(udp_request(server, "EXIT"), "ACK EXIT\n");
     eventually(SETTLE, "a replacement Ready", || async {
-        (up.state_of(&name).await.is_none() && up.ready("simple-game-server").await == Some(1)).then_some(())
+        (up.state_of(&name).await.is_none() && up.fleet_field("simple-game-server", "ready").await == Some(1))
+            .then_some(())
     })
     .await;
 

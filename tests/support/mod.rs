@@ -242,3 +242,72 @@ pub fn copy_example(scratch: &Scratch, name: &str, edit: impl FnOnce(String) -> 
     let file = Path::new(name).file_name().and_then(|f| f.to_str()).unwrap_or(name).to_owned();
     scratch.write(&file, &edit(text))
 }
+
+/// A running `stadion up` with the matchmaker: its admin API and matchmaker base URLs.
+pub struct Up {
+    /// Client for both APIs.
+    pub http: reqwest::Client,
+    /// Admin API base URL (`/api/fleets`, `/api/gameservers`).
+    pub admin: String,
+    /// Matchmaker base URL (tickets, allocations, Agones' allocation API).
+    pub api: String,
+    /// The guarded `stadion up` process.
+    pub process: Guarded,
+}
+
+/// Starts `stadion up` on copies of `examples/fleet.yaml` (with `replicas` servers, 1 s health
+/// pings and no self-shutdown after allocation) and `examples/matchmaker.yaml`, whose queues
+/// make it run the matchmaker, handing out host ports from `port_range`.
+pub fn up_with_matchmaker(scratch: &Scratch, replicas: u32, port_range: &str) -> Up {
+    let fleet = copy_example(scratch, "fleet.yaml", |text| {
+        text.replace("replicas: 3", &format!("replicas: {replicas}"))
+            .replace("initialDelaySeconds: 5", "initialDelaySeconds: 1")
+            .replace("periodSeconds: 5", "periodSeconds: 1")
+            .replace(
+                r#"args: ["--automatic-shutdown-delay-after-allocation", "600"]"#,
+                r#"args: ["--health-interval-ms", "250"]"#,
+            )
+    });
+    let queues = copy_example(scratch, "matchmaker.yaml", |text| text);
+    let (admin, api) =
+        (SocketAddr::from(([127, 0, 0, 1], free_port())), SocketAddr::from(([127, 0, 0, 1], free_port())));
+    let args = [
+        "up".to_owned(),
+        "--admin-addr".to_owned(),
+        admin.to_string(),
+        "--matchmaker-addr".to_owned(),
+        api.to_string(),
+        "--port-range".to_owned(),
+        port_range.to_owned(),
+        "--grace-seconds".to_owned(),
+        "3".to_owned(),
+        fleet.display().to_string(),
+        queues.display().to_string(),
+    ];
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    Up {
+        http: reqwest::Client::new(),
+        admin: format!("http://{admin}"),
+        api: format!("http://{api}"),
+        process: Guarded::stadion(scratch, "stadion-up", &args, &[]),
+    }
+}
+
+impl Up {
+    /// A numeric field (`ready`, `allocated`, …) of fleet `fleet` in the admin API.
+    pub async fn fleet_field(&self, fleet: &str, field: &str) -> Option<i64> {
+        let fleets = get_json(&self.http, &format!("{}/api/fleets", self.admin)).await?;
+        fleets.as_array()?.iter().find(|f| f["name"] == fleet).and_then(|f| f[field].as_i64())
+    }
+
+    /// Server `name` as the admin API lists it.
+    pub async fn gameserver(&self, name: &str) -> Option<serde_json::Value> {
+        let all = get_json(&self.http, &format!("{}/api/gameservers", self.admin)).await?;
+        all.as_array()?.iter().find(|gs| gs["name"] == name).cloned()
+    }
+
+    /// The state of server `name`, if it exists.
+    pub async fn state_of(&self, name: &str) -> Option<String> {
+        self.gameserver(name).await.and_then(|gs| gs["state"].as_str().map(str::to_owned))
+    }
+}
