@@ -173,6 +173,13 @@ async fn fleet_counts(fleets: &Api<Fleet>) -> Option<(i32, i32, i32)> {
     Some((status.replicas, status.ready_replicas, status.allocated_replicas))
 }
 
+/// The `Valid` condition of fleet `name`: (status, reason).
+async fn valid_condition(fleets: &Api<Fleet>, name: &str) -> Option<(String, String)> {
+    let valid = fleets.get(name).await.ok()?.status?.conditions.into_iter().find(|c| c.type_ == "Valid")?;
+    let status = serde_json::to_value(valid.status).ok()?.as_str()?.to_owned();
+    Some((status, valid.reason))
+}
+
 #[tokio::test]
 #[ignore = "needs cluster"]
 async fn fleet_lifecycle_on_a_real_api_server() {
@@ -206,6 +213,12 @@ async fn fleet_lifecycle_on_a_real_api_server() {
     let fleets: Api<Fleet> = Api::namespaced(client.clone(), &namespace);
     let gameservers: Api<GameServer> = Api::namespaced(client.clone(), &namespace);
     fleets.create(&PostParams::default(), &test_fleet(&namespace, &node)).await.expect("create fleet");
+    // A fleet the schema accepts but validation does not (a Dynamic port with a host port): no
+    // webhook stops it, so the controller reports it in its status and creates nothing for it.
+    let mut invalid = test_fleet(&namespace, &node);
+    invalid.metadata.name = Some("invalid".into());
+    invalid.spec.template.spec.ports[0].host_port = Some(7000);
+    fleets.create(&PostParams::default(), &invalid).await.expect("create invalid fleet");
 
     // Three servers come up, are scheduled on our node with its external address, and go Ready
     // through the SDK.
@@ -229,6 +242,20 @@ async fn fleet_lifecycle_on_a_real_api_server() {
     }
     eventually("fleet status 3 ready", || async { (fleet_counts(&fleets).await == Some((3, 3, 0))).then_some(()) })
         .await;
+    assert_eq!(valid_condition(&fleets, "simple").await, Some(("True".to_owned(), "Validated".to_owned())));
+    let (status, message) = eventually("the invalid fleet's Valid=False condition", || async {
+        let valid = fleets.get("invalid").await.ok()?.status?.conditions.into_iter().find(|c| c.type_ == "Valid")?;
+        Some((serde_json::to_value(valid.status).ok()?, valid.message))
+    })
+    .await;
+    assert_eq!(status, "False");
+    assert!(message.contains("spec.template.spec.ports[0].hostPort"), "{message}");
+    let sets_of_invalid = Api::<GameServerSet>::namespaced(client.clone(), &namespace)
+        .list(&ListParams::default().labels("agones.dev/fleet=invalid"))
+        .await
+        .expect("list sets");
+    assert!(sets_of_invalid.items.is_empty(), "an invalid fleet gets no GameServerSet");
+    fleets.delete("invalid", &DeleteParams::default()).await.expect("delete invalid fleet");
 
     // Allocate one through the kube allocator.
     let (allocator, driver) = KubeAllocator::watching(client.clone(), Some(&namespace));
