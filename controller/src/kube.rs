@@ -6,6 +6,7 @@
 //! cluster; [`discovery`] refuses to start when its CRDs are missing.
 
 pub mod allocator;
+pub mod connect;
 pub mod context;
 pub mod discovery;
 pub mod events;

@@ -183,7 +183,7 @@ async fn valid_condition(fleets: &Api<Fleet>, name: &str) -> Option<(String, Str
 #[tokio::test]
 #[ignore = "needs cluster"]
 async fn fleet_lifecycle_on_a_real_api_server() {
-    let client = Client::try_default().await.expect("KUBECONFIG points at a cluster");
+    let client = stadion_controller::kube::connect::client(None).await.expect("KUBECONFIG points at a cluster");
     let suffix = format!("{:x}", rand::random::<u32>());
     let namespace = format!("stadion-test-{suffix}");
     let node = format!("stadion-test-node-{suffix}");

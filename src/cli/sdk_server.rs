@@ -56,6 +56,23 @@ pub struct Args {
     /// In a cluster: address of the `/healthz` and `/gshealthz` probe endpoints.
     #[arg(long, env = "STADION_SDK_HEALTH_ADDR", default_value = "0.0.0.0:8080")]
     pub health_addr: SocketAddr,
+    /// In a cluster: a kubeconfig file to use instead of the Pod's service account (Agones'
+    /// `--kubeconfig`; `KUBECONFIG` is honoured too when no flag is given).
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// In a cluster: on SIGTERM keep serving until the GameServer is Shutdown (Agones'
+    /// `--graceful-termination`, default true; `--graceful-termination=false` stops at once).
+    #[arg(
+        long,
+        env = "STADION_SDK_GRACEFUL_TERMINATION",
+        value_name = "BOOL",
+        default_value_t = true,
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        action = clap::ArgAction::Set
+    )]
+    pub graceful_termination: bool,
 }
 
 /// Runs `stadion sdk-server` until SIGTERM or Ctrl-C.
@@ -141,6 +158,8 @@ fn serve_in_cluster(args: Args) -> anyhow::Result<ExitCode> {
         grpc: SocketAddr::new(args.address, args.grpc_port),
         http: SocketAddr::new(args.address, args.http_port),
         health: args.health_addr,
+        kubeconfig: args.kubeconfig,
+        graceful_termination: args.graceful_termination,
     };
     small_runtime()?.block_on(async move {
         serve(config, super::shutdown_signal()).await?;
@@ -155,4 +174,33 @@ fn small_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct SdkServer {
+        #[command(flatten)]
+        args: super::Args,
+    }
+
+    fn parse(extra: &[&str]) -> Result<super::Args, clap::Error> {
+        let base = ["sdk-server", "--gameserver-name", "gs-1"];
+        SdkServer::try_parse_from(base.iter().chain(extra)).map(|p| p.args)
+    }
+
+    #[test]
+    fn agones_sidecar_flags_kubeconfig_and_graceful_termination_are_accepted() {
+        let defaults = parse(&[]).expect("defaults");
+        assert!(defaults.graceful_termination, "on by default, as in Agones");
+        assert_eq!(defaults.kubeconfig, None);
+        assert!(parse(&["--graceful-termination"]).expect("bare flag").graceful_termination);
+        assert!(!parse(&["--graceful-termination=false"]).expect("=false").graceful_termination);
+        assert!(parse(&["--graceful-termination=true"]).expect("=true").graceful_termination);
+        let with = parse(&["--kubeconfig", "/etc/kube/config"]).expect("kubeconfig");
+        assert_eq!(with.kubeconfig.as_deref(), Some(std::path::Path::new("/etc/kube/config")));
+        assert_eq!(parse(&["--graceful-termination=maybe"]).expect_err("not a bool").exit_code(), 2);
+    }
 }

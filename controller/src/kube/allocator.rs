@@ -79,7 +79,7 @@ impl KubeAllocator {
     pub async fn from_environment(
         namespace: Option<&str>,
     ) -> Result<(Self, impl Future<Output = ()> + Send + 'static), super::Error> {
-        let client = Client::try_default().await.map_err(|e| super::Error::Connect(e.to_string()))?;
+        let client = super::connect::client(None).await?;
         Ok(Self::watching(client, namespace))
     }
 

@@ -111,7 +111,7 @@ pub async fn run_with_default_client(
     config: ControllerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
-    let client = Client::try_default().await.map_err(|e| super::Error::Connect(e.to_string()))?;
+    let client = super::connect::client(None).await?;
     run(client, config, shutdown).await
 }
 

@@ -6,7 +6,6 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use kube::Client;
 use stadion_sdk::server::{self, ServeOptions};
 use tracing::info;
 
@@ -26,12 +25,17 @@ pub struct SidecarConfig {
     pub http: SocketAddr,
     /// Probe listen address (all interfaces: the kubelet probes the Pod IP).
     pub health: SocketAddr,
+    /// A kubeconfig file to reach the API server with (none: in-cluster config or `KUBECONFIG`).
+    pub kubeconfig: Option<std::path::PathBuf>,
+    /// On termination keep serving until the GameServer is Shutdown (Agones'
+    /// `--graceful-termination`, on by default); off: stop at once, after writing queued changes.
+    pub graceful_termination: bool,
 }
 
 /// Serves until `terminate` resolves and then the GameServer is Shutdown (or deleted), then
 /// writes any queued SDK changes and stops.
 pub async fn serve(config: SidecarConfig, terminate: impl Future<Output = ()>) -> Result<()> {
-    let client = Client::try_default().await.map_err(|e| Error::Connect(e.to_string()))?;
+    let client = crate::kube::connect::client(config.kubeconfig.as_deref()).await?;
     let backend = KubeBackend::connect(client, &config.namespace, &config.gameserver).await?;
     let listeners = server::bind(config.grpc, config.http).await.map_err(|e| Error::Sidecar(e.to_string()))?;
     let handle = server::serve(Arc::new(backend.clone()), listeners, ServeOptions::default())
@@ -51,8 +55,12 @@ pub async fn serve(config: SidecarConfig, terminate: impl Future<Output = ()>) -
         "SDK sidecar serving"
     );
     terminate.await;
-    info!("termination requested; serving until the GameServer is Shutdown");
-    backend.wait_for_shutdown().await;
+    if config.graceful_termination {
+        info!("termination requested; serving until the GameServer is Shutdown");
+        backend.wait_for_shutdown().await;
+    } else {
+        info!("termination requested; stopping (graceful termination is off)");
+    }
     backend.flush().await;
     handle.shutdown().await;
     let _ = stop_probes.send(());
