@@ -74,10 +74,41 @@ impl EventPublisher {
     }
 
     async fn publish<K: Resource<DynamicType = ()>>(&self, object: &K, type_: EventType, reason: &str, note: String) {
-        let event =
-            Event { type_, reason: reason.to_owned(), note: Some(note), action: reason.to_owned(), secondary: None };
+        let note = Some(fit_note(note));
+        let event = Event { type_, reason: reason.to_owned(), note, action: reason.to_owned(), secondary: None };
         if let Err(error) = self.recorder.publish(&event, &object.object_ref(&())).await {
             warn!(%error, reason, "could not record an event");
         }
+    }
+}
+
+/// The API server refuses an Event whose note is over 1 KiB (events.k8s.io/v1), and a long list
+/// of validation problems can be; such a note is cut at a character boundary and says so.
+fn fit_note(note: String) -> String {
+    const MAX: usize = 1024;
+    const MORE: &str = " …(truncated)";
+    if note.len() <= MAX {
+        return note;
+    }
+    let mut end = MAX - MORE.len();
+    while !note.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{MORE}", &note[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fit_note;
+
+    #[test]
+    fn notes_fit_the_api_servers_limit() {
+        assert_eq!(fit_note("short".into()), "short");
+        let exact = "x".repeat(1024);
+        assert_eq!(fit_note(exact.clone()), exact);
+        let long = "é".repeat(700); // 1400 bytes, two per character
+        let cut = fit_note(long);
+        assert!(cut.len() <= 1024, "{}", cut.len());
+        assert!(cut.ends_with("(truncated)"));
     }
 }
