@@ -282,6 +282,24 @@ mod tests {
         assert_eq!(binding["subjects"][0]["name"].as_str(), Some(SDK_SERVICE_ACCOUNT));
     }
 
+    /// Where the OwnerReferencesPermissionEnforcement admission plugin runs, setting
+    /// blockOwnerDeletion on an owner reference needs update on the owner's finalizers.
+    #[test]
+    fn controller_may_block_owner_deletion() {
+        let docs = docs(&render(&InstallOptions::default(), &[]).unwrap());
+        let cluster_role = &find(&docs, "ClusterRole", "stadion-controller", None)[0];
+        let rules = cluster_role["rules"].as_sequence().unwrap();
+        for owner in ["gameservers", "gameserversets", "fleets"] {
+            let finalizers = format!("{owner}/finalizers");
+            let granted = rules.iter().any(|rule| {
+                rule["apiGroups"].as_sequence().unwrap().iter().any(|g| g.as_str() == Some("agones.dev"))
+                    && rule["resources"].as_sequence().unwrap().iter().any(|r| r.as_str() == Some(&finalizers))
+                    && rule["verbs"].as_sequence().unwrap().iter().any(|v| v.as_str() == Some("update"))
+            });
+            assert!(granted, "no update on {finalizers}");
+        }
+    }
+
     /// Leases are the one thing the controller writes only in its own namespace.
     #[test]
     fn controller_leases_are_namespaced() {
