@@ -164,6 +164,9 @@ fn sidecar(gs: &GameServer, name: &str, config: &PodConfig) -> Container {
     Container {
         name: SIDECAR_CONTAINER.to_owned(),
         image: Some(config.sidecar_image.clone()),
+        // As Agones (without --always-pull-sidecar): a `:latest` sidecar loaded into the nodes
+        // (kind load, a pre-pulled mirror) is used, not pulled again for every game server.
+        image_pull_policy: Some("IfNotPresent".to_owned()),
         args: Some(vec!["sdk-server".to_owned()]),
         env: Some(vec![
             value(ENV_GAMESERVER_NAME, name.to_owned()),

@@ -87,6 +87,7 @@ async fn creating_gameserver_produces_its_pod_then_starting() {
                 let sidecar = &spec["containers"][1];
                 assert_eq!(sidecar["name"], "stadion-sdk");
                 assert_eq!(sidecar["image"], "stadion:test");
+                assert_eq!(sidecar["imagePullPolicy"], "IfNotPresent", "a loaded :latest sidecar is used as is");
                 assert_eq!(sidecar["args"][0], "sdk-server");
                 let senv = sidecar["env"].as_array().unwrap();
                 assert!(senv.iter().any(|e| e["name"] == "GAMESERVER_NAME" && e["value"] == "gs-1"));
