@@ -97,6 +97,18 @@ fn metadata_templates_are_checked() {
 }
 
 #[test]
+fn an_allocation_ttl_annotation_must_parse() {
+    let with = |ttl: &str| {
+        format!("{MINIMAL}    metadata:\n      annotations:\n        stadion.dev/allocation-ttl: '{ttl}'\n")
+    };
+    let message = errors_of(&with("soon"));
+    assert!(message.contains("queues[0].metadata.annotations[stadion.dev/allocation-ttl]"), "{message}");
+    for ok in ["10m", "90", "off"] {
+        MatchmakerConfig::from_yaml_str(&with(ok)).unwrap_or_else(|e| panic!("{ok}: {e}"));
+    }
+}
+
+#[test]
 fn auth_needs_tokens() {
     let message = errors_of(&format!("http:\n  auth: {{tokensEnv: STADION_TEST_SURELY_UNSET_VAR}}\n{MINIMAL}"));
     assert!(message.contains("http.auth: no tokens"), "{message}");

@@ -128,6 +128,14 @@ fn metadata(path: &str, queue: &QueueConfig, errors: &mut FieldErrors) {
             if is_label && let Err(message) = label_value(&template.render(&vars)) {
                 errors.push(&field, message);
             }
+            // The allocation TTL is parsed when the server is allocated; a bad one would fail
+            // every allocation of the queue, so refuse it now.
+            if !is_label
+                && key == stadion_crds::labels::ALLOCATION_TTL
+                && let Err(error) = template.render(&vars).parse::<stadion_crds::allocation_ttl::AllocationTtl>()
+            {
+                errors.push(&field, error.to_string());
+            }
         }
     }
 }
