@@ -5,6 +5,7 @@
 //! replica serves [`metrics`] and health. [`install`] renders the manifests that put Stadion in a
 //! cluster; [`discovery`] refuses to start when its CRDs are missing.
 
+pub mod allocation_api;
 pub mod allocator;
 pub mod context;
 pub mod discovery;
@@ -85,6 +86,9 @@ pub enum Error {
     /// An object lacks something the runtime needs (a name, a namespace, a uid).
     #[error("{0}")]
     MissingField(String),
+    /// The allocation API's TLS certificate or key is unusable.
+    #[error("allocation API TLS: {0}")]
+    Tls(#[from] allocation_api::tls::TlsError),
 }
 
 impl Error {
@@ -102,6 +106,7 @@ impl Error {
             Self::Invalid { .. } => "invalid",
             Self::Sidecar(_) => "sidecar",
             Self::MissingField(_) => "missing_field",
+            Self::Tls(_) => "tls",
         }
     }
 
