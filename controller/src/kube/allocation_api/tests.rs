@@ -168,11 +168,23 @@ async fn create_allocates_through_the_kube_allocator() {
     assert_eq!(status["nodeName"], "node-1");
 }
 
+/// The README's `kubectl create -f examples/allocation/gameserverallocation.yaml`, sent as YAML.
 #[tokio::test]
-async fn yaml_bodies_are_read_too() {
-    let (server, api) = start(vec![ready("gs-a")]).await;
-    let script = api.run(vec![Expect::put(&format!("{GS_PATH}/gs-a")).respond_echo()]);
-    let yaml = "apiVersion: allocation.agones.dev/v1\nkind: GameServerAllocation\nspec:\n  selectors:\n    - matchLabels: {mode: duel}\n";
+async fn the_example_allocation_allocates_from_the_example_fleet() {
+    let mut gs = ready("simple-game-server-x7k2p");
+    gs.metadata.labels = Some([(stadion_crds::labels::FLEET.to_owned(), "simple-game-server".to_owned())].into());
+    let (server, api) = start(vec![gs]).await;
+    let script = api.run(vec![
+        Expect::put(&format!("{GS_PATH}/simple-game-server-x7k2p"))
+            .check(|gs| {
+                assert_eq!(gs["metadata"]["labels"]["mode"], "deathmatch");
+                assert_eq!(gs["metadata"]["annotations"]["map"], "garden22");
+            })
+            .respond_echo(),
+        // The allocation is counted on its fleet (gone here: nothing to count).
+        Expect::get("/apis/agones.dev/v1/namespaces/default/fleets/simple-game-server").respond_status(404),
+    ]);
+    let yaml = include_str!("../../../../examples/allocation/gameserverallocation.yaml");
     let response = server
         .http
         .post(format!("{}{COLLECTION}", server.base))
@@ -184,7 +196,9 @@ async fn yaml_bodies_are_read_too() {
     assert_eq!(response.status(), 201);
     let body: Value = response.json().await.unwrap();
     script.await.unwrap();
-    assert_eq!(body["status"]["state"], "Allocated");
+    assert_eq!(body["status"]["state"], "Allocated", "{body}");
+    assert_eq!(body["status"]["gameServerName"], "simple-game-server-x7k2p");
+    assert_eq!(body["status"]["metadata"]["labels"]["mode"], "deathmatch");
 }
 
 #[tokio::test]
