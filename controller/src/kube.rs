@@ -86,6 +86,9 @@ pub enum Error {
     /// An object lacks something the runtime needs (a name, a namespace, a uid).
     #[error("{0}")]
     MissingField(String),
+    /// The front-proxy CA the allocation API checks callers against cannot be read.
+    #[error("{0}")]
+    FrontProxyCa(String),
     /// The allocation API's TLS certificate or key is unusable.
     #[error("allocation API TLS: {0}")]
     Tls(#[from] allocation_api::tls::TlsError),
@@ -106,6 +109,7 @@ impl Error {
             Self::Invalid { .. } => "invalid",
             Self::Sidecar(_) => "sidecar",
             Self::MissingField(_) => "missing_field",
+            Self::FrontProxyCa(_) => "front_proxy_ca",
             Self::Tls(_) => "tls",
         }
     }

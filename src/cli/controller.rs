@@ -8,6 +8,7 @@ use std::str::FromStr;
 
 use anyhow::Context;
 use stadion_controller::core::ports::PortRanges;
+use stadion_controller::kube::allocation_api::front_proxy::ClientAuth;
 use stadion_controller::kube::allocation_api::tls::TlsSource;
 use stadion_controller::kube::allocation_api::{AllocationApiConfig, SERVICE_NAME};
 use stadion_controller::kube::install::{DEFAULT_IMAGE, DEFAULT_NAMESPACE, SDK_SERVICE_ACCOUNT};
@@ -60,6 +61,15 @@ pub struct Args {
     /// PEM certificate chain of the allocation API (a self-signed one is generated when unset).
     #[arg(long, env = "STADION_TLS_CERT", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
+    /// Who may call the allocation API: `front-proxy` (only the kube-apiserver's aggregator,
+    /// by its client certificate) or `off` (anyone who reaches the port).
+    #[arg(
+        long,
+        env = "STADION_ALLOCATION_API_CLIENT_AUTH",
+        value_name = "front-proxy|off",
+        default_value = "front-proxy"
+    )]
+    pub allocation_api_client_auth: ClientAuth,
     /// PEM private key of `--tls-cert`.
     #[arg(long, env = "STADION_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
@@ -93,7 +103,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         (Some(cert), Some(key)) => TlsSource::Files { cert, key },
         _ => TlsSource::self_signed_for(SERVICE_NAME, &args.lease_namespace),
     };
-    let allocation_api = args.allocation_api_addr.0.map(|addr| AllocationApiConfig { addr, tls });
+    let allocation_api = args.allocation_api_addr.0.map(|addr| AllocationApiConfig {
+        addr,
+        tls,
+        client_auth: args.allocation_api_client_auth,
+    });
     let config = ControllerConfig {
         sidecar_image: args.sidecar_image,
         sdk_service_account: args.sdk_service_account,
@@ -116,6 +130,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 #[cfg(test)]
 mod tests {
     use clap::Parser;
+    use stadion_controller::kube::allocation_api::front_proxy::ClientAuth;
 
     #[derive(Debug, Parser)]
     struct Controller {
@@ -142,5 +157,10 @@ mod tests {
         assert!(parse(&["--tls-cert", "/tmp/c.pem"]).is_err());
         let both = parse(&["--tls-cert", "/c.pem", "--tls-key", "/k.pem"]).expect("parses").args;
         assert_eq!(both.tls_key.as_deref(), Some(std::path::Path::new("/k.pem")));
+        // Only the aggregator may call it unless told otherwise.
+        assert_eq!(default.allocation_api_client_auth, ClientAuth::FrontProxy);
+        let open = parse(&["--allocation-api-client-auth", "off"]).expect("parses").args;
+        assert_eq!(open.allocation_api_client_auth, ClientAuth::Off);
+        assert!(parse(&["--allocation-api-client-auth", "maybe"]).is_err());
     }
 }

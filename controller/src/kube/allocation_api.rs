@@ -11,6 +11,7 @@
 
 pub mod create;
 pub mod discovery;
+pub mod front_proxy;
 pub mod status;
 pub mod tls;
 
@@ -31,6 +32,7 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 
+use self::front_proxy::ClientAuth;
 use self::status::ApiError;
 use self::tls::TlsSource;
 use super::allocator::KubeAllocator;
@@ -63,6 +65,8 @@ pub struct AllocationApiConfig {
     pub addr: SocketAddr,
     /// The server certificate.
     pub tls: TlsSource,
+    /// Who may connect: the aggregator only (its front-proxy certificate), or anyone.
+    pub client_auth: ClientAuth,
 }
 
 /// What every request handler shares.
@@ -188,17 +192,23 @@ async fn serve_connection(acceptor: TlsAcceptor, tcp: tokio::net::TcpStream, pee
     }
 }
 
-/// Builds the TLS configuration, binds `config.addr` and returns the server future: what
+/// Builds the TLS configuration (reading the front-proxy CA through `client` when callers must
+/// be the aggregator), binds `config.addr` and returns the server future: what
 /// `stadion controller` spawns.
 pub async fn start(
     config: &AllocationApiConfig,
+    client: &kube::Client,
     allocator: KubeAllocator,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<impl Future<Output = ()> + Send + 'static> {
-    let tls = config.tls.server_config()?;
+    let client_ca = match config.client_auth {
+        ClientAuth::FrontProxy => Some(front_proxy::front_proxy_ca(client).await?),
+        ClientAuth::Off => None,
+    };
+    let tls = config.tls.server_config(client_ca.as_deref())?;
     let listener = bind(config.addr).await?;
     let self_signed = matches!(config.tls, TlsSource::SelfSigned { .. });
-    info!(addr = %config.addr, self_signed, "allocation API (allocation.agones.dev/v1) listening");
+    info!(addr = %config.addr, self_signed, client_auth = ?config.client_auth, "allocation API (allocation.agones.dev/v1) listening");
     Ok(serve_on(listener, tls, router(ApiState::new(allocator)), shutdown))
 }
 

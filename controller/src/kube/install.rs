@@ -10,6 +10,8 @@ use super::{Error, Result};
 
 /// Namespace the controller and matchmaker run in unless overridden.
 pub const DEFAULT_NAMESPACE: &str = "stadion-system";
+/// The cluster's own namespace: bindings there stay there whatever `namespace` is.
+const SYSTEM_NAMESPACE: &str = "kube-system";
 /// Image the manifests name unless overridden.
 pub const DEFAULT_IMAGE: &str = "stadion:latest";
 /// Namespace the sidecar RBAC template is written for.
@@ -117,7 +119,8 @@ fn retarget(doc: &mut Value, options: &InstallOptions) {
         set_str(&mut doc["metadata"], "name", &options.namespace);
         return;
     }
-    if doc["metadata"].get("namespace").is_some() {
+    // kube-system holds what Stadion only reads (the front-proxy CA); it never moves.
+    if doc["metadata"].get("namespace").is_some_and(|ns| ns.as_str() != Some(SYSTEM_NAMESPACE)) {
         set_str(&mut doc["metadata"], "namespace", &options.namespace);
     }
     if let Some(subjects) = doc.get_mut("subjects").and_then(Value::as_sequence_mut) {
@@ -196,6 +199,7 @@ mod tests {
             ("Service", "stadion-allocation"),
             ("APIService", "v1.allocation.agones.dev"),
             ("ClusterRole", "stadion-allocator"),
+            ("RoleBinding", "stadion-controller-auth-reader"),
         ] {
             assert_eq!(find(&docs, kind, name, None).len(), 1, "{kind} {name}");
         }
@@ -246,6 +250,9 @@ mod tests {
         assert_eq!(binding["subjects"][0]["namespace"].as_str(), Some("games-system"));
         let api_service = &find(&docs, "APIService", "v1.allocation.agones.dev", None)[0];
         assert_eq!(api_service["spec"]["service"]["namespace"].as_str(), Some("games-system"));
+        // The front-proxy CA reader stays in kube-system, for the moved ServiceAccount.
+        let reader = &find(&docs, "RoleBinding", "stadion-controller-auth-reader", Some("kube-system"))[0];
+        assert_eq!(reader["subjects"][0]["namespace"].as_str(), Some("games-system"));
         // One sidecar Role per game-server namespace, bound to that namespace's account.
         for ns in ["default", "games"] {
             assert_eq!(find(&docs, "Role", SDK_SERVICE_ACCOUNT, Some(ns)).len(), 1, "{ns}");
@@ -254,6 +261,7 @@ mod tests {
         }
         let text = serde_yaml::to_string(&docs).unwrap();
         assert!(!text.contains("stadion-system"), "no document left in the old namespace");
+        assert!(find(&docs, "RoleBinding", "stadion-controller-auth-reader", Some("games-system")).is_empty());
     }
 
     /// The sidecar runs in every game-server Pod: it may only read, watch and update
@@ -331,6 +339,10 @@ mod tests {
         let env = container["env"].as_sequence().unwrap();
         let addr = env.iter().find(|v| v["name"] == "STADION_ALLOCATION_API_ADDR").expect("address set");
         assert_eq!(addr["value"].as_str(), Some("0.0.0.0:8443"));
+        // The controller may read the front-proxy CA it checks the aggregator against.
+        let reader = &find(&docs, "RoleBinding", "stadion-controller-auth-reader", Some("kube-system"))[0];
+        assert_eq!(reader["roleRef"]["name"].as_str(), Some("extension-apiserver-authentication-reader"));
+        assert_eq!(reader["subjects"][0]["name"].as_str(), Some("stadion-controller"));
     }
 
     /// What users bind to allocate: create on gameserverallocations, nothing else.

@@ -203,7 +203,7 @@ pub async fn run(
         let (capacity, _) = watch::channel(0);
         let allocator =
             KubeAllocator::new(client.clone(), ctx.gameservers.clone(), capacity).with_metrics(metrics.clone());
-        tokio::spawn(allocation_api::start(api, allocator, stopped()).await?);
+        tokio::spawn(allocation_api::start(api, &client, allocator, stopped()).await?);
     }
 
     let gameservers = gs_controller

@@ -32,7 +32,11 @@ fn ready(name: &str) -> GameServer {
 }
 
 /// A GameServer cache holding `servers`, synced (`synced`) or still listing.
-fn allocator(client: kube::Client, servers: Vec<GameServer>, synced: bool) -> (KubeAllocator, Writer<GameServer>) {
+pub(super) fn allocator(
+    client: kube::Client,
+    servers: Vec<GameServer>,
+    synced: bool,
+) -> (KubeAllocator, Writer<GameServer>) {
     let mut writer: Writer<GameServer> = Writer::default();
     writer.apply_watcher_event(&watcher::Event::Init);
     for gs in servers {
@@ -46,8 +50,8 @@ fn allocator(client: kube::Client, servers: Vec<GameServer>, synced: bool) -> (K
 }
 
 /// A running server; dropping it stops the accept loop.
-struct Running {
-    base: String,
+pub(super) struct Running {
+    pub(super) base: String,
     http: reqwest::Client,
     _stop: oneshot::Sender<()>,
     // Keeps the cache's writer alive, as the watch task does in production.
@@ -55,10 +59,20 @@ struct Running {
 }
 
 async fn start_with(state: ApiState, tls: &TlsSource, writer: Writer<GameServer>) -> Running {
+    start_verifying(state, tls, None, writer).await
+}
+
+/// A running server that requires client certificates from `client_ca` when given.
+pub(super) async fn start_verifying(
+    state: ApiState,
+    tls: &TlsSource,
+    client_ca: Option<&[rustls::pki_types::CertificateDer<'static>]>,
+    writer: Writer<GameServer>,
+) -> Running {
     let listener = super::bind("127.0.0.1:0".parse::<SocketAddr>().unwrap()).await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(serve_on(listener, tls.server_config().unwrap(), router(state), async {
+    tokio::spawn(serve_on(listener, tls.server_config(client_ca).unwrap(), router(state), async {
         let _ = stopped.await;
     }));
     let http = reqwest::Client::builder().danger_accept_invalid_certs(true).build().unwrap();
@@ -335,8 +349,8 @@ async fn given_certificate_files_are_served() {
     assert_eq!(served[0].as_ref(), certified.cert.der().as_ref());
     // A missing or empty file is an error naming it.
     let missing = TlsSource::Files { cert: dir.join("nope.crt"), key };
-    assert!(missing.server_config().unwrap_err().to_string().contains("nope.crt"));
+    assert!(missing.server_config(None).unwrap_err().to_string().contains("nope.crt"));
     std::fs::write(&cert, "not a certificate").unwrap();
-    assert!(tls.server_config().unwrap_err().to_string().contains("tls.crt"));
+    assert!(tls.server_config(None).unwrap_err().to_string().contains("tls.crt"));
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -8,9 +8,10 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rustls::ServerConfig;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls::server::WebPkiClientVerifier;
+use rustls::{RootCertStore, ServerConfig};
 
 /// Where the server certificate comes from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -54,6 +55,9 @@ pub enum TlsError {
     /// rustls refused the certificate and key (e.g. they do not match).
     #[error("TLS configuration: {0}")]
     Rustls(#[from] rustls::Error),
+    /// The client CA bundle cannot verify anything (empty, or no usable certificate).
+    #[error("client CA bundle: {0}")]
+    ClientCa(String),
 }
 
 impl TlsSource {
@@ -80,19 +84,43 @@ impl TlsSource {
         }
     }
 
-    /// A rustls server configuration (HTTP/2 and HTTP/1.1 by ALPN) for this source.
-    pub fn server_config(&self) -> Result<Arc<ServerConfig>, TlsError> {
+    /// A rustls server configuration (HTTP/2 and HTTP/1.1 by ALPN) for this source. With
+    /// `client_ca`, every client must present a certificate one of those CAs signed.
+    pub fn server_config(&self, client_ca: Option<&[CertificateDer<'static>]>) -> Result<Arc<ServerConfig>, TlsError> {
         let (chain, key) = self.load()?;
         // Explicitly ring, as kube is built with: other crates in the tree enable a second
         // provider, and then rustls cannot pick a process default on its own.
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut config = ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()?
-            .with_no_client_auth()
-            .with_single_cert(chain, key)?;
+        let builder = ServerConfig::builder_with_provider(provider.clone()).with_safe_default_protocol_versions()?;
+        let builder = match client_ca {
+            None => builder.with_no_client_auth(),
+            Some(cas) => {
+                let mut roots = RootCertStore::empty();
+                let (added, _ignored) = roots.add_parsable_certificates(cas.iter().cloned());
+                if added == 0 {
+                    return Err(TlsError::ClientCa("no usable CA certificate".to_owned()));
+                }
+                let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                    .build()
+                    .map_err(|e| TlsError::ClientCa(e.to_string()))?;
+                builder.with_client_cert_verifier(verifier)
+            }
+        };
+        let mut config = builder.with_single_cert(chain, key)?;
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(Arc::new(config))
     }
+}
+
+/// Every certificate in a PEM bundle (`what` names it in errors).
+pub fn parse_pem_bundle(pem: &[u8], what: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let chain = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| pem_error(what, e.to_string()))?;
+    if chain.is_empty() {
+        return Err(pem_error(what, "no CERTIFICATE block found"));
+    }
+    Ok(chain)
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
@@ -104,14 +132,7 @@ fn pem_error(path: &Path, message: impl Into<String>) -> TlsError {
 }
 
 fn read_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let pem = read(path)?;
-    let chain = CertificateDer::pem_slice_iter(&pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| pem_error(path, e.to_string()))?;
-    if chain.is_empty() {
-        return Err(pem_error(path, "no CERTIFICATE block found"));
-    }
-    Ok(chain)
+    parse_pem_bundle(&read(path)?, path)
 }
 
 fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
