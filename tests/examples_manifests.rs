@@ -89,6 +89,7 @@ fn every_example_manifest_parses_and_validates() {
         ("Fleet", "simple-game-server"),
         ("FleetAutoscaler", "simple-game-server-autoscaler"),
         ("FleetAutoscaler", "simple-game-server-webhook-autoscaler"),
+        ("GameServerAllocation", ""),
     ] {
         assert!(kinds.contains(&expected), "missing {expected:?} in {kinds:?}");
     }

@@ -5,6 +5,7 @@
 //! replica serves [`metrics`] and health. [`install`] renders the manifests that put Stadion in a
 //! cluster; [`discovery`] refuses to start when its CRDs are missing.
 
+pub mod allocation_api;
 pub mod allocator;
 pub mod connect;
 pub mod context;
@@ -86,6 +87,12 @@ pub enum Error {
     /// An object lacks something the runtime needs (a name, a namespace, a uid).
     #[error("{0}")]
     MissingField(String),
+    /// The front-proxy CA the allocation API checks callers against cannot be read.
+    #[error("{0}")]
+    FrontProxyCa(String),
+    /// The allocation API's TLS certificate or key is unusable.
+    #[error("allocation API TLS: {0}")]
+    Tls(#[from] allocation_api::tls::TlsError),
 }
 
 impl Error {
@@ -103,6 +110,8 @@ impl Error {
             Self::Invalid { .. } => "invalid",
             Self::Sidecar(_) => "sidecar",
             Self::MissingField(_) => "missing_field",
+            Self::FrontProxyCa(_) => "front_proxy_ca",
+            Self::Tls(_) => "tls",
         }
     }
 

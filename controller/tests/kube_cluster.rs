@@ -203,6 +203,7 @@ async fn fleet_lifecycle_on_a_real_api_server() {
         identity: "cluster-test".into(),
         namespace: Some(namespace.clone()),
         port_ranges: PortRanges::default(),
+        allocation_api: None,
         allocation_ttl: Default::default(),
     };
     let controller = tokio::spawn(run(client.clone(), config, async {

@@ -2,10 +2,15 @@
 //! FleetAutoscaler controllers), with leader election, metrics and health endpoints.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::str::FromStr;
 
 use anyhow::Context;
 use stadion_controller::core::ports::PortRanges;
+use stadion_controller::kube::allocation_api::front_proxy::ClientAuth;
+use stadion_controller::kube::allocation_api::tls::TlsSource;
+use stadion_controller::kube::allocation_api::{AllocationApiConfig, SERVICE_NAME};
 use stadion_controller::kube::install::{DEFAULT_IMAGE, DEFAULT_NAMESPACE, SDK_SERVICE_ACCOUNT};
 use stadion_controller::kube::run::{ControllerConfig, run_with_default_client};
 use stadion_crds::allocation_ttl::AllocationTtl;
@@ -49,6 +54,42 @@ pub struct Args {
     /// `stadion.dev/allocation-ttl` annotation wins over this.
     #[arg(long, env = "STADION_ALLOCATION_TTL", value_name = "DURATION", default_value = "off")]
     pub allocation_ttl: AllocationTtl,
+    /// Address of the HTTPS `allocation.agones.dev/v1` API the kube-apiserver proxies
+    /// GameServerAllocation creates to (`off` turns it off).
+    #[arg(long, env = "STADION_ALLOCATION_API_ADDR", value_name = "ADDR|off", default_value = "0.0.0.0:8443")]
+    pub allocation_api_addr: ListenAddr,
+    /// PEM certificate chain of the allocation API (a self-signed one is generated when unset).
+    #[arg(long, env = "STADION_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// Who may call the allocation API: `front-proxy` (only the kube-apiserver's aggregator,
+    /// by its client certificate) or `off` (anyone who reaches the port).
+    #[arg(
+        long,
+        env = "STADION_ALLOCATION_API_CLIENT_AUTH",
+        value_name = "front-proxy|off",
+        default_value = "front-proxy"
+    )]
+    pub allocation_api_client_auth: ClientAuth,
+    /// PEM private key of `--tls-cert`.
+    #[arg(long, env = "STADION_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+}
+
+/// A listen address, or `off`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ListenAddr(pub Option<SocketAddr>);
+
+impl FromStr for ListenAddr {
+    type Err = String;
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        match value.trim() {
+            "off" | "none" | "false" | "" => Ok(Self(None)),
+            addr => {
+                addr.parse().map(|a| Self(Some(a))).map_err(|e| format!("{e} (an address like 0.0.0.0:8443, or off)"))
+            }
+        }
+    }
 }
 
 /// Runs `stadion controller` until SIGTERM or Ctrl-C.
@@ -58,6 +99,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         PortRanges::new().with(DEFAULT_PORT_RANGE, args.min_port, args.max_port).context("--min-port/--max-port")?;
     let identity =
         args.identity.or_else(|| std::env::var("HOSTNAME").ok()).unwrap_or_else(|| "stadion-controller".into());
+    let tls = match (args.tls_cert, args.tls_key) {
+        (Some(cert), Some(key)) => TlsSource::Files { cert, key },
+        _ => TlsSource::self_signed_for(SERVICE_NAME, &args.lease_namespace),
+    };
+    let allocation_api = args.allocation_api_addr.0.map(|addr| AllocationApiConfig {
+        addr,
+        tls,
+        client_auth: args.allocation_api_client_auth,
+    });
     let config = ControllerConfig {
         sidecar_image: args.sidecar_image,
         sdk_service_account: args.sdk_service_account,
@@ -68,6 +118,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         namespace: args.namespace,
         port_ranges,
         allocation_ttl: args.allocation_ttl,
+        allocation_api,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
     runtime.block_on(async move {
@@ -79,6 +130,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 #[cfg(test)]
 mod tests {
     use clap::Parser;
+    use stadion_controller::kube::allocation_api::front_proxy::ClientAuth;
 
     #[derive(Debug, Parser)]
     struct Controller {
@@ -91,5 +143,24 @@ mod tests {
         let parse = |value: &str| Controller::try_parse_from(["controller", "--allocation-ttl", value]);
         assert_eq!(parse("90").expect("seconds").args.allocation_ttl.to_string(), "1m30s");
         assert_eq!(parse("soon").expect_err("refused").exit_code(), 2);
+    }
+
+    #[test]
+    fn allocation_api_is_on_by_default_and_can_be_turned_off() {
+        let parse =
+            |args: &[&str]| Controller::try_parse_from(std::iter::once("controller").chain(args.iter().copied()));
+        let default = parse(&[]).expect("parses").args;
+        assert_eq!(default.allocation_api_addr.0, Some("0.0.0.0:8443".parse().unwrap()));
+        assert_eq!(parse(&["--allocation-api-addr", "off"]).expect("parses").args.allocation_api_addr.0, None);
+        assert!(parse(&["--allocation-api-addr", "nowhere"]).is_err());
+        // A certificate without its key (or the reverse) is a usage error.
+        assert!(parse(&["--tls-cert", "/tmp/c.pem"]).is_err());
+        let both = parse(&["--tls-cert", "/c.pem", "--tls-key", "/k.pem"]).expect("parses").args;
+        assert_eq!(both.tls_key.as_deref(), Some(std::path::Path::new("/k.pem")));
+        // Only the aggregator may call it unless told otherwise.
+        assert_eq!(default.allocation_api_client_auth, ClientAuth::FrontProxy);
+        let open = parse(&["--allocation-api-client-auth", "off"]).expect("parses").args;
+        assert_eq!(open.allocation_api_client_auth, ClientAuth::Off);
+        assert!(parse(&["--allocation-api-client-auth", "maybe"]).is_err());
     }
 }

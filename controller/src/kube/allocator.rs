@@ -18,7 +18,7 @@ use kube::api::PostParams;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
-use stadion_crds::allocation::GameServerAllocationStatus;
+use stadion_crds::allocation::{GameServerAllocationState, GameServerAllocationStatus};
 use stadion_crds::labels::FLEET;
 use stadion_crds::validation::FieldErrors;
 use stadion_crds::{Fleet, GameServer, GameServerAllocation, GameServerState};
@@ -88,6 +88,31 @@ impl KubeAllocator {
         &self.cache
     }
 
+    /// Allocates like [`Allocator::allocate`], but answers as Agones' GameServerAllocation API
+    /// does: when no server matches the status says `UnAllocated`, and when every candidate
+    /// was taken by concurrent writers it says `Contention`; only an invalid request or an
+    /// unreachable API server is an error.
+    pub async fn allocate_outcome(
+        &self,
+        request: GameServerAllocation,
+    ) -> Result<GameServerAllocationStatus, AllocateError> {
+        let started = Instant::now();
+        let span = info_span!("allocate", namespace = request.metadata.namespace.as_deref().unwrap_or("default"));
+        let result = self.try_allocate(request).instrument(span).await;
+        if let Some(metrics) = &self.metrics {
+            let (fleet, status) = match &result {
+                Ok(status) if status.state == GameServerAllocationState::Allocated => {
+                    (fleet_of(&self.cache, status), "Allocated")
+                }
+                Ok(status) if status.state == GameServerAllocationState::Contention => (String::new(), "Contention"),
+                Ok(_) => (String::new(), "UnAllocated"),
+                Err(_) => (String::new(), "Error"),
+            };
+            metrics.observe_allocation(&fleet, status, started.elapsed());
+        }
+        result
+    }
+
     async fn try_allocate(
         &self,
         mut request: GameServerAllocation,
@@ -108,6 +133,9 @@ impl KubeAllocator {
             errors.push("spec.selectors", e.to_string());
             AllocateError::Invalid(errors)
         })?;
+        if chosen.is_empty() {
+            return Ok(outcome(GameServerAllocationState::UnAllocated));
+        }
         let api: Api<GameServer> = Api::namespaced(self.client.clone(), &namespace);
         for candidate in chosen.into_iter().take(MAX_ATTEMPTS) {
             let attempt = candidate.allocate(&request.spec, Timestamp::now());
@@ -130,25 +158,22 @@ impl KubeAllocator {
                 Err(e) => return Err(AllocateError::Backend(e.to_string())),
             }
         }
-        Err(AllocateError::Unavailable)
+        Ok(outcome(GameServerAllocationState::Contention))
     }
+}
+
+/// A status saying no server was allocated, and why.
+fn outcome(state: GameServerAllocationState) -> GameServerAllocationStatus {
+    GameServerAllocationStatus { state, ..GameServerAllocationStatus::default() }
 }
 
 #[async_trait]
 impl Allocator for KubeAllocator {
     async fn allocate(&self, request: GameServerAllocation) -> Result<GameServerAllocationStatus, AllocateError> {
-        let started = Instant::now();
-        let span = info_span!("allocate", namespace = request.metadata.namespace.as_deref().unwrap_or("default"));
-        let result = self.try_allocate(request).instrument(span).await;
-        if let Some(metrics) = &self.metrics {
-            let (fleet, status) = match &result {
-                Ok(status) => (fleet_of(&self.cache, status), "Allocated"),
-                Err(AllocateError::Unavailable) => (String::new(), "UnAllocated"),
-                Err(_) => (String::new(), "Error"),
-            };
-            metrics.observe_allocation(&fleet, status, started.elapsed());
+        match self.allocate_outcome(request).await? {
+            status if status.state == GameServerAllocationState::Allocated => Ok(status),
+            _ => Err(AllocateError::Unavailable),
         }
-        result
     }
 
     fn capacity_changes(&self) -> watch::Receiver<u64> {

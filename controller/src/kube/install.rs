@@ -10,6 +10,8 @@ use super::{Error, Result};
 
 /// Namespace the controller and matchmaker run in unless overridden.
 pub const DEFAULT_NAMESPACE: &str = "stadion-system";
+/// The cluster's own namespace: bindings there stay there whatever `namespace` is.
+const SYSTEM_NAMESPACE: &str = "kube-system";
 /// Image the manifests name unless overridden.
 pub const DEFAULT_IMAGE: &str = "stadion:latest";
 /// Namespace the sidecar RBAC template is written for.
@@ -18,11 +20,12 @@ pub const TEMPLATE_GAMESERVER_NAMESPACE: &str = "default";
 pub const SDK_SERVICE_ACCOUNT: &str = "stadion-sdk";
 
 /// The embedded `deploy/` manifests, in apply order.
-pub const MANIFESTS: [(&str, &str); 5] = [
+pub const MANIFESTS: [(&str, &str); 6] = [
     ("00-namespace.yaml", include_str!("../../../deploy/00-namespace.yaml")),
     ("10-controller-rbac.yaml", include_str!("../../../deploy/10-controller-rbac.yaml")),
     ("20-sdk-rbac.yaml", include_str!("../../../deploy/20-sdk-rbac.yaml")),
     ("30-controller.yaml", include_str!("../../../deploy/30-controller.yaml")),
+    ("35-allocation-api.yaml", include_str!("../../../deploy/35-allocation-api.yaml")),
     ("40-matchmaker.yaml", include_str!("../../../deploy/40-matchmaker.yaml")),
 ];
 
@@ -116,7 +119,8 @@ fn retarget(doc: &mut Value, options: &InstallOptions) {
         set_str(&mut doc["metadata"], "name", &options.namespace);
         return;
     }
-    if doc["metadata"].get("namespace").is_some() {
+    // kube-system holds what Stadion only reads (the front-proxy CA); it never moves.
+    if doc["metadata"].get("namespace").is_some_and(|ns| ns.as_str() != Some(SYSTEM_NAMESPACE)) {
         set_str(&mut doc["metadata"], "namespace", &options.namespace);
     }
     if let Some(subjects) = doc.get_mut("subjects").and_then(Value::as_sequence_mut) {
@@ -125,6 +129,12 @@ fn retarget(doc: &mut Value, options: &InstallOptions) {
                 set_str(subject, "namespace", &options.namespace);
             }
         }
+    }
+    // The APIService is cluster-scoped but points at a Service in the control-plane namespace.
+    if kind == "APIService"
+        && let Some(service) = doc.get_mut("spec").and_then(|s| s.get_mut("service"))
+    {
+        set_str(service, "namespace", &options.namespace);
     }
     let containers = doc.get_mut("spec").and_then(|s| s.get_mut("template")).and_then(|t| t.get_mut("spec"));
     if let Some(containers) = containers.and_then(|s| s.get_mut("containers")).and_then(Value::as_sequence_mut) {
@@ -186,6 +196,10 @@ mod tests {
             ("Deployment", "stadion-matchmaker"),
             ("Service", "stadion-matchmaker"),
             ("ConfigMap", "stadion-matchmaker-config"),
+            ("Service", "stadion-allocation"),
+            ("APIService", "v1.allocation.agones.dev"),
+            ("ClusterRole", "stadion-allocator"),
+            ("RoleBinding", "stadion-controller-auth-reader"),
         ] {
             assert_eq!(find(&docs, kind, name, None).len(), 1, "{kind} {name}");
         }
@@ -234,6 +248,11 @@ mod tests {
         assert_eq!(sidecar.unwrap()["value"].as_str(), Some("registry.example/stadion:1.2"));
         let binding = &find(&docs, "ClusterRoleBinding", "stadion-controller", None)[0];
         assert_eq!(binding["subjects"][0]["namespace"].as_str(), Some("games-system"));
+        let api_service = &find(&docs, "APIService", "v1.allocation.agones.dev", None)[0];
+        assert_eq!(api_service["spec"]["service"]["namespace"].as_str(), Some("games-system"));
+        // The front-proxy CA reader stays in kube-system, for the moved ServiceAccount.
+        let reader = &find(&docs, "RoleBinding", "stadion-controller-auth-reader", Some("kube-system"))[0];
+        assert_eq!(reader["subjects"][0]["namespace"].as_str(), Some("games-system"));
         // One sidecar Role per game-server namespace, bound to that namespace's account.
         for ns in ["default", "games"] {
             assert_eq!(find(&docs, "Role", SDK_SERVICE_ACCOUNT, Some(ns)).len(), 1, "{ns}");
@@ -242,6 +261,7 @@ mod tests {
         }
         let text = serde_yaml::to_string(&docs).unwrap();
         assert!(!text.contains("stadion-system"), "no document left in the old namespace");
+        assert!(find(&docs, "RoleBinding", "stadion-controller-auth-reader", Some("games-system")).is_empty());
     }
 
     /// The sidecar runs in every game-server Pod: it may only read, watch and update
@@ -298,6 +318,63 @@ mod tests {
             });
             assert!(granted, "no update on {finalizers}");
         }
+    }
+
+    /// `kubectl create` of a GameServerAllocation reaches the controller: the APIService names
+    /// the Service, the Service selects the controller Pods' `allocation` port, and the
+    /// controller listens there.
+    #[test]
+    fn allocation_api_is_registered_and_reachable() {
+        use crate::kube::allocation_api::{GROUP, SERVICE_NAME, VERSION};
+        let crds = stadion_crds::crd::render_all().unwrap();
+        let docs = docs(&render(&InstallOptions::default(), &crds).unwrap());
+        let api_service = &find(&docs, "APIService", &format!("{VERSION}.{GROUP}"), None)[0];
+        assert_eq!(api_service["apiVersion"].as_str(), Some("apiregistration.k8s.io/v1"));
+        let spec = &api_service["spec"];
+        assert_eq!(spec["group"].as_str(), Some(GROUP));
+        assert_eq!(spec["version"].as_str(), Some(VERSION));
+        assert_eq!(spec["insecureSkipTLSVerify"].as_bool(), Some(true));
+        assert_eq!(spec["groupPriorityMinimum"].as_u64(), Some(1000));
+        assert_eq!(spec["versionPriority"].as_u64(), Some(15));
+        assert_eq!(spec["service"]["name"].as_str(), Some(SERVICE_NAME));
+        assert_eq!(spec["service"]["namespace"].as_str(), Some(DEFAULT_NAMESPACE));
+        // A CRD for the same resource would fight the APIService for it.
+        assert!(find(&docs, "CustomResourceDefinition", &format!("gameserverallocations.{GROUP}"), None).is_empty());
+
+        let service = &find(&docs, "Service", SERVICE_NAME, Some(DEFAULT_NAMESPACE))[0];
+        let port = &service["spec"]["ports"][0];
+        assert_eq!(port["port"].as_u64(), spec["service"]["port"].as_u64());
+        assert_eq!(port["targetPort"].as_str(), Some("allocation"));
+        let controller = &find(&docs, "Deployment", "stadion-controller", Some(DEFAULT_NAMESPACE))[0];
+        let pod_labels = controller["spec"]["template"]["metadata"]["labels"].as_mapping().unwrap();
+        for (key, value) in service["spec"]["selector"].as_mapping().unwrap() {
+            assert_eq!(pod_labels.get(key), Some(value), "the Service selects the controller Pods");
+        }
+        let container = &controller["spec"]["template"]["spec"]["containers"][0];
+        let ports = container["ports"].as_sequence().unwrap();
+        let allocation = ports.iter().find(|p| p["name"] == "allocation").expect("an allocation port");
+        assert_eq!(allocation["containerPort"].as_u64(), Some(8443));
+        let env = container["env"].as_sequence().unwrap();
+        let addr = env.iter().find(|v| v["name"] == "STADION_ALLOCATION_API_ADDR").expect("address set");
+        assert_eq!(addr["value"].as_str(), Some("0.0.0.0:8443"));
+        // The controller may read the front-proxy CA it checks the aggregator against.
+        let reader = &find(&docs, "RoleBinding", "stadion-controller-auth-reader", Some("kube-system"))[0];
+        assert_eq!(reader["roleRef"]["name"].as_str(), Some("extension-apiserver-authentication-reader"));
+        assert_eq!(reader["subjects"][0]["name"].as_str(), Some("stadion-controller"));
+    }
+
+    /// What users bind to allocate: create on gameserverallocations, nothing else.
+    #[test]
+    fn allocator_role_grants_only_create() {
+        let docs = docs(&render(&InstallOptions::default(), &[]).unwrap());
+        let role = &find(&docs, "ClusterRole", "stadion-allocator", None)[0];
+        let rules = role["rules"].as_sequence().unwrap();
+        assert_eq!(rules.len(), 1);
+        assert_eq!(rules[0]["apiGroups"][0].as_str(), Some("allocation.agones.dev"));
+        assert_eq!(rules[0]["resources"].as_sequence().unwrap().len(), 1);
+        assert_eq!(rules[0]["resources"][0].as_str(), Some("gameserverallocations"));
+        assert_eq!(rules[0]["verbs"].as_sequence().unwrap().len(), 1);
+        assert_eq!(rules[0]["verbs"][0].as_str(), Some("create"));
     }
 
     /// Leases are the one thing the controller writes only in its own namespace.

@@ -19,6 +19,8 @@ use stadion_crds::{Fleet, FleetAutoscaler, GameServer, GameServerSet, labels};
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
+use super::allocation_api::{self, AllocationApiConfig};
+use super::allocator::KubeAllocator;
 use super::context::Context;
 use super::events::EventPublisher;
 use super::lease::{LeaderElection, Leadership};
@@ -49,6 +51,8 @@ pub struct ControllerConfig {
     pub port_ranges: PortRanges,
     /// Allocation TTL of servers without a `stadion.dev/allocation-ttl` annotation (default off).
     pub allocation_ttl: AllocationTtl,
+    /// The `allocation.agones.dev/v1` aggregated API (served on every replica), or none.
+    pub allocation_api: Option<AllocationApiConfig>,
 }
 
 fn scoped<K>(client: &Client, namespace: Option<&str>) -> Api<K>
@@ -194,6 +198,24 @@ pub async fn run(
         gameserver_defaults: GameServerDefaults { allocation_ttl: config.allocation_ttl },
     });
 
+    // Not leader-gated: every allocation is a guarded write, so any replica may answer.
+    if let Some(api) = &config.allocation_api {
+        let (capacity, _) = watch::channel(0);
+        let allocator =
+            KubeAllocator::new(client.clone(), ctx.gameservers.clone(), capacity).with_metrics(metrics.clone());
+        // An add-on must not take the fleets down with it: if it cannot start (no front-proxy
+        // CA readable, port taken), the controller runs without it and says why, loudly.
+        match allocation_api::start(api, &client, allocator, stopped()).await {
+            Ok(serving) => {
+                tokio::spawn(serving);
+            }
+            Err(error) => tracing::error!(
+                %error,
+                "the GameServerAllocation API (allocation.agones.dev/v1) is not served; the controller runs without it"
+            ),
+        }
+    }
+
     let gameservers = gs_controller
         .with_config(controller_config())
         .reconcile_all_on(on_leadership(&leadership))
@@ -292,6 +314,7 @@ mod tests {
             namespace: None,
             port_ranges: PortRanges::default(),
             allocation_ttl: AllocationTtl::OFF,
+            allocation_api: None,
         };
         let error = run(client, config, future::pending()).await.unwrap_err();
         assert!(matches!(error, Error::CrdsMissing { ref missing } if missing.len() == 4), "{error}");
