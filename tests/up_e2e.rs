@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 use serde_json::Value;
-use support::{Guarded, Scratch, copy_example, eventually, free_port, get_json, udp_request};
+use support::{Guarded, Scratch, copy_example, eventually, free_port, get_json, test_fleet, udp_request};
 
 /// Generous bounds: the machine running CI is shared and a server's start includes a process
 /// spawn, a sidecar and health pings.
@@ -24,20 +24,6 @@ struct Up {
     http: reqwest::Client,
     admin: String,
     process: Guarded,
-}
-
-/// The example fleet with `replicas`, quick health checks and fast pings, without the automatic
-/// shutdown (the tests decide when servers end).
-fn test_fleet(scratch: &Scratch, replicas: u32) -> PathBuf {
-    copy_example(scratch, "fleet.yaml", |text| {
-        text.replace("replicas: 3", &format!("replicas: {replicas}"))
-            .replace("initialDelaySeconds: 5", "initialDelaySeconds: 1")
-            .replace("periodSeconds: 5", "periodSeconds: 1")
-            .replace(
-                r#"args: ["--automatic-shutdown-delay-after-allocation", "600"]"#,
-                r#"args: ["--health-interval-ms", "250"]"#,
-            )
-    })
 }
 
 /// Starts `stadion up` on `paths` with its admin endpoint on a free port and host ports from

@@ -8,7 +8,8 @@
 //! 1. A fleet of `--servers` real game processes becoming Ready under `stadion up`, vs spawning
 //!    the same processes by hand against one shared SDK sidecar until each answers UDP.
 //! 2. Memory of `stadion up` per 100 servers (RSS growth from an empty fleet), vs one game process.
-//! 3. Allocations per second through `POST /v1/allocations`, vs `GET /healthz` on the same server.
+//! 3. Allocations per second through `POST /v1/allocations` and Agones' `POST /gameserverallocation`,
+//!    vs `GET /healthz` on the same server.
 //! 4. Ticket → assigned latency (p50/p99) at 100 and 1,000 tickets/s, vs the `/healthz` round trip.
 //!
 //! Not part of `cargo test`: it needs minutes and a machine that can hold the fleet.
@@ -37,6 +38,9 @@ struct Options {
     /// Allocations made through the HTTP API (each takes one Ready server).
     #[arg(long, default_value_t = 300)]
     allocations: usize,
+    /// Allocations made through Agones' REST allocation API (`POST /gameserverallocation`).
+    #[arg(long, default_value_t = 100)]
+    agones_allocations: usize,
     /// Concurrent HTTP clients for the request-rate rows.
     #[arg(long, default_value_t = 16)]
     concurrency: usize,
@@ -251,6 +255,24 @@ async fn matchmaker_rows(
     rows.push(Row {
         what: format!("allocations/s, `POST /v1/allocations`, {} clients", options.concurrency),
         stadion: format!("{:.0}/s (p50 {})", allocations.per_second(), ms(percentile(&allocations.latencies, 0.5))),
+        limit: format!("{:.0}/s (p50 {})", health.per_second(), ms(percentile(&health.latencies, 0.5))),
+        limit_what: "`GET /healthz` on the same server, same clients".to_owned(),
+    });
+
+    eprintln!("bench: {} allocations through Agones' REST allocation API…", options.agones_allocations);
+    let body = json!({"namespace": "default", "gameServerSelectors": [{"matchLabels": {"agones.dev/fleet": "bench"}}]});
+    let (client, url) = (http.clone(), format!("{api}/gameserverallocation"));
+    let agones = load::closed_loop(options.agones_allocations, options.concurrency, move |_| {
+        let request = client.post(&url).json(&body).send();
+        async move { request.await.is_ok_and(|r| r.status().is_success()) }
+    })
+    .await;
+    if agones.failed > 0 {
+        eprintln!("bench: {} Agones allocations failed", agones.failed);
+    }
+    rows.push(Row {
+        what: format!("allocations/s, Agones' `POST /gameserverallocation`, {} clients", options.concurrency),
+        stadion: format!("{:.0}/s (p50 {})", agones.per_second(), ms(percentile(&agones.latencies, 0.5))),
         limit: format!("{:.0}/s (p50 {})", health.per_second(), ms(percentile(&health.latencies, 0.5))),
         limit_what: "`GET /healthz` on the same server, same clients".to_owned(),
     });

@@ -243,6 +243,20 @@ pub fn copy_example(scratch: &Scratch, name: &str, edit: impl FnOnce(String) -> 
     scratch.write(&file, &edit(text))
 }
 
+/// The example fleet with `replicas`, quick health checks and fast pings, without the automatic
+/// shutdown (the tests decide when servers end).
+pub fn test_fleet(scratch: &Scratch, replicas: u32) -> PathBuf {
+    copy_example(scratch, "fleet.yaml", |text| {
+        text.replace("replicas: 3", &format!("replicas: {replicas}"))
+            .replace("initialDelaySeconds: 5", "initialDelaySeconds: 1")
+            .replace("periodSeconds: 5", "periodSeconds: 1")
+            .replace(
+                r#"args: ["--automatic-shutdown-delay-after-allocation", "600"]"#,
+                r#"args: ["--health-interval-ms", "250"]"#,
+            )
+    })
+}
+
 /// A running `stadion up` with the matchmaker: its admin API and matchmaker base URLs.
 pub struct Up {
     /// Client for both APIs.
@@ -259,15 +273,7 @@ pub struct Up {
 /// pings and no self-shutdown after allocation) and `examples/matchmaker.yaml`, whose queues
 /// make it run the matchmaker, handing out host ports from `port_range`.
 pub fn up_with_matchmaker(scratch: &Scratch, replicas: u32, port_range: &str) -> Up {
-    let fleet = copy_example(scratch, "fleet.yaml", |text| {
-        text.replace("replicas: 3", &format!("replicas: {replicas}"))
-            .replace("initialDelaySeconds: 5", "initialDelaySeconds: 1")
-            .replace("periodSeconds: 5", "periodSeconds: 1")
-            .replace(
-                r#"args: ["--automatic-shutdown-delay-after-allocation", "600"]"#,
-                r#"args: ["--health-interval-ms", "250"]"#,
-            )
-    });
+    let fleet = test_fleet(scratch, replicas);
     let queues = copy_example(scratch, "matchmaker.yaml", |text| text);
     let (admin, api) =
         (SocketAddr::from(([127, 0, 0, 1], free_port())), SocketAddr::from(([127, 0, 0, 1], free_port())));
