@@ -4,6 +4,7 @@ pub mod controller;
 pub mod crds;
 pub mod install;
 pub mod matchmaker;
+pub mod orphan_guard;
 pub mod sdk_server;
 pub mod simple_game_server;
 pub mod up;

@@ -33,6 +33,9 @@ enum Command {
     /// Run the example UDP game server (examples/simple-game-server) that the example
     /// manifests start; it talks to its sidecar through the Agones SDK.
     SimpleGameServer(cli::simple_game_server::Args),
+    /// Internal: started by `stadion up` to stop its games should it be killed.
+    #[command(name = "__orphan-guard", hide = true)]
+    OrphanGuard(cli::orphan_guard::Args),
 }
 
 fn main() -> ExitCode {
@@ -45,6 +48,7 @@ fn main() -> ExitCode {
         Command::Crds(args) => cli::crds::run(args),
         Command::Install(args) => cli::install::run(args),
         Command::SimpleGameServer(args) => cli::simple_game_server::run(args),
+        Command::OrphanGuard(args) => cli::orphan_guard::run(args),
     };
     match result {
         Ok(code) => code,

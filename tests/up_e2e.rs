@@ -1,7 +1,7 @@
 //! End to end: the real `stadion up` runs the example manifests as real game processes. Players
 //! reach a server over UDP, a server told `EXIT` is replaced, an Unhealthy one too, the Buffer
 //! autoscaler keeps its Ready buffer while servers are Allocated, and SIGTERM / Ctrl-C stop
-//! everything, leaving no game process behind.
+//! everything, leaving no game process behind; so does a SIGKILL, through the orphan guard.
 //!
 //! The matchmaker path (tickets → assigned server) is in `up_matchmaker.rs`.
 
@@ -203,6 +203,24 @@ async fn buffer_autoscaler_keeps_two_ready_as_servers_are_allocated_and_ctrl_c_s
     .await;
 
     stop_and_check_clean(&mut up, &scratch, Signal::SIGINT, 2);
+}
+
+/// A SIGKILLed `up` runs no cleanup of its own; its orphan guard stops the games instead.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sigkilled_up_takes_its_games_with_it() {
+    let scratch = Scratch::new("up-sigkill");
+    let fleet = test_fleet(&scratch, 2);
+    let mut up = start_up(&scratch, &[fleet], "21600-21699");
+    up.fleet_until("simple-game-server", "2 Ready", |f| count(f, "ready") == 2).await;
+    let before = scratch.marked_processes();
+    assert!(before.len() >= 4, "expected `up`, its guard and 2 games, found {before:?}");
+    up.process.signal(Signal::SIGKILL);
+    up.process.wait_exit(Duration::from_secs(30)).expect("SIGKILL ends `up`");
+    // The games get SIGTERM and up to --grace-seconds (3) before SIGKILL.
+    eventually(Duration::from_secs(20), "every game gone after `up` was SIGKILLed", || async {
+        scratch.marked_processes().is_empty().then_some(())
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -47,7 +47,8 @@ impl Captured {
 fn supervisor(grace: Duration) -> (Supervisor, mpsc::UnboundedReceiver<ProcessExit>, Captured) {
     let captured = Captured::default();
     let sink: Arc<Mutex<dyn Write + Send>> = Arc::new(Mutex::new(captured.clone()));
-    let (supervisor, exits) = Supervisor::new(SupervisorConfig { grace, output: OutputSink::Writer(sink) });
+    let (supervisor, exits) =
+        Supervisor::new(SupervisorConfig { grace, output: OutputSink::Writer(sink), orphan_guard: None });
     (supervisor, exits, captured)
 }
 

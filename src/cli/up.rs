@@ -98,6 +98,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             output,
             base_dir: std::env::current_dir().context("cannot read the current directory")?,
             allocation_ttl: args.allocation_ttl,
+            orphan_guard: orphan_guard(args.grace_seconds),
             ..RuntimeConfig::default()
         };
         let runtime = LocalRuntime::start(config)?;
@@ -280,6 +281,21 @@ impl Progress {
             }
         }
         self.lines = current;
+    }
+}
+
+/// This binary as the orphan guard, so the games stop even if `up` is SIGKILLed. Without a
+/// readable path to ourselves there is no guard (a warning; everything else works).
+fn orphan_guard(grace_seconds: u64) -> Option<stadion_controller::local::supervisor::GuardCommand> {
+    match std::env::current_exe() {
+        Ok(program) => Some(stadion_controller::local::supervisor::GuardCommand {
+            program,
+            args: vec!["__orphan-guard".to_owned(), "--grace-seconds".to_owned(), grace_seconds.to_string()],
+        }),
+        Err(error) => {
+            tracing::warn!(%error, "cannot locate the stadion binary; games would outlive a killed `stadion up`");
+            None
+        }
     }
 }
 

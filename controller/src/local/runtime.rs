@@ -41,7 +41,7 @@ pub use snapshot::{FleetSummary, GameServerSummary, PortSummary, Snapshot};
 use super::allocator::LocalAllocator;
 use super::error::Result;
 use super::store::Store;
-use super::supervisor::{DEFAULT_GRACE, OutputSink, Supervisor, SupervisorConfig};
+use super::supervisor::{DEFAULT_GRACE, GuardCommand, OutputSink, Supervisor, SupervisorConfig};
 use crate::core::ports::{PortAllocator, PortRanges};
 
 /// Node name of every local GameServer.
@@ -71,6 +71,9 @@ pub struct RuntimeConfig {
     pub health_checks: bool,
     /// Allocation TTL of servers without a `stadion.dev/allocation-ttl` annotation (default off).
     pub allocation_ttl: AllocationTtl,
+    /// The orphan guard that stops the games should this process be SIGKILLed (`stadion up`
+    /// sets it; none by default).
+    pub orphan_guard: Option<GuardCommand>,
 }
 
 impl Default for RuntimeConfig {
@@ -86,6 +89,7 @@ impl Default for RuntimeConfig {
             base_dir: PathBuf::from("."),
             health_checks: true,
             allocation_ttl: AllocationTtl::OFF,
+            orphan_guard: None,
         }
     }
 }
@@ -176,8 +180,11 @@ impl LocalRuntime {
     /// [`apply`](Self::apply) gives them objects.
     pub fn start(config: RuntimeConfig) -> Result<Self> {
         let store = Store::new();
-        let (supervisor, exits) =
-            Supervisor::new(SupervisorConfig { grace: config.grace, output: config.output.clone() });
+        let (supervisor, exits) = Supervisor::new(SupervisorConfig {
+            grace: config.grace,
+            output: config.output.clone(),
+            orphan_guard: config.orphan_guard.clone(),
+        });
         let mut ports = PortAllocator::new(config.port_ranges.clone());
         ports.add_node(config.node_name.clone());
         let (capacity, _) = watch::channel(0);

@@ -5,8 +5,11 @@
 //! Stopping sends SIGTERM to the group, waits up to the grace period for the game to exit, then
 //! SIGKILLs the group. When the game process itself exits (asked to or not) whatever is left of
 //! its group is SIGKILLed too, as a container runtime does when the main process ends.
+//! Should the supervising process itself be SIGKILLed, the optional [`OrphanGuard`]
+//! stops the groups instead.
 
 mod command;
+mod orphans;
 mod output;
 
 use std::collections::HashMap;
@@ -22,6 +25,7 @@ use tokio::process::Command;
 use tokio::sync::{mpsc, watch};
 
 pub use command::{ProcessSpec, SELF_PROGRAM, process_spec};
+pub use orphans::{GuardCommand, OrphanGuard, guard_groups};
 pub use output::{OutputSink, OutputStream};
 
 use super::error::{Error, Result};
@@ -75,11 +79,14 @@ pub struct SupervisorConfig {
     pub grace: Duration,
     /// Where the games' output lines go.
     pub output: OutputSink,
+    /// The orphan guard to start, so games die with a SIGKILLed parent (none: no guard; a
+    /// library user's process then cleans up only on a normal exit, panic or drop).
+    pub orphan_guard: Option<GuardCommand>,
 }
 
 impl Default for SupervisorConfig {
     fn default() -> Self {
-        Self { grace: DEFAULT_GRACE, output: OutputSink::stderr() }
+        Self { grace: DEFAULT_GRACE, output: OutputSink::stderr(), orphan_guard: None }
     }
 }
 
@@ -95,6 +102,7 @@ struct Inner {
     config: SupervisorConfig,
     running: Mutex<HashMap<String, Running>>,
     exits: mpsc::UnboundedSender<ProcessExit>,
+    guard: Option<OrphanGuard>,
 }
 
 #[derive(Debug)]
@@ -115,10 +123,21 @@ fn signal_group(pid: u32, signal: Signal) {
 }
 
 impl Supervisor {
-    /// A supervisor and the channel on which every process exit is reported.
+    /// A supervisor and the channel on which every process exit is reported. Starts the
+    /// orphan guard when the config names one; a guard that cannot start is reported, not fatal.
     pub fn new(config: SupervisorConfig) -> (Self, mpsc::UnboundedReceiver<ProcessExit>) {
         let (exits, receiver) = mpsc::unbounded_channel();
-        (Self { inner: Arc::new(Inner { config, running: Mutex::new(HashMap::new()), exits }) }, receiver)
+        let guard = config.orphan_guard.as_ref().and_then(|command| match OrphanGuard::start(command) {
+            Ok(guard) => {
+                tracing::debug!(pid = guard.pid(), "orphan guard started");
+                Some(guard)
+            }
+            Err(error) => {
+                tracing::warn!(%error, program = %command.program.display(), "cannot start the orphan guard; games would outlive a killed parent");
+                None
+            }
+        });
+        (Self { inner: Arc::new(Inner { config, running: Mutex::new(HashMap::new()), exits, guard }) }, receiver)
     }
 
     fn running(&self) -> std::sync::MutexGuard<'_, HashMap<String, Running>> {
@@ -166,6 +185,9 @@ impl Supervisor {
         let (exited_tx, exited) = watch::channel(None);
         running.insert(key.to_owned(), Running { pid, stopping: stopping.clone(), exited });
         drop(running);
+        if let Some(guard) = &self.inner.guard {
+            guard.watch(pid);
+        }
         tracing::info!(gameserver = %key, pid, program = %spec.program.display(), "game process started");
 
         let supervisor = Arc::downgrade(&self.inner);
@@ -183,8 +205,14 @@ impl Supervisor {
             signal_group(pid, Signal::SIGKILL);
             let stopped = stopping.load(Ordering::SeqCst);
             tracing::info!(gameserver = %key, pid, ?outcome, stopped, "game process exited");
+            let inner = supervisor.upgrade();
+            // Forgotten before anyone hears of the exit, so a finished shutdown leaves the
+            // guard nothing to stop.
+            if let Some(guard) = inner.as_ref().and_then(|inner| inner.guard.as_ref()) {
+                guard.forget(pid);
+            }
             let _ = exited_tx.send(Some(outcome));
-            if let Some(inner) = supervisor.upgrade() {
+            if let Some(inner) = inner {
                 let mut running = inner.running.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
                 if running.get(&key).is_some_and(|r| r.pid == pid) {
                     running.remove(&key);
@@ -234,10 +262,14 @@ impl Supervisor {
         exited.wait_for(Option::is_some).await.ok().and_then(|o| *o)
     }
 
-    /// Stops every process at once (each with the grace period) and waits for all of them.
+    /// Stops every process at once (each with the grace period) and waits for all of them,
+    /// then lets the orphan guard go (it has nothing left to stop, and exits).
     pub async fn shutdown(&self) {
         let keys: Vec<String> = self.running().keys().cloned().collect();
         futures::future::join_all(keys.iter().map(|key| self.stop(key))).await;
+        if let Some(guard) = &self.inner.guard {
+            guard.close().await;
+        }
     }
 }
 
