@@ -5,6 +5,7 @@
 //! replica serves [`metrics`] and health. [`install`] renders the manifests that put Stadion in a
 //! cluster; [`discovery`] refuses to start when its CRDs are missing.
 
+pub mod admission;
 pub mod allocation_api;
 pub mod allocator;
 pub mod connect;
@@ -22,7 +23,6 @@ pub mod overlay;
 pub mod pod;
 pub mod run;
 pub mod sidecar;
-pub mod validity;
 
 #[cfg(test)]
 mod fixtures;

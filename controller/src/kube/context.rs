@@ -1,21 +1,22 @@
 //! What every reconcile gets: the I/O handles (client, event publisher, metrics, leadership),
 //! the watch caches it reads instead of calling the API server, and the port allocator.
 
+use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::Client;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::Store;
 use stadion_crds::{GameServer, GameServerSet};
-use tracing::warn;
+use tracing::{Instrument, Span, warn};
 
-use super::Error;
 use super::events::EventPublisher;
 use super::lease::Leadership;
 use super::metrics::Metrics;
 use super::pod::PodConfig;
+use super::{Error, Result};
 use crate::core::gameserver::GameServerDefaults;
 use crate::core::ports::PortAllocator;
 
@@ -66,4 +67,18 @@ pub fn error_policy_for(controller: &'static str, error: &Error) -> Action {
         warn!(controller, %error, error_kind = error.kind(), "reconcile failed");
         Action::requeue(Duration::from_secs(5))
     }
+}
+
+/// Runs one reconcile of `controller` inside `span`, timing and counting it in the metrics:
+/// the wrapper every reconciler's entry point shares.
+pub async fn observed(
+    ctx: &Context,
+    controller: &'static str,
+    span: Span,
+    work: impl Future<Output = Result<Action>>,
+) -> Result<Action> {
+    let started = Instant::now();
+    let result = work.instrument(span).await;
+    ctx.metrics.observe_reconcile(controller, started.elapsed(), result.as_ref().err());
+    result
 }

@@ -5,19 +5,19 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
 use serde_json::json;
 use stadion_crds::{Fleet, GameServerSet};
-use tracing::{Instrument, info, info_span};
+use tracing::{info, info_span};
 
-use super::context::{Context, error_policy_for};
+use super::admission::{mark_valid, report_invalid, write_defaults};
+use super::context::{Context, error_policy_for, observed};
 use super::events::reason;
 use super::overlay::WriteOverlay;
-use super::validity::{mark_valid, report_invalid};
 use super::{Error, Result, api_status};
 use crate::core::fleet::plan;
 use crate::core::names::SeededNames;
@@ -40,10 +40,7 @@ pub struct FleetState {
 /// Reconciles one Fleet (timed, counted and traced).
 pub async fn reconcile(fleet: Arc<Fleet>, ctx: Arc<Context>) -> Result<Action> {
     let span = info_span!("reconcile", controller = CONTROLLER, fleet = %object_key(fleet.namespace(), fleet.name()));
-    let started = Instant::now();
-    let result = reconcile_inner(&fleet, &ctx).instrument(span).await;
-    ctx.metrics.observe_reconcile(CONTROLLER, started.elapsed(), result.as_ref().err());
-    result
+    observed(&ctx, CONTROLLER, span, reconcile_inner(&fleet, &ctx)).await
 }
 
 /// Requeue policy after an error.
@@ -61,10 +58,7 @@ async fn reconcile_inner(fleet: &Fleet, ctx: &Context) -> Result<Action> {
         return Ok(Action::await_change());
     }
     let fleets: Api<Fleet> = Api::namespaced(ctx.client.clone(), fleet.namespace());
-    let mut defaulted = fleet.clone();
-    defaulted.apply_defaults();
-    if defaulted != *fleet {
-        fleets.replace(fleet.name(), &PostParams::default(), &defaulted).await?;
+    if write_defaults(fleet, &fleets, |o| o.apply_defaults()).await? {
         return Ok(Action::await_change());
     }
     let errors = fleet.validate();

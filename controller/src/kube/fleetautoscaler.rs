@@ -3,17 +3,18 @@
 //! its scale subresource, and the autoscaler's status is written through its status subresource.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use jiff::Timestamp;
 use kube::Api;
-use kube::api::{Patch, PatchParams, PostParams};
+use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
 use serde_json::json;
 use stadion_crds::{Fleet, FleetAutoscaler};
-use tracing::{Instrument, info, info_span, warn};
+use tracing::{info, info_span, warn};
 
-use super::context::{Context, error_policy_for};
+use super::admission::write_defaults;
+use super::context::{Context, error_policy_for, observed};
 use super::events::reason;
 use super::{Error, Result};
 use crate::core::autoscaler::{AutoscalerStep, WebhookCall, WebhookOutcome, decide, decide_from_webhook_response};
@@ -26,10 +27,7 @@ pub const CONTROLLER: &str = "fleetautoscaler";
 pub async fn reconcile(fas: Arc<FleetAutoscaler>, ctx: Arc<Context>) -> Result<Action> {
     let span =
         info_span!("reconcile", controller = CONTROLLER, fleetautoscaler = %object_key(fas.namespace(), fas.name()));
-    let started = Instant::now();
-    let result = reconcile_inner(&fas, &ctx).instrument(span).await;
-    ctx.metrics.observe_reconcile(CONTROLLER, started.elapsed(), result.as_ref().err());
-    result
+    observed(&ctx, CONTROLLER, span, reconcile_inner(&fas, &ctx)).await
 }
 
 /// Requeue policy after an error.
@@ -42,10 +40,7 @@ async fn reconcile_inner(fas: &FleetAutoscaler, ctx: &Context) -> Result<Action>
         return Ok(Action::await_change());
     }
     let autoscalers: Api<FleetAutoscaler> = Api::namespaced(ctx.client.clone(), fas.namespace());
-    let mut defaulted = fas.clone();
-    defaulted.apply_defaults();
-    if defaulted != *fas {
-        autoscalers.replace(fas.name(), &PostParams::default(), &defaulted).await?;
+    if write_defaults(fas, &autoscalers, |o| o.apply_defaults()).await? {
         return Ok(Action::await_change());
     }
     let errors = fas.validate();

@@ -8,7 +8,7 @@
 //! re-read instead of overwriting it.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{Node, Pod};
@@ -17,9 +17,9 @@ use kube::api::{DeleteParams, PostParams};
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
 use stadion_crds::{GameServer, GameServerState};
-use tracing::{Instrument, debug, info, info_span, warn};
+use tracing::{debug, info, info_span, warn};
 
-use super::context::{Context, error_policy_for};
+use super::context::{Context, error_policy_for, observed};
 use super::events::reason;
 use super::pod::build_pod;
 use super::{Error, Result, api_status};
@@ -32,10 +32,7 @@ pub const CONTROLLER: &str = "gameserver";
 /// Reconciles one GameServer (timed, counted and traced).
 pub async fn reconcile(gs: Arc<GameServer>, ctx: Arc<Context>) -> Result<Action> {
     let span = info_span!("reconcile", controller = CONTROLLER, gameserver = %gameserver_key(&gs), state = ?gs.state());
-    let started = Instant::now();
-    let result = reconcile_inner(&gs, &ctx).instrument(span).await;
-    ctx.metrics.observe_reconcile(CONTROLLER, started.elapsed(), result.as_ref().err());
-    result
+    observed(&ctx, CONTROLLER, span, reconcile_inner(&gs, &ctx)).await
 }
 
 /// Requeue policy after an error.

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use jiff::Timestamp;
 use kube::Api;
@@ -11,12 +11,12 @@ use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
 use serde_json::json;
 use stadion_crds::{GameServer, GameServerSet};
-use tracing::{Instrument, info, info_span};
+use tracing::{info, info_span};
 
-use super::context::{Context, error_policy_for};
+use super::admission::{mark_valid, report_invalid, write_defaults};
+use super::context::{Context, error_policy_for, observed};
 use super::events::reason;
 use super::overlay::WriteOverlay;
-use super::validity::{mark_valid, report_invalid};
 use super::{Error, Result, api_status};
 use crate::core::gameserverset::{SetScalingOptions, plan};
 use crate::core::names::SeededNames;
@@ -41,10 +41,7 @@ pub struct SetState {
 pub async fn reconcile(set: Arc<GameServerSet>, ctx: Arc<Context>) -> Result<Action> {
     let span =
         info_span!("reconcile", controller = CONTROLLER, gameserverset = %object_key(set.namespace(), set.name()));
-    let started = Instant::now();
-    let result = reconcile_inner(&set, &ctx).instrument(span).await;
-    ctx.metrics.observe_reconcile(CONTROLLER, started.elapsed(), result.as_ref().err());
-    result
+    observed(&ctx, CONTROLLER, span, reconcile_inner(&set, &ctx)).await
 }
 
 /// Requeue policy after an error.
@@ -58,11 +55,7 @@ async fn reconcile_inner(set: &GameServerSet, ctx: &Context) -> Result<Action> {
         return Ok(Action::await_change());
     }
     let sets: Api<GameServerSet> = Api::namespaced(ctx.client.clone(), set.namespace());
-    let mut defaulted = set.clone();
-    defaulted.apply_defaults();
-    if defaulted != *set {
-        // No webhook defaulted it: write the defaults back once, visibly, then work from them.
-        sets.replace(set.name(), &PostParams::default(), &defaulted).await?;
+    if write_defaults(set, &sets, |o| o.apply_defaults()).await? {
         return Ok(Action::await_change());
     }
     let errors = set.validate();

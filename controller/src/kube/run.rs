@@ -102,6 +102,28 @@ fn controller_config() -> kube::runtime::controller::Config {
     kube::runtime::controller::Config::default().debounce(Duration::from_millis(250))
 }
 
+/// Runs one kube-runtime controller the way all four run: debounced, every object reconciled
+/// again when this replica becomes the leader, stopping when `stopped` resolves.
+fn drive<K, Fut>(
+    controller: Controller<K>,
+    reconcile: impl FnMut(Arc<K>, Arc<Context>) -> Fut,
+    error_policy: impl Fn(Arc<K>, &super::Error, Arc<Context>) -> kube::runtime::controller::Action,
+    ctx: &Arc<Context>,
+    leadership: &Leadership,
+    stopped: impl Future<Output = ()> + Send + Sync + 'static,
+) -> impl Future<Output = ()>
+where
+    K: Clone + Resource<DynamicType = ()> + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+    Fut: futures::TryFuture<Ok = kube::runtime::controller::Action, Error = super::Error> + Send + 'static,
+{
+    controller
+        .with_config(controller_config())
+        .reconcile_all_on(on_leadership(leadership))
+        .graceful_shutdown_on(stopped)
+        .run(reconcile, error_policy, ctx.clone())
+        .for_each(|_| future::ready(()))
+}
+
 /// A stream that yields whenever this replica becomes the leader, so every object is
 /// reconciled by the new leader (a follower's reconciles wrote nothing).
 fn on_leadership(leadership: &Leadership) -> impl futures::Stream<Item = ()> + Send + 'static {
@@ -216,30 +238,19 @@ pub async fn run(
         }
     }
 
-    let gameservers = gs_controller
-        .with_config(controller_config())
-        .reconcile_all_on(on_leadership(&leadership))
-        .graceful_shutdown_on(stopped())
-        .run(gameserver::reconcile, gameserver::error_policy, ctx.clone())
-        .for_each(|_| future::ready(()));
-    let sets = set_controller
-        .with_config(controller_config())
-        .reconcile_all_on(on_leadership(&leadership))
-        .graceful_shutdown_on(stopped())
-        .run(gameserverset::reconcile, gameserverset::error_policy, ctx.clone())
-        .for_each(|_| future::ready(()));
-    let fleets = fleet_controller
-        .with_config(controller_config())
-        .reconcile_all_on(on_leadership(&leadership))
-        .graceful_shutdown_on(stopped())
-        .run(fleet::reconcile, fleet::error_policy, ctx.clone())
-        .for_each(|_| future::ready(()));
-    let autoscalers = autoscaler_controller
-        .with_config(controller_config())
-        .reconcile_all_on(on_leadership(&leadership))
-        .graceful_shutdown_on(stopped())
-        .run(fleetautoscaler::reconcile, fleetautoscaler::error_policy, ctx.clone())
-        .for_each(|_| future::ready(()));
+    let gameservers =
+        drive(gs_controller, gameserver::reconcile, gameserver::error_policy, &ctx, &leadership, stopped());
+    let sets =
+        drive(set_controller, gameserverset::reconcile, gameserverset::error_policy, &ctx, &leadership, stopped());
+    let fleets = drive(fleet_controller, fleet::reconcile, fleet::error_policy, &ctx, &leadership, stopped());
+    let autoscalers = drive(
+        autoscaler_controller,
+        fleetautoscaler::reconcile,
+        fleetautoscaler::error_policy,
+        &ctx,
+        &leadership,
+        stopped(),
+    );
 
     // Ready once the caches reconciles read from are filled.
     let ready_flag = readiness.clone();

@@ -1,8 +1,10 @@
-//! Reporting a GameServerSet's or Fleet's validity: the `Valid` status condition, plus a
-//! Warning Event when the spec turns (or stays, with new problems) invalid.
+//! What an admission webhook would do, done by the controller since none may be installed:
+//! defaults written back once, and a GameServerSet's or Fleet's validity reported as the `Valid`
+//! status condition plus a Warning Event when the spec turns (or stays, with new problems)
+//! invalid.
 
 use jiff::Timestamp;
-use kube::api::{Patch, PatchParams};
+use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, Resource};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -15,6 +17,23 @@ use super::Result;
 use super::context::Context;
 use super::events::reason;
 use crate::core::conditions::{set_condition, validity};
+
+/// Writes `object` back with `apply_defaults` applied if that changes anything, so the stored
+/// object shows its defaults as after Agones' webhook. Returns whether it wrote: the write's
+/// watch event brings the defaulted object back, and the reconcile should stop here.
+pub async fn write_defaults<K>(object: &K, api: &Api<K>, apply_defaults: impl FnOnce(&mut K)) -> Result<bool>
+where
+    K: Resource<DynamicType = ()> + Clone + PartialEq + DeserializeOwned + Serialize + std::fmt::Debug,
+{
+    let mut defaulted = object.clone();
+    apply_defaults(&mut defaulted);
+    if defaulted == *object {
+        return Ok(false);
+    }
+    let name = object.meta().name.as_deref().unwrap_or_default();
+    api.replace(name, &PostParams::default(), &defaulted).await?;
+    Ok(true)
+}
 
 /// Records that `object` is invalid: sets `Valid=False` (with every problem and the generation)
 /// through the status subresource and publishes a Warning Event, both only when the condition
