@@ -404,7 +404,7 @@ impl GameServerState {
 
     /// Counts toward a set's replicas: neither terminal nor on its way out.
     pub fn is_active(self) -> bool {
-        !matches!(self, Self::Shutdown | Self::Error | Self::Unhealthy)
+        !self.is_terminal()
     }
 
     /// No state change leaves it (Unhealthy, Shutdown, Error).

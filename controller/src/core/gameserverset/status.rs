@@ -8,7 +8,7 @@ use stadion_crds::{GameServer, GameServerState};
 /// being deleted (what the set converges to `spec.replicas`); `shutdownReplicas` counts Shutdown
 /// and deleting ones. Players, counters and lists sum over the counted servers; the `allocated*`
 /// parts only over Allocated ones.
-pub fn aggregate_status(servers: &[GameServer]) -> GameServerSetStatus {
+pub fn aggregate_status<'a>(servers: impl IntoIterator<Item = &'a GameServer>) -> GameServerSetStatus {
     let mut status = GameServerSetStatus::default();
     let mut players: Option<AggregatedPlayerStatus> = None;
     for gs in servers {

@@ -3,8 +3,9 @@
 use std::collections::BTreeMap;
 
 use serde::Serialize;
-use stadion_crds::{Fleet, GameServer, GameServerState, labels};
+use stadion_crds::{Fleet, GameServer, labels};
 
+use crate::core::gameserverset::aggregate_status;
 use crate::local::store::{Selector, Store};
 
 /// Fleets and GameServers as they are now.
@@ -88,31 +89,22 @@ fn take(store: &Store) -> Snapshot {
         .map(|fleet| {
             // Counted from the servers rather than the fleet's status, so the picture is exact
             // even between two status writes.
-            let mine = gameservers.iter().filter(|gs| {
+            let mine = gameservers.iter().map(AsRef::as_ref).filter(|gs: &&GameServer| {
                 gs.namespace() == fleet.namespace()
                     && gs.metadata.labels.as_ref().and_then(|l| l.get(labels::FLEET)).map(String::as_str)
                         == Some(fleet.name())
             });
-            let mut summary = FleetSummary {
+            // The same counting as a set's status, so the admin API and `kubectl get` agree.
+            let counts = aggregate_status(mine);
+            FleetSummary {
                 namespace: fleet.namespace().to_owned(),
                 name: fleet.name().to_owned(),
                 desired: fleet.spec.replicas,
-                ..FleetSummary::default()
-            };
-            for gs in mine {
-                let state = gs.state();
-                if gs.metadata.deletion_timestamp.is_some() || state.is_some_and(|s| !s.is_active()) {
-                    continue;
-                }
-                summary.current += 1;
-                match state {
-                    Some(GameServerState::Ready) => summary.ready += 1,
-                    Some(GameServerState::Allocated) => summary.allocated += 1,
-                    Some(GameServerState::Reserved) => summary.reserved += 1,
-                    _ => {}
-                }
+                current: counts.replicas,
+                ready: counts.ready_replicas,
+                allocated: counts.allocated_replicas,
+                reserved: counts.reserved_replicas,
             }
-            summary
         })
         .collect();
     let gameservers = gameservers
