@@ -76,6 +76,16 @@ fn creation_is_capped_per_reconcile_and_requeued() {
     assert_eq!(p.requeue_at, Some(at(5)));
 }
 
+/// The plan with the servers' own node load, default names and options.
+fn plan_on_their_nodes(set: &GameServerSet, servers: &[GameServer], now: jiff::Timestamp) -> GameServerSetPlan {
+    let load = NodeLoad::from_gameservers(servers);
+    plan(set, servers, &load, &mut CountingNames::default(), now, &Default::default())
+}
+
+fn names(servers: &[GameServer]) -> Vec<&str> {
+    servers.iter().map(|gs| gs.name()).collect()
+}
+
 fn on(name: &str, node: &str, created: i64) -> GameServer {
     GameServerBuilder::new(name).node(node).created(created).in_set("s", "f").build()
 }
@@ -93,28 +103,14 @@ fn packed_scale_down_takes_unscheduled_then_starting_then_empties_the_least_used
         GameServerBuilder::new("starting").node("big").state(S::Scheduled).build(),
         GameServerBuilder::new("unscheduled").state(S::Creating).build(),
     ];
-    let p = plan(
-        &set,
-        &servers,
-        &NodeLoad::from_gameservers(&servers),
-        &mut CountingNames::default(),
-        at(9),
-        &Default::default(),
-    );
-    let chosen: Vec<&str> = p.shutdown.iter().map(|gs| gs.name()).collect();
+    let p = plan_on_their_nodes(&set, &servers, at(9));
+    let chosen = names(&p.shutdown);
     assert_eq!(chosen, ["unscheduled", "starting", "small-2"]);
     assert!(p.shutdown.iter().all(|gs| gs.state() == Some(S::Shutdown)));
 
     set.spec.replicas = 1;
-    let p = plan(
-        &set,
-        &servers,
-        &NodeLoad::from_gameservers(&servers),
-        &mut CountingNames::default(),
-        at(9),
-        &Default::default(),
-    );
-    let chosen: Vec<&str> = p.shutdown.iter().map(|gs| gs.name()).collect();
+    let p = plan_on_their_nodes(&set, &servers, at(9));
+    let chosen = names(&p.shutdown);
     assert_eq!(&chosen[..4], ["unscheduled", "starting", "small-2", "small-1"], "small node emptied before big");
 }
 
@@ -135,15 +131,8 @@ fn distributed_scale_down_goes_by_priorities_else_oldest_first() {
     let mut set = gameserverset("s", 2, Some("f"));
     set.spec.scheduling = Some(SchedulingStrategy::Distributed);
     let servers = vec![on("new", "n1", 30), on("old", "n2", 10), on("mid", "n3", 20), on("older", "n1", 5)];
-    let p = plan(
-        &set,
-        &servers,
-        &NodeLoad::from_gameservers(&servers),
-        &mut CountingNames::default(),
-        at(0),
-        &Default::default(),
-    );
-    let chosen: Vec<&str> = p.shutdown.iter().map(|gs| gs.name()).collect();
+    let p = plan_on_their_nodes(&set, &servers, at(0));
+    let chosen = names(&p.shutdown);
     assert_eq!(chosen, ["older", "old"]);
 
     set.spec.priorities =
