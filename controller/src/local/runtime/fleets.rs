@@ -7,29 +7,20 @@ use stadion_crds::{Fleet, GameServerSet, labels};
 use tokio::sync::watch;
 
 use super::Shared;
-use super::queue::{COALESCE, WorkQueue, run_owner_controller, split_key};
+use super::queue::{COALESCE, OwnerPass, run_owner_controller, split_key};
 use crate::core::fleet::plan;
-use crate::core::names::SeededNames;
-use crate::local::store::{Selector, StoreError};
+use crate::local::store::StoreError;
 
 /// Runs until `stop` turns true.
 pub(crate) async fn run(shared: Arc<Shared>, stop: watch::Receiver<bool>) {
     run_owner_controller::<Fleet, GameServerSet>(shared, labels::FLEET, stop, reconcile_one).await;
 }
 
-fn reconcile_one(shared: &Shared, key: &str, names: &mut SeededNames, queue: &mut WorkQueue) {
+fn reconcile_one(pass: OwnerPass<'_, Fleet, GameServerSet>) {
+    let OwnerPass { shared, key, parent: fleet, children: owned, names, queue } = pass;
     let (namespace, name) = split_key(key);
     let fleets = shared.store.api::<Fleet>();
-    let Some(fleet) = fleets.try_get(namespace, name) else { return };
-    if fleet.metadata.deletion_timestamp.is_some() {
-        return;
-    }
     let api = shared.store.api::<GameServerSet>();
-    let owned: Vec<GameServerSet> = api
-        .list(Some(namespace), &Selector::from_labels([(labels::FLEET, name)]))
-        .iter()
-        .map(|set| (**set).clone())
-        .collect();
     let plan = plan(&fleet, &owned, names);
     let _span = tracing::debug_span!("reconcile_fleet", fleet = %key).entered();
 

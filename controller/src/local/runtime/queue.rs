@@ -99,14 +99,32 @@ impl WorkQueue {
 /// their owners are recomputed a few times a second instead of once per server change.
 pub(crate) const COALESCE: Duration = Duration::from_millis(50);
 
+/// What a pass over one parent gets: the parent (live, not being deleted), its children as
+/// they are now, the parent's `namespace/name` key and the controller's name generator and queue.
+pub(crate) struct OwnerPass<'a, Parent, Child> {
+    /// The shared runtime state.
+    pub shared: &'a super::Shared,
+    /// `namespace/name` of the parent.
+    pub key: &'a str,
+    /// The parent.
+    pub parent: std::sync::Arc<Parent>,
+    /// Its children (labelled `owner_label = <parent name>` in its namespace).
+    pub children: Vec<Child>,
+    /// Name suffixes for new children.
+    pub names: &'a mut crate::core::names::SeededNames,
+    /// Where to requeue.
+    pub queue: &'a mut WorkQueue,
+}
+
 /// Drives a controller of `Parent` objects whose children (`Child`, labelled `owner_label =
 /// <parent name>`) also concern it: every parent change queues that parent; bursts of child
-/// changes are coalesced into one pass over their owners; timers requeue. Runs until `stop`.
+/// changes are coalesced into one pass over their owners; timers requeue. A pass skips a parent
+/// that is gone or being deleted (its children go by cascade). Runs until `stop`.
 pub(crate) async fn run_owner_controller<Parent, Child>(
     shared: std::sync::Arc<super::Shared>,
     owner_label: &'static str,
     mut stop: tokio::sync::watch::Receiver<bool>,
-    mut reconcile: impl FnMut(&super::Shared, &str, &mut crate::core::names::SeededNames, &mut WorkQueue),
+    mut reconcile: impl FnMut(OwnerPass<'_, Parent, Child>),
 ) where
     Parent: crate::local::store::StoreObject,
     Child: crate::local::store::StoreObject,
@@ -131,7 +149,15 @@ pub(crate) async fn run_owner_controller<Parent, Child>(
     let mut names = crate::core::names::SeededNames::new(rand::random());
     loop {
         for key in queue.take_due() {
-            reconcile(&shared, &key, &mut names, &mut queue);
+            let (namespace, name) = split_key(&key);
+            let Some(parent) = shared.store.api::<Parent>().try_get(namespace, name) else { continue };
+            if parent.metadata().deletion_timestamp.is_some() {
+                continue;
+            }
+            let selector = crate::local::store::Selector::from_labels([(owner_label, name)]);
+            let children =
+                shared.store.api::<Child>().list(Some(namespace), &selector).iter().map(|c| (**c).clone()).collect();
+            reconcile(OwnerPass { shared: &shared, key: &key, parent, children, names: &mut names, queue: &mut queue });
         }
         tokio::select! {
             biased;

@@ -7,30 +7,21 @@ use stadion_crds::{GameServer, GameServerSet, labels};
 use tokio::sync::watch;
 
 use super::Shared;
-use super::queue::{COALESCE, WorkQueue, run_owner_controller, split_key};
+use super::queue::{COALESCE, OwnerPass, run_owner_controller, split_key};
 use crate::core::gameserverset::{SetScalingOptions, plan};
-use crate::core::names::SeededNames;
 use crate::core::nodes::NodeLoad;
-use crate::local::store::{Selector, StoreError};
+use crate::local::store::StoreError;
 
 /// Runs until `stop` turns true.
 pub(crate) async fn run(shared: Arc<Shared>, stop: watch::Receiver<bool>) {
     run_owner_controller::<GameServerSet, GameServer>(shared, labels::GAMESERVERSET, stop, reconcile_one).await;
 }
 
-fn reconcile_one(shared: &Shared, key: &str, names: &mut SeededNames, queue: &mut WorkQueue) {
+fn reconcile_one(pass: OwnerPass<'_, GameServerSet, GameServer>) {
+    let OwnerPass { shared, key, parent: set, children: owned, names, queue } = pass;
     let (namespace, name) = split_key(key);
     let sets = shared.store.api::<GameServerSet>();
-    let Some(set) = sets.try_get(namespace, name) else { return };
-    if set.metadata.deletion_timestamp.is_some() {
-        return;
-    }
     let api = shared.store.api::<GameServer>();
-    let owned: Vec<GameServer> = api
-        .list(Some(namespace), &Selector::from_labels([(labels::GAMESERVERSET, name)]))
-        .iter()
-        .map(|gs| (**gs).clone())
-        .collect();
     let nodes = NodeLoad::from_gameservers(&owned);
     let now = jiff::Timestamp::now();
     let plan = plan(&set, &owned, &nodes, names, now, &SetScalingOptions::default());
