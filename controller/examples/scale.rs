@@ -13,11 +13,11 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use stadion_controller::core::ports::PortRanges;
 use stadion_controller::local::LocalRuntime;
 use stadion_controller::local::runtime::{Manifest, RuntimeConfig};
 use stadion_controller::local::store::Selector;
 use stadion_controller::local::supervisor::OutputSink;
+use stadion_core::ports::PortRanges;
 use stadion_crds::manifest::parse_documents;
 use stadion_crds::{GameServer, GameServerState};
 

@@ -1,6 +1,6 @@
 //! The kube runtime: the same core decisions, carried out against a Kubernetes API server.
 //!
-//! Watches feed kube-runtime controllers whose reconcilers ask [`crate::core`] what to do and
+//! Watches feed kube-runtime controllers whose reconcilers ask [`stadion_core`] what to do and
 //! carry the answer out as API writes. Only the replica holding the [`lease`] writes; every
 //! replica serves [`metrics`] and health. [`install`] renders the manifests that put Stadion in a
 //! cluster; [`discovery`] refuses to start when its CRDs are missing.

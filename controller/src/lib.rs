@@ -5,6 +5,5 @@
 //! embedded runtime behind `stadion up` (an in-memory store with Kubernetes-like semantics and a
 //! process supervisor); [`kube`] drives the same core against a real API server.
 
-pub mod core;
 pub mod kube;
 pub mod local;

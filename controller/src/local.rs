@@ -5,7 +5,7 @@
 //! - [`store`]: the object store (resourceVersion, CAS, finalizers, owner references, watches).
 //! - [`supervisor`]: game processes in their own process groups, with grace periods.
 //! - [`sdk_backend`]: the SDK sidecar's backend over the store.
-//! - [`allocator`]: allocation as one compare-and-swap ([`stadion_matchmaker::Allocator`]).
+//! - [`allocator`]: allocation as one compare-and-swap ([`stadion_core::allocator::Allocator`]).
 //! - [`files`] and [`admin`]: reading manifests for `stadion up`, and its JSON endpoint.
 //! - [`runtime`]: [`LocalRuntime`], which wires all of the above together.
 

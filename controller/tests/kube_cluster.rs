@@ -21,13 +21,13 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use serde_json::json;
-use stadion_controller::core::ports::PortRanges;
 use stadion_controller::kube::allocator::KubeAllocator;
 use stadion_controller::kube::run::{ControllerConfig, run};
 use stadion_controller::kube::sidecar::KubeBackend;
+use stadion_core::allocator::Allocator;
+use stadion_core::ports::PortRanges;
 use stadion_crds::allocation::{GameServerAllocationSpec, GameServerAllocationState, GameServerSelector};
 use stadion_crds::{Fleet, GameServer, GameServerAllocation, GameServerSet, GameServerState};
-use stadion_matchmaker::Allocator;
 use stadion_sdk::server::{self, SdkServerHandle, ServeOptions};
 use tokio::sync::oneshot;
 
@@ -267,7 +267,10 @@ async fn fleet_lifecycle_on_a_real_api_server() {
     let mut request =
         GameServerAllocation::new(GameServerAllocationSpec { selectors: vec![selector], ..Default::default() });
     request.metadata.namespace = Some(namespace.clone());
-    let allocated = eventually("an allocation", || async { allocator.allocate(request.clone()).await.ok() }).await;
+    let allocated = eventually("an allocation", || async {
+        allocator.allocate(request.clone()).await.ok().and_then(|o| o.allocated())
+    })
+    .await;
     assert_eq!(allocated.state, GameServerAllocationState::Allocated);
     assert_eq!(allocated.address, "203.0.113.77");
     let chosen = gameservers.get(&allocated.game_server_name).await.expect("allocated server");

@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use local_runtime::{apply, count, eventually, servers, set_yaml, with_runtime};
+use stadion_core::allocator::{AllocationOutcome, Allocator};
 use stadion_crds::allocation::{GameServerAllocationSpec, GameServerAllocationState};
 use stadion_crds::{GameServer, GameServerAllocation, GameServerState, labels};
-use stadion_matchmaker::{AllocateError, Allocator};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_hundred_concurrent_allocations_over_a_hundred_ready_servers() {
@@ -36,7 +36,7 @@ async fn two_hundred_concurrent_allocations_over_a_hundred_ready_servers() {
         let mut unavailable = 0;
         for task in tasks {
             match task.await.expect("allocation task") {
-                Ok(status) => {
+                Ok(AllocationOutcome::Allocated(status)) => {
                     assert_eq!(status.state, GameServerAllocationState::Allocated);
                     assert_eq!(status.address, "127.0.0.1");
                     assert_eq!(status.ports.len(), 1);
@@ -46,8 +46,8 @@ async fn two_hundred_concurrent_allocations_over_a_hundred_ready_servers() {
                         status.game_server_name
                     );
                 }
-                Err(AllocateError::Unavailable) => unavailable += 1,
-                Err(other) => panic!("unexpected allocation error: {other}"),
+                Ok(AllocationOutcome::UnAllocated) => unavailable += 1,
+                other => panic!("unexpected allocation answer: {other:?}"),
             }
         }
         assert_eq!((won.len(), unavailable), (100, 100));
@@ -70,7 +70,7 @@ async fn capacity_changes_when_a_server_turns_ready_and_selectors_are_honoured()
         let before = *capacity.borrow_and_update();
         assert!(matches!(
             allocator.allocate(GameServerAllocation::new(GameServerAllocationSpec::default())).await,
-            Err(AllocateError::Unavailable)
+            Ok(AllocationOutcome::UnAllocated)
         ));
 
         apply(&runtime, &set_yaml("blue", 1, &[]));
@@ -92,12 +92,12 @@ async fn capacity_changes_when_a_server_turns_ready_and_selectors_are_honoured()
                 other => panic!("not an allocation: {other:?}"),
             }
         };
-        assert!(matches!(allocator.allocate(request("red")).await, Err(AllocateError::Unavailable)));
-        let status = allocator.allocate(request("blue")).await.expect("allocated");
+        assert!(matches!(allocator.allocate(request("red")).await, Ok(AllocationOutcome::UnAllocated)));
+        let status = allocator.allocate(request("blue")).await.expect("answers").allocated().expect("allocated");
         let gs = store.api::<GameServer>().get("default", &status.game_server_name).expect("exists");
         assert_eq!(gs.state(), Some(GameServerState::Allocated));
         assert_eq!(gs.metadata.labels.as_ref().and_then(|l| l.get("match")).map(String::as_str), Some("m-1"));
-        assert!(matches!(allocator.allocate(request("blue")).await, Err(AllocateError::Unavailable)));
+        assert!(matches!(allocator.allocate(request("blue")).await, Ok(AllocationOutcome::UnAllocated)));
         runtime
     })
     .await;

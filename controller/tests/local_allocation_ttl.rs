@@ -11,10 +11,10 @@ use local_runtime::{apply, count, eventually, fleet_yaml, servers, test_config, 
 use stadion_controller::local::LocalRuntime;
 use stadion_controller::local::runtime::RuntimeConfig;
 use stadion_controller::local::store::{StoreError, WatchEvent};
+use stadion_core::allocator::Allocator;
 use stadion_crds::gameserver::PlayerStatus;
 use stadion_crds::manifest::{Resource, parse_documents};
 use stadion_crds::{GameServer, GameServerAllocation, GameServerState, labels};
-use stadion_matchmaker::Allocator;
 
 const LIMIT: Duration = Duration::from_secs(20);
 
@@ -61,7 +61,8 @@ async fn allocate_from(runtime: &LocalRuntime, fleet: &str) -> String {
         Some(Resource::GameServerAllocation(gsa)) => *gsa,
         other => panic!("not an allocation: {other:?}"),
     };
-    runtime.allocator().allocate(request).await.expect("a Ready server to allocate").game_server_name
+    let outcome = runtime.allocator().allocate(request).await.expect("answers");
+    outcome.allocated().expect("a Ready server to allocate").game_server_name
 }
 
 fn state_of(runtime: &LocalRuntime, name: &str) -> Option<GameServerState> {

@@ -9,9 +9,9 @@ use std::time::Duration;
 use local_runtime::{apply, count, eventually, fleet_yaml, servers, with_runtime};
 use stadion_controller::local::LocalRuntime;
 use stadion_controller::local::store::{Selector, StoreError};
+use stadion_core::allocator::{AllocationOutcome, Allocator};
 use stadion_crds::allocation::GameServerAllocationSpec;
 use stadion_crds::{Fleet, GameServer, GameServerAllocation, GameServerSet, GameServerState, labels};
-use stadion_matchmaker::Allocator;
 
 const LIMIT: Duration = Duration::from_secs(20);
 
@@ -36,7 +36,9 @@ async fn allocate(runtime: &LocalRuntime, n: usize) -> BTreeSet<String> {
     let mut names = BTreeSet::new();
     for _ in 0..n {
         let status = allocator.allocate(GameServerAllocation::new(GameServerAllocationSpec::default())).await;
-        names.insert(status.expect("a Ready server to allocate").game_server_name);
+        names.insert(
+            status.ok().and_then(AllocationOutcome::allocated).expect("a Ready server to allocate").game_server_name,
+        );
     }
     names
 }

@@ -98,7 +98,7 @@ async fn a_game_that_stops_pinging_goes_unhealthy() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_game_that_cannot_start_is_an_error_not_a_crash() {
     with_runtime(|runtime| async move {
-        let yaml = set_yaml("broken", 1, &[]).replace(local_runtime::GAME, "/no/such/game");
+        let yaml = set_yaml("broken", 1, &[]).replace(&local_runtime::game(), "/no/such/game");
         apply(&runtime, &yaml);
         let store = runtime.store().clone();
         eventually(Duration::from_secs(10), "an Error server", || {

@@ -38,14 +38,13 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::Value;
-use stadion_crds::allocation::GameServerAllocationState;
 use stadion_sdk::allocation as pb;
 use stadion_sdk::allocation::allocation_service_server::{AllocationService, AllocationServiceServer, SERVICE_NAME};
 
 pub use request::DEFAULT_NAMESPACE;
 
 use crate::metrics::Metrics;
-use crate::{AllocateError, Allocator, Error};
+use crate::{AllocateError, AllocationOutcome, Allocator, Error};
 
 /// REST path of Allocate (body: `AllocationRequest` as JSON).
 pub const REST_PATH: &str = "/gameserverallocation";
@@ -94,20 +93,14 @@ impl AgonesAllocationService {
         allocation.apply_defaults();
         let renamed = |errors| Error::Invalid(request::request_paths(errors, metadata_source));
         allocation.validate().into_result().map_err(renamed)?;
-        let status = self.allocator.allocate(allocation).await.map_err(|error| match error {
-            AllocateError::Unavailable => Error::Unavailable,
+        let outcome = self.allocator.allocate(allocation).await.map_err(|error| match error {
             AllocateError::Invalid(errors) => renamed(errors),
             AllocateError::Backend(message) => Error::Backend(message),
         })?;
-        match status.state {
-            GameServerAllocationState::Contention => Err(Error::Conflict {
-                message: "every matching game server was allocated by another request first; retry".to_owned(),
-                field: None,
-            }),
-            // The trait promises an Allocated status on success; an empty UnAllocated one can only
-            // mean nothing was found.
-            GameServerAllocationState::UnAllocated if status.game_server_name.is_empty() => Err(Error::Unavailable),
-            _ => Ok(response::to_response(status)),
+        match outcome {
+            AllocationOutcome::Allocated(status) => Ok(response::to_response(status)),
+            AllocationOutcome::UnAllocated => Err(Error::Unavailable),
+            AllocationOutcome::Contention => Err(Error::Contention),
         }
     }
 
@@ -122,7 +115,7 @@ impl AgonesAllocationService {
         let reason = match error {
             Error::Unavailable => "unavailable",
             Error::Backend(_) => "backend",
-            Error::Conflict { .. } => "contention",
+            Error::Conflict { .. } | Error::Contention => "contention",
             _ => "invalid",
         };
         self.metrics.allocation_failure(METRICS_SOURCE, reason);
@@ -177,7 +170,7 @@ pub fn grpc_code(error: &Error) -> tonic::Code {
         Error::Invalid(_) | Error::MalformedBody(_) => tonic::Code::InvalidArgument,
         Error::Unavailable | Error::PayloadTooLarge { .. } => tonic::Code::ResourceExhausted,
         Error::Backend(_) => tonic::Code::Unavailable,
-        Error::Conflict { .. } => tonic::Code::Aborted,
+        Error::Conflict { .. } | Error::Contention => tonic::Code::Aborted,
         Error::Unauthorized => tonic::Code::Unauthenticated,
         Error::NotFound(_) => tonic::Code::NotFound,
         Error::ConfigRead { .. } | Error::ConfigParse { .. } | Error::Config(_) | Error::Serve { .. } => {

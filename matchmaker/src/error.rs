@@ -50,6 +50,10 @@ pub enum Error {
     /// No or a wrong bearer token (HTTP 401).
     #[error("missing or invalid bearer token")]
     Unauthorized,
+    /// Servers matched, but concurrent allocations took every candidate first (HTTP 409,
+    /// gRPC ABORTED, as Agones answers `Contention`). Retrying soon may succeed.
+    #[error("every matching game server was allocated by another request first; retry")]
+    Contention,
     /// No game server is free right now (HTTP 429).
     #[error("no game server is available for this allocation")]
     Unavailable,
@@ -79,6 +83,7 @@ impl Error {
             Error::Conflict { .. } => "conflict",
             Error::PayloadTooLarge { .. } => "payload_too_large",
             Error::Unauthorized => "unauthorized",
+            Error::Contention => "contention",
             Error::Unavailable => "unavailable",
             Error::Backend(_) => "backend",
             Error::Serve { .. } => "serve",

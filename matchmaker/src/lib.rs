@@ -18,7 +18,6 @@
 //! shutting down so open event streams end and graceful shutdown can finish.
 
 pub mod agones_allocation;
-pub mod allocator;
 pub mod config;
 pub mod engine;
 mod error;
@@ -27,7 +26,7 @@ pub mod metrics;
 mod service;
 pub mod ticket;
 
-pub use allocator::{AllocateError, Allocator};
 pub use config::MatchmakerConfig;
 pub use error::Error;
 pub use service::{Backoff, Matchmaker};
+pub use stadion_core::allocator::{AllocateError, AllocationOutcome, Allocator};

@@ -23,7 +23,7 @@ use crate::config::validate::dns_label;
 use crate::engine::Millis;
 use crate::metrics::Metrics;
 use crate::ticket::{Ticket, TicketRequest};
-use crate::{AllocateError, Allocator, Error};
+use crate::{AllocateError, AllocationOutcome, Allocator, Error};
 
 pub use allocation::Backoff;
 
@@ -112,14 +112,18 @@ impl Matchmaker {
         let result = self.inner.allocator.allocate(request).await;
         let metrics = &self.inner.metrics;
         match result {
-            Ok(mut status) => {
+            Ok(AllocationOutcome::Allocated(mut status)) => {
                 metrics.allocation("direct");
                 status.state = GameServerAllocationState::Allocated;
                 Ok(status)
             }
-            Err(AllocateError::Unavailable) => {
+            Ok(AllocationOutcome::UnAllocated) => {
                 metrics.allocation_failure("direct", "unavailable");
                 Err(Error::Unavailable)
+            }
+            Ok(AllocationOutcome::Contention) => {
+                metrics.allocation_failure("direct", "contention");
+                Err(Error::Contention)
             }
             Err(AllocateError::Invalid(errors)) => {
                 metrics.allocation_failure("direct", "invalid");

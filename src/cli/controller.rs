@@ -7,12 +7,12 @@ use std::process::ExitCode;
 use std::str::FromStr;
 
 use anyhow::Context;
-use stadion_controller::core::ports::PortRanges;
 use stadion_controller::kube::allocation_api::front_proxy::ClientAuth;
 use stadion_controller::kube::allocation_api::tls::TlsSource;
 use stadion_controller::kube::allocation_api::{AllocationApiConfig, SERVICE_NAME};
 use stadion_controller::kube::install::{DEFAULT_IMAGE, DEFAULT_NAMESPACE, SDK_SERVICE_ACCOUNT};
 use stadion_controller::kube::run::{ControllerConfig, run_with_default_client};
+use stadion_core::ports::PortRanges;
 use stadion_crds::allocation_ttl::AllocationTtl;
 use stadion_crds::gameserver::{DEFAULT_MAX_PORT, DEFAULT_MIN_PORT, DEFAULT_PORT_RANGE};
 

@@ -10,11 +10,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use stadion_controller::core::ports::PortRanges;
 use stadion_controller::local::files::{Fingerprint, load};
 use stadion_controller::local::runtime::{ApplyReport, DEFAULT_ADDRESS, RuntimeConfig};
 use stadion_controller::local::supervisor::OutputSink;
 use stadion_controller::local::{LocalRuntime, Snapshot, admin};
+use stadion_core::ports::PortRanges;
 use stadion_crds::allocation_ttl::AllocationTtl;
 use stadion_matchmaker::{Matchmaker, MatchmakerConfig};
 

@@ -16,7 +16,7 @@ use tracing::warn;
 use super::Result;
 use super::context::Context;
 use super::events::reason;
-use crate::core::conditions::{set_condition, validity};
+use stadion_core::conditions::{set_condition, validity};
 
 /// Writes `object` back with `apply_defaults` applied if that changes anything, so the stored
 /// object shows its defaults as after Agones' webhook. Returns whether it wrote: the write's

@@ -18,20 +18,20 @@ use kube::api::PostParams;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
-use stadion_crds::allocation::{GameServerAllocationState, GameServerAllocationStatus};
+use stadion_core::allocator::{AllocateError, AllocationOutcome, Allocator};
+use stadion_crds::allocation::GameServerAllocationStatus;
 use stadion_crds::labels::FLEET;
 use stadion_crds::validation::FieldErrors;
 use stadion_crds::{Fleet, GameServer, GameServerAllocation, GameServerState};
-use stadion_matchmaker::{AllocateError, Allocator};
 use tokio::sync::watch;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use super::api_status;
 use super::metrics::Metrics;
-use crate::core::allocation::{candidates, release_allocation};
-use crate::core::fleet::record_allocation;
-use crate::core::gameserver::gameserver_key;
-use crate::core::nodes::NodeLoad;
+use stadion_core::allocation::{candidates, release_allocation};
+use stadion_core::fleet::record_allocation;
+use stadion_core::gameserver::gameserver_key;
+use stadion_core::nodes::NodeLoad;
 
 /// Most candidates tried per allocation: under heavy contention, answering "try again" quickly
 /// beats walking a thousand stale entries.
@@ -92,20 +92,15 @@ impl KubeAllocator {
     /// does: when no server matches the status says `UnAllocated`, and when every candidate
     /// was taken by concurrent writers it says `Contention`; only an invalid request or an
     /// unreachable API server is an error.
-    pub async fn allocate_outcome(
-        &self,
-        request: GameServerAllocation,
-    ) -> Result<GameServerAllocationStatus, AllocateError> {
+    pub async fn allocate_outcome(&self, request: GameServerAllocation) -> Result<AllocationOutcome, AllocateError> {
         let started = Instant::now();
         let span = info_span!("allocate", namespace = request.metadata.namespace.as_deref().unwrap_or("default"));
         let result = self.try_allocate(request).instrument(span).await;
         if let Some(metrics) = &self.metrics {
             let (fleet, status) = match &result {
-                Ok(status) if status.state == GameServerAllocationState::Allocated => {
-                    (fleet_of(&self.cache, status), "Allocated")
-                }
-                Ok(status) if status.state == GameServerAllocationState::Contention => (String::new(), "Contention"),
-                Ok(_) => (String::new(), "UnAllocated"),
+                Ok(AllocationOutcome::Allocated(status)) => (fleet_of(&self.cache, status), "Allocated"),
+                Ok(AllocationOutcome::Contention) => (String::new(), "Contention"),
+                Ok(AllocationOutcome::UnAllocated) => (String::new(), "UnAllocated"),
                 Err(_) => (String::new(), "Error"),
             };
             metrics.observe_allocation(&fleet, status, started.elapsed());
@@ -113,10 +108,7 @@ impl KubeAllocator {
         result
     }
 
-    async fn try_allocate(
-        &self,
-        mut request: GameServerAllocation,
-    ) -> Result<GameServerAllocationStatus, AllocateError> {
+    async fn try_allocate(&self, mut request: GameServerAllocation) -> Result<AllocationOutcome, AllocateError> {
         request.apply_defaults();
         let errors = request.validate();
         if !errors.is_empty() {
@@ -134,7 +126,7 @@ impl KubeAllocator {
             AllocateError::Invalid(errors)
         })?;
         if chosen.is_empty() {
-            return Ok(outcome(GameServerAllocationState::UnAllocated));
+            return Ok(AllocationOutcome::UnAllocated);
         }
         let api: Api<GameServer> = Api::namespaced(self.client.clone(), &namespace);
         for candidate in chosen.into_iter().take(MAX_ATTEMPTS) {
@@ -149,7 +141,7 @@ impl KubeAllocator {
                     if let Some(fleet) = candidate.gameserver.metadata.labels.as_ref().and_then(|l| l.get(FLEET)) {
                         count_allocation(&self.client, &namespace, fleet).await;
                     }
-                    return Ok(attempt.status);
+                    return Ok(AllocationOutcome::Allocated(attempt.status));
                 }
                 // Changed or deleted since we cached it: someone else got there first.
                 Err(e) if matches!(api_status(&e), Some(409 | 404)) => {
@@ -158,22 +150,14 @@ impl KubeAllocator {
                 Err(e) => return Err(AllocateError::Backend(e.to_string())),
             }
         }
-        Ok(outcome(GameServerAllocationState::Contention))
+        Ok(AllocationOutcome::Contention)
     }
-}
-
-/// A status saying no server was allocated, and why.
-fn outcome(state: GameServerAllocationState) -> GameServerAllocationStatus {
-    GameServerAllocationStatus { state, ..GameServerAllocationStatus::default() }
 }
 
 #[async_trait]
 impl Allocator for KubeAllocator {
-    async fn allocate(&self, request: GameServerAllocation) -> Result<GameServerAllocationStatus, AllocateError> {
-        match self.allocate_outcome(request).await? {
-            status if status.state == GameServerAllocationState::Allocated => Ok(status),
-            _ => Err(AllocateError::Unavailable),
-        }
+    async fn allocate(&self, request: GameServerAllocation) -> Result<AllocationOutcome, AllocateError> {
+        self.allocate_outcome(request).await
     }
 
     fn capacity_changes(&self) -> watch::Receiver<u64> {

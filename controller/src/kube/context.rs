@@ -17,8 +17,8 @@ use super::lease::Leadership;
 use super::metrics::Metrics;
 use super::pod::PodConfig;
 use super::{Error, Result};
-use crate::core::gameserver::GameServerDefaults;
-use crate::core::ports::PortAllocator;
+use stadion_core::gameserver::GameServerDefaults;
+use stadion_core::ports::PortAllocator;
 
 /// Shared state of the kube controllers.
 pub struct Context {

@@ -283,7 +283,9 @@ pub fn context(client: Client) -> (std::sync::Arc<super::context::Context>, Cach
         metrics: std::sync::Arc::new(super::metrics::Metrics::new()),
         leadership: super::lease::Leadership::always(),
         pod_config: pod_config(),
-        ports: std::sync::Mutex::new(crate::core::ports::PortAllocator::new(crate::core::ports::PortRanges::default())),
+        ports: std::sync::Mutex::new(stadion_core::ports::PortAllocator::new(
+            stadion_core::ports::PortRanges::default(),
+        )),
         nodes: caches.nodes.as_reader(),
         pods: caches.pods.as_reader(),
         gameservers: caches.gameservers.as_reader(),

@@ -19,9 +19,9 @@ use super::context::{Context, error_policy_for, observed};
 use super::events::reason;
 use super::overlay::WriteOverlay;
 use super::{Error, Result, api_status};
-use crate::core::fleet::plan;
-use crate::core::names::SeededNames;
-use crate::core::{is_controlled_by, object_key};
+use stadion_core::fleet::plan;
+use stadion_core::names::SeededNames;
+use stadion_core::{is_controlled_by, object_key};
 
 /// Name of this controller in metrics and logs.
 pub const CONTROLLER: &str = "fleet";

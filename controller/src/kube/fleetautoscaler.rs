@@ -17,8 +17,8 @@ use super::admission::write_defaults;
 use super::context::{Context, error_policy_for, observed};
 use super::events::reason;
 use super::{Error, Result};
-use crate::core::autoscaler::{AutoscalerStep, WebhookCall, WebhookOutcome, decide, decide_from_webhook_response};
-use crate::core::object_key;
+use stadion_core::autoscaler::{AutoscalerStep, WebhookCall, WebhookOutcome, decide, decide_from_webhook_response};
+use stadion_core::object_key;
 
 /// Name of this controller in metrics and logs.
 pub const CONTROLLER: &str = "fleetautoscaler";

@@ -1,4 +1,4 @@
-//! The GameServer reconciler: asks [`core::gameserver`](crate::core::gameserver) what a server
+//! The GameServer reconciler: asks [`core::gameserver`](stadion_core::gameserver) what a server
 //! needs, then carries it out — host ports, its Pod, Scheduled/Unhealthy from what the Pod and
 //! its Node say, Shutdown when an allocation TTL lapses (requeued at its deadline), deletion
 //! once Shutdown, and the finalizer once the Pod is gone.
@@ -23,8 +23,8 @@ use super::context::{Context, error_policy_for, observed};
 use super::events::reason;
 use super::pod::build_pod;
 use super::{Error, Result, api_status};
-use crate::core::gameserver::{self as core_gs, GameServerAction, GameServerEvent, Transition, gameserver_key};
-use crate::core::is_controlled_by;
+use stadion_core::gameserver::{self as core_gs, GameServerAction, GameServerEvent, Transition, gameserver_key};
+use stadion_core::is_controlled_by;
 
 /// Name of this controller in metrics and logs.
 pub const CONTROLLER: &str = "gameserver";

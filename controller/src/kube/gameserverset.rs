@@ -18,10 +18,10 @@ use super::context::{Context, error_policy_for, observed};
 use super::events::reason;
 use super::overlay::WriteOverlay;
 use super::{Error, Result, api_status};
-use crate::core::gameserverset::{SetScalingOptions, plan};
-use crate::core::names::SeededNames;
-use crate::core::nodes::NodeLoad;
-use crate::core::{is_controlled_by, object_key};
+use stadion_core::gameserverset::{SetScalingOptions, plan};
+use stadion_core::names::SeededNames;
+use stadion_core::nodes::NodeLoad;
+use stadion_core::{is_controlled_by, object_key};
 
 /// Name of this controller in metrics and logs.
 pub const CONTROLLER: &str = "gameserverset";

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use kube::Resource;
 
-use crate::core::object_key;
+use stadion_core::object_key;
 
 /// How long a write is trusted over the cache: long enough for any watch lag, short enough that
 /// a write the cache will never show (the object was deleted by someone else) is forgotten.

@@ -17,8 +17,8 @@ use stadion_crds::gameserver::{PortPolicy, Protocol, SdkServerLogLevel};
 use stadion_crds::labels;
 
 use super::{Error, Result};
-use crate::core::env::{NetworkMode, game_process_env};
-use crate::core::gameserver::pod_labels;
+use stadion_core::env::{NetworkMode, game_process_env};
+use stadion_core::gameserver::pod_labels;
 
 /// Name of the injected SDK sidecar container.
 pub const SIDECAR_CONTAINER: &str = "stadion-sdk";
@@ -181,8 +181,8 @@ fn sidecar(gs: &GameServer, name: &str, config: &PodConfig) -> Container {
                     ..EnvVarSource::default()
                 }),
             },
-            value(crate::core::env::AGONES_SDK_GRPC_PORT, sdk.grpc_port().to_string()),
-            value(crate::core::env::AGONES_SDK_HTTP_PORT, sdk.http_port().to_string()),
+            value(stadion_core::env::AGONES_SDK_GRPC_PORT, sdk.grpc_port().to_string()),
+            value(stadion_core::env::AGONES_SDK_HTTP_PORT, sdk.http_port().to_string()),
             value(ENV_SIDECAR_HEALTH_ADDR, format!("0.0.0.0:{SIDECAR_HEALTH_PORT}")),
             value("RUST_LOG", log.to_owned()),
         ]),

@@ -27,8 +27,8 @@ use super::lease::{LeaderElection, Leadership};
 use super::metrics::{self, Metrics, Readiness};
 use super::pod::PodConfig;
 use super::{Result, discovery, fleet, fleetautoscaler, gameserver, gameserverset};
-use crate::core::gameserver::GameServerDefaults;
-use crate::core::ports::{PortAllocator, PortRanges};
+use stadion_core::gameserver::GameServerDefaults;
+use stadion_core::ports::{PortAllocator, PortRanges};
 
 /// Everything `stadion controller` can be told.
 #[derive(Clone, Debug)]

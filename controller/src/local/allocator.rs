@@ -4,15 +4,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
-use stadion_crds::allocation::GameServerAllocationStatus;
+use stadion_core::allocator::{AllocateError, AllocationOutcome, Allocator};
 use stadion_crds::{FieldError, FieldErrors, Fleet, GameServer, GameServerAllocation, GameServerState, labels};
-use stadion_matchmaker::{AllocateError, Allocator};
 use tokio::sync::watch;
 
 use super::store::{Selector, Store, StoreError};
-use crate::core::allocation::{apply_allocation, candidates, release_allocation, selector_matches};
-use crate::core::fleet::record_allocation;
-use crate::core::nodes::NodeLoad;
+use stadion_core::allocation::{apply_allocation, candidates, release_allocation, selector_matches};
+use stadion_core::fleet::record_allocation;
+use stadion_core::nodes::NodeLoad;
 
 /// Fresh re-reads allowed per candidate when its write conflicts but it still matches (another
 /// writer touched it, e.g. an SDK SetLabel, without taking it).
@@ -33,7 +32,7 @@ impl LocalAllocator {
         Self { store, capacity, seed: Arc::new(AtomicU64::new(rand::random())) }
     }
 
-    fn allocate_now(&self, mut request: GameServerAllocation) -> Result<GameServerAllocationStatus, AllocateError> {
+    fn allocate_now(&self, mut request: GameServerAllocation) -> Result<AllocationOutcome, AllocateError> {
         request.apply_defaults();
         request.validate().into_result().map_err(AllocateError::Invalid)?;
         let namespace = request.metadata.namespace.clone().unwrap_or_else(|| "default".to_owned());
@@ -67,7 +66,7 @@ impl LocalAllocator {
                         }
                         tracing::info!(gameserver = written.name(), namespace = %namespace, "allocated");
                         self.count_on_fleet(&written);
-                        return Ok(status);
+                        return Ok(AllocationOutcome::Allocated(status));
                     }
                     Err(error) if error.is_conflict() => {
                         // Someone wrote first. If the server is still free, try again from a
@@ -86,7 +85,7 @@ impl LocalAllocator {
                 }
             }
         }
-        Err(AllocateError::Unavailable)
+        Ok(AllocationOutcome::UnAllocated)
     }
 }
 
@@ -106,7 +105,7 @@ impl LocalAllocator {
 
 #[async_trait]
 impl Allocator for LocalAllocator {
-    async fn allocate(&self, request: GameServerAllocation) -> Result<GameServerAllocationStatus, AllocateError> {
+    async fn allocate(&self, request: GameServerAllocation) -> Result<AllocationOutcome, AllocateError> {
         self.allocate_now(request)
     }
 

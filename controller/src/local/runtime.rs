@@ -11,7 +11,7 @@
 //! | `STADION_GAMESERVER_NAME`, `STADION_GAMESERVER_NAMESPACE` | which server it is |
 //! | `STADION_PORT_<NAME>` / `STADION_PUBLIC_PORT_<NAME>` | per spec port: the port to bind / the one players use (equal locally: the host port) |
 //!
-//! `<NAME>` is the port name uppercased with other characters as `_` ([`crate::core::env`]).
+//! `<NAME>` is the port name uppercased with other characters as `_` ([`stadion_core::env`]).
 
 mod apply;
 mod autoscalers;
@@ -42,7 +42,7 @@ use super::allocator::LocalAllocator;
 use super::error::Result;
 use super::store::Store;
 use super::supervisor::{DEFAULT_GRACE, GuardCommand, OutputSink, Supervisor, SupervisorConfig};
-use crate::core::ports::{PortAllocator, PortRanges};
+use stadion_core::ports::{PortAllocator, PortRanges};
 
 /// Node name of every local GameServer.
 pub const LOCAL_NODE: &str = "local";
@@ -234,7 +234,7 @@ impl LocalRuntime {
 
     /// Process id of the game process of GameServer `namespace/name`, while it runs.
     pub fn process_id(&self, namespace: &str, name: &str) -> Option<u32> {
-        self.shared.supervisor.pid(&crate::core::object_key(namespace, name))
+        self.shared.supervisor.pid(&stadion_core::object_key(namespace, name))
     }
 
     /// Number of game processes running.

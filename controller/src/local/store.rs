@@ -23,9 +23,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use stadion_crds::{Fleet, FleetAutoscaler, GameServer, GameServerSet};
 
-/// List filters are the core's compiled label selectors.
-pub use crate::core::labelselector::Selector;
 pub use collection::{Collection, Deletion, Watch, WatchEvent};
+/// List filters are the core's compiled label selectors.
+pub use stadion_core::labelselector::Selector;
 
 /// Namespace used when an object names none.
 pub const DEFAULT_NAMESPACE: &str = "default";

@@ -14,8 +14,19 @@ use stadion_controller::local::supervisor::OutputSink;
 use stadion_crds::manifest::parse_documents;
 use stadion_crds::{GameServer, GameServerState};
 
-/// The test game binary, built by Cargo for integration tests.
-pub const GAME: &str = env!("CARGO_BIN_EXE_stadion-test-game");
+/// The test game binary, built by Cargo for integration tests. Tests of other packages that
+/// include this harness (the root package's) find it beside their own executable, in the target
+/// folder `cargo test --workspace` builds it into.
+pub fn game() -> String {
+    if let Some(path) = option_env!("CARGO_BIN_EXE_stadion-test-game") {
+        return path.to_owned();
+    }
+    let exe = std::env::current_exe().expect("the test knows its executable");
+    let target = exe.parent().and_then(|deps| deps.parent()).expect("tests run from target/<profile>/deps");
+    let game = target.join("stadion-test-game");
+    assert!(game.exists(), "{} is missing: run `cargo test --workspace`", game.display());
+    game.display().to_string()
+}
 
 /// Settings of test runtimes: quiet output and a short grace period. Set
 /// `STADION_TEST_OUTPUT=1` to see the games' output.
@@ -34,6 +45,7 @@ pub fn runtime() -> LocalRuntime {
 /// every 200 ms checked every second.
 pub fn game_spec(args: &[&str]) -> String {
     let args = args.iter().map(|a| format!("{a:?}")).collect::<Vec<_>>().join(", ");
+    let game = game();
     format!(
         r#"
       ports:
@@ -47,7 +59,7 @@ pub fn game_spec(args: &[&str]) -> String {
         spec:
           containers:
             - name: game
-              command: [{GAME:?}]
+              command: [{game:?}]
               args: [{args}]"#
     )
 }

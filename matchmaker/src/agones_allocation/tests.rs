@@ -18,7 +18,7 @@ use tokio::sync::watch;
 use super::request::{MetadataSource, request_paths, to_allocation};
 use super::{AgonesAllocationService, grpc_code, http_status, json, response};
 use crate::metrics::Metrics;
-use crate::{AllocateError, Allocator, Error};
+use crate::{AllocateError, AllocationOutcome, Allocator, Error};
 
 fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
     pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
@@ -344,20 +344,20 @@ fn json_errors_name_the_field() {
 
 /// Records requests and answers with a fixed result.
 struct ScriptedAllocator {
-    answer: Result<GameServerAllocationStatus, AllocateError>,
+    answer: Result<AllocationOutcome, AllocateError>,
     seen: Mutex<Vec<GameServerAllocation>>,
     capacity: watch::Sender<u64>,
 }
 
 impl ScriptedAllocator {
-    fn new(answer: Result<GameServerAllocationStatus, AllocateError>) -> Arc<Self> {
+    fn new(answer: Result<AllocationOutcome, AllocateError>) -> Arc<Self> {
         Arc::new(Self { answer, seen: Mutex::new(Vec::new()), capacity: watch::channel(0).0 })
     }
 }
 
 #[async_trait]
 impl Allocator for ScriptedAllocator {
-    async fn allocate(&self, request: GameServerAllocation) -> Result<GameServerAllocationStatus, AllocateError> {
+    async fn allocate(&self, request: GameServerAllocation) -> Result<AllocationOutcome, AllocateError> {
         self.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(request);
         self.answer.clone()
     }
@@ -374,7 +374,7 @@ fn service(allocator: Arc<ScriptedAllocator>) -> (AgonesAllocationService, Arc<M
 
 #[tokio::test]
 async fn allocates_through_the_allocator_with_defaults_applied() {
-    let allocator = ScriptedAllocator::new(Ok(allocated_status()));
+    let allocator = ScriptedAllocator::new(Ok(AllocationOutcome::Allocated(allocated_status())));
     let (service, metrics) = service(allocator.clone());
     let request =
         pb::AllocationRequest { game_server_selectors: vec![selector(&[("fleet", "a")])], ..Default::default() };
@@ -389,20 +389,15 @@ async fn allocates_through_the_allocator_with_defaults_applied() {
 
 #[tokio::test]
 async fn maps_allocator_outcomes_to_agones_codes() {
-    let cases: [(Result<GameServerAllocationStatus, AllocateError>, tonic::Code, u16); 5] = [
-        (Err(AllocateError::Unavailable), tonic::Code::ResourceExhausted, 429),
+    let cases: [(Result<AllocationOutcome, AllocateError>, tonic::Code, u16); 4] = [
+        (Ok(AllocationOutcome::UnAllocated), tonic::Code::ResourceExhausted, 429),
         (Err(AllocateError::Backend("down".into())), tonic::Code::Unavailable, 503),
         (
             Err(AllocateError::Invalid(FieldErrors(vec![FieldError::new("spec.selectors", "bad")]))),
             tonic::Code::InvalidArgument,
             400,
         ),
-        (Ok(GameServerAllocationStatus::default()), tonic::Code::ResourceExhausted, 429),
-        (
-            Ok(GameServerAllocationStatus { state: GameServerAllocationState::Contention, ..Default::default() }),
-            tonic::Code::Aborted,
-            409,
-        ),
+        (Ok(AllocationOutcome::Contention), tonic::Code::Aborted, 409),
     ];
     for (answer, code, status) in cases {
         let (service, _) = service(ScriptedAllocator::new(answer));
@@ -416,7 +411,7 @@ async fn maps_allocator_outcomes_to_agones_codes() {
 
 #[tokio::test]
 async fn invalid_requests_never_reach_the_allocator() {
-    let allocator = ScriptedAllocator::new(Ok(allocated_status()));
+    let allocator = ScriptedAllocator::new(Ok(AllocationOutcome::Allocated(allocated_status())));
     let (service, metrics) = service(allocator.clone());
     let mut bad = selector(&[("bad key!", "x")]);
     bad.match_expressions =

@@ -6,7 +6,7 @@ use tokio::sync::watch;
 
 use super::Matchmaker;
 use super::state::{AssignOutcome, MatchJob};
-use crate::allocator::AllocateError;
+use stadion_core::allocator::{AllocateError, AllocationOutcome};
 
 /// Retry pacing: exponential from `base` to `max`.
 #[derive(Clone, Copy, Debug)]
@@ -49,7 +49,7 @@ pub async fn allocate_match(matchmaker: Matchmaker, job: MatchJob) {
         let result = matchmaker.inner.allocator.allocate(job.request.clone()).await;
         let metrics = &matchmaker.inner.metrics;
         let delay = match result {
-            Ok(status) => {
+            Ok(AllocationOutcome::Allocated(status)) => {
                 metrics.allocation("match");
                 let now = matchmaker.now();
                 if matchmaker.with_state(|s| s.assign(job.id, &status, now)) == AssignOutcome::Dissolved {
@@ -67,10 +67,17 @@ pub async fn allocate_match(matchmaker: Matchmaker, job: MatchJob) {
                 matchmaker.with_state(|s| s.fail(job.id, &reason, now));
                 return;
             }
-            Err(AllocateError::Unavailable) => {
+            Ok(AllocationOutcome::UnAllocated) => {
                 metrics.allocation_failure("match", "unavailable");
                 tracing::debug!(r#match = %job.id, "no server available; match waits");
                 backoff.next_delay()
+            }
+            Ok(AllocationOutcome::Contention) => {
+                // Servers exist but concurrent allocations won them: retry at once rather than
+                // wait for a capacity change that may not come.
+                metrics.allocation_failure("match", "contention");
+                tracing::debug!(r#match = %job.id, "allocation lost to contention; retrying");
+                RETRY_BASE
             }
             Err(AllocateError::Backend(error)) => {
                 metrics.allocation_failure("match", "backend");

@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use serde_json::Value;
 use stadion_crds::allocation::{GameServerAllocation, GameServerAllocationState, GameServerAllocationStatus};
 use stadion_crds::gameserver::GameServerStatusPort;
-use stadion_matchmaker::{AllocateError, Allocator, Matchmaker, MatchmakerConfig};
+use stadion_matchmaker::{AllocateError, AllocationOutcome, Allocator, Matchmaker, MatchmakerConfig};
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
@@ -70,7 +70,7 @@ fn port_of(name: &str) -> i32 {
 
 #[async_trait]
 impl Allocator for FakeFleet {
-    async fn allocate(&self, request: GameServerAllocation) -> Result<GameServerAllocationStatus, AllocateError> {
+    async fn allocate(&self, request: GameServerAllocation) -> Result<AllocationOutcome, AllocateError> {
         let delay = *self.delay.lock().unwrap();
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
@@ -80,8 +80,8 @@ impl Allocator for FakeFleet {
             self.backend_failures.fetch_sub(1, Ordering::SeqCst);
             return Err(AllocateError::Backend("store unreachable".to_owned()));
         }
-        let name = self.ready.lock().unwrap().pop_front().ok_or(AllocateError::Unavailable)?;
-        Ok(GameServerAllocationStatus {
+        let Some(name) = self.ready.lock().unwrap().pop_front() else { return Ok(AllocationOutcome::UnAllocated) };
+        Ok(AllocationOutcome::Allocated(GameServerAllocationStatus {
             state: GameServerAllocationState::Allocated,
             ports: vec![GameServerStatusPort { name: "default".to_owned(), port: port_of(&name) }],
             address: "10.0.0.7".to_owned(),
@@ -90,7 +90,7 @@ impl Allocator for FakeFleet {
             metadata: request.spec.metadata.clone(),
             game_server_name: name,
             ..Default::default()
-        })
+        }))
     }
 
     fn capacity_changes(&self) -> watch::Receiver<u64> {

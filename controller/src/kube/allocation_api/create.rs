@@ -12,9 +12,9 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use stadion_core::allocator::AllocateError;
 use stadion_crds::GameServerAllocation;
-use stadion_crds::allocation::{GameServerAllocationState, GameServerAllocationStatus};
-use stadion_matchmaker::AllocateError;
+use stadion_crds::allocation::GameServerAllocationState;
 use tracing::{info, warn};
 
 use super::status::ApiError;
@@ -84,10 +84,7 @@ async fn create_allocation(
     }
     wait_for_cache(state).await?;
     let status = match state.allocator.allocate_outcome(gsa.clone()).await {
-        Ok(status) => status,
-        Err(AllocateError::Unavailable) => {
-            GameServerAllocationStatus { state: GameServerAllocationState::UnAllocated, ..Default::default() }
-        }
+        Ok(outcome) => outcome.into_status(),
         Err(AllocateError::Invalid(errors)) => return Err(ApiError::invalid(&name, &errors)),
         Err(AllocateError::Backend(message)) => {
             return Err(ApiError::unavailable(format!(

@@ -4,9 +4,9 @@ use std::sync::Arc;
 
 use kube::runtime::reflector::store::Writer;
 use kube::runtime::watcher;
+use stadion_core::allocator::{AllocateError, AllocationOutcome, Allocator};
 use stadion_crds::allocation::{GameServerAllocationSpec, GameServerAllocationState};
 use stadion_crds::{GameServer, GameServerAllocation, GameServerState};
-use stadion_matchmaker::{AllocateError, Allocator};
 use tokio::sync::watch;
 
 use super::{KubeAllocator, track_capacity};
@@ -56,7 +56,7 @@ async fn conflict_moves_on_to_the_next_candidate() {
             })
             .respond_echo(),
     ]);
-    let status = allocator.allocate(request()).await.unwrap();
+    let status = allocator.allocate(request()).await.unwrap().allocated().expect("allocated");
     script.await.unwrap();
     assert_eq!(status.state, GameServerAllocationState::Allocated);
     assert_eq!(status.game_server_name, "gs-b");
@@ -65,16 +65,16 @@ async fn conflict_moves_on_to_the_next_candidate() {
 }
 
 #[tokio::test]
-async fn every_candidate_taken_is_unavailable() {
+async fn every_candidate_taken_is_contention() {
     let (client, server) = ApiServer::start();
     let allocator = allocator(client, vec![ready("gs-a", "node-1"), ready("gs-b", "node-1")]);
     let script = server.run(vec![
         Expect::put(&format!("{GS_PATH}/gs-a")).respond_status(409),
         Expect::put(&format!("{GS_PATH}/gs-b")).respond_status(404),
     ]);
-    let error = allocator.allocate(request()).await.unwrap_err();
+    let outcome = allocator.allocate(request()).await.unwrap();
     script.await.unwrap();
-    assert!(matches!(error, AllocateError::Unavailable), "{error:?}");
+    assert_eq!(outcome, AllocationOutcome::Contention);
 }
 
 #[tokio::test]
@@ -86,9 +86,9 @@ async fn only_ready_servers_in_the_namespace_are_candidates() {
     elsewhere.metadata.namespace = Some("other".into());
     let allocator = allocator(client, vec![allocated, elsewhere]);
     let script = server.run(vec![]);
-    let error = allocator.allocate(request()).await.unwrap_err();
+    let outcome = allocator.allocate(request()).await.unwrap();
     script.await.unwrap();
-    assert!(matches!(error, AllocateError::Unavailable), "{error:?}");
+    assert_eq!(outcome, AllocationOutcome::UnAllocated);
 }
 
 #[tokio::test]
@@ -143,7 +143,7 @@ async fn allocating_a_fleet_server_counts_it_on_the_fleet() {
         Expect::get(fleet_path).respond_json(&fleet),
         Expect::put(&format!("{fleet_path}/status")).respond_echo(),
     ]);
-    let status = allocator.allocate(request()).await.unwrap();
+    let status = allocator.allocate(request()).await.unwrap().allocated().expect("allocated");
     assert_eq!(status.game_server_name, "gs-a");
     script.await.unwrap();
 }

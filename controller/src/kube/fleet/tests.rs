@@ -131,7 +131,7 @@ async fn a_fixed_fleet_turns_valid_in_its_status() {
     let (ctx, _caches) = context(client);
     let mut fixed = fleet(0);
     fixed.status = Some(stadion_crds::fleet::FleetStatus {
-        conditions: vec![crate::core::conditions::validity(
+        conditions: vec![stadion_core::conditions::validity(
             &{
                 let mut e = stadion_crds::FieldErrors::default();
                 e.push("spec.replicas", "was bad");

@@ -12,9 +12,9 @@ use tokio::sync::watch;
 use super::queue::COALESCE;
 use super::queue::{WorkQueue, split_key};
 use super::{Shared, lock};
-use crate::core::autoscaler::{AutoscalerDecision, AutoscalerStep, WebhookCall, decide, decide_from_webhook_response};
-use crate::core::object_key;
 use crate::local::store::{Selector, StoreError};
+use stadion_core::autoscaler::{AutoscalerDecision, AutoscalerStep, WebhookCall, decide, decide_from_webhook_response};
+use stadion_core::object_key;
 
 /// Runs until `stop` turns true.
 pub(crate) async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
@@ -100,7 +100,7 @@ fn reconcile_one(
 }
 
 /// POSTs the review; any failure becomes the text the core puts in the autoscaler's status.
-async fn post(client: &reqwest::Client, call: &WebhookCall) -> crate::core::autoscaler::WebhookOutcome {
+async fn post(client: &reqwest::Client, call: &WebhookCall) -> stadion_core::autoscaler::WebhookOutcome {
     let client = match &call.ca_bundle {
         Some(pem) => {
             let certificates = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| format!("caBundle: {e}"))?;

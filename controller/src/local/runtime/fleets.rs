@@ -8,8 +8,8 @@ use tokio::sync::watch;
 
 use super::Shared;
 use super::queue::{COALESCE, OwnerPass, run_owner_controller, split_key};
-use crate::core::fleet::plan;
 use crate::local::store::StoreError;
+use stadion_core::fleet::plan;
 
 /// Runs until `stop` turns true.
 pub(crate) async fn run(shared: Arc<Shared>, stop: watch::Receiver<bool>) {

@@ -14,15 +14,15 @@ use tokio::sync::{mpsc, watch};
 
 use super::queue::{WorkQueue, split_key};
 use super::{Shared, SidecarHandle};
-use crate::core::env::{AGONES_SDK_GRPC_PORT, AGONES_SDK_HTTP_PORT, NetworkMode, game_process_env};
-use crate::core::gameserver::{
-    GameServerAction, GameServerDefaults, GameServerEvent, Transition, apply_event, gameserver_key, reconcile,
-    without_finalizer,
-};
 use crate::local::error::{Error, Result};
 use crate::local::sdk_backend::StoreBackend;
 use crate::local::store::{StoreError, WatchEvent};
 use crate::local::supervisor::{ExitOutcome, ProcessExit, process_spec};
+use stadion_core::env::{AGONES_SDK_GRPC_PORT, AGONES_SDK_HTTP_PORT, NetworkMode, game_process_env};
+use stadion_core::gameserver::{
+    GameServerAction, GameServerDefaults, GameServerEvent, Transition, apply_event, gameserver_key, reconcile,
+    without_finalizer,
+};
 
 /// Host the SDKs dial: the sidecars listen on loopback only, and naming the address (rather than
 /// `localhost`) avoids SDKs that try `::1` first.

@@ -111,7 +111,7 @@ pub(crate) struct OwnerPass<'a, Parent, Child> {
     /// Its children (labelled `owner_label = <parent name>` in its namespace).
     pub children: Vec<Child>,
     /// Name suffixes for new children.
-    pub names: &'a mut crate::core::names::SeededNames,
+    pub names: &'a mut stadion_core::names::SeededNames,
     /// Where to requeue.
     pub queue: &'a mut WorkQueue,
 }
@@ -129,7 +129,7 @@ pub(crate) async fn run_owner_controller<Parent, Child>(
     Parent: crate::local::store::StoreObject,
     Child: crate::local::store::StoreObject,
 {
-    use crate::core::object_key;
+    use stadion_core::object_key;
     let owner = |child: &Child| -> Option<String> {
         let meta = child.metadata();
         let parent = meta.labels.as_ref()?.get(owner_label)?;
@@ -146,7 +146,7 @@ pub(crate) async fn run_owner_controller<Parent, Child>(
     for parent in &parents.initial {
         queue.add(key_of(parent));
     }
-    let mut names = crate::core::names::SeededNames::new(rand::random());
+    let mut names = stadion_core::names::SeededNames::new(rand::random());
     loop {
         for key in queue.take_due() {
             let (namespace, name) = split_key(&key);

@@ -8,9 +8,9 @@ use tokio::sync::watch;
 
 use super::Shared;
 use super::queue::{COALESCE, OwnerPass, run_owner_controller, split_key};
-use crate::core::gameserverset::{SetScalingOptions, plan};
-use crate::core::nodes::NodeLoad;
 use crate::local::store::StoreError;
+use stadion_core::gameserverset::{SetScalingOptions, plan};
+use stadion_core::nodes::NodeLoad;
 
 /// Runs until `stop` turns true.
 pub(crate) async fn run(shared: Arc<Shared>, stop: watch::Receiver<bool>) {

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use stadion_crds::{Fleet, GameServer, labels};
 
-use crate::core::gameserverset::aggregate_status;
 use crate::local::store::{Selector, Store};
+use stadion_core::gameserverset::aggregate_status;
 
 /// Fleets and GameServers as they are now.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]

@@ -10,7 +10,7 @@ use stadion_crds::fleetautoscaler::WebhookPolicy;
 use stadion_crds::{Fleet, FleetAutoscaler};
 
 use super::{WebhookOutcome, autoscaler_key, invalid_policy};
-use crate::core::Error;
+use crate::Error;
 
 /// How long a runtime waits for the webhook, as in Agones.
 pub const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(15);

@@ -1,4 +1,8 @@
-//! Pure reconcile decisions: observed objects in, plans out.
+//! `stadion-core`: Stadion's pure decisions, and the seams the runtimes implement.
+//!
+//! It sits between `stadion-crds` (the types) and everything that does I/O (the sidecar, the
+//! matchmaker, the local and kube runtimes). Its dependencies hold no async runtime, client,
+//! HTTP or process code, so nothing here can do I/O.
 //!
 //! Every function here takes the objects a runtime observed (GameServers, sets, fleets,
 //! autoscalers, allocation requests, node facts) plus explicit inputs for time (`now`) and
@@ -14,9 +18,12 @@
 //! - [`conditions`]: the `Valid` status condition of sets and fleets.
 //! - [`allocation`]: which server a GameServerAllocation gets, and what changes on it.
 //! - [`env`](mod@env): the environment variables a runtime injects into game processes.
+//! - [`allocator`]: the [`Allocator`](allocator::Allocator) seam and its typed outcome.
+//! - [`store`]: the object-store and recorder seams every executor is written against.
 //! - [`testing`]: fixture builders for tests (here and in other crates).
 
 pub mod allocation;
+pub mod allocator;
 pub mod autoscaler;
 pub mod conditions;
 pub mod env;
@@ -28,6 +35,7 @@ pub mod names;
 pub mod nodes;
 pub mod ports;
 pub mod priority;
+pub mod store;
 pub mod testing;
 
 pub use names::{NameGenerator, SeededNames};

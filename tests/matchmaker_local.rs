@@ -1,6 +1,8 @@
 //! The matchmaker over the real local runtime: tickets over HTTP, matches allocated through the
 //! runtime's compare-and-swap allocator onto real game processes.
 
+// The local runtime fixtures live with the controller crate's own tests.
+#[path = "../controller/tests/local_runtime/mod.rs"]
 mod local_runtime;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -166,7 +168,8 @@ async fn a_released_allocation_shuts_its_server_down_and_the_fleet_replaces_it()
         })
         .await;
         let allocator = runtime.allocator();
-        let status = allocator.allocate(GameServerAllocation::new(GameServerAllocationSpec::default())).await.unwrap();
+        let outcome = allocator.allocate(GameServerAllocation::new(GameServerAllocationSpec::default())).await.unwrap();
+        let status = outcome.allocated().expect("a Ready server");
         allocator.release("default", &status.game_server_name).await.expect("release");
 
         // The released server leaves; a fresh Ready one takes its place.

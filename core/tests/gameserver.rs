@@ -2,14 +2,14 @@
 
 use k8s_openapi::api::core::v1::NodeAddress;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use stadion_controller::core::env::{self, NetworkMode};
-use stadion_controller::core::gameserver::{
+use stadion_core::env::{self, NetworkMode};
+use stadion_core::gameserver::{
     AllocationExpiry, GameServerAction, GameServerDefaults, GameServerEvent as E, Transition, allocation_deadline,
     allocation_expiry, apply_event, effective_allocation_ttl, primary_address, reconcile, status_ports,
     without_finalizer,
 };
-use stadion_controller::core::ports::{PortAllocator, PortRanges};
-use stadion_controller::core::testing::{GameServerBuilder, at, game_spec, port};
+use stadion_core::ports::{PortAllocator, PortRanges};
+use stadion_core::testing::{GameServerBuilder, at, game_spec, port};
 use stadion_crds::allocation_ttl::AllocationTtl;
 use stadion_crds::gameserver::{GameServerSpec, PortPolicy, Protocol};
 use stadion_crds::{GameServer, GameServerState as S, labels};

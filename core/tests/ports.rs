@@ -4,9 +4,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use proptest::prelude::*;
-use stadion_controller::core::gameserver::gameserver_key;
-use stadion_controller::core::ports::{PortAllocator, PortRanges};
-use stadion_controller::core::testing::{GameServerBuilder, port};
+use stadion_core::gameserver::gameserver_key;
+use stadion_core::ports::{PortAllocator, PortRanges};
+use stadion_core::testing::{GameServerBuilder, port};
 use stadion_crds::GameServer;
 use stadion_crds::gameserver::{GameServerPort, PortPolicy, Protocol};
 

@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 use stadion_crds::common::SchedulingStrategy;
 use stadion_crds::{GameServer, GameServerSet};
 
-use crate::core::nodes::NodeLoad;
-use crate::core::priority;
+use crate::nodes::NodeLoad;
+use crate::priority;
 
 /// `candidates` in the order the set should shut them down (callers pass only servers it may
 /// shut down). `nodes` gives cluster-wide per-node counts; where it knows nothing about a node,

@@ -2,9 +2,9 @@
 //! actions, Packed and Distributed ordering, and the answer returned.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
-use stadion_controller::core::NodeLoad;
-use stadion_controller::core::allocation::{apply_allocation, candidates};
-use stadion_controller::core::testing::{GameServerBuilder, at};
+use stadion_core::NodeLoad;
+use stadion_core::allocation::{apply_allocation, candidates};
+use stadion_core::testing::{GameServerBuilder, at};
 use stadion_crds::allocation::{
     CounterAction, CounterActionKind, CounterSelector, GameServerAllocationSpec, GameServerAllocationState,
     GameServerSelector, ListAction, ListSelector,
@@ -28,7 +28,7 @@ fn match_labels(pairs: &[(&str, &str)]) -> GameServerSelector {
     }
 }
 
-fn names<'a>(c: &[stadion_controller::core::allocation::AllocationCandidate<'a>]) -> Vec<&'a str> {
+fn names<'a>(c: &[stadion_core::allocation::AllocationCandidate<'a>]) -> Vec<&'a str> {
     c.iter().map(|c| c.gameserver.name()).collect()
 }
 
@@ -233,9 +233,9 @@ fn candidate_allocate_returns_the_object_to_write() {
 
 mod properties {
     use proptest::prelude::*;
-    use stadion_controller::core::NodeLoad;
-    use stadion_controller::core::allocation::{candidates, selector_matches};
-    use stadion_controller::core::testing::GameServerBuilder;
+    use stadion_core::NodeLoad;
+    use stadion_core::allocation::{candidates, selector_matches};
+    use stadion_core::testing::GameServerBuilder;
     use stadion_crds::allocation::GameServerSelector;
     use stadion_crds::common::SchedulingStrategy;
     use stadion_crds::{GameServer, GameServerState as S};

@@ -3,11 +3,11 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use stadion_controller::core::autoscaler::{
+use stadion_core::autoscaler::{
     AutoscalerDecision, AutoscalerStep, FleetAutoscaleResponse, FleetAutoscaleReview, decide,
     decide_from_webhook_response,
 };
-use stadion_controller::core::testing::{at, game_spec};
+use stadion_core::testing::{at, game_spec};
 use stadion_crds::common::{AggregatedCounterStatus, CounterStatus, ListStatus};
 use stadion_crds::fleet::{FleetSpec, FleetStatus};
 use stadion_crds::fleetautoscaler::{

@@ -297,7 +297,7 @@ pub fn release_allocation(gs: &mut GameServer) -> bool {
 #[cfg(test)]
 mod release_tests {
     use super::release_allocation;
-    use crate::core::testing::GameServerBuilder;
+    use crate::testing::GameServerBuilder;
     use stadion_crds::GameServerState;
 
     #[test]

@@ -2,9 +2,9 @@
 //! down, counts converge, Packed empties the least-used node first.
 
 use proptest::prelude::*;
-use stadion_controller::core::NodeLoad;
-use stadion_controller::core::gameserverset::{GameServerSetPlan, SetScalingOptions, aggregate_status, plan};
-use stadion_controller::core::testing::{CountingNames, GameServerBuilder, at, gameserverset};
+use stadion_core::NodeLoad;
+use stadion_core::gameserverset::{GameServerSetPlan, SetScalingOptions, aggregate_status, plan};
+use stadion_core::testing::{CountingNames, GameServerBuilder, at, gameserverset};
 use stadion_crds::common::{MetaPatch, Priority, PriorityOrder, PriorityType, SchedulingStrategy};
 use stadion_crds::{GameServer, GameServerSet, GameServerState as S, labels};
 
