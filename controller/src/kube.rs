@@ -23,6 +23,7 @@ pub mod overlay;
 pub mod pod;
 pub mod run;
 pub mod sidecar;
+pub mod store;
 
 #[cfg(test)]
 mod fixtures;

@@ -19,19 +19,19 @@ pub trait StoredObject: Clone + std::fmt::Debug + PartialEq + Send + Sync + 'sta
     const KIND: &'static str;
 
     /// Its object metadata.
-    fn meta(&self) -> &ObjectMeta;
+    fn object_meta(&self) -> &ObjectMeta;
 
     /// Its object metadata, to change.
-    fn meta_mut(&mut self) -> &mut ObjectMeta;
+    fn object_meta_mut(&mut self) -> &mut ObjectMeta;
 
     /// Its namespace, `default` when unset.
     fn namespace_or_default(&self) -> &str {
-        self.meta().namespace.as_deref().filter(|ns| !ns.is_empty()).unwrap_or("default")
+        self.object_meta().namespace.as_deref().filter(|ns| !ns.is_empty()).unwrap_or("default")
     }
 
     /// Its name (empty before one is generated).
     fn name_or_empty(&self) -> &str {
-        self.meta().name.as_deref().unwrap_or_default()
+        self.object_meta().name.as_deref().unwrap_or_default()
     }
 }
 
@@ -40,11 +40,11 @@ macro_rules! stored_object {
         impl StoredObject for $ty {
             const KIND: &'static str = $kind;
 
-            fn meta(&self) -> &ObjectMeta {
+            fn object_meta(&self) -> &ObjectMeta {
                 &self.metadata
             }
 
-            fn meta_mut(&mut self) -> &mut ObjectMeta {
+            fn object_meta_mut(&mut self) -> &mut ObjectMeta {
                 &mut self.metadata
             }
         }
@@ -133,7 +133,7 @@ pub trait ObjectStore<K: StoredObject>: Send + Sync {
     async fn list_owned(&self, owner: &ObjectMeta) -> StoreResult<Vec<Arc<K>>> {
         let namespace = owner.namespace.as_deref().unwrap_or("default");
         let all = self.list(Some(namespace)).await?;
-        Ok(all.into_iter().filter(|child| crate::is_controlled_by(child.meta(), owner)).collect())
+        Ok(all.into_iter().filter(|child| crate::is_controlled_by(child.object_meta(), owner)).collect())
     }
 
     /// Creates `object` (with `metadata.generateName`, the store picks the name).
@@ -179,7 +179,7 @@ impl EventSubject {
             kind: K::KIND,
             namespace: object.namespace_or_default().to_owned(),
             name: object.name_or_empty().to_owned(),
-            uid: object.meta().uid.clone(),
+            uid: object.object_meta().uid.clone(),
         }
     }
 }

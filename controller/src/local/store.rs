@@ -14,6 +14,7 @@
 //! - watches: every change is delivered to every watcher in resourceVersion order.
 
 mod collection;
+mod object_store;
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -107,6 +108,9 @@ pub trait StoreObject:
 
     /// The collection holding this kind in `store`.
     fn collection(store: &Store) -> &Collection<Self>;
+
+    /// Takes `other`'s status (what a write to the status subresource changes).
+    fn copy_status_from(&mut self, other: &Self);
 }
 
 macro_rules! store_object {
@@ -118,6 +122,10 @@ macro_rules! store_object {
 
             fn collection(store: &Store) -> &Collection<Self> {
                 &store.inner.$field
+            }
+
+            fn copy_status_from(&mut self, other: &Self) {
+                self.status = other.status.clone();
             }
         }
     };
