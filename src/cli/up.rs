@@ -40,10 +40,10 @@ pub struct Args {
     #[arg(long, env = "STADION_ADDRESS", default_value = DEFAULT_ADDRESS)]
     pub address: String,
     /// Where the read-only JSON admin endpoint listens (`/api/fleets`, `/api/gameservers`).
-    #[arg(long, env = "STADION_ADMIN_ADDR", default_value = "127.0.0.1:9500")]
+    #[arg(long, env = "STADION_ADMIN_ADDR", default_value = "127.0.0.1:9500", value_parser = super::socket_addr)]
     pub admin_addr: SocketAddr,
     /// No progress lines (game output is set with --game-output).
-    #[arg(long, env = "STADION_QUIET")]
+    #[arg(long, env = "STADION_QUIET", value_parser = super::boolish())]
     pub quiet: bool,
     /// Where game processes' output goes.
     #[arg(long, env = "STADION_GAME_OUTPUT", value_enum, default_value_t = GameOutput::Prefixed)]
@@ -62,7 +62,7 @@ pub struct Args {
     #[arg(long, env = "STADION_MATCHMAKER_CONFIG", value_name = "FILE")]
     pub matchmaker_config: Option<PathBuf>,
     /// Where the matchmaker's HTTP API listens (`/v1/tickets`, `/v1/allocations`).
-    #[arg(long, env = "STADION_MATCHMAKER_ADDR", default_value = "127.0.0.1:9600")]
+    #[arg(long, env = "STADION_MATCHMAKER_ADDR", default_value = "127.0.0.1:9600", value_parser = super::socket_addr)]
     pub matchmaker_addr: SocketAddr,
     /// Shut an Allocated server down once its last allocation is this old and no players are
     /// connected (`90s`, `5m`, `1h30m`, seconds, or `off`). A server's
@@ -74,7 +74,11 @@ pub struct Args {
 /// Runs `stadion up` until Ctrl-C or SIGTERM.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     super::init_tracing(false, "warn");
-    let port_ranges = parse_port_range(&args.port_range)?;
+    raise_open_file_limit();
+    let port_ranges = match parse_port_range(&args.port_range) {
+        Ok(ranges) => ranges,
+        Err(error) => return Ok(usage_error(&format!("{error:#}"))),
+    };
     let manifests = match load(&args.paths) {
         Ok(manifests) => manifests,
         Err(error) => return Ok(usage_error(&error)),
@@ -240,6 +244,21 @@ fn describe(report: &ApplyReport, quiet: bool) {
         for object in objects {
             eprintln!("stadion up: {verb} {object}");
         }
+    }
+}
+
+/// Lifts the open-file soft limit to the hard limit, as a server manager should: every game
+/// server holds its sidecar's listeners, connections and output pipes, and the usual soft limit
+/// of 1,024 runs out at a few hundred servers while the hard limit is far higher.
+fn raise_open_file_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+            Ok(()) => tracing::debug!(from = soft, to = hard, "raised the open-file limit"),
+            Err(error) => tracing::warn!(soft, hard, %error, "cannot raise the open-file limit"),
+        },
+        Ok(_) => {}
+        Err(error) => tracing::warn!(%error, "cannot read the open-file limit"),
     }
 }
 
