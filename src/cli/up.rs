@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use stadion_controller::local::files::{Fingerprint, load};
+use stadion_controller::local::files::{Fingerprint, load_all};
 use stadion_controller::local::runtime::{ApplyReport, DEFAULT_ADDRESS, RuntimeConfig};
 use stadion_controller::local::supervisor::OutputSink;
 use stadion_controller::local::{LocalRuntime, Snapshot, admin};
@@ -79,8 +79,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Ok(ranges) => ranges,
         Err(error) => return Ok(usage_error(&format!("{error:#}"))),
     };
-    let manifests = match load(&args.paths) {
-        Ok(manifests) => manifests,
+    let manifests = match load_all(&args.paths) {
+        Ok(loaded) => {
+            report_skipped(&loaded.skipped);
+            loaded.manifests
+        }
         Err(error) => return Ok(usage_error(&error)),
     };
     let queues = match matchmaker_config(&args) {
@@ -172,9 +175,10 @@ async fn watch(runtime: &LocalRuntime, args: &Args) -> anyhow::Result<()> {
         let now = Fingerprint::of(&args.paths);
         if now != fingerprint {
             fingerprint = now;
-            let applied = load(&args.paths)
-                .map_err(|e| e.to_string())
-                .and_then(|manifests| runtime.apply(&manifests, true).map_err(|e| e.to_string()));
+            let applied = load_all(&args.paths).map_err(|e| e.to_string()).and_then(|loaded| {
+                report_skipped(&loaded.skipped);
+                runtime.apply(&loaded.manifests, true).map_err(|e| e.to_string())
+            });
             match applied {
                 Ok(report) => describe(&report, args.quiet),
                 // The running fleets stay as they were until the files are fixed.
@@ -209,10 +213,22 @@ fn matchmaker_config(args: &Args) -> anyhow::Result<Option<(PathBuf, MatchmakerC
     Ok(Some((path, config)))
 }
 
+/// One line per document of another API: `up` runs Agones resources only, and says so rather
+/// than refuse a file that also holds the Service or RBAC a cluster install needs.
+fn report_skipped(skipped: &[(String, stadion_crds::manifest::Skipped)]) {
+    for (file, document) in skipped {
+        let name = if document.name.is_empty() { String::new() } else { format!(" {}", document.name) };
+        eprintln!(
+            "stadion up: {file}: document {}: skipped {}{name} ({}): not a Stadion resource",
+            document.document, document.kind, document.api_version
+        );
+    }
+}
+
 fn is_queue_config(file: &std::path::Path) -> bool {
     let Ok(text) = std::fs::read_to_string(file) else { return false };
-    let Ok(value) = serde_yaml::from_str::<serde_yaml::Value>(&text) else { return false };
-    value.get("queues").is_some() && value.get("kind").is_none()
+    let Ok(documents) = stadion_crds::manifest::yaml_documents(&text, "") else { return false };
+    matches!(documents.as_slice(), [value] if value.get("queues").is_some() && value.get("kind").is_none())
 }
 
 /// Tells a newcomer how to get a match: the first queue's ticket request, ready to paste.
