@@ -12,9 +12,11 @@
 # ETCD_PORT, APISERVER_PORT); every listener is bound to 127.0.0.1 and nothing dials elsewhere.
 #
 # There is no kubelet and no kube-proxy: Pods stay Pending unless something plays kubelet for them,
-# and Services get no virtual IPs. The aggregation layer (front-proxy CA, request-header flags) is
-# configured; an APIService reaches its server through a Service of type ExternalName whose
-# externalName is 127.0.0.1 (Endpoints may not point at loopback).
+# and Services get no virtual IPs. The aggregation layer is configured (front-proxy CA in
+# pki/front-proxy-ca.crt, client certificate CN front-proxy-client, X-Remote-User/-Group/-Extra-
+# headers). Point an APIService only at a Service of type ExternalName whose externalName is
+# 127.0.0.1: Endpoints may not hold loopback addresses, and for a ClusterIP Service the API server
+# would dial its (non-loopback) virtual IP.
 #
 # This script only starts binaries. It never builds anything.
 set -euo pipefail
@@ -185,8 +187,7 @@ start kube-apiserver "$BIN/kube-apiserver" \
   --requestheader-allowed-names front-proxy-client \
   --requestheader-username-headers X-Remote-User --requestheader-group-headers X-Remote-Group \
   --requestheader-extra-headers-prefix X-Remote-Extra- \
-  --proxy-client-cert-file "$PKI/front-proxy-client.crt" --proxy-client-key-file "$PKI/front-proxy-client.key" \
-  --enable-aggregator-routing=true
+  --proxy-client-cert-file "$PKI/front-proxy-client.crt" --proxy-client-key-file "$PKI/front-proxy-client.key"
 kubeconfig "$STATE/kubeconfig" admin
 readyz() {
   [[ "$(curl -sS --cacert "$PKI/ca.crt" --cert "$PKI/admin.crt" --key "$PKI/admin.key" "$SERVER/readyz")" == ok ]]
