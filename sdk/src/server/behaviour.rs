@@ -78,11 +78,23 @@ impl Sidecar {
     /// writes). `now` is fixed by the caller: a re-run stamps the same times. A call the core
     /// ignores (e.g. Ready after Shutdown) succeeds and changes nothing, as in Agones.
     async fn transition(&self, event: GameServerEvent, now: Timestamp) -> Result<GameServer, SdkError> {
+        self.guarded_transition(event, now, |_| Ok(())).await
+    }
+
+    /// [`transition`](Self::transition), refused when `guard` refuses the object it would be
+    /// applied to: for rules about the whole object, such as the annotations' total size.
+    async fn guarded_transition(
+        &self,
+        event: GameServerEvent,
+        now: Timestamp,
+        guard: impl Fn(&GameServer) -> Result<(), SdkError> + Send + 'static,
+    ) -> Result<GameServer, SdkError> {
         let ignored: Arc<Mutex<Option<&'static str>>> = Arc::default();
         let verdict = Arc::clone(&ignored);
         let applied = event.clone();
         let gs = self
             .update(Box::new(move |gs| {
+                guard(gs)?;
                 let outcome = apply_event(gs, &applied, now);
                 // Only the last run counts: that is the one the backend keeps.
                 if let Ok(mut verdict) = verdict.lock() {
@@ -155,8 +167,12 @@ impl Sidecar {
     /// SDK SetAnnotation: stores `agones.dev/sdk-<key>`; INVALID_ARGUMENT for a bad key.
     pub async fn set_annotation(&self, key: String, value: String) -> Result<(), SdkError> {
         self.record(SdkCall::SetAnnotation { key: key.clone(), value: value.clone() });
-        metadata::annotation(&key, &value)?;
-        self.transition(GameServerEvent::SdkSetAnnotation { key, value }, Timestamp::now()).await.map(drop)
+        let full = metadata::annotation(&key, &value)?;
+        let size = value.len();
+        let guard = move |gs: &GameServer| metadata::annotations_fit(gs, &full, size);
+        self.guarded_transition(GameServerEvent::SdkSetAnnotation { key, value }, Timestamp::now(), guard)
+            .await
+            .map(drop)
     }
 
     /// SDK GetGameServer.
