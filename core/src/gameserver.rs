@@ -143,7 +143,13 @@ pub fn apply_event(gs: &GameServer, event: &GameServerEvent, now: Timestamp) -> 
             _ => return Transition::Unchanged,
         },
         E::PodCreationFailed { .. } => match state {
-            Some(S::PortAllocation | S::Creating | S::Starting) | None => set_state(&mut next, S::Error),
+            Some(S::PortAllocation | S::Creating | S::Starting) | None => {
+                set_state(&mut next, S::Error);
+                next.metadata
+                    .annotations
+                    .get_or_insert_default()
+                    .insert(labels::ERRORED_AT.to_owned(), now.to_string());
+            }
             _ => return Transition::Ignored("pod creation failure reported after the pod started"),
         },
         E::Scheduled { node_name, addresses } => {
@@ -383,6 +389,13 @@ pub fn pod_labels(gs: &GameServer) -> std::collections::BTreeMap<String, String>
     out.insert(labels::ROLE.to_owned(), labels::ROLE_GAMESERVER.to_owned());
     out.insert(labels::GAMESERVER.to_owned(), gs.name().to_owned());
     out
+}
+
+/// When `gs` entered Error: its `agones.dev/errored-at` stamp, else (a server that went to
+/// Error before stamps existed, or was written Error by hand) its creation time.
+pub fn errored_at(gs: &GameServer) -> Option<Timestamp> {
+    let stamped = gs.metadata.annotations.as_ref().and_then(|a| a.get(labels::ERRORED_AT)).and_then(|t| t.parse().ok());
+    stamped.or_else(|| gs.metadata.creation_timestamp.as_ref().map(|t| t.0))
 }
 
 /// Sets `agones.dev/last-allocated` to `now` in RFC 3339 (what Agones and SDK Allocate write).

@@ -344,7 +344,10 @@ fn reconcile_shuts_down_a_lapsed_allocation_and_wakes_at_the_deadline_otherwise(
 #[test]
 fn creation_failure_is_error_and_sdk_labels_are_prefixed() {
     let gs = GameServerBuilder::new("gs").state(S::Creating).build();
-    assert_eq!(step(&gs, E::PodCreationFailed { reason: "no such file".into() }, 0).state(), Some(S::Error));
+    let failed = step(&gs, E::PodCreationFailed { reason: "no such file".into() }, 42);
+    assert_eq!(failed.state(), Some(S::Error));
+    // Its set holds it 30 s from this moment, not from its creation.
+    assert_eq!(stadion_core::gameserver::errored_at(&failed), Some(at(42)));
 
     let gs = step(&gs, E::SdkSetLabel { key: "map".into(), value: "dust".into() }, 0);
     assert_eq!(gs.metadata.labels.as_ref().unwrap()["agones.dev/sdk-map"], "dust");
