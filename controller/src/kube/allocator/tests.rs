@@ -11,6 +11,7 @@ use tokio::sync::watch;
 
 use super::{KubeAllocator, track_capacity};
 use crate::kube::fixtures::{ApiServer, Expect, gameserver, set_state};
+use crate::kube::metrics::Metrics;
 
 const GS_PATH: &str = "/apis/agones.dev/v1/namespaces/default/gameservers";
 
@@ -67,7 +68,9 @@ async fn conflict_moves_on_to_the_next_candidate() {
 #[tokio::test]
 async fn every_candidate_taken_is_contention() {
     let (client, server) = ApiServer::start();
-    let allocator = allocator(client, vec![ready("gs-a", "node-1"), ready("gs-b", "node-1")]);
+    let metrics = Arc::new(Metrics::new());
+    let allocator =
+        allocator(client, vec![ready("gs-a", "node-1"), ready("gs-b", "node-1")]).with_metrics(metrics.clone());
     let script = server.run(vec![
         Expect::put(&format!("{GS_PATH}/gs-a")).respond_status(409),
         Expect::put(&format!("{GS_PATH}/gs-b")).respond_status(404),
@@ -75,6 +78,11 @@ async fn every_candidate_taken_is_contention() {
     let outcome = allocator.allocate(request()).await.unwrap();
     script.await.unwrap();
     assert_eq!(outcome, AllocationOutcome::Contention);
+    // Counted as Contention, not as "no server".
+    let text = metrics.encode();
+    let contention = r#"agones_gameserver_allocations_duration_seconds_count{fleet_name="",status="Contention"} 1"#;
+    assert!(text.contains(contention), "{text}");
+    assert!(!text.contains(r#"status="UnAllocated""#), "{text}");
 }
 
 #[tokio::test]
