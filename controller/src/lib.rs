@@ -5,5 +5,6 @@
 //! embedded runtime behind `stadion up` (an in-memory store with Kubernetes-like semantics and a
 //! process supervisor); [`kube`] drives the same core against a real API server.
 
+pub mod allocation;
 pub mod kube;
 pub mod local;

@@ -9,7 +9,7 @@ use std::time::Duration;
 use local_runtime::{apply, count, eventually, fleet_yaml, servers, with_runtime};
 use stadion_controller::local::LocalRuntime;
 use stadion_controller::local::store::{Selector, StoreError};
-use stadion_core::allocator::{AllocationOutcome, Allocator};
+use stadion_core::allocator::{AllocationOutcome, Allocator, admit_allocation};
 use stadion_crds::allocation::GameServerAllocationSpec;
 use stadion_crds::{Fleet, GameServer, GameServerAllocation, GameServerSet, GameServerState, labels};
 
@@ -35,7 +35,9 @@ async fn allocate(runtime: &LocalRuntime, n: usize) -> BTreeSet<String> {
     let allocator = runtime.allocator();
     let mut names = BTreeSet::new();
     for _ in 0..n {
-        let status = allocator.allocate(GameServerAllocation::new(GameServerAllocationSpec::default())).await;
+        let status = allocator
+            .allocate(admit_allocation(GameServerAllocation::new(GameServerAllocationSpec::default())).unwrap())
+            .await;
         names.insert(
             status.ok().and_then(AllocationOutcome::allocated).expect("a Ready server to allocate").game_server_name,
         );

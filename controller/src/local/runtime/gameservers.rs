@@ -18,6 +18,7 @@ use crate::local::error::{Error, Result};
 use crate::local::sdk_backend::StoreBackend;
 use crate::local::store::{StoreError, WatchEvent};
 use crate::local::supervisor::{ExitOutcome, ProcessExit, process_spec};
+use stadion_core::allocator::{CapacityEvent, wakes_waiting_matches};
 use stadion_core::env::{AGONES_SDK_GRPC_PORT, AGONES_SDK_HTTP_PORT, NetworkMode, game_process_env};
 use stadion_core::gameserver::{
     GameServerAction, GameServerDefaults, GameServerEvent, Transition, apply_event, gameserver_key, reconcile,
@@ -91,7 +92,7 @@ fn observe(
         }
         let state = gs.state();
         let previous = states.insert(key.clone(), state);
-        if state == Some(GameServerState::Ready) && previous != Some(Some(GameServerState::Ready)) {
+        if wakes_waiting_matches(CapacityEvent::Changed { before: previous.flatten(), after: state }) {
             shared.capacity.send_modify(|n| *n = n.wrapping_add(1));
         }
     }
