@@ -153,7 +153,11 @@ mod tests {
             template: PodTemplateSpec {
                 metadata: None,
                 spec: Some(PodSpec {
-                    containers: vec![Container { name: "game".into(), image: Some("g:1".into()), ..Default::default() }],
+                    containers: vec![Container {
+                        name: "game".into(),
+                        image: Some("g:1".into()),
+                        ..Default::default()
+                    }],
                     ..PodSpec::default()
                 }),
             },
