@@ -4,10 +4,10 @@
 //! watches, leadership) and turns the [`Outcome`] into its own requeue.
 //!
 //! Every policy a pass follows is decided once, here or in the module it concerns:
-//! - retries and errors: [`Writes::settle`];
-//! - when to come back: [`Writes::outcome`] and the constants below;
-//! - recording a pass (metrics, the Warning Event of a failed one): [`observed`];
-//! - admission of sets and fleets (defaults written back, `Valid`): [`admit_owner`];
+//! - retries and errors: `Writes::settle`;
+//! - when to come back: `Writes::outcome` and the constants below;
+//! - recording a pass (metrics, the Warning Event of a failed one): `observed`;
+//! - admission of sets and fleets (defaults written back, `Valid`): `admit_owner`;
 //! - ownership (children by controller owner reference), node load and status writes: the
 //!   kind's module ([`sets`], [`fleets`], [`autoscalers`]).
 
@@ -159,7 +159,7 @@ impl Writes {
     /// - NotFound on a replace, status write or delete: the object is already gone (or going),
     ///   which is what a delete wanted and makes an update moot.
     /// - Anything else stops the pass and is returned to the runtime, which backs off; the
-    ///   failure is recorded by [`observed`]. Nothing is dropped silently.
+    ///   failure is recorded by `observed`. Nothing is dropped silently.
     ///
     /// `Ok(Some(_))` is a write that happened; `Ok(None)` one that was settled without it.
     pub(crate) fn settle<T, K: StoredObject>(
