@@ -113,6 +113,25 @@ async fn a_buffer_autoscaler_keeps_two_ready_above_the_allocated() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_autoscaler_runs_on_its_interval_not_on_every_fleet_change() {
+    with_runtime(|runtime| async move {
+        // An hour between runs: the first run (the autoscaler is new) is the only one here.
+        let autoscaler = "apiVersion: autoscaling.agones.dev/v1\nkind: FleetAutoscaler\nmetadata:\n  name: patient\nspec:\n  fleetName: patient\n  policy:\n    type: Buffer\n    buffer:\n      bufferSize: 2\n      minReplicas: 0\n      maxReplicas: 10\n  sync:\n    type: FixedInterval\n    fixedInterval:\n      seconds: 3600\n";
+        apply(&runtime, &format!("{}---\n{autoscaler}", fleet_yaml("patient", 1, &[])));
+        wait_for(&runtime, "patient", 2, 0).await;
+        allocate(&runtime, 1).await;
+        // The fleet's status changes (one Allocated) well within this wait; the autoscaler, as in
+        // Agones, does not react until its next sync.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let fleet = runtime.store().api::<Fleet>().get("default", "patient").expect("fleet");
+        assert_eq!(fleet.status.as_ref().map(|s| s.allocated_replicas), Some(1));
+        assert_eq!(fleet.spec.replicas, 2, "not rescaled before the interval");
+        runtime
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rolling_update_replaces_ready_servers_and_waits_for_allocated_ones() {
     with_runtime(|runtime| async move {
         apply(&runtime, &fleet_yaml("rolling", 4, &[]));
