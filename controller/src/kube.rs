@@ -52,7 +52,15 @@ pub enum Error {
         /// Which manifest.
         file: String,
         /// The YAML error.
-        source: serde_yaml::Error,
+        source: stadion_crds::manifest::ManifestError,
+    },
+    /// An install manifest could not be written back as YAML.
+    #[error("install manifest {file}: {message}")]
+    Render {
+        /// Which manifest.
+        file: String,
+        /// The serializer's message.
+        message: String,
     },
     /// An object could not be (de)serialized.
     #[error("serializing {what}: {source}")]
@@ -105,7 +113,7 @@ impl Error {
             Self::Kube(_) => "kube",
             Self::Connect(_) => "connect",
             Self::CrdsMissing { .. } => "crds_missing",
-            Self::Manifest { .. } => "manifest",
+            Self::Manifest { .. } | Self::Render { .. } => "manifest",
             Self::Serialize { .. } => "serialize",
             Self::Io { .. } => "io",
             Self::Invalid { .. } => "invalid",

@@ -52,7 +52,7 @@ pub enum CrdError {
         /// Kind whose CRD failed.
         kind: &'static str,
         /// Serializer error.
-        source: serde_yaml::Error,
+        source: serde_saphyr::SerializeError,
     },
     /// A file could not be written or read.
     #[error("{path}: {source}")]
@@ -333,7 +333,7 @@ pub fn render_all() -> Result<Vec<(&'static str, String)>, CrdError> {
         .into_iter()
         .map(|(file_name, crd)| {
             let kind = kind_of(&crd);
-            let body = serde_yaml::to_string(&crd).map_err(|source| CrdError::Yaml { kind, source })?;
+            let body = serde_saphyr::to_string(&crd).map_err(|source| CrdError::Yaml { kind, source })?;
             Ok((file_name, format!("{HEADER}{body}")))
         })
         .collect()

@@ -18,9 +18,7 @@ fn parse(name: &str) -> Vec<Resource> {
 /// The raw documents of a fixture as JSON values, untouched by our types.
 fn raw_documents(name: &str) -> Vec<Value> {
     let text = fixture(name);
-    serde_yaml::Deserializer::from_str(&text)
-        .map(|doc| serde::Deserialize::deserialize(doc).expect("fixture is valid YAML"))
-        .collect()
+    serde_saphyr::from_multiple(&text).expect("fixture is valid YAML")
 }
 
 fn to_json(resource: &Resource) -> Value {

@@ -196,8 +196,12 @@ impl MatchmakerConfig {
     }
 
     fn parse_yaml(text: &str) -> Result<Self, Error> {
-        let de = serde_yaml::Deserializer::from_str(text);
-        serde_path_to_error::deserialize(de).map_err(|e| {
+        let value: serde_json::Value = serde_saphyr::from_str(text).map_err(|e| {
+            let at = e.location().map(|l| format!("line {}, column {}", l.line(), l.column())).unwrap_or_default();
+            let message = e.without_snippet().to_string();
+            Error::ConfigParse { path: at, message: message.lines().next().unwrap_or_default().to_owned() }
+        })?;
+        serde_path_to_error::deserialize(value).map_err(|e| {
             let path = e.path().to_string();
             Error::ConfigParse { path, message: e.into_inner().to_string() }
         })

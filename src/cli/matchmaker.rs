@@ -67,10 +67,8 @@ mod tests {
     #[test]
     fn install_configmap_holds_a_valid_queue_config() {
         let install = include_str!("../../deploy/40-matchmaker.yaml");
-        let configmap = serde_yaml::Deserializer::from_str(install)
-            .map(|doc| <serde_yaml::Value as serde::Deserialize>::deserialize(doc).expect("install YAML parses"))
-            .find(|doc| doc["kind"] == "ConfigMap")
-            .expect("a ConfigMap with the queues");
+        let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(install).expect("install YAML parses");
+        let configmap = docs.into_iter().find(|doc| doc["kind"] == "ConfigMap").expect("a ConfigMap with the queues");
         let queues = configmap["data"]["matchmaker.yaml"].as_str().expect("data.matchmaker.yaml");
         let config = MatchmakerConfig::from_yaml_str(queues).expect("the shipped queues validate");
         assert!(!config.queues.is_empty());

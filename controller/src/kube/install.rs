@@ -4,7 +4,7 @@
 //! needs nothing but the binary. Overrides are applied on the parsed documents, not by text
 //! substitution, so a namespace name that happens to appear in a comment is left alone.
 
-use serde_yaml::Value;
+use serde_json::Value;
 
 use super::{Error, Result};
 
@@ -80,19 +80,14 @@ pub fn render(options: &InstallOptions, crds: &[(&str, String)]) -> Result<Strin
 
 /// Splits a multi-document YAML into its non-empty documents.
 pub fn parse_documents(file: &str, yaml: &str) -> Result<Vec<Value>> {
-    let mut docs = Vec::new();
-    for de in serde_yaml::Deserializer::from_str(yaml) {
-        let value =
-            serde::Deserialize::deserialize(de).map_err(|source| Error::Manifest { file: file.to_owned(), source })?;
-        if !matches!(value, Value::Null) {
-            docs.push(value);
-        }
-    }
-    Ok(docs)
+    let docs = stadion_crds::manifest::yaml_documents(yaml, file)
+        .map_err(|source| Error::Manifest { file: file.to_owned(), source })?;
+    Ok(docs.into_iter().filter(|value| !value.is_null()).collect())
 }
 
 fn push_document(out: &mut String, file: &str, doc: &Value) -> Result<()> {
-    let yaml = serde_yaml::to_string(doc).map_err(|source| Error::Manifest { file: file.to_owned(), source })?;
+    let yaml =
+        serde_saphyr::to_string(doc).map_err(|e| Error::Render { file: file.to_owned(), message: e.to_string() })?;
     out.push_str("---\n");
     out.push_str(&yaml);
     Ok(())
@@ -104,7 +99,7 @@ fn is_sdk_rbac(doc: &Value) -> bool {
 
 fn retarget_sdk_rbac(doc: &mut Value, namespace: &str) {
     set_str(&mut doc["metadata"], "namespace", namespace);
-    if let Some(subjects) = doc.get_mut("subjects").and_then(Value::as_sequence_mut) {
+    if let Some(subjects) = doc.get_mut("subjects").and_then(Value::as_array_mut) {
         for subject in subjects {
             set_str(subject, "namespace", namespace);
         }
@@ -123,7 +118,7 @@ fn retarget(doc: &mut Value, options: &InstallOptions) {
     if doc["metadata"].get("namespace").is_some_and(|ns| ns.as_str() != Some(SYSTEM_NAMESPACE)) {
         set_str(&mut doc["metadata"], "namespace", &options.namespace);
     }
-    if let Some(subjects) = doc.get_mut("subjects").and_then(Value::as_sequence_mut) {
+    if let Some(subjects) = doc.get_mut("subjects").and_then(Value::as_array_mut) {
         for subject in subjects {
             if subject.get("namespace").is_some() {
                 set_str(subject, "namespace", &options.namespace);
@@ -137,13 +132,13 @@ fn retarget(doc: &mut Value, options: &InstallOptions) {
         set_str(service, "namespace", &options.namespace);
     }
     let containers = doc.get_mut("spec").and_then(|s| s.get_mut("template")).and_then(|t| t.get_mut("spec"));
-    if let Some(containers) = containers.and_then(|s| s.get_mut("containers")).and_then(Value::as_sequence_mut) {
+    if let Some(containers) = containers.and_then(|s| s.get_mut("containers")).and_then(Value::as_array_mut) {
         for container in containers {
             if container.get("image").is_some() {
                 set_str(container, "image", &options.image);
             }
             // The controller injects the sidecar from the same image.
-            if let Some(env) = container.get_mut("env").and_then(Value::as_sequence_mut) {
+            if let Some(env) = container.get_mut("env").and_then(Value::as_array_mut) {
                 for var in env {
                     if var["name"].as_str() == Some("STADION_SIDECAR_IMAGE") {
                         set_str(var, "value", &options.image);
@@ -155,8 +150,8 @@ fn retarget(doc: &mut Value, options: &InstallOptions) {
 }
 
 fn set_str(map: &mut Value, key: &str, value: &str) {
-    if let Some(map) = map.as_mapping_mut() {
-        map.insert(Value::String(key.to_owned()), Value::String(value.to_owned()));
+    if let Some(map) = map.as_object_mut() {
+        map.insert(key.to_owned(), Value::String(value.to_owned()));
     }
 }
 
@@ -244,7 +239,7 @@ mod tests {
         let controller = find(&docs, "Deployment", "stadion-controller", Some("games-system"));
         let container = &controller[0]["spec"]["template"]["spec"]["containers"][0];
         assert_eq!(container["image"].as_str(), Some("registry.example/stadion:1.2"));
-        let sidecar = container["env"].as_sequence().unwrap().iter().find(|v| v["name"] == "STADION_SIDECAR_IMAGE");
+        let sidecar = container["env"].as_array().unwrap().iter().find(|v| v["name"] == "STADION_SIDECAR_IMAGE");
         assert_eq!(sidecar.unwrap()["value"].as_str(), Some("registry.example/stadion:1.2"));
         let binding = &find(&docs, "ClusterRoleBinding", "stadion-controller", None)[0];
         assert_eq!(binding["subjects"][0]["namespace"].as_str(), Some("games-system"));
@@ -259,7 +254,7 @@ mod tests {
             let rb = &find(&docs, "RoleBinding", SDK_SERVICE_ACCOUNT, Some(ns))[0];
             assert_eq!(rb["subjects"][0]["namespace"].as_str(), Some(ns));
         }
-        let text = serde_yaml::to_string(&docs).unwrap();
+        let text = serde_saphyr::to_string(&docs).unwrap();
         assert!(!text.contains("stadion-system"), "no document left in the old namespace");
         assert!(find(&docs, "RoleBinding", "stadion-controller-auth-reader", Some("games-system")).is_empty());
     }
@@ -273,10 +268,10 @@ mod tests {
         assert!(sdk_docs.iter().all(|d| d["kind"] != "ClusterRole" && d["kind"] != "ClusterRoleBinding"));
         let role = &find(&docs, "Role", SDK_SERVICE_ACCOUNT, Some("default"))[0];
         let mut granted: Vec<(String, String, String)> = Vec::new();
-        for rule in role["rules"].as_sequence().unwrap() {
-            for group in rule["apiGroups"].as_sequence().unwrap() {
-                for resource in rule["resources"].as_sequence().unwrap() {
-                    for verb in rule["verbs"].as_sequence().unwrap() {
+        for rule in role["rules"].as_array().unwrap() {
+            for group in rule["apiGroups"].as_array().unwrap() {
+                for resource in rule["resources"].as_array().unwrap() {
+                    for verb in rule["verbs"].as_array().unwrap() {
                         granted.push((
                             group.as_str().unwrap().into(),
                             resource.as_str().unwrap().into(),
@@ -308,13 +303,13 @@ mod tests {
     fn controller_may_block_owner_deletion() {
         let docs = docs(&render(&InstallOptions::default(), &[]).unwrap());
         let cluster_role = &find(&docs, "ClusterRole", "stadion-controller", None)[0];
-        let rules = cluster_role["rules"].as_sequence().unwrap();
+        let rules = cluster_role["rules"].as_array().unwrap();
         for owner in ["gameservers", "gameserversets", "fleets"] {
             let finalizers = format!("{owner}/finalizers");
             let granted = rules.iter().any(|rule| {
-                rule["apiGroups"].as_sequence().unwrap().iter().any(|g| g.as_str() == Some("agones.dev"))
-                    && rule["resources"].as_sequence().unwrap().iter().any(|r| r.as_str() == Some(&finalizers))
-                    && rule["verbs"].as_sequence().unwrap().iter().any(|v| v.as_str() == Some("update"))
+                rule["apiGroups"].as_array().unwrap().iter().any(|g| g.as_str() == Some("agones.dev"))
+                    && rule["resources"].as_array().unwrap().iter().any(|r| r.as_str() == Some(&finalizers))
+                    && rule["verbs"].as_array().unwrap().iter().any(|v| v.as_str() == Some("update"))
             });
             assert!(granted, "no update on {finalizers}");
         }
@@ -346,15 +341,15 @@ mod tests {
         assert_eq!(port["port"].as_u64(), spec["service"]["port"].as_u64());
         assert_eq!(port["targetPort"].as_str(), Some("allocation"));
         let controller = &find(&docs, "Deployment", "stadion-controller", Some(DEFAULT_NAMESPACE))[0];
-        let pod_labels = controller["spec"]["template"]["metadata"]["labels"].as_mapping().unwrap();
-        for (key, value) in service["spec"]["selector"].as_mapping().unwrap() {
+        let pod_labels = controller["spec"]["template"]["metadata"]["labels"].as_object().unwrap();
+        for (key, value) in service["spec"]["selector"].as_object().unwrap() {
             assert_eq!(pod_labels.get(key), Some(value), "the Service selects the controller Pods");
         }
         let container = &controller["spec"]["template"]["spec"]["containers"][0];
-        let ports = container["ports"].as_sequence().unwrap();
+        let ports = container["ports"].as_array().unwrap();
         let allocation = ports.iter().find(|p| p["name"] == "allocation").expect("an allocation port");
         assert_eq!(allocation["containerPort"].as_u64(), Some(8443));
-        let env = container["env"].as_sequence().unwrap();
+        let env = container["env"].as_array().unwrap();
         let addr = env.iter().find(|v| v["name"] == "STADION_ALLOCATION_API_ADDR").expect("address set");
         assert_eq!(addr["value"].as_str(), Some("0.0.0.0:8443"));
         // The controller may read the front-proxy CA it checks the aggregator against.
@@ -368,12 +363,12 @@ mod tests {
     fn allocator_role_grants_only_create() {
         let docs = docs(&render(&InstallOptions::default(), &[]).unwrap());
         let role = &find(&docs, "ClusterRole", "stadion-allocator", None)[0];
-        let rules = role["rules"].as_sequence().unwrap();
+        let rules = role["rules"].as_array().unwrap();
         assert_eq!(rules.len(), 1);
         assert_eq!(rules[0]["apiGroups"][0].as_str(), Some("allocation.agones.dev"));
-        assert_eq!(rules[0]["resources"].as_sequence().unwrap().len(), 1);
+        assert_eq!(rules[0]["resources"].as_array().unwrap().len(), 1);
         assert_eq!(rules[0]["resources"][0].as_str(), Some("gameserverallocations"));
-        assert_eq!(rules[0]["verbs"].as_sequence().unwrap().len(), 1);
+        assert_eq!(rules[0]["verbs"].as_array().unwrap().len(), 1);
         assert_eq!(rules[0]["verbs"][0].as_str(), Some("create"));
     }
 
@@ -382,7 +377,7 @@ mod tests {
     fn controller_leases_are_namespaced() {
         let docs = docs(&render(&InstallOptions::default(), &[]).unwrap());
         let cluster_role = &find(&docs, "ClusterRole", "stadion-controller", None)[0];
-        let text = serde_yaml::to_string(cluster_role).unwrap();
+        let text = serde_saphyr::to_string(cluster_role).unwrap();
         assert!(!text.contains("leases"));
         let role = &find(&docs, "Role", "stadion-controller-leader-election", Some("stadion-system"))[0];
         assert_eq!(role["rules"][0]["resources"][0].as_str(), Some("leases"));

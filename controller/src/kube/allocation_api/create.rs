@@ -115,7 +115,7 @@ fn decode(headers: &HeaderMap, body: &[u8]) -> Result<GameServerAllocation, ApiE
         return Err(ApiError::bad_request("the request body is empty: send a GameServerAllocation"));
     }
     match media.as_str() {
-        "application/yaml" | "application/x-yaml" | "text/yaml" => serde_yaml::from_slice(body)
+        "application/yaml" | "application/x-yaml" | "text/yaml" => serde_saphyr::from_slice(body)
             .map_err(|e| ApiError::bad_request(format!("the body is not a GameServerAllocation: {e}"))),
         "application/json" | "" => serde_json::from_slice(body)
             .map_err(|e| ApiError::bad_request(format!("the body is not a GameServerAllocation: {e}"))),
