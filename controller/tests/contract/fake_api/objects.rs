@@ -48,7 +48,7 @@ const fn kind(
 
 /// Everything served. GameServer has no status subresource (Agones writes status with the
 /// object); sets and fleets have status and scale; FleetAutoscaler has status.
-pub const KINDS: &[Kind] = &[
+pub static KINDS: &[Kind] = &[
     kind("", "pods", "Pod", true, true, false),
     kind("", "nodes", "Node", false, true, false),
     kind("", "events", "Event", true, false, false),
@@ -327,7 +327,8 @@ impl Db {
             Some("scale") if kind.scale => with_replicas(&old, &incoming)?,
             _ => incoming,
         };
-        self.update(kind, &key, old, next, sub, precondition.as_deref())
+        let written = self.update(kind, &key, old, next, sub.filter(|s| *s != "scale"), precondition.as_deref())?;
+        Ok(if sub == Some("scale") { scale_of(&written) } else { written })
     }
 
     /// PATCH (merge; apply patches create missing objects).
@@ -362,7 +363,8 @@ impl Db {
                 next
             }
         };
-        self.update(kind, &key, old, next, sub, precondition.as_deref())
+        let written = self.update(kind, &key, old, next, sub.filter(|s| *s != "scale"), precondition.as_deref())?;
+        Ok(if sub == Some("scale") { scale_of(&written) } else { written })
     }
 
     fn update(

@@ -33,5 +33,5 @@ pub async fn autoscaler_follows_allocation(rt: &impl Runtime) {
     .await;
     assert!(status.able_to_scale, "[{who}] the autoscaler reports it was able to scale");
     assert!(!status.scaling_limited, "[{who}] 3 is within [2, 10]: not limited");
-    assert!(status.last_scale_time.is_some(), "[{who}] the autoscaler records when it scaled");
+    assert!(status.last_scale_time.is_some(), "[{who}] the autoscaler records when it scaled: {status:?}");
 }

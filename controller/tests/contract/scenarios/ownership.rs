@@ -63,6 +63,11 @@ pub async fn owner_references_and_orphans(rt: &impl Runtime) {
         let label = child.metadata.labels.as_ref().and_then(|l| l.get(labels::GAMESERVERSET));
         assert_eq!(label.map(String::as_str), Some(SET), "[{who}] a child carries the set label");
     }
+    eventually(rt, LIMIT, "set status: 2 replicas, 2 Ready", async || {
+        let status = the_set(rt).await?.status?;
+        (status.replicas == 2 && status.ready_replicas == 2).then_some(())
+    })
+    .await;
     for_a_while(rt, Duration::from_secs(2), "the set counts only its own children", async || {
         let status = the_set(rt).await.and_then(|s| s.status).ok_or("no set status")?;
         let servers = live(rt).await.len();
