@@ -31,6 +31,39 @@ pub async fn eventually<T>(
     }
 }
 
+/// Like [`eventually`], with `check` saying what it saw instead (`Err`), which the failure
+/// reports.
+pub async fn until<T>(
+    rt: &impl Runtime,
+    limit: Duration,
+    what: &str,
+    mut check: impl AsyncFnMut() -> Result<T, String>,
+) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        match check().await {
+            Ok(value) => return value,
+            Err(seen) if Instant::now() >= deadline => {
+                panic!("[{}] timed out after {limit:?} waiting for: {what}; last saw {seen}", rt.name())
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
+/// `servers` as (name, state) pairs, for messages.
+pub fn describe(servers: &[GameServer]) -> String {
+    const SHOWN: usize = 8;
+    let pairs: Vec<String> = servers
+        .iter()
+        .take(SHOWN)
+        .map(|gs| format!("{}={}", gs.name(), gs.state().map_or("(none)", GameServerState::as_str)))
+        .collect();
+    let more = servers.len().saturating_sub(SHOWN);
+    let more = if more > 0 { format!(", … {more} more") } else { String::new() };
+    format!("{} servers [{}{more}]", servers.len(), pairs.join(", "))
+}
+
 /// Whether `gs` carries `label=value`.
 pub fn labelled(gs: &GameServer, label: &str, value: &str) -> bool {
     gs.metadata.labels.as_ref().and_then(|l| l.get(label)).is_some_and(|v| v == value)
@@ -64,13 +97,13 @@ pub fn names(servers: &[GameServer]) -> BTreeSet<String> {
 /// Reserved servers and nothing else (nothing starting, nothing shutting down).
 pub async fn settle(rt: &impl Runtime, fleet: &str, ready: usize, allocated: usize, reserved: usize) -> Vec<GameServer> {
     let what = format!("fleet {fleet}: exactly {ready} Ready, {allocated} Allocated, {reserved} Reserved");
-    eventually(rt, LIMIT, &what, async || {
+    until(rt, LIMIT, &what, async || {
         let all = fleet_servers(rt, fleet).await;
         let settled = count(&all, GameServerState::Ready) == ready
             && count(&all, GameServerState::Allocated) == allocated
             && count(&all, GameServerState::Reserved) == reserved
             && all.len() == ready + allocated + reserved;
-        settled.then_some(all)
+        if settled { Ok(all) } else { Err(describe(&all)) }
     })
     .await
 }

@@ -7,16 +7,16 @@ use serde_json::json;
 use stadion_crds::labels;
 
 use super::super::manifests::SetYaml;
-use super::super::observe::{LIMIT, eventually, fleet_condition, fleet_servers, settle};
+use super::super::observe::{LIMIT, fleet_condition, fleet_servers, settle, until};
 use super::super::runtime::Runtime;
 
 pub async fn defaults_stored_and_invalid_fleet_reported(rt: &impl Runtime) {
     let who = rt.name();
     rt.apply(&SetYaml::fleet("plain", 1).render()).await.unwrap_or_else(|e| panic!("[{who}] apply: {e}"));
-    let fleet = eventually(rt, LIMIT, "fleet plain read back defaulted, Valid=True", async || {
-        let fleet = rt.fleet("plain").await?;
-        let valid = fleet_condition(&fleet, "Valid")?;
-        (valid.0 == "True").then_some(fleet)
+    // The kube runtime writes defaults back on its first reconcile: allow it a moment.
+    let fleet = until(rt, Duration::from_secs(10), "fleet plain stored with a strategy", async || {
+        let fleet = rt.fleet("plain").await.ok_or("no fleet")?;
+        if fleet.spec.strategy.is_some() { Ok(fleet) } else { Err(format!("spec {:?}", fleet.spec.strategy)) }
     })
     .await;
     let spec = serde_json::to_value(&fleet.spec).expect("a fleet spec serializes");
@@ -29,6 +29,13 @@ pub async fn defaults_stored_and_invalid_fleet_reported(rt: &impl Runtime) {
     let template = &spec["template"]["spec"];
     assert_eq!(template["ports"][0]["portPolicy"], "Dynamic", "[{who}] template port policy defaulted: {template}");
     assert_eq!(template["ports"][0]["protocol"], "UDP", "[{who}] template port protocol defaulted: {template}");
+
+    let valid = until(rt, LIMIT, "fleet plain Valid=True", async || {
+        let fleet = rt.fleet("plain").await.ok_or("no fleet")?;
+        fleet_condition(&fleet, "Valid").ok_or_else(|| format!("conditions {:?}", fleet.status.map(|s| s.conditions)))
+    })
+    .await;
+    assert_eq!(valid.0, "True", "[{who}] a valid fleet is Valid=True: {valid:?}");
 
     let servers = settle(rt, "plain", 1, 0, 0).await;
     let gs = serde_json::to_value(&servers[0]).expect("a GameServer serializes");
@@ -49,8 +56,9 @@ pub async fn defaults_stored_and_invalid_fleet_reported(rt: &impl Runtime) {
     rt.apply(&SetYaml::fleet("invalid", 1).host_port(7000).render())
         .await
         .unwrap_or_else(|e| panic!("[{who}] an invalid Fleet is stored and reported in its status, not refused: {e}"));
-    let (status, _, message) = eventually(rt, LIMIT, "fleet invalid with a Valid condition", async || {
-        fleet_condition(&rt.fleet("invalid").await?, "Valid")
+    let (status, _, message) = until(rt, LIMIT, "fleet invalid with a Valid condition", async || {
+        let fleet = rt.fleet("invalid").await.ok_or("no fleet")?;
+        fleet_condition(&fleet, "Valid").ok_or_else(|| format!("conditions {:?}", fleet.status.map(|s| s.conditions)))
     })
     .await;
     assert_eq!(status, "False", "[{who}] the invalid fleet is Valid=False");

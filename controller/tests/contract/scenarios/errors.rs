@@ -7,7 +7,7 @@ use std::time::Duration;
 use stadion_crds::GameServerState;
 
 use super::super::manifests::{MISSING_GAME, SetYaml};
-use super::super::observe::{LIMIT, count, created, eventually, fleet_servers, names};
+use super::super::observe::{LIMIT, count, created, describe, eventually, fleet_servers, names, until};
 use super::super::runtime::Runtime;
 
 /// How long an Error server is held before its set deletes it (Agones: 30 s).
@@ -20,11 +20,17 @@ pub async fn error_server_held_then_replaced(rt: &impl Runtime) {
     rt.apply(&SetYaml::fleet(fleet, 2).command(MISSING_GAME).render())
         .await
         .unwrap_or_else(|e| panic!("[{who}] apply: {e}"));
-    let first = eventually(rt, LIMIT, "2 servers in Error", async || {
+    let first = until(rt, LIMIT, "2 servers in Error", async || {
         let all = fleet_servers(rt, fleet).await;
-        (all.len() == 2 && count(&all, GameServerState::Error) == 2).then_some(all)
+        if count(&all, GameServerState::Error) >= 2 { Ok(all) } else { Err(describe(&all)) }
     })
     .await;
+    assert_eq!(
+        first.len(),
+        2,
+        "[{who}] Error servers count toward replicas while held, so a set of 2 creates no more: {}",
+        describe(&first)
+    );
     let originals: BTreeSet<String> = names(&first);
     let oldest = first.iter().map(created).min().expect("two servers");
     eventually(rt, LIMIT, "fleet status counting the 2 Error servers as replicas", async || {
@@ -39,9 +45,9 @@ pub async fn error_server_held_then_replaced(rt: &impl Runtime) {
         assert_eq!(
             names(&all),
             originals,
-            "[{who}] the Error servers are held (and nothing else created) for {HOLD:?}; {} s after creation saw {:?}",
+            "[{who}] the Error servers are held (and nothing else created) for {HOLD:?}; {} s after creation saw {}",
             (jiff::Timestamp::now() - oldest).get_seconds(),
-            all.iter().map(|gs| (gs.name(), gs.state())).collect::<Vec<_>>()
+            describe(&all)
         );
         let status = rt.fleet(fleet).await.and_then(|f| f.status).map(|s| s.replicas);
         assert_eq!(status, Some(2), "[{who}] held Error servers count toward the fleet's replicas");
@@ -49,10 +55,9 @@ pub async fn error_server_held_then_replaced(rt: &impl Runtime) {
     }
 
     // Then replaced: the originals go and new servers take their place.
-    eventually(rt, HOLD + LIMIT, "the Error servers replaced after the hold", async || {
+    until(rt, HOLD + LIMIT, "the Error servers replaced after the hold", async || {
         let all = fleet_servers(rt, fleet).await;
-        let now = names(&all);
-        (now.is_disjoint(&originals) && all.len() == 2).then_some(())
+        if names(&all).is_disjoint(&originals) && all.len() == 2 { Ok(()) } else { Err(describe(&all)) }
     })
     .await;
 }

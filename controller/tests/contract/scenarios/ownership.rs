@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use stadion_crds::{GameServer, GameServerSet, GameServerState, labels};
 
 use super::super::manifests::{SetYaml, gameserver};
-use super::super::observe::{LIMIT, eventually, state_of};
+use super::super::observe::{LIMIT, describe, eventually, state_of, until};
 use super::super::runtime::{ObjectKind, Runtime};
 
 const SET: &str = "owned";
@@ -47,10 +47,13 @@ pub async fn owner_references_and_orphans(rt: &impl Runtime) {
     // The stranger first, so a set that went by labels would see it before creating anything.
     let yaml = format!("{}---\n{}", gameserver(HAND, &[(labels::GAMESERVERSET, SET)]), SetYaml::set(SET, 2).render());
     rt.apply(&yaml).await.unwrap_or_else(|e| panic!("[{who}] apply: {e}"));
-    let set = eventually(rt, LIMIT, "the set's 2 servers and the hand-made one Ready", async || {
+    let set = until(rt, LIMIT, "the set's 2 servers and the hand-made one, 3 Ready", async || {
         let all = live(rt).await;
         let ready = all.iter().filter(|gs| gs.state() == Some(GameServerState::Ready)).count();
-        if all.len() == 3 && ready == 3 { the_set(rt).await } else { None }
+        match the_set(rt).await {
+            Some(set) if all.len() == 3 && ready == 3 => Ok(set),
+            _ => Err(describe(&all)),
+        }
     })
     .await;
     let all = live(rt).await;
