@@ -10,7 +10,7 @@ mod reserve;
 mod rolling;
 mod scaling;
 
-pub use admission::defaults_stored_and_invalid_fleet_reported;
+pub use admission::{defaults_stored, invalid_fleet_reported};
 pub use allocation::allocation_under_contention;
 pub use autoscaling::autoscaler_follows_allocation;
 pub use errors::error_server_held_then_replaced;

@@ -10,7 +10,9 @@ use super::super::manifests::SetYaml;
 use super::super::observe::{LIMIT, fleet_condition, fleet_servers, settle, until};
 use super::super::runtime::Runtime;
 
-pub async fn defaults_stored_and_invalid_fleet_reported(rt: &impl Runtime) {
+/// A Fleet applied without strategy or scheduling reads back with Agones' defaults, and so do
+/// its servers.
+pub async fn defaults_stored(rt: &impl Runtime) {
     let who = rt.name();
     rt.apply(&SetYaml::fleet("plain", 1).render()).await.unwrap_or_else(|e| panic!("[{who}] apply: {e}"));
     // The kube runtime writes defaults back on its first reconcile: allow it a moment.
@@ -52,7 +54,12 @@ pub async fn defaults_stored_and_invalid_fleet_reported(rt: &impl Runtime) {
     let finalizers = servers[0].metadata.finalizers.clone().unwrap_or_default();
     assert!(finalizers.iter().any(|f| f == labels::FINALIZER), "[{who}] finalizer {} on every GameServer: {finalizers:?}", labels::FINALIZER);
 
-    // Schema-valid, semantically invalid: a Dynamic port with a host port.
+}
+
+/// A schema-valid but invalid Fleet (a Dynamic port with a host port) is stored, reported
+/// `Valid=False` naming the field, and gets nothing.
+pub async fn invalid_fleet_reported(rt: &impl Runtime) {
+    let who = rt.name();
     rt.apply(&SetYaml::fleet("invalid", 1).host_port(7000).render())
         .await
         .unwrap_or_else(|e| panic!("[{who}] an invalid Fleet is stored and reported in its status, not refused: {e}"));
@@ -71,4 +78,13 @@ pub async fn defaults_stored_and_invalid_fleet_reported(rt: &impl Runtime) {
         .count();
     assert_eq!(of_invalid, 0, "[{who}] an invalid fleet gets no GameServerSet");
     assert!(fleet_servers(rt, "invalid").await.is_empty(), "[{who}] an invalid fleet gets no GameServers");
+
+    // And the same check passes a valid one.
+    rt.apply(&SetYaml::fleet("valid", 0).render()).await.unwrap_or_else(|e| panic!("[{who}] apply: {e}"));
+    let valid = until(rt, LIMIT, "fleet valid with a Valid condition", async || {
+        let fleet = rt.fleet("valid").await.ok_or("no fleet")?;
+        fleet_condition(&fleet, "Valid").ok_or_else(|| format!("conditions {:?}", fleet.status.map(|s| s.conditions)))
+    })
+    .await;
+    assert_eq!(valid.0, "True", "[{who}] a valid fleet is Valid=True: {valid:?}");
 }

@@ -52,7 +52,10 @@ pub async fn owner_references_and_orphans(rt: &impl Runtime) {
         let ready = all.iter().filter(|gs| gs.state() == Some(GameServerState::Ready)).count();
         match the_set(rt).await {
             Some(set) if all.len() == 3 && ready == 3 => Ok(set),
-            _ => Err(describe(&all)),
+            set => {
+                let status = set.and_then(|s| s.status).map(|s| (s.replicas, s.ready_replicas));
+                Err(format!("{}; set status (replicas, ready) {status:?}", describe(&all)))
+            }
         }
     })
     .await;
