@@ -12,6 +12,42 @@ pub mod up;
 /// Exit code for bad input (invalid flags, manifests or configuration).
 pub const EXIT_USAGE: u8 = 2;
 
+/// Values of boolean flags and their env fallbacks, as people write them in env files and
+/// Deployments: `1`/`0`, `true`/`false`, `yes`/`no`, `on`/`off`.
+pub fn boolish() -> clap::builder::BoolishValueParser {
+    clap::builder::BoolishValueParser::new()
+}
+
+/// A listen or connect address by IP (`127.0.0.1:9500`, `[::1]:9500`) or by host name
+/// (`localhost:9500`), resolved once at start; IPv4 wins when a name has both.
+pub fn socket_addr(value: &str) -> Result<std::net::SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    if let Ok(addr) = value.parse() {
+        return Ok(addr);
+    }
+    let resolved: Vec<std::net::SocketAddr> = value
+        .to_socket_addrs()
+        .map_err(|e| format!("{e}: expected HOST:PORT, like 127.0.0.1:9500 or localhost:9500"))?
+        .collect();
+    resolved
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or_else(|| resolved.first())
+        .copied()
+        .ok_or_else(|| format!("{value} resolves to no address"))
+}
+
+/// Writes `bytes` to stdout. A reader that went away (`| head`) is not an error: the output is
+/// simply no longer wanted, as for every Unix filter.
+pub fn write_stdout(bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(bytes).and_then(|()| stdout.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
+    }
+}
+
 /// Resolves on SIGTERM (Kubernetes stopping the Pod, `kill`) or Ctrl-C.
 pub async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();

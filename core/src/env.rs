@@ -41,6 +41,22 @@ pub enum NetworkMode {
     Container,
 }
 
+/// Puts the runtime's `injected` variables into a container's own `env`, in both runtimes.
+///
+/// Injected names are reserved, as Agones reserves its SDK variables: a template entry of the
+/// same name is dropped and the runtime's value used, because a game told the wrong sidecar
+/// port (or the wrong name or listen port) cannot work, whatever the template meant. Every other
+/// template entry keeps its place and value. `name_of` reads an entry's name; `make` builds one.
+pub fn merge_reserved<T>(
+    env: &mut Vec<T>,
+    injected: &[(String, String)],
+    name_of: impl Fn(&T) -> &str,
+    make: impl Fn(&str, &str) -> T,
+) {
+    env.retain(|entry| !injected.iter().any(|(name, _)| name == name_of(entry)));
+    env.extend(injected.iter().map(|(name, value)| make(name, value)));
+}
+
 /// `game-tcp` → `GAME_TCP`: the `<NAME>` part of the per-port variables.
 pub fn port_env_suffix(port_name: &str) -> String {
     port_name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }).collect()

@@ -4,10 +4,15 @@
 //!
 //! ```text
 //! PortAllocation → Creating → Starting → Scheduled → RequestReady → Ready ⇄ Reserved
-//!                                                                     ↓        ↓
+//!                                                                     ↓     ↗  ↓
 //!                                                                  Allocated → Shutdown
 //! Error (pod could not be created) and Unhealthy (health, exit, eviction) are terminal.
 //! ```
+//!
+//! This is the only copy of the rules: the SDK sidecar turns each SDK call into a `Sdk*`
+//! [`GameServerEvent`] applied inside its backend's resourceVersion-guarded update, and the
+//! runtimes' GameServer controllers apply the rest and run [`reconcile`], which alone ends
+//! reservations (so one ends even when the sidecar that made it is gone).
 //!
 //! With the opt-in allocation TTL ([`allocation_expiry`]), an Allocated server nobody plays on
 //! goes to Shutdown once its last allocation is older than the TTL.
@@ -21,6 +26,10 @@ use stadion_crds::{GameServer, GameServerState, labels};
 
 use super::object_key;
 use super::ports::PortAssignment;
+
+/// Annotation holding the id of the game container that became Ready (Agones' name): a
+/// container that restarts before Ready is a slow start, the Ready one dying is a crash.
+pub const READY_CONTAINER_ID: &str = "agones.dev/ready-container-id";
 
 /// `namespace/name` of a GameServer (namespace `default` when unset): the key plans, the port
 /// allocator and runtimes use for it.
@@ -53,7 +62,8 @@ pub enum GameServerEvent {
     SdkReady,
     /// SDK Allocate: → Allocated, stamping `agones.dev/last-allocated`.
     SdkAllocate,
-    /// SDK Reserve(seconds): → Reserved until now + seconds (0: until told otherwise).
+    /// SDK Reserve(seconds): → Reserved until now + seconds (0: until told otherwise), from any
+    /// state that is not terminal, Allocated included (as in Agones).
     SdkReserve {
         /// Reservation length; 0 or less means no expiry.
         seconds: i64,
@@ -133,7 +143,13 @@ pub fn apply_event(gs: &GameServer, event: &GameServerEvent, now: Timestamp) -> 
             _ => return Transition::Unchanged,
         },
         E::PodCreationFailed { .. } => match state {
-            Some(S::PortAllocation | S::Creating | S::Starting) | None => set_state(&mut next, S::Error),
+            Some(S::PortAllocation | S::Creating | S::Starting) | None => {
+                set_state(&mut next, S::Error);
+                next.metadata
+                    .annotations
+                    .get_or_insert_default()
+                    .insert(labels::ERRORED_AT.to_owned(), now.to_string());
+            }
             _ => return Transition::Ignored("pod creation failure reported after the pod started"),
         },
         E::Scheduled { node_name, addresses } => {
@@ -169,14 +185,14 @@ pub fn apply_event(gs: &GameServer, event: &GameServerEvent, now: Timestamp) -> 
             if terminal {
                 return Transition::Ignored("no state change leaves Unhealthy, Shutdown or Error");
             }
-            // An Allocated server is in a session; letting Reserve expire it back to Ready would
-            // hand a busy server to a second match.
-            if state == Some(S::Allocated) {
-                return Transition::Ignored("an Allocated server cannot be reserved");
-            }
+            // Allowed from Allocated too, as in Agones: a game that backfills reserves its
+            // server so that scale-down leaves it alone while the matchmaker finds players.
+            let until = match reservation_end(*seconds, now) {
+                Ok(until) => until,
+                Err(why) => return Transition::Ignored(why),
+            };
             set_state(&mut next, S::Reserved);
-            let until = (*seconds > 0).then(|| Time(now + SignedDuration::from_secs(*seconds)));
-            next.status.get_or_insert_with(GameServerStatus::default).reserved_until = until;
+            next.status.get_or_insert_with(GameServerStatus::default).reserved_until = until.map(Time);
         }
         E::SdkShutdown => match state {
             Some(S::Shutdown) => return Transition::Unchanged,
@@ -199,7 +215,12 @@ pub fn apply_event(gs: &GameServer, event: &GameServerEvent, now: Timestamp) -> 
             // The game exiting after it asked to shut down is the normal end of a server.
             Some(S::Shutdown) => return Transition::Unchanged,
             _ if terminal => return Transition::Ignored("server is already terminal"),
-            _ => set_state(&mut next, S::Unhealthy),
+            _ => {
+                // reservedUntil only means something while Reserved; Agones clears it on every
+                // state change other than Reserve.
+                set_state(&mut next, S::Unhealthy);
+                clear_reservation(&mut next);
+            }
         },
     }
     if next == *gs { Transition::Unchanged } else { Transition::Changed(Box::new(next)) }
@@ -277,9 +298,15 @@ pub fn reconcile(gs: &GameServer, now: Timestamp, defaults: GameServerDefaults) 
             GameServerAction::Wait
         }
         Some(S::Reserved) => {
+            // The one place a reservation ends on its own: the sidecar only writes the
+            // deadline, so an expired reservation returns to the pool even if the sidecar died.
             match next.status.as_ref().and_then(|s| s.reserved_until.as_ref()).map(|t| t.0) {
                 Some(until) if until <= now => {
-                    set_state(&mut next, S::Ready);
+                    // What Agones' expiry does (an SDK Ready), taken one step further when the
+                    // server already has an address: a server reserved before it was scheduled
+                    // waits in RequestReady like any other.
+                    let scheduled = next.status.as_ref().is_some_and(|s| !s.node_name.is_empty());
+                    set_state(&mut next, if scheduled { S::Ready } else { S::RequestReady });
                     clear_reservation(&mut next);
                 }
                 Some(until) => requeue_at = Some(until),
@@ -364,6 +391,13 @@ pub fn pod_labels(gs: &GameServer) -> std::collections::BTreeMap<String, String>
     out
 }
 
+/// When `gs` entered Error: its `agones.dev/errored-at` stamp, else (a server that went to
+/// Error before stamps existed, or was written Error by hand) its creation time.
+pub fn errored_at(gs: &GameServer) -> Option<Timestamp> {
+    let stamped = gs.metadata.annotations.as_ref().and_then(|a| a.get(labels::ERRORED_AT)).and_then(|t| t.parse().ok());
+    stamped.or_else(|| gs.metadata.creation_timestamp.as_ref().map(|t| t.0))
+}
+
 /// Sets `agones.dev/last-allocated` to `now` in RFC 3339 (what Agones and SDK Allocate write).
 pub fn stamp_last_allocated(gs: &mut GameServer, now: Timestamp) {
     gs.metadata.annotations.get_or_insert_default().insert(labels::LAST_ALLOCATED.to_owned(), now.to_string());
@@ -419,6 +453,36 @@ pub fn allocation_expiry(gs: &GameServer, ttl: AllocationTtl, now: Timestamp) ->
     } else {
         AllocationExpiry::Lapsed(deadline)
     }
+}
+
+/// When a reservation of `seconds` made at `now` ends: `None` for 0 or less (no expiry, as in
+/// Agones); an error when the end is past the last representable time.
+pub fn reservation_end(seconds: i64, now: Timestamp) -> Result<Option<Timestamp>, &'static str> {
+    if seconds <= 0 {
+        return Ok(None);
+    }
+    now.checked_add(SignedDuration::from_secs(seconds))
+        .map(Some)
+        .map_err(|_| "the reservation would end past the last representable time")
+}
+
+/// Records `container_id` as the game container that became Ready (the
+/// [`READY_CONTAINER_ID`] annotation), unless one is recorded already: like Agones, the first
+/// Ready instance is the one whose death counts as a crash.
+pub fn stamp_ready_container(gs: &mut GameServer, container_id: &str) {
+    if container_id.is_empty() {
+        return;
+    }
+    gs.metadata
+        .annotations
+        .get_or_insert_default()
+        .entry(READY_CONTAINER_ID.to_owned())
+        .or_insert_with(|| container_id.to_owned());
+}
+
+/// The game container recorded as Ready, if any (see [`stamp_ready_container`]).
+pub fn ready_container(gs: &GameServer) -> Option<&str> {
+    gs.metadata.annotations.as_ref()?.get(READY_CONTAINER_ID).map(String::as_str).filter(|id| !id.is_empty())
 }
 
 pub(crate) fn set_state(gs: &mut GameServer, state: GameServerState) {

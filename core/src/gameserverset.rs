@@ -11,7 +11,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference}
 use stadion_crds::gameserverset::GameServerSetStatus;
 use stadion_crds::{GameServer, GameServerSet, GameServerState, labels};
 
-use super::gameserver::set_state;
+use super::gameserver::{errored_at, set_state};
 use super::names::{NameGenerator, unique_name};
 use super::nodes::NodeLoad;
 
@@ -49,7 +49,8 @@ pub struct GameServerSetPlan {
     /// then deletes them). Never Allocated or Reserved ones.
     pub shutdown: Vec<GameServer>,
     /// Names of servers to delete now: Shutdown ones, Unhealthy ones (to be replaced) and Error
-    /// ones older than the grace period. The GameServer controller also deletes Shutdown servers
+    /// ones that entered Error longer than the grace period ago (held ones count toward
+    /// replicas until then). The GameServer controller also deletes Shutdown servers
     /// ([`super::gameserver::GameServerAction::Delete`]), so a runtime treats "not found" as done.
     pub delete: Vec<String>,
     /// Allocated servers beyond `replicas`, with the set's `allocationOverflow` labels and
@@ -83,27 +84,34 @@ pub fn plan(
     plan.status.conditions = set.status.as_ref().map(|s| s.conditions.clone()).unwrap_or_default();
     let live: Vec<&GameServer> = servers.iter().filter(|gs| gs.metadata.deletion_timestamp.is_none()).collect();
 
+    // Error servers are held `error_grace` after they entered Error (for inspection), and count
+    // toward replicas meanwhile, as in Agones: replacing them at once would turn a broken
+    // template into a creation storm that holds a host port per failed server.
+    let mut held = Vec::new();
     for gs in &live {
         match gs.state() {
             Some(GameServerState::Shutdown | GameServerState::Unhealthy) => plan.delete.push(gs.name().to_owned()),
-            Some(GameServerState::Error) => {
-                let created = gs.metadata.creation_timestamp.as_ref().map(|t| t.0);
-                match created.map(|c| c + options.error_grace) {
-                    Some(due) if due > now => plan.requeue_at = earliest(plan.requeue_at, due),
-                    _ => plan.delete.push(gs.name().to_owned()),
+            Some(GameServerState::Error) => match errored_at(gs).map(|at| at + options.error_grace) {
+                Some(due) if due > now => {
+                    plan.requeue_at = earliest(plan.requeue_at, due);
+                    held.push(*gs);
                 }
-            }
+                _ => plan.delete.push(gs.name().to_owned()),
+            },
             _ => {}
         }
     }
 
     let active: Vec<&GameServer> = live.iter().copied().filter(|gs| is_active(gs)).collect();
+    // What counts toward `replicas` when deciding to create: the active servers and the held
+    // Error ones. Scale-down still picks only among active servers.
+    let counted = active.len() + held.len();
     let wanted = usize::try_from(set.spec.replicas).unwrap_or(0);
     // A set being deleted only cleans up: its servers go with it through owner references.
     let deleting = set.metadata.deletion_timestamp.is_some();
-    if active.len() < wanted && !deleting {
-        let count = (wanted - active.len()).min(options.max_creations);
-        if wanted - active.len() > count {
+    if counted < wanted && !deleting {
+        let count = (wanted - counted).min(options.max_creations);
+        if wanted - counted > count {
             plan.requeue_at = Some(now);
         }
         let mut taken: BTreeSet<String> = servers.iter().map(|gs| gs.name().to_owned()).collect();

@@ -4,9 +4,9 @@ use k8s_openapi::api::core::v1::NodeAddress;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use stadion_core::env::{self, NetworkMode};
 use stadion_core::gameserver::{
-    AllocationExpiry, GameServerAction, GameServerDefaults, GameServerEvent as E, Transition, allocation_deadline,
-    allocation_expiry, apply_event, effective_allocation_ttl, primary_address, reconcile, status_ports,
-    without_finalizer,
+    AllocationExpiry, GameServerAction, GameServerDefaults, GameServerEvent as E, READY_CONTAINER_ID, Transition,
+    allocation_deadline, allocation_expiry, apply_event, effective_allocation_ttl, primary_address, ready_container,
+    reconcile, reservation_end, stamp_ready_container, status_ports, without_finalizer,
 };
 use stadion_core::ports::{PortAllocator, PortRanges};
 use stadion_core::testing::{GameServerBuilder, at, game_spec, port};
@@ -119,11 +119,94 @@ fn reserve_zero_never_expires_and_ready_or_allocate_cancels_it() {
 }
 
 #[test]
-fn allocated_cannot_be_reserved_but_ready_returns_it_to_the_pool() {
-    let gs = GameServerBuilder::new("gs").node("n1").state(S::Allocated).build();
-    assert!(matches!(apply_event(&gs, &E::SdkReserve { seconds: 5 }, at(0)), Transition::Ignored(_)));
-    let gs = step(&gs, E::SdkReady, 0);
+fn allocated_can_be_reserved_and_ready_returns_it_to_the_pool() {
+    // Agones lets an Allocated server be Reserved (backfill: keep it out of scale-down while the
+    // matchmaker looks for players); the reservation then expires to Ready like any other.
+    let allocated = GameServerBuilder::new("gs").node("n1").state(S::Allocated).build();
+    let reserved = step(&allocated, E::SdkReserve { seconds: 5 }, 0);
+    assert_eq!(reserved.state(), Some(S::Reserved));
+    assert_eq!(reserved.status.as_ref().unwrap().reserved_until, Some(Time(at(5))));
+    assert_eq!(reconcile(&reserved, at(5), OFF).update.unwrap().state(), Some(S::Ready));
+
+    let gs = step(&allocated, E::SdkReady, 0);
+    assert_eq!(gs.state(), Some(S::RequestReady), "SDK Ready asks, the controller decides");
     assert_eq!(reconcile(&gs, at(0), OFF).update.unwrap().state(), Some(S::Ready));
+    let gs = step(&reserved, E::SdkReady, 1);
+    assert_eq!((gs.state(), gs.status.unwrap().reserved_until), (Some(S::RequestReady), None), "Reserved too");
+}
+
+#[test]
+fn reserve_applies_before_ready_and_its_expiry_waits_for_an_address() {
+    let starting = GameServerBuilder::new("gs").state(S::Starting).build();
+    let reserved = step(&starting, E::SdkReserve { seconds: 10 }, 0);
+    assert_eq!(reserved.state(), Some(S::Reserved));
+    let expired = reconcile(&reserved, at(10), OFF).update.expect("expired");
+    assert_eq!(
+        (expired.state(), expired.status.as_ref().unwrap().reserved_until.clone()),
+        (Some(S::RequestReady), None),
+        "no node yet: Ready would publish no address"
+    );
+}
+
+#[test]
+fn reserve_for_negative_seconds_never_expires_and_for_too_long_is_ignored() {
+    let ready = GameServerBuilder::new("gs").node("n1").build();
+    let gs = step(&ready, E::SdkReserve { seconds: -5 }, 0);
+    assert_eq!((gs.state(), gs.status.unwrap().reserved_until), (Some(S::Reserved), None), "as in Agones");
+    assert!(matches!(apply_event(&ready, &E::SdkReserve { seconds: i64::MAX }, at(0)), Transition::Ignored(_)));
+    assert_eq!(reservation_end(i64::MAX, at(0)).map_err(drop), Err(()));
+    assert_eq!(reservation_end(0, at(0)), Ok(None));
+    assert_eq!(reservation_end(3, at(0)), Ok(Some(at(3))));
+}
+
+#[test]
+fn sdk_state_calls_follow_agones_from_every_state() {
+    use S::{
+        Allocated, Creating, Error, PortAllocation, RequestReady, Reserved, Scheduled, Shutdown, Starting, Unhealthy,
+    };
+    let all = [PortAllocation, Creating, Starting, Scheduled, RequestReady, S::Ready, Reserved, Allocated];
+    for state in all {
+        let gs = GameServerBuilder::new("gs").node("n1").state(state).build();
+        // Unchanged counts too: SDK Ready on a RequestReady server is already where it asks to be.
+        let after = |event: E| apply_event(&gs, &event, at(0)).into_changed().unwrap_or_else(|| gs.clone()).state();
+        assert_eq!(after(E::SdkReady), Some(RequestReady), "Ready from {state:?}");
+        assert_eq!(after(E::SdkAllocate), Some(Allocated), "Allocate from {state:?}");
+        assert_eq!(after(E::SdkReserve { seconds: 0 }), Some(Reserved), "Reserve from {state:?}");
+        assert_eq!(after(E::SdkShutdown), Some(Shutdown), "Shutdown from {state:?}");
+        assert_eq!(after(E::HealthCheckFailed), Some(Unhealthy), "health failure in {state:?}");
+    }
+    for state in [Shutdown, Unhealthy, Error] {
+        let gs = GameServerBuilder::new("gs").node("n1").state(state).build();
+        for event in [E::SdkReady, E::SdkAllocate, E::SdkReserve { seconds: 5 }, E::SdkShutdown, E::HealthCheckFailed] {
+            let outcome = apply_event(&gs, &event, at(0));
+            assert!(outcome.into_changed().is_none(), "{event:?} revives nothing in {state:?}");
+        }
+        // Labels and annotations are not state: Agones stores them in any state.
+        let labelled = step(&gs, E::SdkSetAnnotation { key: "why".into(), value: "done".into() }, 0);
+        assert_eq!(labelled.metadata.annotations.unwrap()["agones.dev/sdk-why"], "done");
+    }
+}
+
+#[test]
+fn unhealthy_drops_a_pending_reservation() {
+    let reserved = step(&GameServerBuilder::new("gs").node("n1").build(), E::SdkReserve { seconds: 30 }, 0);
+    for event in [E::HealthCheckFailed, E::ProcessExited { code: Some(1) }, E::PodFailed { reason: "gone".into() }] {
+        let gs = step(&reserved, event.clone(), 1);
+        assert_eq!((gs.state(), gs.status.unwrap().reserved_until), (Some(S::Unhealthy), None), "{event:?}");
+    }
+}
+
+#[test]
+fn the_first_ready_container_is_remembered() {
+    let mut gs = GameServerBuilder::new("gs").node("n1").build();
+    assert_eq!(ready_container(&gs), None);
+    stamp_ready_container(&mut gs, "");
+    assert_eq!(ready_container(&gs), None, "an unknown id records nothing");
+    stamp_ready_container(&mut gs, "containerd://first");
+    stamp_ready_container(&mut gs, "containerd://second");
+    assert_eq!(ready_container(&gs), Some("containerd://first"));
+    assert_eq!(gs.metadata.annotations.unwrap()[READY_CONTAINER_ID], "containerd://first");
+    assert_eq!(READY_CONTAINER_ID, "agones.dev/ready-container-id");
 }
 
 #[test]
@@ -261,10 +344,15 @@ fn reconcile_shuts_down_a_lapsed_allocation_and_wakes_at_the_deadline_otherwise(
 #[test]
 fn creation_failure_is_error_and_sdk_labels_are_prefixed() {
     let gs = GameServerBuilder::new("gs").state(S::Creating).build();
-    assert_eq!(step(&gs, E::PodCreationFailed { reason: "no such file".into() }, 0).state(), Some(S::Error));
+    let failed = step(&gs, E::PodCreationFailed { reason: "no such file".into() }, 42);
+    assert_eq!(failed.state(), Some(S::Error));
+    // Its set holds it 30 s from this moment, not from its creation.
+    assert_eq!(stadion_core::gameserver::errored_at(&failed), Some(at(42)));
 
     let gs = step(&gs, E::SdkSetLabel { key: "map".into(), value: "dust".into() }, 0);
-    assert_eq!(gs.metadata.labels.unwrap()["agones.dev/sdk-map"], "dust");
+    assert_eq!(gs.metadata.labels.as_ref().unwrap()["agones.dev/sdk-map"], "dust");
+    let gs = step(&gs, E::SdkSetAnnotation { key: "note".into(), value: "two words".into() }, 0);
+    assert_eq!(gs.metadata.annotations.unwrap()["agones.dev/sdk-note"], "two words");
 }
 
 #[test]

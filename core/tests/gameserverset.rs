@@ -147,7 +147,7 @@ fn distributed_scale_down_goes_by_priorities_else_oldest_first() {
 }
 
 #[test]
-fn unhealthy_replaced_error_kept_thirty_seconds_shutdown_deleted() {
+fn unhealthy_replaced_error_held_thirty_seconds_and_counted_shutdown_deleted() {
     let set = gameserverset("s", 3, None);
     let servers = vec![
         on("ok", "n1", 0),
@@ -159,10 +159,29 @@ fn unhealthy_replaced_error_kept_thirty_seconds_shutdown_deleted() {
     let mut names = CountingNames::default();
     let p = plan(&set, &servers, &NodeLoad::default(), &mut names, at(110), &Default::default());
     assert_eq!(p.delete, ["sick", "done"]);
-    assert_eq!(p.create.len(), 2, "only `ok` counts toward replicas");
+    // As Agones: a held Error server counts toward replicas, so a broken template cannot
+    // turn into a creation storm.
+    assert_eq!(p.create.len(), 1, "`ok` and the held `broken` count toward replicas");
     assert_eq!(p.requeue_at, Some(at(130)), "come back when the Error server is 30 s old");
     let later = plan(&set, &servers, &NodeLoad::default(), &mut names, at(130), &Default::default());
     assert!(later.delete.contains(&"broken".to_owned()));
+    assert_eq!(later.create.len(), 2, "once deleted it no longer counts");
+}
+
+#[test]
+fn the_error_hold_starts_when_the_server_entered_error() {
+    let set = gameserverset("s", 1, None);
+    let mut broken = GameServerBuilder::new("broken").state(S::Error).created(0).build();
+    broken
+        .metadata
+        .annotations
+        .get_or_insert_default()
+        .insert(stadion_crds::labels::ERRORED_AT.to_owned(), at(100).to_string());
+    let servers = vec![broken];
+    let mut names = CountingNames::default();
+    let p = plan(&set, &servers, &NodeLoad::default(), &mut names, at(120), &Default::default());
+    assert!(p.delete.is_empty() && p.create.is_empty(), "held 30 s from errored-at, not from creation");
+    assert_eq!(p.requeue_at, Some(at(130)));
 }
 
 #[test]

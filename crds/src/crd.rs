@@ -203,7 +203,7 @@ fn shapes() -> Vec<(CrdShape, Value)> {
 
 /// The kind's schema as kube-derive would produce it: inlined, no `$schema`, Option<Enum> and
 /// Option<IntOrString> flattened, oneOf/anyOf hoisted into plain properties.
-fn derived_schema<T: JsonSchema>() -> Value {
+pub(crate) fn derived_schema<T: JsonSchema>() -> Value {
     let generator = schemars::generate::SchemaSettings::openapi3()
         .with(|s| {
             s.inline_subschemas = true;
@@ -218,7 +218,7 @@ fn derived_schema<T: JsonSchema>() -> Value {
 }
 
 /// [`derived_schema`] made acceptable to an API server.
-fn schema_for<T: JsonSchema>() -> Value {
+pub(crate) fn schema_for<T: JsonSchema>() -> Value {
     let mut schema = derived_schema::<T>();
     // Defaulting is Stadion's job (`apply_defaults`), not the API server's: serde-derived defaults
     // such as `{}` for a pod template would otherwise be stored into every object.

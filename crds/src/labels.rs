@@ -16,6 +16,9 @@ pub const GAMESERVER: &str = "agones.dev/gameserver";
 pub const FINALIZER: &str = "agones.dev/controller";
 /// Annotation set (RFC 3339) on each allocation.
 pub const LAST_ALLOCATED: &str = "agones.dev/last-allocated";
+/// Annotation with the time a GameServer entered Error (RFC 3339), from which its set holds
+/// it 30 s before deleting it, as Agones does.
+pub const ERRORED_AT: &str = "agones.dev/errored-at";
 /// Prefix of labels and annotations written through the SDK's SetLabel / SetAnnotation.
 pub const SDK_PREFIX: &str = "agones.dev/sdk-";
 /// Annotation holding the hash of the template a GameServerSet was created from (Fleet rollouts).

@@ -20,6 +20,7 @@ pub mod gameserver;
 pub mod gameserverset;
 pub mod labels;
 pub mod manifest;
+pub mod strict;
 pub mod validation;
 
 pub use allocation::GameServerAllocation;

@@ -1,7 +1,6 @@
 //! Reading manifests: multi-document YAML (or JSON) into typed resources, with errors that say
 //! which document and which field is wrong.
 
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use crate::{Fleet, FleetAutoscaler, GameServer, GameServerAllocation, GameServerSet};
@@ -48,17 +47,21 @@ impl Resource {
 /// Why a manifest could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
-    /// Not YAML at all.
-    #[error("{source_name}: document {document}: not valid YAML: {message}")]
+    /// Not YAML at all: where the parser stopped, and why.
+    #[error("{source_name}:{line}:{column}: not valid YAML: {message}")]
     Syntax {
         /// File (or other source) name.
         source_name: String,
-        /// 1-based document index.
+        /// 1-based document index the error is in.
         document: usize,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
         /// Parser message.
         message: String,
     },
-    /// `apiVersion`/`kind` missing or not one of ours.
+    /// `apiVersion`/`kind` missing, or an Agones API group with a kind it does not have.
     #[error("{source_name}: document {document}: {message}")]
     UnknownKind {
         /// File name.
@@ -67,6 +70,22 @@ pub enum ManifestError {
         document: usize,
         /// What was found.
         message: String,
+    },
+    /// Fields the kind's schema does not declare (`kubectl apply --validate=strict` refuses
+    /// them too): every one, with its path.
+    #[error(
+        "{source_name}: document {document} ({kind}): strict decoding error: {}",
+        fields.iter().map(|f| format!("unknown field \"{f}\"")).collect::<Vec<_>>().join(", ")
+    )]
+    UnknownFields {
+        /// File name.
+        source_name: String,
+        /// 1-based document index.
+        document: usize,
+        /// Kind of the document.
+        kind: String,
+        /// Every unknown field's path (`spec.replcas`).
+        fields: Vec<String>,
     },
     /// A field has the wrong type or value.
     #[error("{source_name}: document {document} ({kind}): {path}: {message}")]
@@ -84,22 +103,91 @@ pub enum ManifestError {
     },
 }
 
-/// Parses every non-empty document of `text` (YAML or JSON). `source_name` is used in errors.
-pub fn parse_documents(text: &str, source_name: &str) -> Result<Vec<Resource>, ManifestError> {
-    let mut out = Vec::new();
-    for (index, document) in serde_yaml::Deserializer::from_str(text).enumerate() {
-        let number = index + 1;
-        let value = serde_yaml::Value::deserialize(document).map_err(|e| ManifestError::Syntax {
+/// A document of another API (a Service, a Deployment, RBAC) that Stadion does not manage.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Skipped {
+    /// 1-based document index.
+    pub document: usize,
+    /// Its `apiVersion`.
+    pub api_version: String,
+    /// Its `kind`.
+    pub kind: String,
+    /// Its `metadata.name` (or `generateName`), if any.
+    pub name: String,
+}
+
+/// What a manifest file holds: the resources Stadion manages, and the other documents.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Parsed {
+    /// Agones resources, in document order.
+    pub resources: Vec<Resource>,
+    /// Documents of other APIs, in document order.
+    pub skipped: Vec<Skipped>,
+}
+
+/// The API groups whose kinds Stadion serves. A document in one of these groups with a kind we
+/// do not know is a mistake (`kind: Flet`); any other group belongs to someone else.
+const AGONES_GROUPS: &[&str] =
+    &["agones.dev", "autoscaling.agones.dev", "allocation.agones.dev", "multicluster.agones.dev"];
+
+/// The YAML (or JSON) documents of `text` as JSON values; empty documents are left out. A
+/// syntax error says where, by line and column.
+pub fn yaml_documents(text: &str, source_name: &str) -> Result<Vec<serde_json::Value>, ManifestError> {
+    serde_saphyr::from_multiple::<serde_json::Value>(text).map_err(|error| {
+        let (line, column) = error.location().map_or((1, 1), |at| (at.line() as usize, at.column() as usize));
+        let document = 1 + text.lines().take(line.saturating_sub(1)).filter(|l| l.starts_with("---")).count();
+        let text = error.without_snippet().to_string();
+        let message = text.lines().next().unwrap_or_default();
+        // The location is said once, in front.
+        let message = message.strip_prefix("error: ").unwrap_or(message);
+        let message = message.split_once(": ").filter(|(at, _)| at.starts_with("line ")).map_or(message, |(_, m)| m);
+        ManifestError::Syntax {
             source_name: source_name.to_owned(),
-            document: number,
-            message: e.to_string(),
-        })?;
+            document,
+            line,
+            column,
+            message: message.to_owned(),
+        }
+    })
+}
+
+/// Parses every document of `text` (YAML or JSON): Agones resources are checked strictly and
+/// typed; documents of other APIs are listed in [`Parsed::skipped`]. `source_name` is used in
+/// errors.
+pub fn parse_manifest(text: &str, source_name: &str) -> Result<Parsed, ManifestError> {
+    let mut parsed = Parsed::default();
+    let documents = yaml_documents(text, source_name)?;
+    for (index, value) in documents.into_iter().enumerate() {
+        let number = index + 1;
         if value.is_null() {
             continue;
         }
-        out.push(parse_value(value, source_name, number)?);
+        match classify(&value) {
+            Some(skipped) => parsed.skipped.push(Skipped { document: number, ..skipped }),
+            None => parsed.resources.push(parse_value(value, source_name, number)?),
+        }
     }
-    Ok(out)
+    Ok(parsed)
+}
+
+/// Parses every document of `text` that Stadion manages (see [`parse_manifest`]).
+pub fn parse_documents(text: &str, source_name: &str) -> Result<Vec<Resource>, ManifestError> {
+    parse_manifest(text, source_name).map(|parsed| parsed.resources)
+}
+
+/// `Some` for a document of another API, which is skipped rather than refused.
+fn classify(value: &serde_json::Value) -> Option<Skipped> {
+    let field = |key: &str| value.get(key).and_then(|v| v.as_str()).unwrap_or_default().to_owned();
+    let (api_version, kind) = (field("apiVersion"), field("kind"));
+    let group = api_version.rsplit_once('/').map_or("", |(group, _)| group);
+    let ours =
+        matches!(kind.as_str(), "GameServer" | "GameServerSet" | "Fleet" | "FleetAutoscaler" | "GameServerAllocation");
+    if ours || kind.is_empty() || AGONES_GROUPS.contains(&group) {
+        return None;
+    }
+    let metadata = |key: &str| value.pointer(&format!("/metadata/{key}")).and_then(|v| v.as_str()).map(str::to_owned);
+    let name = metadata("name").or_else(|| metadata("generateName")).unwrap_or_default();
+    Some(Skipped { document: 0, api_version, kind, name })
 }
 
 /// Parses one document that must be a GameServer.
@@ -120,7 +208,7 @@ pub fn parse_gameserver(text: &str, source_name: &str) -> Result<GameServer, Man
     }
 }
 
-fn parse_value(value: serde_yaml::Value, source_name: &str, document: usize) -> Result<Resource, ManifestError> {
+fn parse_value(value: serde_json::Value, source_name: &str, document: usize) -> Result<Resource, ManifestError> {
     let field = |key: &str| value.get(key).and_then(|v| v.as_str()).unwrap_or_default().to_owned();
     let (api_version, kind) = (field("apiVersion"), field("kind"));
     let unknown =
@@ -136,10 +224,18 @@ fn parse_value(value: serde_yaml::Value, source_name: &str, document: usize) -> 
                 "kind: required (GameServer, GameServerSet, Fleet, FleetAutoscaler or GameServerAllocation)".into(),
             ));
         }
-        other => return Err(unknown(format!("kind: unsupported kind {other:?}"))),
+        other => {
+            return Err(unknown(format!(
+                "kind: unsupported kind {other:?} in {api_version}: expected GameServer, GameServerSet, Fleet, FleetAutoscaler or GameServerAllocation"
+            )));
+        }
     };
     if api_version != expected {
         return Err(unknown(format!("apiVersion: {kind} must be {expected:?}, found {api_version:?}")));
+    }
+    let fields = crate::strict::unknown_fields(&kind, &value);
+    if !fields.is_empty() {
+        return Err(ManifestError::UnknownFields { source_name: source_name.to_owned(), document, kind, fields });
     }
     Ok(match kind.as_str() {
         "GameServer" => Resource::GameServer(Box::new(typed(value, source_name, document, &kind)?)),
@@ -151,7 +247,7 @@ fn parse_value(value: serde_yaml::Value, source_name: &str, document: usize) -> 
 }
 
 fn typed<T: DeserializeOwned>(
-    value: serde_yaml::Value,
+    value: serde_json::Value,
     source_name: &str,
     document: usize,
     kind: &str,

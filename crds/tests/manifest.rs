@@ -4,7 +4,7 @@
 use std::str::FromStr;
 
 use stadion_crds::GameServerState;
-use stadion_crds::manifest::{ManifestError, Resource, parse_documents, parse_gameserver};
+use stadion_crds::manifest::{ManifestError, Resource, parse_documents, parse_gameserver, parse_manifest};
 
 const FLEET_THEN_BAD_SET: &str = "\
 apiVersion: agones.dev/v1
@@ -54,7 +54,8 @@ fn nested_fields_and_enum_values_have_full_paths() {
 #[test]
 fn unknown_kinds_and_api_versions_are_refused() {
     let cases = [
-        ("apiVersion: v1\nkind: Pod\n", "unsupported kind \"Pod\""),
+        ("apiVersion: agones.dev/v1\nkind: Flet\n", "unsupported kind \"Flet\" in agones.dev/v1"),
+        ("apiVersion: autoscaling.agones.dev/v1\nkind: FleetAutoScaler\n", "unsupported kind \"FleetAutoScaler\""),
         ("apiVersion: agones.dev/v1\n", "kind: required"),
         ("apiVersion: agones.dev/v1beta1\nkind: Fleet\n", "apiVersion: Fleet must be \"agones.dev/v1\""),
         ("apiVersion: agones.dev/v1\nkind: FleetAutoscaler\n", "must be \"autoscaling.agones.dev/v1\""),
@@ -70,14 +71,136 @@ fn unknown_kinds_and_api_versions_are_refused() {
 }
 
 #[test]
-fn syntax_errors_name_the_document() {
-    let text = "apiVersion: agones.dev/v1\nkind: Fleet\nmetadata: {name: a}\n---\nspec: [unclosed\n";
+fn syntax_errors_name_the_document_line_and_column() {
+    let text = "apiVersion: agones.dev/v1\nkind: Fleet\nmetadata: {name: a}\n---\nspec: [unclosed\nkind: x\n";
     match parse_documents(text, "broken.yaml") {
-        Err(ManifestError::Syntax { source_name, document, .. }) => {
+        Err(error @ ManifestError::Syntax { .. }) => {
+            let shown = error.to_string();
+            let ManifestError::Syntax { source_name, document, line, column, message } = error else { unreachable!() };
             assert_eq!((source_name.as_str(), document), ("broken.yaml", 2));
+            assert!(line >= 5 && column >= 1, "{line}:{column}");
+            assert!(shown.starts_with(&format!("broken.yaml:{line}:{column}: not valid YAML: ")), "{shown}");
+            assert!(!message.is_empty() && !message.contains(" --> "), "one line, no snippet: {message}");
         }
         other => panic!("expected a syntax error, got {other:?}"),
     }
+}
+
+#[test]
+fn other_apis_are_skipped_and_listed() {
+    let text = "\
+apiVersion: v1
+kind: Service
+metadata: {name: game-svc}
+---
+apiVersion: agones.dev/v1
+kind: Fleet
+metadata: {name: arena}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {generateName: backend-}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: reader}
+";
+    let parsed = parse_manifest(text, "mixed.yaml").expect("parses");
+    assert_eq!(parsed.resources.len(), 1);
+    assert!(matches!(&parsed.resources[0], Resource::Fleet(f) if f.name() == "arena"));
+    let skipped: Vec<_> =
+        parsed.skipped.iter().map(|s| (s.document, s.kind.as_str(), s.name.as_str(), s.api_version.as_str())).collect();
+    assert_eq!(
+        skipped,
+        [
+            (1, "Service", "game-svc", "v1"),
+            (3, "Deployment", "backend-", "apps/v1"),
+            (4, "ClusterRole", "reader", "rbac.authorization.k8s.io/v1")
+        ]
+    );
+}
+
+fn unknown_fields(text: &str) -> Vec<String> {
+    match parse_documents(text, "strict.yaml") {
+        Err(ManifestError::UnknownFields { fields, .. }) => fields,
+        other => panic!("expected unknown fields, got {other:?}"),
+    }
+}
+
+#[test]
+fn unknown_fields_are_refused_with_every_path_as_kubectl_strict_does() {
+    let fleet = "\
+apiVersion: agones.dev/v1
+kind: Fleet
+metadata:
+  name: arena
+  lables: {a: b}
+spec:
+  replcas: 5
+  template:
+    metadata:
+      labels: {any-key: any-value}
+    spec:
+      ports:
+        - name: default
+          containerPrt: 7654
+      template:
+        spec:
+          containers:
+            - name: game
+              comand: [./game]
+              resources:
+                limits: {cpu: 20m, memory: 64Mi}
+";
+    assert_eq!(
+        unknown_fields(fleet),
+        [
+            "metadata.lables",
+            "spec.replcas",
+            "spec.template.spec.ports[0].containerPrt",
+            "spec.template.spec.template.spec.containers[0].comand",
+        ]
+    );
+    let shown = parse_documents(fleet, "strict.yaml").expect_err("strict").to_string();
+    assert!(shown.contains("unknown field \"spec.replcas\""), "{shown}");
+
+    let gameserver = "apiVersion: agones.dev/v1\nkind: GameServer\nmetadata: {name: gs}\nspec:\n  helth: {}\n  template:\n    spec:\n      containerz: []\n";
+    assert_eq!(unknown_fields(gameserver), ["spec.helth", "spec.template.spec.containerz"]);
+
+    let autoscaler = "\
+apiVersion: autoscaling.agones.dev/v1
+kind: FleetAutoscaler
+metadata: {name: fas}
+spec:
+  fleetName: arena
+  policy:
+    type: Chain
+    chain:
+      - id: weekday
+        type: Buffer
+        buffer: {bufferSize: 20%, maxReplicas: 10, minReplica: 1}
+";
+    assert_eq!(unknown_fields(autoscaler), ["spec.policy.chain[0].buffer.minReplica"]);
+
+    let allocation = "apiVersion: allocation.agones.dev/v1\nkind: GameServerAllocation\nspec:\n  selectors:\n    - matchLabel: {a: b}\n";
+    assert_eq!(unknown_fields(allocation), ["spec.selectors[0].matchLabel"]);
+}
+
+#[test]
+fn free_form_maps_and_int_or_string_fields_are_not_unknown() {
+    let text = "\
+apiVersion: autoscaling.agones.dev/v1
+kind: FleetAutoscaler
+metadata:
+  name: fas
+  annotations: {team/owner: games}
+spec:
+  fleetName: arena
+  policy:
+    type: Buffer
+    buffer: {bufferSize: 20%, minReplicas: 1, maxReplicas: 10}
+";
+    assert_eq!(parse_documents(text, "ok.yaml").expect("valid").len(), 1);
 }
 
 #[test]

@@ -204,12 +204,7 @@ pub fn serve(
     });
 
     let servers = vec![grpc_task, http_task];
-    let resume = sidecar.clone();
-    let mut background = vec![tokio::spawn(async move {
-        if let Err(error) = resume.resume().await {
-            tracing::warn!(%error, "could not resume a pending reservation");
-        }
-    })];
+    let mut background = Vec::new();
     if options.health_checks {
         background.push(tokio::spawn(health::run_health_checks(sidecar.clone())));
     }

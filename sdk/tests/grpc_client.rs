@@ -260,28 +260,32 @@ async fn connect_waits_for_a_sidecar_that_starts_late() {
 }
 
 #[tokio::test]
-async fn with_a_controller_ready_requests_ready_and_reserve_expires_to_request_ready() {
-    let backend = std::sync::Arc::new(
-        stadion_sdk::server::local::LocalBackend::new(support::game_server())
-            .with_ready_state(GameServerState::RequestReady),
-    );
+async fn with_a_controller_ready_requests_ready_and_reserve_expiry_is_left_to_it() {
+    let backend =
+        std::sync::Arc::new(stadion_sdk::server::local::LocalBackend::new(support::game_server()).with_controller());
     let loopback = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
     let listeners = stadion_sdk::server::bind(loopback, loopback).await.expect("bind");
     let handle = stadion_sdk::server::serve(backend.clone(), listeners, ServeOptions::default()).expect("serve");
     let config = SdkConfig { host: "127.0.0.1".into(), port: handle.grpc_addr().port(), ..SdkConfig::default() };
     let sdk = Sdk::connect_with(config).await.expect("connect");
-    let current = || async {
+    let get = || async {
         use stadion_sdk::server::GameServerBackend;
-        backend.get().await.expect("get").state()
+        backend.get().await.expect("get")
     };
 
     sdk.ready().await.expect("ready");
-    assert_eq!(current().await, Some(GameServerState::RequestReady), "the controller moves it on to Ready");
+    assert_eq!(get().await.state(), Some(GameServerState::RequestReady), "the controller moves it on to Ready");
     sdk.reserve(Duration::from_secs(1)).await.expect("reserve");
-    assert_eq!(current().await, Some(GameServerState::Reserved));
-    let expired = support::eventually(Duration::from_secs(3), || async {
-        current().await == Some(GameServerState::RequestReady)
-    })
-    .await;
-    assert!(expired, "an expired reservation asks for Ready the same way");
+    assert_eq!(get().await.state(), Some(GameServerState::Reserved));
+    // Was: the sidecar's own timer asked for Ready at the deadline. Now the controller's
+    // reconcile is the one owner of expiry, so the sidecar writes nothing when the time is up...
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let reserved = get().await;
+    assert_eq!(reserved.state(), Some(GameServerState::Reserved), "no second writer in the sidecar");
+    let until = reserved.status.as_ref().and_then(|s| s.reserved_until.as_ref()).map(|t| t.0).expect("deadline kept");
+    // ...and the controller's reconcile of that very object returns it to the pool.
+    let plan = stadion_core::gameserver::reconcile(&reserved, until, Default::default());
+    let expired = plan.update.expect("an expired reservation is written back");
+    assert_eq!(expired.state(), Some(GameServerState::Ready), "an expired reservation returns to the pool");
+    assert!(expired.status.and_then(|s| s.reserved_until).is_none());
 }

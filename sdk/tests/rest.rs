@@ -87,6 +87,17 @@ async fn state_paths_and_metadata() {
     .await;
     assert!(back, "reservation from REST expires too");
     assert_eq!(post(sidecar.http("/reserve"), r#"{"seconds": 0}"#).await.0, StatusCode::OK, "numbers accepted too");
+    // As in Agones, an Allocated server can be Reserved (backfill), and Ready returns it.
+    assert_eq!(post(sidecar.http("/allocate"), "{}").await.0, StatusCode::OK);
+    assert_eq!(post(sidecar.http("/reserve"), r#"{"seconds": "60"}"#).await.0, StatusCode::OK);
+    assert_eq!(sidecar.game_server().await.state(), Some(GameServerState::Reserved), "Allocated -> Reserved");
+    let (status, error) = post(sidecar.http("/reserve"), r#"{"seconds": "9223372036854775807"}"#).await;
+    assert_eq!((status, &error["code"]), (StatusCode::BAD_REQUEST, &json!(3)), "no time that far ahead: {error}");
+    let reserved = sidecar.game_server().await;
+    assert_eq!(reserved.state(), Some(GameServerState::Reserved), "a refused Reserve changes nothing");
+    assert!(reserved.status.and_then(|s| s.reserved_until).is_some(), "the 60 s reservation stands");
+    assert_eq!(post(sidecar.http("/ready"), "{}").await.0, StatusCode::OK);
+    assert_eq!(sidecar.game_server().await.state(), Some(GameServerState::Ready));
 
     let (status, body) = put(sidecar.http("/metadata/label"), r#"{"key": "mode", "value": "ranked"}"#).await;
     assert_eq!((status, body), (StatusCode::OK, json!({})));

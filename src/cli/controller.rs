@@ -26,10 +26,10 @@ pub struct Args {
     #[arg(long, env = "STADION_SDK_SERVICE_ACCOUNT", default_value = SDK_SERVICE_ACCOUNT)]
     pub sdk_service_account: String,
     /// Address of the `/metrics`, `/healthz` and `/readyz` server.
-    #[arg(long, env = "STADION_METRICS_ADDR", default_value = "0.0.0.0:8080")]
+    #[arg(long, env = "STADION_METRICS_ADDR", default_value = "0.0.0.0:8080", value_parser = super::socket_addr)]
     pub metrics_addr: SocketAddr,
     /// Compete for a Lease so only one of several replicas writes.
-    #[arg(long, env = "STADION_LEADER_ELECTION", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    #[arg(long, env = "STADION_LEADER_ELECTION", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true", value_parser = super::boolish())]
     pub leader_election: bool,
     /// Namespace of the leader-election Lease (the controller's own).
     #[arg(long, env = "POD_NAMESPACE", default_value = DEFAULT_NAMESPACE)]
@@ -47,7 +47,7 @@ pub struct Args {
     #[arg(long, env = "STADION_MAX_PORT", default_value_t = DEFAULT_MAX_PORT)]
     pub max_port: i32,
     /// Log as JSON lines instead of text.
-    #[arg(long, env = "STADION_LOG_JSON")]
+    #[arg(long, env = "STADION_LOG_JSON", value_parser = super::boolish())]
     pub log_json: bool,
     /// Shut an Allocated server down once its last allocation is this old and no players are
     /// connected (`90s`, `5m`, `1h30m`, seconds, or `off`). A server's
@@ -85,9 +85,7 @@ impl FromStr for ListenAddr {
     fn from_str(value: &str) -> Result<Self, Self::Err> {
         match value.trim() {
             "off" | "none" | "false" | "" => Ok(Self(None)),
-            addr => {
-                addr.parse().map(|a| Self(Some(a))).map_err(|e| format!("{e} (an address like 0.0.0.0:8443, or off)"))
-            }
+            addr => super::socket_addr(addr).map(|a| Self(Some(a))).map_err(|e| format!("{e} (or off)")),
         }
     }
 }

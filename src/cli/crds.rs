@@ -1,7 +1,6 @@
 //! `stadion crds`: writes (or prints, or checks) the CustomResourceDefinition YAML generated from
 //! the stadion-crds types, so `kubectl apply -f crds/` installs exactly what the code expects.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -27,12 +26,9 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if args.print {
         let rendered = crd::render_all().context("generating the CRDs")?;
-        return match print(&rendered) {
-            // `stadion crds --print | head` closing the pipe early is not a failure.
-            Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => Ok(ExitCode::SUCCESS),
-            Err(error) => Err(error).context("writing to stdout"),
-            Ok(()) => Ok(ExitCode::SUCCESS),
-        };
+        let stream: Vec<&str> = rendered.iter().map(|(_, yaml)| yaml.as_str()).collect();
+        super::write_stdout(stream.join("---\n").as_bytes()).context("writing to stdout")?;
+        return Ok(ExitCode::SUCCESS);
     }
     if args.check {
         let drifted = crd::drifted(&args.out).context("comparing the CRDs")?;
@@ -46,20 +42,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::FAILURE);
     }
     let written = crd::write_all(&args.out).context("writing the CRDs")?;
-    for path in written {
-        println!("{}", path.display());
-    }
+    let listing: String = written.iter().map(|path| format!("{}\n", path.display())).collect();
+    super::write_stdout(listing.as_bytes()).context("writing to stdout")?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// Writes the CRDs as one multi-document YAML stream.
-fn print(rendered: &[(&str, String)]) -> std::io::Result<()> {
-    let mut stdout = std::io::stdout().lock();
-    for (index, (_, yaml)) in rendered.iter().enumerate() {
-        if index > 0 {
-            stdout.write_all(b"---\n")?;
-        }
-        stdout.write_all(yaml.as_bytes())?;
-    }
-    stdout.flush()
 }

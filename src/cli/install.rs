@@ -1,7 +1,6 @@
 //! `stadion install`: the whole Kubernetes install (CRDs, namespace, RBAC, Deployments,
 //! Services) as one multi-document YAML, for `stadion install --print | kubectl apply -f -`.
 
-use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -38,8 +37,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         gameserver_namespaces: args.gameserver_namespaces,
     };
     let yaml = install::render(&options, &crds).context("rendering the install manifests")?;
-    let mut stdout = std::io::stdout().lock();
-    stdout.write_all(yaml.as_bytes())?;
-    stdout.flush()?;
+    super::write_stdout(yaml.as_bytes()).context("writing to stdout")?;
     Ok(ExitCode::SUCCESS)
 }

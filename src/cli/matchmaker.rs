@@ -17,13 +17,13 @@ pub struct Args {
     #[arg(long, env = "STADION_MATCHMAKER_CONFIG", value_name = "FILE")]
     pub config: PathBuf,
     /// Address the HTTP API listens on.
-    #[arg(long, env = "STADION_MATCHMAKER_ADDR", default_value = "0.0.0.0:9600")]
+    #[arg(long, env = "STADION_MATCHMAKER_ADDR", default_value = "0.0.0.0:9600", value_parser = super::socket_addr)]
     pub listen: SocketAddr,
     /// Only allocate GameServers in this namespace (all namespaces when unset).
     #[arg(long, env = "STADION_WATCH_NAMESPACE")]
     pub namespace: Option<String>,
     /// Log as JSON lines instead of text.
-    #[arg(long, env = "STADION_LOG_JSON")]
+    #[arg(long, env = "STADION_LOG_JSON", value_parser = super::boolish())]
     pub log_json: bool,
 }
 
@@ -33,6 +33,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     super::init_tracing(args.log_json, "info");
     let config = match MatchmakerConfig::from_yaml_file(&args.config) {
         Ok(config) => config,
+        // A read error names the file itself; the others say where in it.
+        Err(error @ stadion_matchmaker::Error::ConfigRead { .. }) => {
+            eprintln!("stadion matchmaker: {error}");
+            return Ok(ExitCode::from(super::EXIT_USAGE));
+        }
         Err(error) => {
             eprintln!("stadion matchmaker: {}: {error}", args.config.display());
             return Ok(ExitCode::from(super::EXIT_USAGE));

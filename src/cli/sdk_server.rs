@@ -19,7 +19,7 @@ use stadion_sdk::server::{self, GameServerBackend as _, ServeOptions};
 pub struct Args {
     /// Serve an in-memory GameServer (`local` in `default`, Ready at 127.0.0.1:7777) instead of
     /// one in a cluster.
-    #[arg(long, env = "STADION_SDK_LOCAL")]
+    #[arg(long, env = "STADION_SDK_LOCAL", value_parser = super::boolish())]
     pub local: bool,
     /// With `--local`: a GameServer manifest (YAML or JSON) to serve; reloaded when it changes.
     #[arg(long, short = 'f', env = "STADION_SDK_FILE", requires = "local")]
@@ -54,7 +54,7 @@ pub struct Args {
     #[arg(long, alias = "pod-namespace", env = "POD_NAMESPACE", default_value = "default")]
     pub namespace: String,
     /// In a cluster: address of the `/healthz` and `/gshealthz` probe endpoints.
-    #[arg(long, env = "STADION_SDK_HEALTH_ADDR", default_value = "0.0.0.0:8080")]
+    #[arg(long, env = "STADION_SDK_HEALTH_ADDR", default_value = "0.0.0.0:8080", value_parser = super::socket_addr)]
     pub health_addr: SocketAddr,
     /// In a cluster: a kubeconfig file to use instead of the Pod's service account (Agones'
     /// `--kubeconfig`; `KUBECONFIG` is honoured too when no flag is given).
@@ -70,7 +70,8 @@ pub struct Args {
         num_args = 0..=1,
         require_equals = true,
         default_missing_value = "true",
-        action = clap::ArgAction::Set
+        action = clap::ArgAction::Set,
+        value_parser = super::boolish()
     )]
     pub graceful_termination: bool,
 }

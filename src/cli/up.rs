@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use stadion_controller::local::files::{Fingerprint, load};
+use stadion_controller::local::files::{Fingerprint, load_all};
 use stadion_controller::local::runtime::{ApplyReport, DEFAULT_ADDRESS, RuntimeConfig};
 use stadion_controller::local::supervisor::OutputSink;
 use stadion_controller::local::{LocalRuntime, Snapshot, admin};
@@ -40,10 +40,10 @@ pub struct Args {
     #[arg(long, env = "STADION_ADDRESS", default_value = DEFAULT_ADDRESS)]
     pub address: String,
     /// Where the read-only JSON admin endpoint listens (`/api/fleets`, `/api/gameservers`).
-    #[arg(long, env = "STADION_ADMIN_ADDR", default_value = "127.0.0.1:9500")]
+    #[arg(long, env = "STADION_ADMIN_ADDR", default_value = "127.0.0.1:9500", value_parser = super::socket_addr)]
     pub admin_addr: SocketAddr,
     /// No progress lines (game output is set with --game-output).
-    #[arg(long, env = "STADION_QUIET")]
+    #[arg(long, env = "STADION_QUIET", value_parser = super::boolish())]
     pub quiet: bool,
     /// Where game processes' output goes.
     #[arg(long, env = "STADION_GAME_OUTPUT", value_enum, default_value_t = GameOutput::Prefixed)]
@@ -62,7 +62,7 @@ pub struct Args {
     #[arg(long, env = "STADION_MATCHMAKER_CONFIG", value_name = "FILE")]
     pub matchmaker_config: Option<PathBuf>,
     /// Where the matchmaker's HTTP API listens (`/v1/tickets`, `/v1/allocations`).
-    #[arg(long, env = "STADION_MATCHMAKER_ADDR", default_value = "127.0.0.1:9600")]
+    #[arg(long, env = "STADION_MATCHMAKER_ADDR", default_value = "127.0.0.1:9600", value_parser = super::socket_addr)]
     pub matchmaker_addr: SocketAddr,
     /// Shut an Allocated server down once its last allocation is this old and no players are
     /// connected (`90s`, `5m`, `1h30m`, seconds, or `off`). A server's
@@ -74,9 +74,16 @@ pub struct Args {
 /// Runs `stadion up` until Ctrl-C or SIGTERM.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     super::init_tracing(false, "warn");
-    let port_ranges = parse_port_range(&args.port_range)?;
-    let manifests = match load(&args.paths) {
-        Ok(manifests) => manifests,
+    raise_open_file_limit();
+    let port_ranges = match parse_port_range(&args.port_range) {
+        Ok(ranges) => ranges,
+        Err(error) => return Ok(usage_error(&format!("{error:#}"))),
+    };
+    let manifests = match load_all(&args.paths) {
+        Ok(loaded) => {
+            report_skipped(&loaded.skipped);
+            loaded.manifests
+        }
         Err(error) => return Ok(usage_error(&error)),
     };
     let queues = match matchmaker_config(&args) {
@@ -168,9 +175,10 @@ async fn watch(runtime: &LocalRuntime, args: &Args) -> anyhow::Result<()> {
         let now = Fingerprint::of(&args.paths);
         if now != fingerprint {
             fingerprint = now;
-            let applied = load(&args.paths)
-                .map_err(|e| e.to_string())
-                .and_then(|manifests| runtime.apply(&manifests, true).map_err(|e| e.to_string()));
+            let applied = load_all(&args.paths).map_err(|e| e.to_string()).and_then(|loaded| {
+                report_skipped(&loaded.skipped);
+                runtime.apply(&loaded.manifests, true).map_err(|e| e.to_string())
+            });
             match applied {
                 Ok(report) => describe(&report, args.quiet),
                 // The running fleets stay as they were until the files are fixed.
@@ -205,10 +213,22 @@ fn matchmaker_config(args: &Args) -> anyhow::Result<Option<(PathBuf, MatchmakerC
     Ok(Some((path, config)))
 }
 
+/// One line per document of another API: `up` runs Agones resources only, and says so rather
+/// than refuse a file that also holds the Service or RBAC a cluster install needs.
+fn report_skipped(skipped: &[(String, stadion_crds::manifest::Skipped)]) {
+    for (file, document) in skipped {
+        let name = if document.name.is_empty() { String::new() } else { format!(" {}", document.name) };
+        eprintln!(
+            "stadion up: {file}: document {}: skipped {}{name} ({}): not a Stadion resource",
+            document.document, document.kind, document.api_version
+        );
+    }
+}
+
 fn is_queue_config(file: &std::path::Path) -> bool {
     let Ok(text) = std::fs::read_to_string(file) else { return false };
-    let Ok(value) = serde_yaml::from_str::<serde_yaml::Value>(&text) else { return false };
-    value.get("queues").is_some() && value.get("kind").is_none()
+    let Ok(documents) = stadion_crds::manifest::yaml_documents(&text, "") else { return false };
+    matches!(documents.as_slice(), [value] if value.get("queues").is_some() && value.get("kind").is_none())
 }
 
 /// Tells a newcomer how to get a match: the first queue's ticket request, ready to paste.
@@ -240,6 +260,21 @@ fn describe(report: &ApplyReport, quiet: bool) {
         for object in objects {
             eprintln!("stadion up: {verb} {object}");
         }
+    }
+}
+
+/// Lifts the open-file soft limit to the hard limit, as a server manager should: every game
+/// server holds its sidecar's listeners, connections and output pipes, and the usual soft limit
+/// of 1,024 runs out at a few hundred servers while the hard limit is far higher.
+fn raise_open_file_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+            Ok(()) => tracing::debug!(from = soft, to = hard, "raised the open-file limit"),
+            Err(error) => tracing::warn!(soft, hard, %error, "cannot raise the open-file limit"),
+        },
+        Ok(_) => {}
+        Err(error) => tracing::warn!(%error, "cannot read the open-file limit"),
     }
 }
 

@@ -119,12 +119,24 @@ pub struct Guarded {
 impl Guarded {
     /// Starts `stadion <args>` with the scratch marker in its environment.
     pub fn stadion(scratch: &Scratch, name: &str, args: &[&str], env: &[(&str, String)]) -> Self {
+        let mut command = Command::new(stadion());
+        command.args(args);
+        Self::spawn(scratch, name, command, env)
+    }
+
+    /// Starts `sh -c script args[0] args[1..]` (a script that sets up the process, then
+    /// `exec`s its arguments) with the scratch marker in its environment.
+    pub fn shell(scratch: &Scratch, name: &str, script: &str, args: &[&str]) -> Self {
+        let mut command = Command::new("sh");
+        command.arg("-c").arg(script).args(args);
+        Self::spawn(scratch, name, command, &[])
+    }
+
+    fn spawn(scratch: &Scratch, name: &str, mut command: Command, env: &[(&str, String)]) -> Self {
         let log = scratch.dir.join(format!("{name}.log"));
         let out = File::create(&log).expect("create log file");
         let err = out.try_clone().expect("clone log file");
-        let mut command = Command::new(stadion());
         command
-            .args(args)
             .env(MARKER_VAR, &scratch.marker)
             .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".to_owned()))
             .current_dir(&scratch.dir)

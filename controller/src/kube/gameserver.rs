@@ -1,7 +1,8 @@
 //! The GameServer reconciler: asks [`core::gameserver`](stadion_core::gameserver) what a server
 //! needs, then carries it out — host ports, its Pod, Scheduled/Unhealthy from what the Pod and
-//! its Node say, Shutdown when an allocation TTL lapses (requeued at its deadline), deletion
-//! once Shutdown, and the finalizer once the Pod is gone.
+//! its Node say, Ready with the game container that got there recorded, the end of a reservation
+//! and Shutdown when an allocation TTL lapses (both requeued at their deadline), deletion once
+//! Shutdown, and the finalizer once the Pod is gone.
 //!
 //! GameServer has no status subresource: every write is a whole-object replace carrying the
 //! resourceVersion we read, so a concurrent SDK or allocator write makes ours fail (409) and we
@@ -11,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::{ContainerStatus, Node, Pod};
 use kube::Api;
 use kube::api::{DeleteParams, PostParams};
 use kube::runtime::controller::Action;
@@ -54,7 +55,10 @@ async fn reconcile_inner(observed: &GameServer, ctx: &Context) -> Result<Action>
     }
     let plan = core_gs::reconcile(observed, now, ctx.gameserver_defaults);
     let mut gs = observed.clone();
-    if let Some(update) = plan.update {
+    if let Some(mut update) = plan.update {
+        if update.state() == Some(GameServerState::Ready) && observed.state() != Some(GameServerState::Ready) {
+            record_ready_container(ctx, &mut update).await?;
+        }
         gs = write(ctx, &gs, update).await?;
         if let Some(deadline) = plan.allocation_lapsed {
             allocation_expired(ctx, &gs, deadline).await;
@@ -200,6 +204,23 @@ async fn find_pod(ctx: &Context, gs: &GameServer) -> Result<Option<Pod>> {
     Ok(pods(ctx, gs).get_opt(gs.name()).await?)
 }
 
+/// Stamps the game container the Pod runs now as the one that became Ready (Agones'
+/// `agones.dev/ready-container-id`), unless one is recorded already: its death is a crash, the
+/// restarts before it are a slow start. A Pod or status not cached yet records nothing, and
+/// [`pod_failure`] then falls back to counting every restart after Ready.
+async fn record_ready_container(ctx: &Context, gs: &mut GameServer) -> Result<()> {
+    if core_gs::ready_container(gs).is_some() {
+        return Ok(());
+    }
+    let Some(game) = gs.game_container_name().map(str::to_owned) else { return Ok(()) };
+    let Some(pod) = find_pod(ctx, gs).await? else { return Ok(()) };
+    let statuses = pod.status.and_then(|s| s.container_statuses).unwrap_or_default();
+    if let Some(id) = statuses.into_iter().find(|c| c.name == game).and_then(|c| c.container_id) {
+        core_gs::stamp_ready_container(gs, &id);
+    }
+    Ok(())
+}
+
 /// Turns what the Pod says into GameServer facts: scheduled onto a node, or gone bad.
 async fn observe_pod(ctx: &Context, gs: &GameServer, now: Timestamp) -> Result<Action> {
     use GameServerState as S;
@@ -242,7 +263,8 @@ async fn node_addresses(ctx: &Context, node: &str) -> Result<Vec<k8s_openapi::ap
 }
 
 /// A Pod that failed, was evicted or is being deleted, or whose game container died after the
-/// server was Ready.
+/// server was Ready. Before Ready the kubelet restarting the game container is normal start-up
+/// (as in Agones), so only a termination of the container that became Ready counts.
 fn pod_failure(pod: &Pod, gs: &GameServer) -> Option<GameServerEvent> {
     if pod.metadata.deletion_timestamp.is_some() {
         return Some(GameServerEvent::PodFailed { reason: "the Pod is being deleted".into() });
@@ -254,17 +276,33 @@ fn pod_failure(pod: &Pod, gs: &GameServer) -> Option<GameServerEvent> {
     }
     let after_ready =
         matches!(gs.state(), Some(GameServerState::Ready | GameServerState::Reserved | GameServerState::Allocated));
+    if !after_ready {
+        return None;
+    }
     let game = gs.game_container_name()?;
     let container = status.container_statuses.as_ref()?.iter().find(|c| c.name == game)?;
-    let terminated = container
-        .state
-        .as_ref()
-        .and_then(|s| s.terminated.as_ref())
-        .or_else(|| container.last_state.as_ref().and_then(|s| s.terminated.as_ref()));
-    match terminated {
-        Some(t) if after_ready => Some(GameServerEvent::ProcessExited { code: Some(t.exit_code) }),
-        _ => None,
+    let code = game_container_crash(container, core_gs::ready_container(gs))?;
+    Some(GameServerEvent::ProcessExited { code: Some(code) })
+}
+
+/// The exit code of the game container if it died since the server went Ready, given the id of
+/// the container that became Ready (`ready`).
+fn game_container_crash(container: &ContainerStatus, ready: Option<&str>) -> Option<i32> {
+    // Whichever instance it is, the one running now is dead.
+    if let Some(now) = container.state.as_ref().and_then(|s| s.terminated.as_ref()) {
+        return Some(now.exit_code);
     }
+    let last = container.last_state.as_ref().and_then(|s| s.terminated.as_ref())?;
+    let Some(ready) = ready else {
+        // Which instance became Ready is not known (it was not cached then): any restart may
+        // have lost a session, so it counts, as it did before the id was recorded.
+        return Some(last.exit_code);
+    };
+    // The Ready instance is the one that ended, or it is no longer the one running (a restart
+    // since then that a later one has already replaced in `last_state`).
+    let ready_died = last.container_id.as_deref() == Some(ready);
+    let replaced = container.container_id.as_deref().is_some_and(|id| !id.is_empty() && id != ready);
+    (ready_died || replaced).then_some(last.exit_code)
 }
 
 /// Deletion: delete the Pod, wait until it is gone, free its ports, drop the finalizer.

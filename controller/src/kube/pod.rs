@@ -17,7 +17,7 @@ use stadion_crds::gameserver::{PortPolicy, Protocol, SdkServerLogLevel};
 use stadion_crds::labels;
 
 use super::{Error, Result};
-use stadion_core::env::{NetworkMode, game_process_env};
+use stadion_core::env::{NetworkMode, game_process_env, merge_reserved};
 use stadion_core::gameserver::pod_labels;
 
 /// Name of the injected SDK sidecar container.
@@ -105,13 +105,9 @@ pub fn build_pod(gs: &GameServer, config: &PodConfig) -> Result<Pod> {
 }
 
 fn add_env(container: &mut Container, vars: &[(String, String)]) {
-    let env = container.env.get_or_insert_with(Vec::new);
-    for (name, value) in vars {
-        // The template's own value wins: a user who set it knows better.
-        if !env.iter().any(|e| &e.name == name) {
-            env.push(EnvVar { name: name.clone(), value: Some(value.clone()), value_from: None });
-        }
-    }
+    let make =
+        |name: &str, value: &str| EnvVar { name: name.to_owned(), value: Some(value.to_owned()), value_from: None };
+    merge_reserved(container.env.get_or_insert_with(Vec::new), vars, |e| e.name.as_str(), make);
 }
 
 /// Declares each GameServer port on its container, with its host port (TCPUDP: one TCP and one
@@ -256,6 +252,24 @@ mod tests {
         let spec = pod.spec.unwrap();
         assert!(spec.affinity.is_none());
         assert!(spec.containers[0].liveness_probe.is_none());
+    }
+
+    #[test]
+    fn the_sdk_variables_are_reserved_and_other_template_env_kept() {
+        let mut gs = gameserver("gs-1");
+        let container = &mut gs.spec.template.spec.as_mut().expect("template").containers[0];
+        container.env = Some(vec![
+            EnvVar { name: "AGONES_SDK_GRPC_PORT".into(), value: Some("1".into()), value_from: None },
+            EnvVar { name: "MODE".into(), value: Some("ctf".into()), value_from: None },
+        ]);
+        let pod = build_pod(&gs, &crate::kube::fixtures::pod_config()).unwrap();
+        let env = pod.spec.unwrap().containers[0].env.clone().unwrap();
+        let values = |name: &str| -> Vec<String> {
+            env.iter().filter(|e| e.name == name).filter_map(|e| e.value.clone()).collect()
+        };
+        // The same rule as the local runtime (stadion_core::env::merge_reserved).
+        assert_eq!(values("AGONES_SDK_GRPC_PORT"), ["9357"]);
+        assert_eq!(values("MODE"), ["ctf"]);
     }
 
     #[test]

@@ -4,8 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use serde::Deserialize;
-use stadion_crds::manifest::{ManifestError, parse_documents};
+use stadion_crds::manifest::{ManifestError, Skipped, parse_manifest, yaml_documents};
 
 use super::runtime::Manifest;
 
@@ -49,35 +48,47 @@ pub fn manifest_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, LoadError> {
     Ok(files)
 }
 
-/// Whether a YAML text holds at least one document with a `kind`: resource manifests do;
-/// other configuration next to them (the matchmaker's queues) does not and is left alone.
-fn declares_kinds(text: &str) -> bool {
-    serde_yaml::Deserializer::from_str(text)
-        .filter_map(|document| serde_yaml::Value::deserialize(document).ok())
-        .any(|value| value.get("kind").is_some())
+/// What [`load_all`] found: the manifests to apply, and the documents of other APIs (a Service,
+/// RBAC) that were passed over, each with its file.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    /// The Agones resources, in file and document order.
+    pub manifests: Vec<Manifest>,
+    /// `(file, document)` of every document of another API.
+    pub skipped: Vec<(String, Skipped)>,
 }
 
-/// Reads every manifest under `paths`. Files without any `kind` are skipped; a file that is a
-/// manifest but has an error fails the whole load, naming file, document and field.
-pub fn load(paths: &[PathBuf]) -> Result<Vec<Manifest>, LoadError> {
-    let mut manifests = Vec::new();
+/// Reads every manifest under `paths`. Files with no `kind` at all (the matchmaker's queues
+/// next to the fleets) are not manifests and are left alone; documents of other APIs are
+/// listed in [`Loaded::skipped`]; a YAML syntax error, a misspelt Agones kind or a bad field
+/// fails the whole load, naming file, line or document, and field.
+pub fn load_all(paths: &[PathBuf]) -> Result<Loaded, LoadError> {
+    let mut loaded = Loaded::default();
     for file in manifest_files(paths)? {
         let text = std::fs::read_to_string(&file).map_err(|source| LoadError::Read { path: file.clone(), source })?;
-        if !declares_kinds(&text) {
-            tracing::debug!(file = %file.display(), "no `kind` in this file: not a resource manifest, skipped");
+        let source = file.display().to_string();
+        let documents = yaml_documents(&text, &source)?;
+        if !documents.iter().any(|document| document.get("kind").is_some()) {
+            tracing::debug!(file = %source, "no `kind` in this file: not a resource manifest, skipped");
             continue;
         }
-        let source = file.display().to_string();
         let base_dir = base_dir_of(&file);
-        for resource in parse_documents(&text, &source)? {
-            manifests.push(Manifest { resource, base_dir: base_dir.clone(), source: source.clone() });
+        let parsed = parse_manifest(&text, &source)?;
+        for resource in parsed.resources {
+            loaded.manifests.push(Manifest { resource, base_dir: base_dir.clone(), source: source.clone() });
         }
+        loaded.skipped.extend(parsed.skipped.into_iter().map(|skipped| (source.clone(), skipped)));
     }
-    if manifests.is_empty() {
+    if loaded.manifests.is_empty() {
         let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
         return Err(LoadError::Empty(names.join(", ")));
     }
-    Ok(manifests)
+    Ok(loaded)
+}
+
+/// [`load_all`] without the list of skipped documents.
+pub fn load(paths: &[PathBuf]) -> Result<Vec<Manifest>, LoadError> {
+    load_all(paths).map(|loaded| loaded.manifests)
 }
 
 /// The folder of `file`, absolute, so commands resolve the same whatever the working directory.

@@ -364,8 +364,11 @@ impl State {
         let region = formed.region.and_then(|r| self.region_names.get(r as usize).cloned());
         let info = MatchInfo { id: id.to_string(), teams, region, formed_at: now_rfc3339() };
         let keys: Vec<TicketKey> = formed.tickets().collect();
-        let waits: Vec<f64> =
-            keys.iter().filter_map(|k| self.tickets.get(k)).map(|r| seconds(now - r.engine.enqueued_at)).collect();
+        let waits: Vec<f64> = keys
+            .iter()
+            .filter_map(|k| self.tickets.get(k))
+            .map(|r| seconds(now.saturating_sub(r.engine.enqueued_at)))
+            .collect();
         self.metrics.matched(&config.name, waits);
         for &key in &keys {
             if let Some(record) = self.tickets.get_mut(&key) {
@@ -401,7 +404,7 @@ impl State {
             .tickets
             .iter()
             .filter_map(|k| self.tickets.get(k))
-            .map(|r| seconds(now - r.engine.enqueued_at))
+            .map(|r| seconds(now.saturating_sub(r.engine.enqueued_at)))
             .collect();
         self.metrics.assigned(&pending.queue, waits);
         for key in pending.tickets {

@@ -1,11 +1,12 @@
 //! What the sidecar needs from wherever the GameServer lives. Backends stay thin — read, watch,
-//! apply one mutation atomically — so the SDK behaviour is written once, in the sidecar, and the
-//! standalone local, embedded-store and Kubernetes backends cannot drift apart.
+//! apply one mutation atomically — so the SDK rules (the core state machine, applied by the
+//! sidecar inside each mutation) are written once, and the standalone local, embedded-store and
+//! Kubernetes backends cannot drift apart.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use stadion_crds::{GameServer, GameServerState};
+use stadion_crds::GameServer;
 use tokio::sync::watch;
 
 use super::SdkError;
@@ -32,11 +33,4 @@ pub trait GameServerBackend: Send + Sync + 'static {
     /// may skip the write. A backend that batches writes (kube: at most one per 500 ms) still
     /// returns the mutated object at once and publishes it on [`watch`](Self::watch).
     async fn update(&self, mutate: Mutation) -> Result<GameServer, SdkError>;
-
-    /// The state SDK Ready requests. Agones' sidecar asks for `RequestReady` and the controller
-    /// moves the server on to `Ready`; a backend with no controller behind it (the standalone
-    /// local sidecar) answers `Ready` so the game sees the state it would see in a cluster.
-    fn ready_state(&self) -> GameServerState {
-        GameServerState::RequestReady
-    }
 }

@@ -1,18 +1,24 @@
-//! The SDK's behaviour, written once for every backend: state requests and their guards, the
-//! Reserve timer, labels and annotations, players, counters and lists. The gRPC service and the
-//! REST gateway are thin translations onto these methods.
+//! The SDK's behaviour, written once for every backend: each SDK call that changes the
+//! GameServer becomes a core [`GameServerEvent`] applied with
+//! [`apply_event`](stadion_core::gameserver::apply_event) inside the backend's atomic update, so
+//! the sidecar and the controllers share one state machine. The sidecar itself only translates
+//! calls, validates their input, and tracks health pings; players, counters and lists are
+//! [`tracking`]'s. The gRPC service and the REST gateway are thin translations onto these methods.
+//!
+//! Reservations: the sidecar writes `reservedUntil` and nothing else. Ending one is the core
+//! `reconcile`'s job, run by the runtime's GameServer controller, because a timer here would die
+//! with the sidecar (a crashed or evicted sidecar would leave its server Reserved forever) and
+//! would race the controller as a second writer. The standalone local backend, which has no
+//! controller, runs that same `reconcile` itself (see [`super::local`]).
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use futures::Stream;
+use jiff::Timestamp;
+use stadion_core::gameserver::{GameServerEvent, Transition, apply_event, reservation_end};
+use stadion_crds::GameServer;
 use stadion_crds::common::{CounterStatus, ListStatus};
-use stadion_crds::gameserver::{GameServerStatus, PlayerStatus};
-use stadion_crds::k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use stadion_crds::labels::LAST_ALLOCATED;
-use stadion_crds::{GameServer, GameServerState};
-use tokio::task::AbortHandle;
+use stadion_crds::gameserver::PlayerStatus;
 use tokio_stream::wrappers::WatchStream;
 
 use super::health::HealthTracker;
@@ -22,8 +28,7 @@ use super::{GameServerBackend, Mutation, SdkCall, SdkError, metadata};
 /// Called with every SDK call the sidecar serves (before it is carried out).
 pub type CallObserver = Arc<dyn Fn(&SdkCall) + Send + Sync>;
 
-/// The SDK behaviour over one backend. Cheap to clone; every clone shares the Reserve timer and the
-/// health tracker.
+/// The SDK behaviour over one backend. Cheap to clone; every clone shares the health tracker.
 #[derive(Clone)]
 pub struct Sidecar {
     inner: Arc<Inner>,
@@ -32,19 +37,7 @@ pub struct Sidecar {
 struct Inner {
     backend: Arc<dyn GameServerBackend>,
     observer: Option<CallObserver>,
-    /// Bumped whenever a pending Reserve is cancelled, so a timer that already woke up cannot
-    /// undo the state call that cancelled it.
-    reserve_generation: AtomicU64,
-    reserve_timer: Mutex<Option<AbortHandle>>,
     health: HealthTracker,
-}
-
-impl Drop for Inner {
-    fn drop(&mut self) {
-        if let Some(timer) = self.reserve_timer.get_mut().ok().and_then(Option::take) {
-            timer.abort();
-        }
-    }
 }
 
 impl std::fmt::Debug for Sidecar {
@@ -56,13 +49,7 @@ impl std::fmt::Debug for Sidecar {
 impl Sidecar {
     /// A sidecar over `backend`; `observer` sees every call.
     pub fn new(backend: Arc<dyn GameServerBackend>, observer: Option<CallObserver>) -> Self {
-        let inner = Inner {
-            backend,
-            observer,
-            reserve_generation: AtomicU64::new(0),
-            reserve_timer: Mutex::new(None),
-            health: HealthTracker::default(),
-        };
+        let inner = Inner { backend, observer, health: HealthTracker::default() };
         Self { inner: Arc::new(inner) }
     }
 
@@ -86,157 +73,81 @@ impl Sidecar {
         self.inner.backend.update(mutate).await
     }
 
-    /// Resumes a Reserve timer for a server that is already Reserved with a deadline (the sidecar
-    /// restarted, or the backend came up with that state).
-    pub async fn resume(&self) -> Result<(), SdkError> {
-        let gs = self.inner.backend.get().await?;
-        let status = gs.status.unwrap_or_default();
-        if status.state == Some(GameServerState::Reserved)
-            && let Some(until) = status.reserved_until
-        {
-            let left = until.0.duration_since(jiff::Timestamp::now());
-            let generation = self.inner.reserve_generation.load(Ordering::SeqCst);
-            self.start_reserve_timer(Duration::try_from(left).unwrap_or(Duration::ZERO), generation);
-        }
-        Ok(())
+    /// Applies `event` through the core state machine to the latest GameServer, atomically (the
+    /// backend re-runs it on a fresh copy after a conflict, so it always judges the object it
+    /// writes). `now` is fixed by the caller: a re-run stamps the same times. A call the core
+    /// ignores (e.g. Ready after Shutdown) succeeds and changes nothing, as in Agones.
+    async fn transition(&self, event: GameServerEvent, now: Timestamp) -> Result<GameServer, SdkError> {
+        self.guarded_transition(event, now, |_| Ok(())).await
     }
 
-    /// SDK Ready: the backend's ready state (RequestReady, or Ready without a controller).
+    /// [`transition`](Self::transition), refused when `guard` refuses the object it would be
+    /// applied to: for rules about the whole object, such as the annotations' total size.
+    async fn guarded_transition(
+        &self,
+        event: GameServerEvent,
+        now: Timestamp,
+        guard: impl Fn(&GameServer) -> Result<(), SdkError> + Send + 'static,
+    ) -> Result<GameServer, SdkError> {
+        let ignored: Arc<Mutex<Option<&'static str>>> = Arc::default();
+        let verdict = Arc::clone(&ignored);
+        let applied = event.clone();
+        let gs = self
+            .update(Box::new(move |gs| {
+                guard(gs)?;
+                let outcome = apply_event(gs, &applied, now);
+                // Only the last run counts: that is the one the backend keeps.
+                if let Ok(mut verdict) = verdict.lock() {
+                    *verdict = match &outcome {
+                        Transition::Ignored(why) => Some(why),
+                        Transition::Changed(_) | Transition::Unchanged => None,
+                    };
+                }
+                if let Some(next) = outcome.into_changed() {
+                    *gs = next;
+                }
+                Ok(())
+            }))
+            .await?;
+        if let Some(why) = ignored.lock().ok().and_then(|why| *why) {
+            tracing::info!(?event, state = ?gs.state(), why, "SDK call changes nothing");
+        }
+        Ok(gs)
+    }
+
+    /// SDK Ready: RequestReady (the controller moves it on to Ready); also returns an Allocated
+    /// or Reserved server to the pool.
     pub async fn ready(&self) -> Result<(), SdkError> {
         self.record(SdkCall::Ready);
-        self.cancel_reserve();
-        self.request_state(self.inner.backend.ready_state(), None).await.map(drop)
+        self.transition(GameServerEvent::SdkReady, Timestamp::now()).await.map(drop)
     }
 
     /// SDK Allocate: Allocated, stamped with `agones.dev/last-allocated`.
     pub async fn allocate(&self) -> Result<(), SdkError> {
         self.record(SdkCall::Allocate);
-        self.cancel_reserve();
-        self.request_state(GameServerState::Allocated, None).await.map(drop)
+        self.transition(GameServerEvent::SdkAllocate, Timestamp::now()).await.map(drop)
     }
 
     /// SDK Shutdown.
     pub async fn shutdown(&self) -> Result<(), SdkError> {
         self.record(SdkCall::Shutdown);
-        self.cancel_reserve();
-        self.request_state(GameServerState::Shutdown, None).await.map(drop)
+        self.transition(GameServerEvent::SdkShutdown, Timestamp::now()).await.map(drop)
     }
 
-    /// SDK Reserve: Reserved for `seconds`, then back to the ready state; 0 (or less, as in
-    /// Agones) keeps it Reserved until the next state call.
+    /// SDK Reserve: Reserved until now + `seconds`; 0 (or less, as in Agones) keeps it Reserved
+    /// until the next state call. INVALID_ARGUMENT when the end is past any representable time.
     pub async fn reserve(&self, seconds: i64) -> Result<(), SdkError> {
         self.record(SdkCall::Reserve { seconds });
-        let generation = self.cancel_reserve();
-        let timeout = if seconds > 0 {
-            let span = jiff::SignedDuration::from_secs(seconds);
-            let until = jiff::Timestamp::now()
-                .checked_add(span)
-                .map_err(|_| SdkError::InvalidArgument(format!("reserve: {seconds} seconds is too far ahead")))?;
-            Some((Duration::from_secs(seconds.unsigned_abs()), until))
-        } else {
-            None
-        };
-        let gs = self.request_state(GameServerState::Reserved, timeout.map(|(_, until)| until)).await?;
-        if let Some((duration, _)) = timeout
-            && gs.state() == Some(GameServerState::Reserved)
-        {
-            self.start_reserve_timer(duration, generation);
-        }
-        Ok(())
-    }
-
-    /// Cancels any pending Reserve timer; returns the new generation, which a timer started for
-    /// the caller's own reservation must carry.
-    fn cancel_reserve(&self) -> u64 {
-        let generation = self.inner.reserve_generation.fetch_add(1, Ordering::SeqCst) + 1;
-        if let Ok(mut timer) = self.inner.reserve_timer.lock()
-            && let Some(timer) = timer.take()
-        {
-            timer.abort();
-        }
-        generation
-    }
-
-    /// Returns the server to the ready state after `after`, unless a state call has cancelled
-    /// reservation `generation` by then (checked inside the backend's atomic update).
-    fn start_reserve_timer(&self, after: Duration, generation: u64) {
-        // A weak handle: a sidecar that is dropped must not be kept alive by its own timer.
-        let weak = Arc::downgrade(&self.inner);
-        let task = tokio::spawn(async move {
-            tokio::time::sleep(after).await;
-            let Some(inner) = weak.upgrade() else { return };
-            let sidecar = Sidecar { inner };
-            let ready = sidecar.inner.backend.ready_state();
-            let current = Arc::clone(&sidecar.inner);
-            let result = sidecar
-                .update(Box::new(move |gs| {
-                    let still_ours = current.reserve_generation.load(Ordering::SeqCst) == generation;
-                    if still_ours && gs.state() == Some(GameServerState::Reserved) {
-                        let status = gs.status.get_or_insert_with(GameServerStatus::default);
-                        status.state = Some(ready);
-                        status.reserved_until = None;
-                    }
-                    Ok(())
-                }))
-                .await;
-            match result {
-                Ok(gs) => {
-                    tracing::info!(gameserver = gs.metadata.name.as_deref().unwrap_or(""), state = ?gs.state(), "reserve expired")
-                }
-                Err(error) => tracing::warn!(%error, "could not end a reservation"),
-            }
-        });
-        if let Ok(mut timer) = self.inner.reserve_timer.lock() {
-            if let Some(previous) = timer.replace(task.abort_handle()) {
-                previous.abort();
-            }
-        } else {
-            task.abort();
-        }
-    }
-
-    /// Moves to `target` unless the server is in a terminal state (Unhealthy, Shutdown, Error):
-    /// like Agones, such a request succeeds and changes nothing.
-    async fn request_state(
-        &self,
-        target: GameServerState,
-        reserved_until: Option<jiff::Timestamp>,
-    ) -> Result<GameServer, SdkError> {
-        let gs = self
-            .update(Box::new(move |gs| {
-                if gs.state().is_some_and(GameServerState::is_terminal) {
-                    return Ok(());
-                }
-                let status = gs.status.get_or_insert_with(GameServerStatus::default);
-                status.state = Some(target);
-                status.reserved_until = reserved_until.map(Time);
-                if target == GameServerState::Allocated {
-                    gs.metadata
-                        .annotations
-                        .get_or_insert_with(Default::default)
-                        .insert(LAST_ALLOCATED.to_owned(), jiff::Timestamp::now().to_string());
-                }
-                Ok(())
-            }))
-            .await?;
-        if gs.state() != Some(target) {
-            tracing::info!(requested = %target, state = ?gs.state(), "state request ignored: no way out of a terminal state");
-        }
-        Ok(gs)
+        let now = Timestamp::now();
+        // The core would ignore such a Reserve; the game deserves to hear why instead.
+        reservation_end(seconds, now)
+            .map_err(|why| SdkError::InvalidArgument(format!("reserve: {seconds} seconds: {why}")))?;
+        self.transition(GameServerEvent::SdkReserve { seconds }, now).await.map(drop)
     }
 
     /// Marks the server Unhealthy (the health checker's verdict), unless it is already terminal.
     pub async fn mark_unhealthy(&self) -> Result<GameServer, SdkError> {
-        self.cancel_reserve();
-        self.update(Box::new(|gs| {
-            if !gs.state().is_some_and(GameServerState::is_terminal) {
-                let status = gs.status.get_or_insert_with(GameServerStatus::default);
-                status.state = Some(GameServerState::Unhealthy);
-                status.reserved_until = None;
-            }
-            Ok(())
-        }))
-        .await
+        self.transition(GameServerEvent::HealthCheckFailed, Timestamp::now()).await
     }
 
     /// One health ping.
@@ -248,25 +159,20 @@ impl Sidecar {
     /// SDK SetLabel: stores `agones.dev/sdk-<key>`; INVALID_ARGUMENT for a bad key or value.
     pub async fn set_label(&self, key: String, value: String) -> Result<(), SdkError> {
         self.record(SdkCall::SetLabel { key: key.clone(), value: value.clone() });
-        let full = metadata::label(&key, &value)?;
-        self.update(Box::new(move |gs| {
-            gs.metadata.labels.get_or_insert_with(Default::default).insert(full.clone(), value.clone());
-            Ok(())
-        }))
-        .await
-        .map(drop)
+        // Checked here so a bad key is the game's INVALID_ARGUMENT; the core adds the prefix.
+        metadata::label(&key, &value)?;
+        self.transition(GameServerEvent::SdkSetLabel { key, value }, Timestamp::now()).await.map(drop)
     }
 
     /// SDK SetAnnotation: stores `agones.dev/sdk-<key>`; INVALID_ARGUMENT for a bad key.
     pub async fn set_annotation(&self, key: String, value: String) -> Result<(), SdkError> {
         self.record(SdkCall::SetAnnotation { key: key.clone(), value: value.clone() });
         let full = metadata::annotation(&key, &value)?;
-        self.update(Box::new(move |gs| {
-            gs.metadata.annotations.get_or_insert_with(Default::default).insert(full.clone(), value.clone());
-            Ok(())
-        }))
-        .await
-        .map(drop)
+        let size = value.len();
+        let guard = move |gs: &GameServer| metadata::annotations_fit(gs, &full, size);
+        self.guarded_transition(GameServerEvent::SdkSetAnnotation { key, value }, Timestamp::now(), guard)
+            .await
+            .map(drop)
     }
 
     /// SDK GetGameServer.

@@ -7,6 +7,8 @@ use stadion_crds::validation::{
     ANNOTATIONS_MAX_BYTES as MAX_ANNOTATIONS_BYTES, validate_annotation_key, validate_label_key, validate_label_value,
 };
 
+use stadion_crds::GameServer;
+
 use super::SdkError;
 
 /// The stored label key for an SDK key, checked: `agones.dev/sdk-<key>` with a valid label value.
@@ -35,9 +37,58 @@ pub fn annotation(key: &str, value: &str) -> Result<String, SdkError> {
     Ok(full)
 }
 
+/// Whether `gs`'s annotations, with `key` set to a value of `value_len` bytes, stay within the
+/// API server's limit for all of an object's annotations together (keys plus values); checked
+/// on the object being written, so many small annotations cannot add up past it.
+pub fn annotations_fit(gs: &GameServer, key: &str, value_len: usize) -> Result<(), SdkError> {
+    let others: usize = gs
+        .metadata
+        .annotations
+        .iter()
+        .flatten()
+        .filter(|(k, _)| k.as_str() != key)
+        .map(|(k, v)| k.len() + v.len())
+        .sum();
+    let total = others + key.len() + value_len;
+    if total > MAX_ANNOTATIONS_BYTES {
+        return Err(SdkError::InvalidArgument(format!(
+            "annotation {key:?}: the object's annotations would total {total} bytes; they may total at most {MAX_ANNOTATIONS_BYTES}"
+        )));
+    }
+    Ok(())
+}
+
+/// Longest player id or list value the sidecar stores, in bytes. A list holds up to 1,000
+/// values and the whole object must stay well inside the API server's 1.5 MiB request limit.
+pub const MAX_VALUE_BYTES: usize = 1024;
+
+/// Checks a player id or list value: at most [`MAX_VALUE_BYTES`].
+pub fn tracked_value(what: &str, value: &str) -> Result<(), SdkError> {
+    if value.len() > MAX_VALUE_BYTES {
+        return Err(SdkError::InvalidArgument(format!(
+            "{what} is {} bytes; at most {MAX_VALUE_BYTES} are allowed",
+            value.len()
+        )));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn annotations_are_limited_in_sum_not_per_key() {
+        let mut gs = GameServer::default();
+        let half = "x".repeat(MAX_ANNOTATIONS_BYTES / 2);
+        gs.metadata.annotations = Some([("agones.dev/sdk-a".to_owned(), half.clone())].into());
+        // Each alone would fit; together they do not.
+        assert!(annotation("b", &half).is_ok());
+        assert!(annotations_fit(&gs, "agones.dev/sdk-b", half.len()).is_err());
+        // Replacing the same key counts it once.
+        assert!(annotations_fit(&gs, "agones.dev/sdk-a", half.len()).is_ok());
+        assert!(annotations_fit(&gs, "agones.dev/sdk-b", 100).is_ok());
+    }
 
     #[test]
     fn valid_keys_get_the_sdk_prefix() {

@@ -6,6 +6,7 @@ use stadion_crds::common::{CounterStatus, ListStatus, MAX_LIST_CAPACITY};
 use stadion_crds::gameserver::{GameServerStatus, PlayerStatus};
 
 use super::SdkError;
+use super::metadata::tracked_value;
 
 fn status(gs: &mut GameServer) -> &mut GameServerStatus {
     gs.status.get_or_insert_with(GameServerStatus::default)
@@ -22,6 +23,7 @@ pub fn player_status(gs: &GameServer) -> PlayerStatus {
 
 /// Adds a player: false when already connected, OUT_OF_RANGE when at capacity.
 pub fn player_connect(gs: &mut GameServer, id: &str) -> Result<bool, SdkError> {
+    tracked_value("player id", id)?;
     let players = players(gs);
     if players.ids.iter().any(|p| p == id) {
         return Ok(false);
@@ -72,7 +74,8 @@ pub struct CounterUpdate {
     pub diff: i64,
 }
 
-/// Applies a counter update; OUT_OF_RANGE when the count would leave `[0, capacity]`.
+/// Applies a counter update; OUT_OF_RANGE when a set or changed count would leave
+/// `[0, capacity]` (a new capacity below the count truncates the count instead).
 pub fn update_counter(gs: &mut GameServer, name: &str, update: &CounterUpdate) -> Result<CounterStatus, SdkError> {
     let counter =
         status(gs).counters.get_mut(name).ok_or_else(|| SdkError::NotFound(format!("counter not found: {name}")))?;
@@ -81,7 +84,9 @@ pub fn update_counter(gs: &mut GameServer, name: &str, update: &CounterUpdate) -
         if capacity < 0 {
             return Err(SdkError::OutOfRange(format!("counter {name}: capacity must not be negative, got {capacity}")));
         }
+        // As Agones: a capacity below the count is accepted, and the count cut down to it.
         next.capacity = capacity;
+        next.count = next.count.min(capacity);
     }
     if let Some(count) = update.count {
         next.count = count;
@@ -160,6 +165,9 @@ pub fn update_list(gs: &mut GameServer, name: &str, mask: ListMask, new: &ListSt
         list.capacity = new.capacity;
     }
     if mask.values {
+        for value in &new.values {
+            tracked_value(&format!("list {name}: value"), value)?;
+        }
         list.values.clear();
         for value in &new.values {
             if !list.values.contains(value) {
@@ -174,6 +182,7 @@ pub fn update_list(gs: &mut GameServer, name: &str, mask: ListMask, new: &ListSt
 
 /// Appends a value; ALREADY_EXISTS when present, OUT_OF_RANGE when the list is full.
 pub fn add_list_value(gs: &mut GameServer, name: &str, value: &str) -> Result<ListStatus, SdkError> {
+    tracked_value(&format!("list {name}: value"), value)?;
     let list = list_mut(gs, name)?;
     if list.values.iter().any(|v| v == value) {
         return Err(SdkError::AlreadyExists(format!("list {name}: value {value:?} already exists")));
@@ -223,6 +232,26 @@ mod tests {
         assert_eq!(counter(&gs, "nope").map_err(|e| e.code()), Err(Code::NotFound));
         let neg = CounterUpdate { capacity: Some(-1), ..Default::default() };
         assert_eq!(update_counter(&mut gs, "rooms", &neg).map_err(|e| e.code()), Err(Code::OutOfRange));
+        // A capacity below the count is Agones' way to shrink a server: the count follows it.
+        let shrink = CounterUpdate { capacity: Some(4), ..Default::default() };
+        assert_eq!(update_counter(&mut gs, "rooms", &shrink), Ok(CounterStatus { count: 4, capacity: 4 }));
+        let zero = CounterUpdate { capacity: Some(0), ..Default::default() };
+        assert_eq!(update_counter(&mut gs, "rooms", &zero), Ok(CounterStatus { count: 0, capacity: 0 }));
+    }
+
+    #[test]
+    fn player_ids_and_list_values_have_a_length_cap() {
+        let mut gs = gs();
+        set_player_capacity(&mut gs, 10).expect("capacity");
+        let long = "p".repeat(super::super::metadata::MAX_VALUE_BYTES + 1);
+        assert_eq!(player_connect(&mut gs, &long).map_err(|e| e.code()), Err(Code::InvalidArgument));
+        assert_eq!(add_list_value(&mut gs, "players", &long).map_err(|e| e.code()), Err(Code::InvalidArgument));
+        let mask = ListMask::from_paths(&["values"]).expect("valid mask");
+        let new = ListStatus { capacity: 0, values: vec![long.clone()] };
+        assert_eq!(update_list(&mut gs, "players", mask, &new).map_err(|e| e.code()), Err(Code::InvalidArgument));
+        assert_eq!(list(&gs, "players").map(|l| l.values), Ok(vec!["a".into()]), "nothing stored");
+        let longest = "p".repeat(super::super::metadata::MAX_VALUE_BYTES);
+        assert_eq!(player_connect(&mut gs, &longest), Ok(true));
     }
 
     #[test]

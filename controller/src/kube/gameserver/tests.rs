@@ -211,6 +211,139 @@ async fn game_container_dying_after_ready_makes_the_server_unhealthy() {
     script.await.unwrap();
 }
 
+/// The game container as the kubelet reports it after one restart: instance `running` is up,
+/// instance `died` ended with exit code 1.
+fn game_restarted(running: &str, died: &str) -> PodStatus {
+    use k8s_openapi::api::core::v1::{
+        ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStatus,
+    };
+    let container = ContainerStatus {
+        name: "game".into(),
+        container_id: Some(running.into()),
+        restart_count: 1,
+        state: Some(ContainerState { running: Some(ContainerStateRunning::default()), ..Default::default() }),
+        last_state: Some(ContainerState {
+            terminated: Some(ContainerStateTerminated {
+                exit_code: 1,
+                container_id: Some(died.into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..ContainerStatus::default()
+    };
+    PodStatus { phase: Some("Running".into()), container_statuses: Some(vec![container]), ..Default::default() }
+}
+
+/// `gs` in `state` on `node-1`, with `ready` recorded as its Ready game container.
+fn on_node(state: GameServerState, ready: Option<&str>) -> stadion_crds::GameServer {
+    let mut gs = gameserver("gs-1");
+    set_state(&mut gs, state);
+    gs.status.get_or_insert_default().node_name = "node-1".into();
+    if let Some(id) = ready {
+        gs.metadata.annotations.get_or_insert_default().insert(READY_CONTAINER.into(), id.into());
+    }
+    gs
+}
+
+const READY_CONTAINER: &str = "agones.dev/ready-container-id";
+
+#[tokio::test]
+async fn ready_records_the_game_container_that_got_there() {
+    let (client, server) = ApiServer::start();
+    let (ctx, mut caches) = context(client);
+    let gs = on_node(GameServerState::RequestReady, None);
+    // It crashed once while starting; the second instance called Ready.
+    caches.pod(pod_of(&gs, Some("node-1"), Some(game_restarted("containerd://second", "containerd://first"))));
+    let script = server.run(vec![
+        Expect::put(&format!("{GS_PATH}/gs-1"))
+            .check(|gs| {
+                assert_eq!(gs["status"]["state"], "Ready");
+                assert_eq!(gs["metadata"]["annotations"][READY_CONTAINER], "containerd://second");
+            })
+            .respond_echo(),
+        Expect::event("Ready"),
+    ]);
+    reconcile(Arc::new(gs), ctx).await.unwrap();
+    // The restart before Ready is not held against it: no Unhealthy follows.
+    script.await.unwrap().expect_quiet(std::time::Duration::from_millis(50)).await;
+}
+
+#[tokio::test]
+async fn game_container_restarting_before_ready_is_not_a_crash() {
+    let (client, server) = ApiServer::start();
+    let (ctx, mut caches) = context(client);
+    let script = server.run(vec![]);
+    for state in [GameServerState::Ready, GameServerState::Allocated, GameServerState::Reserved] {
+        let gs = on_node(state, Some("containerd://second"));
+        caches.pod(pod_of(&gs, Some("node-1"), Some(game_restarted("containerd://second", "containerd://first"))));
+        reconcile(Arc::new(gs), ctx.clone()).await.unwrap();
+    }
+    script.await.unwrap().expect_quiet(std::time::Duration::from_millis(50)).await;
+}
+
+#[tokio::test]
+async fn game_container_restarting_after_ready_is_a_crash() {
+    let (client, server) = ApiServer::start();
+    let (ctx, mut caches) = context(client);
+    // The instance that became Ready died and the kubelet started another.
+    let gs = on_node(GameServerState::Allocated, Some("containerd://first"));
+    caches.pod(pod_of(&gs, Some("node-1"), Some(game_restarted("containerd://second", "containerd://first"))));
+    let script = server.run(vec![put_state("gs-1", "Unhealthy"), Expect::event("Unhealthy")]);
+    reconcile(Arc::new(gs), ctx).await.unwrap();
+    script.await.unwrap();
+
+    // Restarted twice since Ready: `last_state` no longer names the Ready instance, but the one
+    // running is not it either.
+    let (client, server) = ApiServer::start();
+    let (ctx, mut caches) = context(client);
+    let gs = on_node(GameServerState::Ready, Some("containerd://first"));
+    caches.pod(pod_of(&gs, Some("node-1"), Some(game_restarted("containerd://third", "containerd://second"))));
+    let script = server.run(vec![put_state("gs-1", "Unhealthy"), Expect::event("Unhealthy")]);
+    reconcile(Arc::new(gs), ctx).await.unwrap();
+    script.await.unwrap();
+}
+
+#[tokio::test]
+async fn an_expired_reservation_is_returned_to_ready_by_the_controller() {
+    let (client, server) = ApiServer::start();
+    let (ctx, mut caches) = context(client);
+    let mut gs = on_node(GameServerState::Reserved, Some("containerd://first"));
+    gs.status.get_or_insert_default().reserved_until =
+        Some(Time(jiff::Timestamp::now() - jiff::SignedDuration::from_secs(1)));
+    let running = PodStatus { phase: Some("Running".into()), ..PodStatus::default() };
+    caches.pod(pod_of(&gs, Some("node-1"), Some(running)));
+    let script = server.run(vec![
+        Expect::put(&format!("{GS_PATH}/gs-1"))
+            .check(|gs| {
+                assert_eq!(gs["metadata"]["resourceVersion"], "1", "write is guarded by the read version");
+                assert_eq!(gs["status"]["state"], "Ready");
+                assert!(gs["status"]["reservedUntil"].is_null(), "{}", gs["status"]);
+                assert_eq!(gs["metadata"]["annotations"][READY_CONTAINER], "containerd://first", "kept");
+            })
+            .respond_echo(),
+        Expect::event("Ready"),
+    ]);
+    reconcile(Arc::new(gs), ctx).await.unwrap();
+    script.await.unwrap().expect_quiet(std::time::Duration::from_millis(50)).await;
+}
+
+#[tokio::test]
+async fn a_pending_reservation_is_requeued_at_its_deadline() {
+    let (client, server) = ApiServer::start();
+    let (ctx, mut caches) = context(client);
+    let mut gs = on_node(GameServerState::Reserved, None);
+    gs.status.get_or_insert_default().reserved_until =
+        Some(Time(jiff::Timestamp::now() + jiff::SignedDuration::from_secs(30)));
+    let running = PodStatus { phase: Some("Running".into()), ..PodStatus::default() };
+    caches.pod(pod_of(&gs, Some("node-1"), Some(running)));
+    let script = server.run(vec![]);
+    let action = reconcile(Arc::new(gs), ctx).await.unwrap();
+    let seconds = requeue_seconds(&action).unwrap_or_else(|| panic!("not a requeue: {action:?}"));
+    assert!((29.0..=30.0).contains(&seconds), "requeued in {seconds}s, not at the deadline 30s away");
+    script.await.unwrap().expect_quiet(std::time::Duration::from_millis(50)).await;
+}
+
 #[tokio::test]
 async fn finalizer_is_removed_once_the_pod_is_gone() {
     let (client, server) = ApiServer::start();

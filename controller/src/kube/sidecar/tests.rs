@@ -123,3 +123,57 @@ async fn follows_its_own_gameserver_with_a_name_scoped_watch() {
         .unwrap();
     script.await.unwrap();
 }
+
+/// The sidecar's SDK calls over this backend: the core transitions run inside the guarded
+/// write, so after a conflict they judge the server as it is now, not as it was.
+fn sidecar(backend: &KubeBackend) -> stadion_sdk::server::Sidecar {
+    stadion_sdk::server::Sidecar::new(std::sync::Arc::new(backend.clone()), None)
+}
+
+#[tokio::test]
+async fn sdk_ready_racing_a_shutdown_does_not_revive_the_server() {
+    let (client, server) = ApiServer::start();
+    let backend = KubeBackend::from_object(Api::namespaced(client, "default"), scheduled(), Duration::from_millis(50));
+    // Meanwhile scale-down chose this server.
+    let mut shut = scheduled();
+    set_state(&mut shut, GameServerState::Shutdown);
+    shut.metadata.resource_version = Some("7".into());
+    let script = server.run(vec![
+        Expect::put(GS_PATH).check(|gs| assert_eq!(gs["status"]["state"], "RequestReady")).respond_status(409),
+        Expect::get(GS_PATH).respond_json(&shut),
+    ]);
+    sidecar(&backend).ready().await.unwrap();
+    assert_eq!(backend.get().await.unwrap().state(), Some(GameServerState::RequestReady), "the game sees it at once");
+    backend.flush().await;
+    // Re-run on the fresh copy, SDK Ready on a Shutdown server changes nothing: no second write.
+    script.await.unwrap().expect_quiet(Duration::from_millis(300)).await;
+    assert_eq!(backend.get().await.unwrap().state(), Some(GameServerState::Shutdown));
+}
+
+#[tokio::test]
+async fn sdk_reserve_is_written_with_its_deadline_and_allocate_stamps_the_time() {
+    let (client, server) = ApiServer::start();
+    let backend = KubeBackend::from_object(Api::namespaced(client, "default"), scheduled(), Duration::from_millis(50));
+    let script = server.run(vec![
+        Expect::put(GS_PATH)
+            .check(|gs| {
+                assert_eq!(gs["status"]["state"], "Reserved");
+                assert!(gs["status"]["reservedUntil"].is_string(), "{}", gs["status"]);
+            })
+            .respond_echo(),
+        Expect::put(GS_PATH)
+            .check(|gs| {
+                assert_eq!(gs["metadata"]["resourceVersion"], "2", "guarded by the version the first write got");
+                assert_eq!(gs["status"]["state"], "Allocated");
+                assert!(gs["status"]["reservedUntil"].is_null(), "Allocate cancels the reservation");
+                assert!(gs["metadata"]["annotations"]["agones.dev/last-allocated"].is_string());
+            })
+            .respond_echo(),
+    ]);
+    let sdk = sidecar(&backend);
+    sdk.reserve(30).await.unwrap();
+    backend.flush().await;
+    sdk.allocate().await.unwrap();
+    backend.flush().await;
+    script.await.unwrap().expect_quiet(Duration::from_millis(200)).await;
+}

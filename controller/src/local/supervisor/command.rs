@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use stadion_core::env::merge_reserved;
 use stadion_crds::GameServer;
 
 use crate::local::error::{Error, Result};
@@ -59,7 +60,7 @@ pub fn process_spec(gs: &GameServer, base_dir: &Path, injected: &[(String, Strin
         }
         env.push((var.name.clone(), var.value.clone().unwrap_or_default()));
     }
-    env.extend(injected.iter().cloned());
+    merge_reserved(&mut env, injected, |(name, _)| name.as_str(), |name, value| (name.to_owned(), value.to_owned()));
     let vars: HashMap<&str, &str> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
 
     let mut command = container.command.iter().flatten().map(|a| expand(a, &vars));
@@ -162,10 +163,11 @@ mod tests {
         assert_eq!(spec.args, ["--port", "7001", "$(HOME)", "$(NOPE)"]);
         assert_eq!(spec.working_dir, PathBuf::from("/srv/examples/data"));
         assert_eq!(spec.label, "gs-1");
-        // The runtime's SDK port comes after the template's, so it wins.
+        // The SDK port is reserved: the runtime's value replaces the template's (as in kube).
         let http: Vec<_> =
             spec.env.iter().filter(|(k, _)| k == "AGONES_SDK_HTTP_PORT").map(|(_, v)| v.as_str()).collect();
-        assert_eq!(http, ["1", "9400"]);
+        assert_eq!(http, ["9400"]);
+        assert!(spec.env.contains(&("MODE".to_owned(), "ctf".to_owned())), "other template entries stay");
     }
 
     #[test]
