@@ -156,6 +156,7 @@ async fn hundred_duel_tickets_over_fifty_ready_servers_then_waiting_for_capacity
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_released_allocation_shuts_its_server_down_and_the_fleet_replaces_it() {
+    use stadion_core::allocator::admit_allocation;
     use stadion_crds::GameServerAllocation;
     use stadion_crds::allocation::GameServerAllocationSpec;
     use stadion_matchmaker::Allocator;
@@ -168,7 +169,10 @@ async fn a_released_allocation_shuts_its_server_down_and_the_fleet_replaces_it()
         })
         .await;
         let allocator = runtime.allocator();
-        let outcome = allocator.allocate(GameServerAllocation::new(GameServerAllocationSpec::default())).await.unwrap();
+        let outcome = allocator
+            .allocate(admit_allocation(GameServerAllocation::new(GameServerAllocationSpec::default())).unwrap())
+            .await
+            .unwrap();
         let status = outcome.allocated().expect("a Ready server");
         allocator.release("default", &status.game_server_name).await.expect("release");
 

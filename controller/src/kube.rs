@@ -5,7 +5,6 @@
 //! replica serves [`metrics`] and health. [`install`] renders the manifests that put Stadion in a
 //! cluster; [`discovery`] refuses to start when its CRDs are missing.
 
-pub mod admission;
 pub mod allocation_api;
 pub mod allocator;
 pub mod connect;
@@ -21,6 +20,7 @@ pub mod lease;
 pub mod metrics;
 pub mod overlay;
 pub mod pod;
+pub mod recorder;
 pub mod run;
 pub mod sidecar;
 pub mod store;

@@ -6,6 +6,7 @@
 //! - [`supervisor`]: game processes in their own process groups, with grace periods.
 //! - [`sdk_backend`]: the SDK sidecar's backend over the store.
 //! - [`allocator`]: allocation as one compare-and-swap ([`stadion_core::allocator::Allocator`]).
+//! - [`recorder`]: Events and pass counts of the executors, kept in memory and logged.
 //! - [`files`] and [`admin`]: reading manifests for `stadion up`, and its JSON endpoint.
 //! - [`runtime`]: [`LocalRuntime`], which wires all of the above together.
 
@@ -13,6 +14,7 @@ pub mod admin;
 pub mod allocator;
 pub mod error;
 pub mod files;
+pub mod recorder;
 pub mod runtime;
 pub mod sdk_backend;
 pub mod store;

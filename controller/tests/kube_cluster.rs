@@ -24,7 +24,7 @@ use serde_json::json;
 use stadion_controller::kube::allocator::KubeAllocator;
 use stadion_controller::kube::run::{ControllerConfig, run};
 use stadion_controller::kube::sidecar::KubeBackend;
-use stadion_core::allocator::Allocator;
+use stadion_core::allocator::{Allocator, admit_allocation};
 use stadion_core::ports::PortRanges;
 use stadion_crds::allocation::{GameServerAllocationSpec, GameServerAllocationState, GameServerSelector};
 use stadion_crds::{Fleet, GameServer, GameServerAllocation, GameServerSet, GameServerState};
@@ -268,7 +268,7 @@ async fn fleet_lifecycle_on_a_real_api_server() {
         GameServerAllocation::new(GameServerAllocationSpec { selectors: vec![selector], ..Default::default() });
     request.metadata.namespace = Some(namespace.clone());
     let allocated = eventually("an allocation", || async {
-        allocator.allocate(request.clone()).await.ok().and_then(|o| o.allocated())
+        allocator.allocate(admit_allocation(request.clone()).unwrap()).await.ok().and_then(|o| o.allocated())
     })
     .await;
     assert_eq!(allocated.state, GameServerAllocationState::Allocated);

@@ -11,7 +11,7 @@ use local_runtime::{apply, count, eventually, fleet_yaml, servers, test_config, 
 use stadion_controller::local::LocalRuntime;
 use stadion_controller::local::runtime::RuntimeConfig;
 use stadion_controller::local::store::{StoreError, WatchEvent};
-use stadion_core::allocator::Allocator;
+use stadion_core::allocator::{Allocator, admit_allocation};
 use stadion_crds::gameserver::PlayerStatus;
 use stadion_crds::manifest::{Resource, parse_documents};
 use stadion_crds::{GameServer, GameServerAllocation, GameServerState, labels};
@@ -61,7 +61,7 @@ async fn allocate_from(runtime: &LocalRuntime, fleet: &str) -> String {
         Some(Resource::GameServerAllocation(gsa)) => *gsa,
         other => panic!("not an allocation: {other:?}"),
     };
-    let outcome = runtime.allocator().allocate(request).await.expect("answers");
+    let outcome = runtime.allocator().allocate(admit_allocation(request).expect("valid")).await.expect("answers");
     outcome.allocated().expect("a Ready server to allocate").game_server_name
 }
 

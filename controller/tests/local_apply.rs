@@ -50,3 +50,49 @@ async fn apply_creates_updates_skips_unchanged_and_prunes() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn applied_objects_are_stored_with_their_defaults_validated_after_defaulting() {
+    with_runtime(|runtime| async move {
+        runtime.apply(&manifests(&set_yaml("plain", 0, &[])), true).expect("applies");
+        let set = runtime.store().api::<GameServerSet>().get("default", "plain").expect("stored");
+        // What the kube runtime writes back: the set's and its template's defaults.
+        assert_eq!(set.spec.scheduling, Some(stadion_crds::common::SchedulingStrategy::Packed));
+        assert_eq!(set.spec.template.spec.container.as_deref(), Some("game"));
+        assert_eq!(set.spec.template.spec.ports[0].range.as_deref(), Some("default"));
+
+        // A single-container template naming another container is valid once defaulted: the
+        // default names the one container, as in Agones.
+        let yaml =
+            set_yaml("renamed", 0, &[]).replace("\n        ports:", "\n        container: not-there\n        ports:");
+        runtime.apply(&manifests(&yaml), false).expect("defaults come before validation");
+        let set = runtime.store().api::<GameServerSet>().get("default", "renamed").expect("stored");
+        assert_eq!(set.spec.template.spec.container.as_deref(), Some("game"));
+        runtime
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_invalid_fleet_stored_past_apply_gets_valid_false_and_a_warning_event() {
+    use stadion_crds::manifest::Resource;
+    with_runtime(|runtime| async move {
+        let Resource::Fleet(fleet) = manifests(&local_runtime::fleet_yaml("broken", -1, &[])).remove(0).resource else {
+            panic!("a Fleet manifest")
+        };
+        // Apply refuses it; anything else writing to the store does not.
+        runtime.store().api::<stadion_crds::Fleet>().create(*fleet).expect("stored");
+        let fleet = local_runtime::eventually(std::time::Duration::from_secs(10), "Valid=False", || {
+            let fleet = runtime.store().api::<stadion_crds::Fleet>().get("default", "broken").ok()?;
+            let valid = fleet.status.as_ref()?.conditions.iter().find(|c| c.type_ == "Valid")?.clone();
+            (valid.status == stadion_crds::common::ConditionStatus::False).then_some(valid)
+        })
+        .await;
+        assert!(fleet.message.contains("spec.replicas"), "{}", fleet.message);
+        let events = runtime.recorder().events_for("Fleet", "default", "broken");
+        assert!(events.iter().any(|e| e.type_ == "Warning" && e.reason == "ValidationFailed"), "{events:?}");
+        assert!(runtime.store().api::<GameServerSet>().is_empty(), "an invalid fleet gets no set");
+        runtime
+    })
+    .await;
+}

@@ -9,7 +9,7 @@ use std::time::Duration;
 use local_runtime::{apply, count, eventually, fleet_yaml, servers, with_runtime};
 use stadion_controller::local::LocalRuntime;
 use stadion_controller::local::store::{Selector, StoreError};
-use stadion_core::allocator::{AllocationOutcome, Allocator};
+use stadion_core::allocator::{AllocationOutcome, Allocator, admit_allocation};
 use stadion_crds::allocation::GameServerAllocationSpec;
 use stadion_crds::{Fleet, GameServer, GameServerAllocation, GameServerSet, GameServerState, labels};
 
@@ -35,7 +35,9 @@ async fn allocate(runtime: &LocalRuntime, n: usize) -> BTreeSet<String> {
     let allocator = runtime.allocator();
     let mut names = BTreeSet::new();
     for _ in 0..n {
-        let status = allocator.allocate(GameServerAllocation::new(GameServerAllocationSpec::default())).await;
+        let status = allocator
+            .allocate(admit_allocation(GameServerAllocation::new(GameServerAllocationSpec::default())).unwrap())
+            .await;
         names.insert(
             status.ok().and_then(AllocationOutcome::allocated).expect("a Ready server to allocate").game_server_name,
         );
@@ -105,6 +107,25 @@ async fn a_buffer_autoscaler_keeps_two_ready_above_the_allocated() {
         }
         let fleet = runtime.store().api::<Fleet>().get("default", "buffered").expect("fleet");
         assert_eq!(fleet.spec.replicas, 5);
+        runtime
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_autoscaler_runs_on_its_interval_not_on_every_fleet_change() {
+    with_runtime(|runtime| async move {
+        // An hour between runs: the first run (the autoscaler is new) is the only one here.
+        let autoscaler = "apiVersion: autoscaling.agones.dev/v1\nkind: FleetAutoscaler\nmetadata:\n  name: patient\nspec:\n  fleetName: patient\n  policy:\n    type: Buffer\n    buffer:\n      bufferSize: 2\n      minReplicas: 0\n      maxReplicas: 10\n  sync:\n    type: FixedInterval\n    fixedInterval:\n      seconds: 3600\n";
+        apply(&runtime, &format!("{}---\n{autoscaler}", fleet_yaml("patient", 1, &[])));
+        wait_for(&runtime, "patient", 2, 0).await;
+        allocate(&runtime, 1).await;
+        // The fleet's status changes (one Allocated) well within this wait; the autoscaler, as in
+        // Agones, does not react until its next sync.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let fleet = runtime.store().api::<Fleet>().get("default", "patient").expect("fleet");
+        assert_eq!(fleet.status.as_ref().map(|s| s.allocated_replicas), Some(1));
+        assert_eq!(fleet.spec.replicas, 2, "not rescaled before the interval");
         runtime
     })
     .await;

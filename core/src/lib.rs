@@ -15,6 +15,7 @@
 //! - [`gameserverset`]: how many servers to create, which to shut down, the set's status.
 //! - [`fleet`]: active set vs old sets, rolling updates, the fleet's status.
 //! - [`autoscaler`]: FleetAutoscaler policies → desired replicas and status.
+//! - [`admission`]: defaults, then validation, then the `Valid` condition: the one admission step.
 //! - [`conditions`]: the `Valid` status condition of sets and fleets.
 //! - [`allocation`]: which server a GameServerAllocation gets, and what changes on it.
 //! - [`env`](mod@env): the environment variables a runtime injects into game processes.
@@ -22,6 +23,7 @@
 //! - [`store`]: the object-store and recorder seams every executor is written against.
 //! - [`testing`]: fixture builders for tests (here and in other crates).
 
+pub mod admission;
 pub mod allocation;
 pub mod allocator;
 pub mod autoscaler;

@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 
 use stadion_crds::{GameServer, GameServerState};
 
-/// Per-node server counts, computed from every GameServer a runtime sees (all sets, all
-/// fleets), because bin-packing is about the node, not one set.
+/// Per-node server counts, computed from every GameServer a runtime sees: all sets, all fleets
+/// and all namespaces, because a node is cluster-wide and bin-packing is about the node, not
+/// one set (Agones counts the same way). Executors build it from an all-namespace list.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct NodeLoad {
     /// Active (non-terminal) GameServers per node.

@@ -150,6 +150,56 @@ pub trait ObjectStore<K: StoredObject>: Send + Sync {
     async fn delete(&self, namespace: &str, name: &str) -> StoreResult<()>;
 }
 
+/// Event reasons. Agones' own (a GameServer's reasons are its state names), so `kubectl describe`
+/// reads as on Agones, plus Kubernetes' `Failed*` reasons for a write the API refused.
+pub mod reason {
+    /// GameServer: host ports were picked.
+    pub const PORT_ALLOCATION: &str = "PortAllocation";
+    /// GameServer: its Pod is being created.
+    pub const CREATING: &str = "Creating";
+    /// GameServer: its Pod was scheduled onto a node.
+    pub const SCHEDULED: &str = "Scheduled";
+    /// GameServer: the game called Ready.
+    pub const REQUEST_READY: &str = "RequestReady";
+    /// GameServer: now allocatable.
+    pub const READY: &str = "Ready";
+    /// GameServer: allocated to a session.
+    pub const ALLOCATED: &str = "Allocated";
+    /// GameServer: being shut down.
+    pub const SHUTDOWN: &str = "Shutdown";
+    /// GameServer: its allocation TTL lapsed with no players connected, so it is shut down (a
+    /// Stadion extension; Agones has no TTL).
+    pub const ALLOCATION_EXPIRED: &str = "AllocationExpired";
+    /// GameServer: its Pod failed or health checks were missed.
+    pub const UNHEALTHY: &str = "Unhealthy";
+    /// GameServer: its Pod could not be created.
+    pub const ERROR: &str = "Error";
+    /// GameServerSet: a GameServer was created.
+    pub const SUCCESSFUL_CREATE: &str = "SuccessfulCreate";
+    /// GameServerSet: a GameServer was deleted.
+    pub const SUCCESSFUL_DELETE: &str = "SuccessfulDelete";
+    /// Fleet: a GameServerSet was created.
+    pub const CREATING_GAME_SERVER_SET: &str = "CreatingGameServerSet";
+    /// Fleet: a GameServerSet was resized.
+    pub const SCALING_GAME_SERVER_SET: &str = "ScalingGameServerSet";
+    /// Fleet: an old GameServerSet was deleted.
+    pub const DELETING_GAME_SERVER_SET: &str = "DeletingGameServerSet";
+    /// FleetAutoscaler: the fleet was resized.
+    pub const AUTO_SCALING_FLEET: &str = "AutoScalingFleet";
+    /// FleetAutoscaler: the fleet could not be resized.
+    pub const AUTO_SCALING_FLEET_ERROR: &str = "AutoScalingFleetError";
+    /// Any kind: the object breaks the schema rules (no admission webhook caught it).
+    pub const VALIDATION_FAILED: &str = "ValidationFailed";
+    /// A create was refused (Kubernetes' reason for it).
+    pub const FAILED_CREATE: &str = "FailedCreate";
+    /// An update of an object or its status was refused.
+    pub const FAILED_UPDATE: &str = "FailedUpdate";
+    /// A delete was refused.
+    pub const FAILED_DELETE: &str = "FailedDelete";
+    /// The objects a pass needs could not be read.
+    pub const FAILED_READ: &str = "FailedRead";
+}
+
 /// Whether an Event is routine or worth a person's attention (Kubernetes' Event types).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventType {

@@ -305,3 +305,51 @@ mod properties {
         }
     }
 }
+
+mod admission {
+    use stadion_core::allocator::{CapacityEvent, admit_allocation, wakes_waiting_matches};
+    use stadion_crds::allocation::{GameServerAllocationSpec, GameServerSelector, MultiClusterSetting};
+    use stadion_crds::common::SchedulingStrategy;
+    use stadion_crds::{GameServerAllocation, GameServerState as S};
+
+    #[test]
+    fn admission_defaults_the_namespace_state_and_scheduling() {
+        let spec = GameServerAllocationSpec { selectors: vec![GameServerSelector::default()], ..Default::default() };
+        let admitted = admit_allocation(GameServerAllocation::new(spec)).expect("valid");
+        assert_eq!(admitted.namespace(), "default");
+        let request = admitted.request();
+        assert_eq!(request.spec.scheduling, Some(SchedulingStrategy::Packed));
+        assert_eq!(request.spec.selectors[0].game_server_state, Some(S::Ready));
+        assert_eq!(request.kind, "GameServerAllocation");
+
+        let mut elsewhere = GameServerAllocation::new(GameServerAllocationSpec::default());
+        elsewhere.metadata.namespace = Some("arena".into());
+        assert_eq!(admit_allocation(elsewhere).expect("valid").namespace(), "arena");
+    }
+
+    #[test]
+    fn admission_refuses_every_invalid_field_with_its_path() {
+        let selector = GameServerSelector { game_server_state: Some(S::Shutdown), ..Default::default() };
+        let spec = GameServerAllocationSpec {
+            selectors: vec![selector],
+            multi_cluster_setting: Some(MultiClusterSetting { enabled: true, ..Default::default() }),
+            ..Default::default()
+        };
+        let errors = admit_allocation(GameServerAllocation::new(spec)).expect_err("invalid");
+        let fields: Vec<&str> = errors.0.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(fields, ["spec.selectors[0].gameServerState", "spec.multiClusterSetting.enabled"]);
+    }
+
+    #[test]
+    fn waiting_matches_wake_when_a_server_turns_ready_or_the_first_list_is_in() {
+        let changed = |before, after| wakes_waiting_matches(CapacityEvent::Changed { before, after });
+        assert!(changed(None, Some(S::Ready)), "a new Ready server");
+        assert!(changed(Some(S::Scheduled), Some(S::Ready)), "a server turning Ready");
+        assert!(changed(Some(S::Allocated), Some(S::Ready)), "an Allocated server given back");
+        assert!(!changed(Some(S::Ready), Some(S::Ready)), "a Ready server that changed a label");
+        assert!(!changed(Some(S::Ready), Some(S::Allocated)));
+        assert!(!changed(None, Some(S::Scheduled)));
+        assert!(!wakes_waiting_matches(CapacityEvent::Removed));
+        assert!(wakes_waiting_matches(CapacityEvent::Synced));
+    }
+}

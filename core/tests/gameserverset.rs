@@ -207,6 +207,7 @@ fn status_counts_states_and_sums_counters_and_lists() {
         GameServerBuilder::new("v").state(S::Reserved).build(),
         GameServerBuilder::new("s").state(S::Shutdown).build(),
         GameServerBuilder::new("u").state(S::Unhealthy).build(),
+        GameServerBuilder::new("e").state(S::Error).build(),
     ];
     let status = aggregate_status(&servers);
     assert_eq!(
@@ -217,7 +218,8 @@ fn status_counts_states_and_sums_counters_and_lists() {
             status.reserved_replicas,
             status.shutdown_replicas
         ),
-        (3, 1, 1, 1, 1)
+        (4, 1, 1, 1, 1),
+        "a held Error server counts toward replicas, an Unhealthy one is replaced and does not"
     );
     let rooms = &status.counters["rooms"];
     assert_eq!((rooms.count, rooms.capacity, rooms.allocated_count, rooms.allocated_capacity), (4, 8, 3, 4));

@@ -3,8 +3,8 @@
 //! the matchmaker's own listener (HTTP/1.1, and HTTP/2 with prior knowledge for gRPC) and behind
 //! its bearer auth when that is configured.
 //!
-//! A request becomes a GameServerAllocation (`request`), is defaulted and validated like any
-//! other, goes to the same [`Allocator`] the matchmaker uses, and the status comes back as an
+//! A request becomes a GameServerAllocation (`request`), is admitted (defaulted and validated)
+//! like any other, goes to the same [`Allocator`] the matchmaker uses, and the status comes back as an
 //! `AllocationResponse` (`response`); REST reads and writes the protobuf JSON mapping (`json`).
 //! Errors:
 //!
@@ -45,6 +45,7 @@ pub use request::DEFAULT_NAMESPACE;
 
 use crate::metrics::Metrics;
 use crate::{AllocateError, AllocationOutcome, Allocator, Error};
+use stadion_core::allocator::admit_allocation;
 
 /// REST path of Allocate (body: `AllocationRequest` as JSON).
 pub const REST_PATH: &str = "/gameserverallocation";
@@ -88,12 +89,12 @@ impl AgonesAllocationService {
     }
 
     async fn allocate_converted(&self, request: pb::AllocationRequest) -> Result<pb::AllocationResponse, Error> {
-        let request::Converted { mut allocation, metadata_source } =
+        let request::Converted { allocation, metadata_source } =
             request::to_allocation(request).map_err(Error::Invalid)?;
-        allocation.apply_defaults();
         let renamed = |errors| Error::Invalid(request::request_paths(errors, metadata_source));
-        allocation.validate().into_result().map_err(renamed)?;
-        let outcome = self.allocator.allocate(allocation).await.map_err(|error| match error {
+        // This API's one admission of the request: defaults and every rule, in core.
+        let admitted = admit_allocation(allocation).map_err(renamed)?;
+        let outcome = self.allocator.allocate(admitted).await.map_err(|error| match error {
             AllocateError::Invalid(errors) => renamed(errors),
             AllocateError::Backend(message) => Error::Backend(message),
         })?;

@@ -24,6 +24,7 @@ use crate::engine::Millis;
 use crate::metrics::Metrics;
 use crate::ticket::{Ticket, TicketRequest};
 use crate::{AllocateError, AllocationOutcome, Allocator, Error};
+use stadion_core::allocator::admit_allocation;
 
 pub use allocation::Backoff;
 
@@ -109,8 +110,13 @@ impl Matchmaker {
     /// Allocates a server directly (for backends that match on their own).
     pub async fn allocate(&self, mut request: GameServerAllocation) -> Result<GameServerAllocationStatus, Error> {
         check_direct_allocation(&mut request)?;
-        let result = self.inner.allocator.allocate(request).await;
         let metrics = &self.inner.metrics;
+        // This route's one admission of the request: defaults and every rule, in core.
+        let admitted = admit_allocation(request).map_err(|errors| {
+            metrics.allocation_failure("direct", "invalid");
+            Error::Invalid(errors)
+        })?;
+        let result = self.inner.allocator.allocate(admitted).await;
         match result {
             Ok(AllocationOutcome::Allocated(mut status)) => {
                 metrics.allocation("direct");
@@ -194,7 +200,7 @@ impl Matchmaker {
     }
 }
 
-/// Checks what the allocator cannot: kind, apiVersion and namespace.
+/// Checks the envelope, which admission does not: kind, apiVersion and namespace.
 fn check_direct_allocation(request: &mut GameServerAllocation) -> Result<(), Error> {
     let mut errors = FieldErrors::default();
     if !request.api_version.is_empty() && request.api_version != "allocation.agones.dev/v1" {
@@ -207,7 +213,5 @@ fn check_direct_allocation(request: &mut GameServerAllocation) -> Result<(), Err
     if let Err(message) = dns_label(namespace) {
         errors.push("metadata.namespace", message);
     }
-    errors.into_result().map_err(Error::Invalid)?;
-    request.apply_defaults();
-    Ok(())
+    errors.into_result().map_err(Error::Invalid)
 }

@@ -234,3 +234,28 @@ async fn a_server_allocated_for_a_match_cancelled_mid_call_is_released() {
     assert_eq!(server.get_ticket(b_id).await.1["state"], "searching", "never assigned to a dissolved match");
     server.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_queue_whose_request_cannot_be_admitted_fails_its_match_without_allocating() {
+    // The queue's selector asks for a state no allocation may select: admission refuses the
+    // match's request where it is made, so the allocator never sees it.
+    let queue = "
+queues:
+  - name: broken
+    players: {min: 1, max: 1}
+    ticketTimeout: 5s
+    allocation:
+      selectors:
+        - gameServerState: Shutdown
+";
+    let fleet = FakeFleet::new(1);
+    let server = TestServer::start(config(queue), fleet.clone()).await;
+    let (status, ticket) = server.post_ticket(&solo("broken", "dora", 1.0)).await;
+    assert_eq!(status, 201, "{ticket}");
+    let failed = server.wait_for_state(ticket["id"].as_str().unwrap(), "failed").await;
+    let reason = failed["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("allocation request is invalid"), "{failed}");
+    assert!(reason.contains("spec.selectors[0].gameServerState"), "{failed}");
+    assert_eq!(fleet.request_count(), 0, "an unadmitted request reached the allocator");
+    server.shutdown().await.unwrap();
+}

@@ -1,61 +1,241 @@
-//! The kube allocator: one compare-and-swap per allocation, no batch window.
+//! The kube allocator: the shared executor ([`crate::allocation`]) over the API server, choosing
+//! from a watch cache, one compare-and-swap per allocation, no batch window.
 //!
 //! Candidates come from a watch cache of GameServers, ordered by the core's choice function. Each
 //! candidate is written Allocated with the resourceVersion it was read at; a 409 means someone
-//! else (another matchmaker replica, the SDK, the controller) changed it first, so we move on to
-//! the next candidate rather than retry a stale copy. A server can therefore never be handed to
-//! two matches, and replicas of the matchmaker need no coordination.
+//! else (another matchmaker replica, the SDK, the controller) changed it first. A server can
+//! therefore never be handed to two matches, and replicas of the matchmaker need no
+//! coordination; within one replica, concurrent requests never race for the same server.
 
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use futures::{Stream, StreamExt};
-use jiff::Timestamp;
 use kube::api::PostParams;
-use kube::runtime::reflector::{self, Store};
+use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
-use stadion_core::allocator::{AllocateError, AllocationOutcome, Allocator};
-use stadion_crds::allocation::GameServerAllocationStatus;
-use stadion_crds::labels::FLEET;
-use stadion_crds::validation::FieldErrors;
-use stadion_crds::{Fleet, GameServer, GameServerAllocation, GameServerState};
+use stadion_core::allocation::release_allocation;
+use stadion_core::allocator::{
+    AdmittedAllocation, AllocateError, AllocationOutcome, Allocator, CapacityEvent, wakes_waiting_matches,
+};
+use stadion_core::store::{ObjectStore, StoreResult, StoredObject};
+use stadion_crds::{Fleet, GameServer, GameServerState};
 use tokio::sync::watch;
-use tracing::{Instrument, debug, info, info_span, warn};
+use tracing::{Instrument, info, info_span, warn};
 
 use super::api_status;
 use super::metrics::Metrics;
-use stadion_core::allocation::{candidates, release_allocation};
-use stadion_core::fleet::record_allocation;
+use super::store::store_error;
+use crate::allocation::fleet_counts::{FleetAllocationCounts, FleetCountFlusher, FleetStatusStore};
+use crate::allocation::{AllocationExecutor, AllocationMetrics, GameServerView};
 use stadion_core::gameserver::gameserver_key;
-use stadion_core::nodes::NodeLoad;
 
-/// Most candidates tried per allocation: under heavy contention, answering "try again" quickly
-/// beats walking a thousand stale entries.
-pub const MAX_ATTEMPTS: usize = 16;
+/// Most release attempts (re-read and write) when other writers keep changing the server.
+const RELEASE_ATTEMPTS: usize = 16;
+
+/// How long our own GameServer writes are laid over the cache at most (the same bound as the
+/// controllers' write overlay).
+const OWN_WRITE_TTL: Duration = Duration::from_secs(60);
+
+impl AllocationMetrics for Metrics {
+    fn observe_allocation(&self, fleet_name: &str, status: &str, elapsed: Duration) {
+        Metrics::observe_allocation(self, fleet_name, status, elapsed);
+    }
+}
+
+/// GameServers as the allocator sees them: the watch cache's shared handles with this
+/// allocator's own writes laid over them until the cache shows them, and writes through the API.
+///
+/// Not the controllers' `KubeStore`: that one copies every cached object per list, which for a
+/// thousand servers would cost more than the allocation's write.
+pub struct CachedGameServers {
+    client: Client,
+    cache: Store<GameServer>,
+    own_writes: Mutex<OwnWrites>,
+}
+
+/// namespace → name → (when written, the server as the API server returned it).
+type OwnWrites = HashMap<String, HashMap<String, (Instant, Arc<GameServer>)>>;
+
+fn version(gs: &GameServer) -> Option<u64> {
+    gs.metadata.resource_version.as_deref().and_then(|v| v.parse().ok())
+}
+
+impl CachedGameServers {
+    /// A view of `cache` writing through `client`.
+    pub fn new(client: Client, cache: Store<GameServer>) -> Self {
+        Self { client, cache, own_writes: Mutex::default() }
+    }
+
+    fn own_writes(&self) -> std::sync::MutexGuard<'_, OwnWrites> {
+        // A few map operations per critical section: a panic elsewhere cannot corrupt it.
+        self.own_writes.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn api(&self, namespace: &str) -> Api<GameServer> {
+        Api::namespaced(self.client.clone(), namespace)
+    }
+
+    fn remember(&self, written: GameServer) -> Arc<GameServer> {
+        let written = Arc::new(written);
+        let (namespace, name) = (written.namespace().to_owned(), written.name().to_owned());
+        self.own_writes().entry(namespace).or_default().insert(name, (Instant::now(), written.clone()));
+        written
+    }
+
+    /// Forgets writes the cache has caught up with, and any too old to trust.
+    fn prune(&self, own: &mut OwnWrites) {
+        let now = Instant::now();
+        for (namespace, names) in own.iter_mut() {
+            names.retain(|name, (at, ours)| {
+                now.duration_since(*at) < OWN_WRITE_TTL
+                    && self
+                        .cache
+                        .get(&ObjectRef::new(name).within(namespace))
+                        .is_none_or(|cached| version(&cached) < version(ours))
+            });
+        }
+        own.retain(|_, names| !names.is_empty());
+    }
+}
+
+/// `gs`, or our newer write of it.
+fn newest(gs: Arc<GameServer>, own: &OwnWrites) -> Arc<GameServer> {
+    match own.get(gs.namespace()).and_then(|names| names.get(gs.name())) {
+        Some((_, ours)) if version(ours) > version(&gs) => ours.clone(),
+        _ => gs,
+    }
+}
+
+#[async_trait]
+impl ObjectStore<GameServer> for CachedGameServers {
+    async fn get(&self, namespace: &str, name: &str) -> StoreResult<Option<Arc<GameServer>>> {
+        let cached = self.cache.get(&ObjectRef::new(name).within(namespace));
+        let own = self.own_writes();
+        Ok(match cached {
+            Some(gs) => Some(newest(gs, &own)),
+            None => own.get(namespace).and_then(|names| names.get(name)).map(|(_, gs)| gs.clone()),
+        })
+    }
+
+    async fn list(&self, namespace: Option<&str>) -> StoreResult<Vec<Arc<GameServer>>> {
+        let cached = self.cache.state();
+        let mut own = self.own_writes();
+        self.prune(&mut own);
+        let in_scope = |gs: &GameServer| namespace.is_none_or(|ns| gs.namespace() == ns);
+        let mut out: Vec<Arc<GameServer>> =
+            cached.into_iter().filter(|gs| in_scope(gs)).map(|gs| newest(gs, &own)).collect();
+        // Our creations the cache does not show yet.
+        for (ns, names) in own.iter().filter(|(ns, _)| namespace.is_none_or(|wanted| wanted == ns.as_str())) {
+            for (name, (_, ours)) in names {
+                if self.cache.get(&ObjectRef::new(name).within(ns)).is_none() {
+                    out.push(ours.clone());
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn create(&self, object: &GameServer) -> StoreResult<Arc<GameServer>> {
+        let (namespace, name) = (object.namespace_or_default(), object.name_or_empty());
+        let written = self
+            .api(namespace)
+            .create(&PostParams::default(), object)
+            .await
+            .map_err(|e| store_error::<GameServer>(e, namespace, name))?;
+        Ok(self.remember(written))
+    }
+
+    async fn replace(&self, object: &GameServer) -> StoreResult<Arc<GameServer>> {
+        let (namespace, name) = (object.namespace_or_default(), object.name_or_empty());
+        let written = self
+            .api(namespace)
+            .replace(name, &PostParams::default(), object)
+            .await
+            .map_err(|e| store_error::<GameServer>(e, namespace, name))?;
+        Ok(self.remember(written))
+    }
+
+    async fn replace_status(&self, object: &GameServer) -> StoreResult<Arc<GameServer>> {
+        // GameServers have no status subresource: status is written with the object.
+        self.replace(object).await
+    }
+
+    async fn delete(&self, namespace: &str, name: &str) -> StoreResult<()> {
+        self.api(namespace)
+            .delete(name, &Default::default())
+            .await
+            .map_err(|e| store_error::<GameServer>(e, namespace, name))?;
+        if let Some(names) = self.own_writes().get_mut(namespace) {
+            names.remove(name);
+        }
+        Ok(())
+    }
+}
+
+/// Its `list` and `get` already hand out shared handles.
+impl GameServerView for CachedGameServers {}
+
+/// Fleets read from and written to the API server itself: a cached copy could only conflict.
+struct ApiFleets {
+    client: Client,
+}
+
+#[async_trait]
+impl FleetStatusStore for ApiFleets {
+    async fn read_fleet(&self, namespace: &str, name: &str) -> StoreResult<Option<Fleet>> {
+        Api::<Fleet>::namespaced(self.client.clone(), namespace)
+            .get_opt(name)
+            .await
+            .map_err(|e| store_error::<Fleet>(e, namespace, name))
+    }
+
+    async fn write_fleet_status(&self, fleet: &Fleet) -> StoreResult<()> {
+        let (namespace, name) = (fleet.namespace_or_default(), fleet.name_or_empty());
+        Api::<Fleet>::namespaced(self.client.clone(), namespace)
+            .replace_status(name, &PostParams::default(), fleet)
+            .await
+            .map(drop)
+            .map_err(|e| store_error::<Fleet>(e, namespace, name))
+    }
+}
 
 /// Allocates GameServers through the API server from a watch cache.
 #[derive(Clone)]
 pub struct KubeAllocator {
     client: Client,
+    executor: Arc<AllocationExecutor<CachedGameServers>>,
     cache: Store<GameServer>,
     capacity: Arc<watch::Sender<u64>>,
-    metrics: Option<Arc<Metrics>>,
-    seed: Arc<AtomicU64>,
+    fleet_counts: Arc<FleetAllocationCounts>,
+    _flusher: Arc<FleetCountFlusher>,
 }
 
 impl KubeAllocator {
-    /// An allocator reading `cache` and publishing capacity changes on `capacity`.
+    /// An allocator reading `cache` and publishing capacity changes on `capacity`. Spawns the
+    /// task that writes fleet allocation counts (call inside a tokio runtime); it stops when
+    /// the last clone is dropped.
     pub fn new(client: Client, cache: Store<GameServer>, capacity: watch::Sender<u64>) -> Self {
-        Self { client, cache, capacity: Arc::new(capacity), metrics: None, seed: Arc::default() }
+        let fleet_counts = Arc::new(FleetAllocationCounts::default());
+        let flusher = FleetCountFlusher::spawn(fleet_counts.clone(), Arc::new(ApiFleets { client: client.clone() }));
+        let store = CachedGameServers::new(client.clone(), cache.clone());
+        let executor = AllocationExecutor::new(store, fleet_counts.clone(), rand::random());
+        Self {
+            client,
+            executor: Arc::new(executor),
+            cache,
+            capacity: Arc::new(capacity),
+            fleet_counts,
+            _flusher: Arc::new(flusher),
+        }
     }
 
     /// Records `agones_gameserver_allocations_duration_seconds` into `metrics`.
-    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
-        self.metrics = Some(metrics);
+    pub fn with_metrics(self, metrics: Arc<Metrics>) -> Self {
+        self.executor.set_metrics(metrics);
         self
     }
 
@@ -88,76 +268,16 @@ impl KubeAllocator {
         &self.cache
     }
 
-    /// Allocates like [`Allocator::allocate`], but answers as Agones' GameServerAllocation API
-    /// does: when no server matches the status says `UnAllocated`, and when every candidate
-    /// was taken by concurrent writers it says `Contention`; only an invalid request or an
-    /// unreachable API server is an error.
-    pub async fn allocate_outcome(&self, request: GameServerAllocation) -> Result<AllocationOutcome, AllocateError> {
-        let started = Instant::now();
-        let span = info_span!("allocate", namespace = request.metadata.namespace.as_deref().unwrap_or("default"));
-        let result = self.try_allocate(request).instrument(span).await;
-        if let Some(metrics) = &self.metrics {
-            let (fleet, status) = match &result {
-                Ok(AllocationOutcome::Allocated(status)) => (fleet_of(&self.cache, status), "Allocated"),
-                Ok(AllocationOutcome::Contention) => (String::new(), "Contention"),
-                Ok(AllocationOutcome::UnAllocated) => (String::new(), "UnAllocated"),
-                Err(_) => (String::new(), "Error"),
-            };
-            metrics.observe_allocation(&fleet, status, started.elapsed());
-        }
-        result
-    }
-
-    async fn try_allocate(&self, mut request: GameServerAllocation) -> Result<AllocationOutcome, AllocateError> {
-        request.apply_defaults();
-        let errors = request.validate();
-        if !errors.is_empty() {
-            return Err(AllocateError::Invalid(errors));
-        }
-        let namespace = request.metadata.namespace.clone().unwrap_or_else(|| "default".to_owned());
-        let all: Vec<Arc<GameServer>> = self.cache.state();
-        let nodes = NodeLoad::from_gameservers(all.iter().map(AsRef::as_ref));
-        // Shared handles from the cache: choosing copies nothing.
-        let servers: Vec<Arc<GameServer>> = all.iter().filter(|gs| gs.namespace() == namespace).cloned().collect();
-        let seed = self.seed.fetch_add(1, Ordering::Relaxed);
-        let chosen = candidates(&request, &servers, &nodes, seed).map_err(|e| {
-            let mut errors = FieldErrors::default();
-            errors.push("spec.selectors", e.to_string());
-            AllocateError::Invalid(errors)
-        })?;
-        if chosen.is_empty() {
-            return Ok(AllocationOutcome::UnAllocated);
-        }
-        let api: Api<GameServer> = Api::namespaced(self.client.clone(), &namespace);
-        for candidate in chosen.into_iter().take(MAX_ATTEMPTS) {
-            let attempt = candidate.allocate(&request.spec, Timestamp::now());
-            let name = candidate.gameserver.name();
-            match api.replace(name, &PostParams::default(), &attempt.gameserver).await {
-                Ok(_) => {
-                    for warning in &attempt.warnings {
-                        warn!(gameserver = %name, warning, "allocation action not applied");
-                    }
-                    info!(gameserver = %name, "allocated");
-                    if let Some(fleet) = candidate.gameserver.metadata.labels.as_ref().and_then(|l| l.get(FLEET)) {
-                        count_allocation(&self.client, &namespace, fleet).await;
-                    }
-                    return Ok(AllocationOutcome::Allocated(attempt.status));
-                }
-                // Changed or deleted since we cached it: someone else got there first.
-                Err(e) if matches!(api_status(&e), Some(409 | 404)) => {
-                    debug!(gameserver = %name, "lost the race for this server, trying the next");
-                }
-                Err(e) => return Err(AllocateError::Backend(e.to_string())),
-            }
-        }
-        Ok(AllocationOutcome::Contention)
+    /// Allocations counted but not yet written to `fleet`'s status.
+    pub fn pending_fleet_count(&self, namespace: &str, fleet: &str) -> i64 {
+        self.fleet_counts.pending_for(namespace, fleet)
     }
 }
 
 #[async_trait]
 impl Allocator for KubeAllocator {
-    async fn allocate(&self, request: GameServerAllocation) -> Result<AllocationOutcome, AllocateError> {
-        self.allocate_outcome(request).await
+    async fn allocate(&self, request: AdmittedAllocation) -> Result<AllocationOutcome, AllocateError> {
+        self.executor.allocate(&request).await
     }
 
     fn capacity_changes(&self) -> watch::Receiver<u64> {
@@ -166,9 +286,9 @@ impl Allocator for KubeAllocator {
 
     async fn release(&self, namespace: &str, game_server_name: &str) -> Result<(), AllocateError> {
         let api: Api<GameServer> = Api::namespaced(self.client.clone(), namespace);
-        // A guarded replace like every GameServer write: re-read and retry when another writer
-        // (the sidecar, the controller) got in between.
-        for _ in 0..MAX_ATTEMPTS {
+        // A guarded replace like every GameServer write: re-read from the API server (the cache
+        // may lag) and retry when another writer (the sidecar, the controller) got in between.
+        for _ in 0..RELEASE_ATTEMPTS {
             let mut gs = match api.get_opt(game_server_name).await {
                 Ok(Some(gs)) => gs,
                 Ok(None) => return Ok(()),
@@ -191,68 +311,33 @@ impl Allocator for KubeAllocator {
     }
 }
 
-/// Adds one to the fleet's `status.allocations` with a resourceVersion-guarded status replace
-/// (the fleet controller never writes that field, so nothing overwrites the count). Best
-/// effort: the allocation has happened whether or not it is counted.
-async fn count_allocation(client: &Client, namespace: &str, fleet: &str) {
-    let fleets: Api<Fleet> = Api::namespaced(client.clone(), namespace);
-    for _ in 0..5 {
-        let mut current = match fleets.get_opt(fleet).await {
-            Ok(Some(current)) => current,
-            Ok(None) => return,
-            Err(error) => {
-                warn!(%error, fleet, "could not read the fleet to count an allocation");
-                return;
-            }
-        };
-        record_allocation(current.status.get_or_insert_with(Default::default));
-        match fleets.replace_status(fleet, &PostParams::default(), &current).await {
-            Ok(_) => return,
-            Err(e) if api_status(&e) == Some(409) => continue,
-            Err(error) => {
-                warn!(%error, fleet, "could not count an allocation on the fleet");
-                return;
-            }
-        }
-    }
-}
-
-fn fleet_of(cache: &Store<GameServer>, status: &GameServerAllocationStatus) -> String {
-    cache
-        .state()
-        .iter()
-        .find(|gs| gs.name() == status.game_server_name)
-        .and_then(|gs| gs.metadata.labels.as_ref()?.get(FLEET).cloned())
-        .unwrap_or_default()
-}
-
-/// Drives the reflector stream and bumps `capacity` whenever a server becomes Ready (and once
-/// when the initial list is in), so queued matches retry exactly when it may help.
+/// Drives the reflector stream and bumps `capacity` when [`wakes_waiting_matches`] says so (a
+/// server turned Ready, or the initial list is in), so queued matches retry exactly when it may
+/// help.
 pub async fn track_capacity(
     events: impl Stream<Item = Result<watcher::Event<GameServer>, watcher::Error>>,
     capacity: Arc<watch::Sender<u64>>,
 ) {
-    let mut ready: HashMap<String, bool> = HashMap::new();
+    let mut states: HashMap<String, Option<GameServerState>> = HashMap::new();
     let mut events = std::pin::pin!(events);
     while let Some(event) = events.next().await {
-        let bump = match event {
+        let event = match event {
             Ok(watcher::Event::Apply(gs) | watcher::Event::InitApply(gs)) => {
-                let is_ready = gs.state() == Some(GameServerState::Ready);
-                let was_ready = ready.insert(gameserver_key(&gs), is_ready).unwrap_or(false);
-                is_ready && !was_ready
+                let before = states.insert(gameserver_key(&gs), gs.state()).flatten();
+                CapacityEvent::changed(before, &gs)
             }
             Ok(watcher::Event::Delete(gs)) => {
-                ready.remove(&gameserver_key(&gs));
-                false
+                states.remove(&gameserver_key(&gs));
+                CapacityEvent::Removed
             }
-            Ok(watcher::Event::InitDone) => true,
-            Ok(watcher::Event::Init) => false,
+            Ok(watcher::Event::InitDone) => CapacityEvent::Synced,
+            Ok(watcher::Event::Init) => continue,
             Err(error) => {
                 warn!(%error, "GameServer watch failed; retrying");
-                false
+                continue;
             }
         };
-        if bump {
+        if wakes_waiting_matches(event) {
             capacity.send_modify(|n| *n = n.wrapping_add(1));
         }
     }

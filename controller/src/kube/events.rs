@@ -2,6 +2,7 @@
 //!
 //! Events are best effort: a failure to record one is logged and never fails a reconcile.
 
+use k8s_openapi::api::core::v1::ObjectReference;
 use kube::Resource;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use tracing::warn;
@@ -9,46 +10,9 @@ use tracing::warn;
 /// Name the controller reports its Events under.
 pub const REPORTER: &str = "stadion-controller";
 
-/// Agones' Event reasons (a GameServer's reasons are its state names).
-pub mod reason {
-    /// GameServer: host ports were picked.
-    pub const PORT_ALLOCATION: &str = "PortAllocation";
-    /// GameServer: its Pod is being created.
-    pub const CREATING: &str = "Creating";
-    /// GameServer: its Pod was scheduled onto a node.
-    pub const SCHEDULED: &str = "Scheduled";
-    /// GameServer: the game called Ready.
-    pub const REQUEST_READY: &str = "RequestReady";
-    /// GameServer: now allocatable.
-    pub const READY: &str = "Ready";
-    /// GameServer: allocated to a session.
-    pub const ALLOCATED: &str = "Allocated";
-    /// GameServer: being shut down.
-    pub const SHUTDOWN: &str = "Shutdown";
-    /// GameServer: its allocation TTL lapsed with no players connected, so it is shut down (a
-    /// Stadion extension; Agones has no TTL).
-    pub const ALLOCATION_EXPIRED: &str = "AllocationExpired";
-    /// GameServer: its Pod failed or health checks were missed.
-    pub const UNHEALTHY: &str = "Unhealthy";
-    /// GameServer: its Pod could not be created.
-    pub const ERROR: &str = "Error";
-    /// GameServerSet: a GameServer was created.
-    pub const SUCCESSFUL_CREATE: &str = "SuccessfulCreate";
-    /// GameServerSet: a GameServer was deleted.
-    pub const SUCCESSFUL_DELETE: &str = "SuccessfulDelete";
-    /// Fleet: a GameServerSet was created.
-    pub const CREATING_GAME_SERVER_SET: &str = "CreatingGameServerSet";
-    /// Fleet: a GameServerSet was resized.
-    pub const SCALING_GAME_SERVER_SET: &str = "ScalingGameServerSet";
-    /// Fleet: an old GameServerSet was deleted.
-    pub const DELETING_GAME_SERVER_SET: &str = "DeletingGameServerSet";
-    /// FleetAutoscaler: the fleet was resized.
-    pub const AUTO_SCALING_FLEET: &str = "AutoScalingFleet";
-    /// FleetAutoscaler: the fleet could not be resized.
-    pub const AUTO_SCALING_FLEET_ERROR: &str = "AutoScalingFleetError";
-    /// Any kind: the object breaks the schema rules (no admission webhook caught it).
-    pub const VALIDATION_FAILED: &str = "ValidationFailed";
-}
+/// Agones' Event reasons (a GameServer's reasons are its state names); they live in the core
+/// beside the recorder seam, so every runtime reports with the same words.
+pub use stadion_core::store::reason;
 
 /// Publishes Events about any object the controller manages.
 #[derive(Clone)]
@@ -74,9 +38,14 @@ impl EventPublisher {
     }
 
     async fn publish<K: Resource<DynamicType = ()>>(&self, object: &K, type_: EventType, reason: &str, note: String) {
+        self.publish_to(&object.object_ref(&()), type_, reason, note).await;
+    }
+
+    /// An Event of `type_` on the object `reference` points at.
+    pub async fn publish_to(&self, reference: &ObjectReference, type_: EventType, reason: &str, note: String) {
         let note = Some(fit_note(note));
         let event = Event { type_, reason: reason.to_owned(), note, action: reason.to_owned(), secondary: None };
-        if let Err(error) = self.recorder.publish(&event, &object.object_ref(&())).await {
+        if let Err(error) = self.recorder.publish(&event, reference).await {
             warn!(%error, reason, "could not record an event");
         }
     }

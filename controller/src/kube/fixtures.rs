@@ -244,6 +244,10 @@ pub struct Caches {
     pub gameservers: kube::runtime::reflector::store::Writer<stadion_crds::GameServer>,
     /// GameServerSets.
     pub gameserversets: kube::runtime::reflector::store::Writer<stadion_crds::GameServerSet>,
+    /// Fleets.
+    pub fleets: kube::runtime::reflector::store::Writer<stadion_crds::Fleet>,
+    /// FleetAutoscalers.
+    pub fleetautoscalers: kube::runtime::reflector::store::Writer<stadion_crds::FleetAutoscaler>,
 }
 
 impl Caches {
@@ -263,6 +267,11 @@ impl Caches {
     }
 
     /// Puts `obj` in its cache.
+    pub fn fleet(&mut self, obj: stadion_crds::Fleet) {
+        self.fleets.apply_watcher_event(&kube::runtime::watcher::Event::Apply(obj));
+    }
+
+    /// Puts `obj` in its cache.
     pub fn pod(&mut self, obj: k8s_openapi::api::core::v1::Pod) {
         self.pods.apply_watcher_event(&kube::runtime::watcher::Event::Apply(obj));
     }
@@ -276,11 +285,22 @@ pub fn context(client: Client) -> (std::sync::Arc<super::context::Context>, Cach
         pods: Default::default(),
         gameservers: Default::default(),
         gameserversets: Default::default(),
+        fleets: Default::default(),
+        fleetautoscalers: Default::default(),
+    };
+    let events = super::events::EventPublisher::new(client.clone(), Some("test".into()));
+    let metrics = std::sync::Arc::new(super::metrics::Metrics::new());
+    let stores = super::context::KubeStores {
+        gameservers: super::store::KubeStore::new(client.clone(), caches.gameservers.as_reader()),
+        sets: super::store::KubeStore::new(client.clone(), caches.gameserversets.as_reader()),
+        fleets: super::store::KubeStore::new(client.clone(), caches.fleets.as_reader()),
+        autoscalers: super::store::KubeStore::new(client.clone(), caches.fleetautoscalers.as_reader()),
     };
     let ctx = super::context::Context {
-        events: super::events::EventPublisher::new(client.clone(), Some("test".into())),
+        recorder: super::recorder::KubeRecorder::new(events.clone(), metrics.clone()),
+        events,
         client,
-        metrics: std::sync::Arc::new(super::metrics::Metrics::new()),
+        metrics,
         leadership: super::lease::Leadership::always(),
         pod_config: pod_config(),
         ports: std::sync::Mutex::new(stadion_core::ports::PortAllocator::new(
@@ -289,9 +309,8 @@ pub fn context(client: Client) -> (std::sync::Arc<super::context::Context>, Cach
         nodes: caches.nodes.as_reader(),
         pods: caches.pods.as_reader(),
         gameservers: caches.gameservers.as_reader(),
-        sets: Default::default(),
-        gameserversets: caches.gameserversets.as_reader(),
-        fleets: Default::default(),
+        stores,
+        webhooks: crate::executor::WebhookClient::new(),
         gameserver_defaults: Default::default(),
     };
     (std::sync::Arc::new(ctx), caches)

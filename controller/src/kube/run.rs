@@ -21,14 +21,18 @@ use tracing::{error, info, warn};
 
 use super::allocation_api::{self, AllocationApiConfig};
 use super::allocator::KubeAllocator;
-use super::context::Context;
+use super::context::{Context, KubeStores};
 use super::events::EventPublisher;
 use super::lease::{LeaderElection, Leadership};
 use super::metrics::{self, Metrics, Readiness};
 use super::pod::PodConfig;
+use super::recorder::KubeRecorder;
+use super::store::KubeStore;
 use super::{Result, discovery, fleet, fleetautoscaler, gameserver, gameserverset};
 use stadion_core::gameserver::GameServerDefaults;
 use stadion_core::ports::{PortAllocator, PortRanges};
+
+use crate::executor::WebhookClient;
 
 /// Everything `stadion controller` can be told.
 #[derive(Clone, Debug)]
@@ -104,17 +108,18 @@ fn controller_config() -> kube::runtime::controller::Config {
 
 /// Runs one kube-runtime controller the way all four run: debounced, every object reconciled
 /// again when this replica becomes the leader, stopping when `stopped` resolves.
-fn drive<K, Fut>(
+fn drive<K, E, Fut>(
     controller: Controller<K>,
     reconcile: impl FnMut(Arc<K>, Arc<Context>) -> Fut,
-    error_policy: impl Fn(Arc<K>, &super::Error, Arc<Context>) -> kube::runtime::controller::Action,
+    error_policy: impl Fn(Arc<K>, &E, Arc<Context>) -> kube::runtime::controller::Action,
     ctx: &Arc<Context>,
     leadership: &Leadership,
     stopped: impl Future<Output = ()> + Send + Sync + 'static,
 ) -> impl Future<Output = ()>
 where
     K: Clone + Resource<DynamicType = ()> + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
-    Fut: futures::TryFuture<Ok = kube::runtime::controller::Action, Error = super::Error> + Send + 'static,
+    E: std::error::Error + Send + 'static,
+    Fut: futures::TryFuture<Ok = kube::runtime::controller::Action, Error = E> + Send + 'static,
 {
     controller
         .with_config(controller_config())
@@ -201,9 +206,17 @@ pub async fn run(
         .owns(scoped::<GameServerSet>(&client, ns), watcher::Config::default());
     let autoscaler_controller = Controller::new(scoped::<FleetAutoscaler>(&client, ns), watcher::Config::default());
     let (fleet_store, autoscaler_store) = (fleet_controller.store(), autoscaler_controller.store());
+    let events = EventPublisher::new(client.clone(), Some(config.identity.clone()));
+    let stores = KubeStores {
+        gameservers: KubeStore::new(client.clone(), gs_controller.store()),
+        sets: KubeStore::new(client.clone(), set_controller.store()),
+        fleets: KubeStore::new(client.clone(), fleet_store.clone()),
+        autoscalers: KubeStore::new(client.clone(), autoscaler_store.clone()),
+    };
     let ctx = Arc::new(Context {
         client: client.clone(),
-        events: EventPublisher::new(client.clone(), Some(config.identity.clone())),
+        recorder: KubeRecorder::new(events.clone(), metrics.clone()),
+        events,
         metrics: metrics.clone(),
         leadership: leadership.clone(),
         pod_config: PodConfig {
@@ -214,9 +227,8 @@ pub async fn run(
         nodes: nodes.clone(),
         pods: pods.clone(),
         gameservers: gs_controller.store(),
-        sets: Default::default(),
-        gameserversets: set_controller.store(),
-        fleets: Default::default(),
+        stores,
+        webhooks: WebhookClient::new(),
         gameserver_defaults: GameServerDefaults { allocation_ttl: config.allocation_ttl },
     });
 

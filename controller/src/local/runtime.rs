@@ -40,8 +40,10 @@ pub use snapshot::{FleetSummary, GameServerSummary, PortSummary, Snapshot};
 
 use super::allocator::LocalAllocator;
 use super::error::Result;
+use super::recorder::LocalRecorder;
 use super::store::Store;
 use super::supervisor::{DEFAULT_GRACE, GuardCommand, OutputSink, Supervisor, SupervisorConfig};
+use crate::executor::{Seams, WebhookClient};
 use stadion_core::ports::{PortAllocator, PortRanges};
 
 /// Node name of every local GameServer.
@@ -111,6 +113,10 @@ pub(crate) struct Shared {
     /// Manifest folder and last applied manifest per applied object (`Kind/namespace/name`).
     applied: Mutex<HashMap<String, (PathBuf, Resource)>>,
     capacity: watch::Sender<u64>,
+    /// Events and reconcile counts of the executors.
+    recorder: LocalRecorder,
+    /// The one webhook client of every FleetAutoscaler.
+    webhooks: WebhookClient,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -124,6 +130,17 @@ pub(crate) fn base_dir_key(kind: &str, namespace: &str, name: &str) -> String {
 }
 
 impl Shared {
+    /// The executors' seams: the embedded store for every kind, and the local recorder.
+    fn seams(&self) -> Seams<'_> {
+        Seams {
+            gameservers: &self.store,
+            sets: &self.store,
+            fleets: &self.store,
+            autoscalers: &self.store,
+            recorder: &self.recorder,
+        }
+    }
+
     fn ports(&self) -> MutexGuard<'_, PortAllocator> {
         lock(&self.ports)
     }
@@ -197,6 +214,8 @@ impl LocalRuntime {
             tearing_down: Mutex::new(HashSet::new()),
             applied: Mutex::new(HashMap::new()),
             capacity: capacity.clone(),
+            recorder: LocalRecorder::new(),
+            webhooks: WebhookClient::new(),
         });
         let (stop, stopped) = watch::channel(false);
         let tasks = vec![
@@ -215,13 +234,19 @@ impl LocalRuntime {
         &self.shared.store
     }
 
+    /// The executors' Events (the last few per object) and pass counts, for the admin API.
+    pub fn recorder(&self) -> &LocalRecorder {
+        &self.shared.recorder
+    }
+
     /// The allocator the matchmaker uses.
     pub fn allocator(&self) -> LocalAllocator {
         self.allocator.clone()
     }
 
-    /// Declaratively applies `manifests`: every resource is validated first (nothing is applied
-    /// if one is invalid), then created or updated by name. Objects applied earlier that are no
+    /// Declaratively applies `manifests`: every resource goes through the core's admission step
+    /// first (defaults, then validation; nothing is applied if one is invalid), then is stored
+    /// defaulted, created or updated by name. Objects applied earlier that are no
     /// longer in `manifests` are deleted when `prune` is set (re-applying edited files).
     pub fn apply(&self, manifests: &[Manifest], prune: bool) -> Result<ApplyReport, ApplyError> {
         apply::apply(&self.shared, manifests, prune)

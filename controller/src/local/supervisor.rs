@@ -244,20 +244,30 @@ impl Supervisor {
         self.len() == 0
     }
 
-    /// Stops the process under `key`: SIGTERM to its group, SIGKILL after the grace period.
-    /// Returns how it ended, or `None` if nothing was running.
+    /// Stops the process under `key`: SIGTERM to its group, SIGKILL after the configured grace
+    /// period. Returns how it ended, or `None` if nothing was running.
     pub async fn stop(&self, key: &str) -> Option<ExitOutcome> {
+        self.stop_with(key, Duration::ZERO, self.inner.config.grace).await
+    }
+
+    /// Stops the process under `key` as a kubelet stops a deleted pod's container: it may first
+    /// exit on its own for up to `settle` (the time a deletion takes to reach a kubelet), then
+    /// gets SIGTERM, and SIGKILL once `grace` (its `terminationGracePeriodSeconds`) has run.
+    pub async fn stop_with(&self, key: &str, settle: Duration, grace: Duration) -> Option<ExitOutcome> {
         let (pid, mut exited) = {
             let running = self.running();
             let process = running.get(key)?;
             process.stopping.store(true, Ordering::SeqCst);
             (process.pid, process.exited.clone())
         };
-        signal_group(pid, Signal::SIGTERM);
-        let finished = tokio::time::timeout(self.inner.config.grace, exited.wait_for(Option::is_some)).await.is_ok();
-        if !finished {
-            tracing::warn!(gameserver = %key, pid, grace = ?self.inner.config.grace, "game ignored SIGTERM; killing it");
-            signal_group(pid, Signal::SIGKILL);
+        let left = !settle.is_zero() && tokio::time::timeout(settle, exited.wait_for(Option::is_some)).await.is_ok();
+        if !left {
+            signal_group(pid, Signal::SIGTERM);
+            let finished = tokio::time::timeout(grace, exited.wait_for(Option::is_some)).await.is_ok();
+            if !finished {
+                tracing::warn!(gameserver = %key, pid, ?grace, "game ignored SIGTERM; killing it");
+                signal_group(pid, Signal::SIGKILL);
+            }
         }
         exited.wait_for(Option::is_some).await.ok().and_then(|o| *o)
     }

@@ -1,5 +1,7 @@
 //! The Webhook policy's wire format (Agones' `FleetAutoscaleReview`) and the pure halves of the
-//! call: building the request, reading the response. The HTTP POST itself is the runtime's.
+//! call: building the request, reading the response. The HTTP POST itself is I/O, so it is made
+//! outside the core, by the controller's one webhook client (built once, reused by every
+//! autoscaler in both runtimes, bounded by [`WEBHOOK_TIMEOUT`]).
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -17,7 +17,9 @@ pub fn aggregate_status<'a>(servers: impl IntoIterator<Item = &'a GameServer>) -
             status.shutdown_replicas += 1;
             continue;
         }
-        if state.is_some_and(GameServerState::is_terminal) {
+        // An Error server is held (and counted toward replicas, as in Agones) until its set
+        // deletes it; Unhealthy ones are replaced at once and never counted.
+        if state.is_some_and(GameServerState::is_terminal) && state != Some(GameServerState::Error) {
             continue;
         }
         status.replicas += 1;

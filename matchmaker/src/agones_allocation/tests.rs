@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use serde_json::{Value, json};
+use stadion_core::allocator::AdmittedAllocation;
 use stadion_crds::allocation::{
     CounterActionKind, GameServerAllocation, GameServerAllocationState, GameServerAllocationStatus,
 };
@@ -357,8 +358,8 @@ impl ScriptedAllocator {
 
 #[async_trait]
 impl Allocator for ScriptedAllocator {
-    async fn allocate(&self, request: GameServerAllocation) -> Result<AllocationOutcome, AllocateError> {
-        self.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(request);
+    async fn allocate(&self, request: AdmittedAllocation) -> Result<AllocationOutcome, AllocateError> {
+        self.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(request.into_inner());
         self.answer.clone()
     }
 

@@ -7,6 +7,7 @@ use tokio::sync::watch;
 use super::Matchmaker;
 use super::state::{AssignOutcome, MatchJob};
 use stadion_core::allocator::{AllocateError, AllocationOutcome};
+use stadion_crds::FieldErrors;
 
 /// Retry pacing: exponential from `base` to `max`.
 #[derive(Clone, Copy, Debug)]
@@ -36,9 +37,13 @@ const RETRY_MAX: Duration = Duration::from_secs(5);
 
 /// Allocates `job` until it succeeds, fails for good, or its match dissolves.
 pub async fn allocate_match(matchmaker: Matchmaker, job: MatchJob) {
+    let request = match job.request {
+        Ok(request) => request,
+        Err(errors) => return fail_invalid(&matchmaker, &job.queue, job.id, &errors),
+    };
     let mut capacity: watch::Receiver<u64> = matchmaker.inner.allocator.capacity_changes();
     let mut backoff = Backoff::new(RETRY_BASE, RETRY_MAX);
-    let namespace = job.request.metadata.namespace.clone().unwrap_or_else(|| "default".to_owned());
+    let namespace = request.namespace().to_owned();
     loop {
         if !matchmaker.with_state(|s| s.is_pending(job.id)) {
             return;
@@ -46,7 +51,7 @@ pub async fn allocate_match(matchmaker: Matchmaker, job: MatchJob) {
         // Mark the current capacity as seen before asking, so a server turning Ready during
         // the call still wakes the wait below.
         capacity.borrow_and_update();
-        let result = matchmaker.inner.allocator.allocate(job.request.clone()).await;
+        let result = matchmaker.inner.allocator.allocate(request.clone()).await;
         let metrics = &matchmaker.inner.metrics;
         let delay = match result {
             Ok(AllocationOutcome::Allocated(status)) => {
@@ -60,13 +65,7 @@ pub async fn allocate_match(matchmaker: Matchmaker, job: MatchJob) {
                 }
                 return;
             }
-            Err(AllocateError::Invalid(errors)) => {
-                metrics.allocation_failure("match", "invalid");
-                let reason = format!("queue `{}` allocation request is invalid: {errors}", job.queue);
-                let now = matchmaker.now();
-                matchmaker.with_state(|s| s.fail(job.id, &reason, now));
-                return;
-            }
+            Err(AllocateError::Invalid(errors)) => return fail_invalid(&matchmaker, &job.queue, job.id, &errors),
             Ok(AllocationOutcome::UnAllocated) => {
                 metrics.allocation_failure("match", "unavailable");
                 tracing::debug!(r#match = %job.id, "no server available; match waits");
@@ -96,6 +95,14 @@ pub async fn allocate_match(matchmaker: Matchmaker, job: MatchJob) {
             () = job.wake.notified() => {}
         }
     }
+}
+
+/// Fails a match whose queue's request cannot be allocated as configured: retrying cannot help.
+fn fail_invalid(matchmaker: &Matchmaker, queue: &str, id: uuid::Uuid, errors: &FieldErrors) {
+    matchmaker.inner.metrics.allocation_failure("match", "invalid");
+    let reason = format!("queue `{queue}` allocation request is invalid: {errors}");
+    let now = matchmaker.now();
+    matchmaker.with_state(|s| s.fail(id, &reason, now));
 }
 
 #[cfg(test)]

@@ -6,6 +6,8 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
+use stadion_core::allocator::{AdmittedAllocation, admit_allocation};
+use stadion_crds::FieldErrors;
 use stadion_crds::allocation::{GameServerAllocation, GameServerAllocationSpec, GameServerAllocationStatus};
 use tokio::sync::{Notify, watch};
 use uuid::Uuid;
@@ -49,8 +51,8 @@ pub struct MatchJob {
     pub id: Uuid,
     /// Queue name.
     pub queue: String,
-    /// The allocation request, metadata rendered.
-    pub request: GameServerAllocation,
+    /// The allocation request, metadata rendered and admitted (or why it could not be).
+    pub request: Result<AdmittedAllocation, FieldErrors>,
     /// Notified when the match dissolves, so a waiting task stops at once.
     pub wake: Arc<Notify>,
 }
@@ -426,7 +428,7 @@ impl State {
 
 /// The GameServerAllocation for a match: the queue's target, narrowed to the match's region
 /// when the latency rule names a region label, with the configured metadata rendered.
-fn allocation_request(config: &QueueConfig, info: &MatchInfo) -> GameServerAllocation {
+fn allocation_request(config: &QueueConfig, info: &MatchInfo) -> Result<AdmittedAllocation, FieldErrors> {
     let mut selectors = config.allocation.selectors.clone();
     if let (Some(label), Some(region)) = (config.latency.as_ref().and_then(|l| l.region_label.as_ref()), &info.region) {
         if selectors.is_empty() {
@@ -453,8 +455,8 @@ fn allocation_request(config: &QueueConfig, info: &MatchInfo) -> GameServerAlloc
         ..Default::default()
     });
     request.metadata.namespace = Some(config.allocation.namespace.clone());
-    request.apply_defaults();
-    request
+    // The one admission of a match's request: defaults and every rule, in core.
+    admit_allocation(request)
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::Value;
+use stadion_core::allocator::AdmittedAllocation;
 use stadion_crds::allocation::{GameServerAllocation, GameServerAllocationState, GameServerAllocationStatus};
 use stadion_crds::gameserver::GameServerStatusPort;
 use stadion_matchmaker::{AllocateError, AllocationOutcome, Allocator, Matchmaker, MatchmakerConfig};
@@ -70,7 +71,8 @@ fn port_of(name: &str) -> i32 {
 
 #[async_trait]
 impl Allocator for FakeFleet {
-    async fn allocate(&self, request: GameServerAllocation) -> Result<AllocationOutcome, AllocateError> {
+    async fn allocate(&self, request: AdmittedAllocation) -> Result<AllocationOutcome, AllocateError> {
+        let request = request.into_inner();
         let delay = *self.delay.lock().unwrap();
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;

@@ -1,5 +1,5 @@
-//! `POST …/namespaces/{namespace}/gameserverallocations`: read, default and validate the
-//! GameServerAllocation, allocate through the [`KubeAllocator`](crate::kube::allocator::KubeAllocator),
+//! `POST …/namespaces/{namespace}/gameserverallocations`: read the GameServerAllocation, admit
+//! it (the core's defaults and validation, once), allocate through the [`KubeAllocator`](crate::kube::allocator::KubeAllocator),
 //! and answer 201 with the object and its status, as Agones does for every outcome of an
 //! allocation, `UnAllocated` and `Contention` included.
 
@@ -12,7 +12,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use stadion_core::allocator::AllocateError;
+use stadion_core::allocator::{AllocateError, Allocator, admit_allocation};
 use stadion_crds::GameServerAllocation;
 use stadion_crds::allocation::GameServerAllocationState;
 use tracing::{info, warn};
@@ -66,24 +66,16 @@ async fn create_allocation(
         _ => gsa.metadata.namespace = Some(namespace.to_owned()),
     }
     gsa.status = None;
-    gsa.apply_defaults();
-    let mut errors = gsa.validate();
-    if gsa.spec.multi_cluster_setting.as_ref().is_some_and(|m| m.enabled) {
-        errors.push(
-            "spec.multiClusterSetting.enabled",
-            "multi-cluster allocation is not supported: Stadion allocates in its own cluster",
-        );
-    }
     let name = gsa.metadata.name.clone().unwrap_or_default();
-    if !errors.is_empty() {
-        return Err(ApiError::invalid(&name, &errors));
-    }
+    // The one admission of this request: defaults, then every rule, in core.
+    let admitted = admit_allocation(gsa).map_err(|errors| ApiError::invalid(&name, &errors))?;
+    let mut gsa = admitted.request().clone();
     gsa.metadata.creation_timestamp = Some(Time(Timestamp::now()));
     if dry_run {
         return Ok(gsa);
     }
     wait_for_cache(state).await?;
-    let status = match state.allocator.allocate_outcome(gsa.clone()).await {
+    let status = match state.allocator.allocate(admitted).await {
         Ok(outcome) => outcome.into_status(),
         Err(AllocateError::Invalid(errors)) => return Err(ApiError::invalid(&name, &errors)),
         Err(AllocateError::Backend(message)) => {

@@ -4,13 +4,14 @@ use std::sync::Arc;
 
 use kube::runtime::reflector::store::Writer;
 use kube::runtime::watcher;
-use stadion_core::allocator::{AllocateError, AllocationOutcome, Allocator};
+use stadion_core::allocator::{AdmittedAllocation, AllocateError, AllocationOutcome, Allocator, admit_allocation};
 use stadion_crds::allocation::{GameServerAllocationSpec, GameServerAllocationState};
 use stadion_crds::{GameServer, GameServerAllocation, GameServerState};
 use tokio::sync::watch;
 
 use super::{KubeAllocator, track_capacity};
 use crate::kube::fixtures::{ApiServer, Expect, gameserver, set_state};
+use crate::kube::metrics::Metrics;
 
 const GS_PATH: &str = "/apis/agones.dev/v1/namespaces/default/gameservers";
 
@@ -33,8 +34,8 @@ fn allocator(client: kube::Client, servers: Vec<GameServer>) -> KubeAllocator {
     KubeAllocator::new(client, writer.as_reader(), capacity)
 }
 
-fn request() -> GameServerAllocation {
-    GameServerAllocation::new(GameServerAllocationSpec::default())
+fn request() -> AdmittedAllocation {
+    admit_allocation(GameServerAllocation::new(GameServerAllocationSpec::default())).expect("a valid request")
 }
 
 #[tokio::test]
@@ -67,7 +68,9 @@ async fn conflict_moves_on_to_the_next_candidate() {
 #[tokio::test]
 async fn every_candidate_taken_is_contention() {
     let (client, server) = ApiServer::start();
-    let allocator = allocator(client, vec![ready("gs-a", "node-1"), ready("gs-b", "node-1")]);
+    let metrics = Arc::new(Metrics::new());
+    let allocator =
+        allocator(client, vec![ready("gs-a", "node-1"), ready("gs-b", "node-1")]).with_metrics(metrics.clone());
     let script = server.run(vec![
         Expect::put(&format!("{GS_PATH}/gs-a")).respond_status(409),
         Expect::put(&format!("{GS_PATH}/gs-b")).respond_status(404),
@@ -75,6 +78,11 @@ async fn every_candidate_taken_is_contention() {
     let outcome = allocator.allocate(request()).await.unwrap();
     script.await.unwrap();
     assert_eq!(outcome, AllocationOutcome::Contention);
+    // Counted as Contention, not as "no server".
+    let text = metrics.encode();
+    let contention = r#"agones_gameserver_allocations_duration_seconds_count{fleet_name="",status="Contention"} 1"#;
+    assert!(text.contains(contention), "{text}");
+    assert!(!text.contains(r#"status="UnAllocated""#), "{text}");
 }
 
 #[tokio::test]
@@ -145,7 +153,47 @@ async fn allocating_a_fleet_server_counts_it_on_the_fleet() {
     ]);
     let status = allocator.allocate(request()).await.unwrap().allocated().expect("allocated");
     assert_eq!(status.game_server_name, "gs-a");
+    // The count is written off the allocation's path, after the conflicting first write.
     script.await.unwrap();
+    eventually_nothing_pending(&allocator, "f").await;
+}
+
+async fn eventually_nothing_pending(allocator: &KubeAllocator, fleet: &str) {
+    tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        while allocator.pending_fleet_count("default", fleet) > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the fleet count lands");
+}
+
+#[tokio::test]
+async fn the_allocation_answers_after_one_write_and_the_fleet_count_follows() {
+    let (client, server) = ApiServer::start();
+    let mut gs = ready("gs-a", "node-1");
+    gs.metadata.labels = Some([("agones.dev/fleet".to_owned(), "f".to_owned())].into());
+    let allocator = allocator(client, vec![gs]);
+    // Only the GameServer write is answered before the allocation must return.
+    let script = server.run(vec![Expect::put(&format!("{GS_PATH}/gs-a")).respond_echo()]);
+    let status = allocator.allocate(request()).await.unwrap().allocated().expect("allocated");
+    assert_eq!(status.game_server_name, "gs-a");
+    let mut server = script.await.unwrap();
+    assert_eq!(allocator.pending_fleet_count("default", "f"), 1, "counted in memory, not yet written");
+
+    let mut fleet = stadion_crds::Fleet::new("f", Default::default());
+    fleet.metadata.namespace = Some("default".into());
+    fleet.metadata.resource_version = Some("3".into());
+    fleet.status = Some(stadion_crds::fleet::FleetStatus { allocations: Some(9), ..Default::default() });
+    let fleet_path = "/apis/agones.dev/v1/namespaces/default/fleets/f";
+    server.serve_one(0, Expect::get(fleet_path).respond_json(&fleet)).await;
+    let put = Expect::put(&format!("{fleet_path}/status")).check(|f| {
+        assert_eq!(f["metadata"]["resourceVersion"], "3", "guarded by the version read");
+        assert_eq!(f["status"]["allocations"], 10);
+    });
+    server.serve_one(1, put.respond_echo()).await;
+    eventually_nothing_pending(&allocator, "f").await;
+    server.expect_quiet(std::time::Duration::from_millis(100)).await;
 }
 
 fn allocated(name: &str, resource_version: &str) -> GameServer {

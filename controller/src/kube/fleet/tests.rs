@@ -40,7 +40,7 @@ async fn new_fleet_gets_an_active_set_then_scaling_resizes_it() {
             })
             .respond_echo(),
         Expect::event("CreatingGameServerSet"),
-        Expect::patch(&format!("{FLEET}/status")).respond_json(&fleet(3)),
+        Expect::put(&format!("{FLEET}/status")).respond_json(&fleet(3)),
     ]);
     reconcile(Arc::new(fleet(3)), ctx.clone()).await.unwrap();
     let server = script.await.unwrap();
@@ -65,11 +65,14 @@ async fn new_fleet_gets_an_active_set_then_scaling_resizes_it() {
             })
             .respond_echo(),
         Expect::event("ScalingGameServerSet"),
-        Expect::patch(&format!("{FLEET}/status"))
+        Expect::put(&format!("{FLEET}/status"))
             .check(|patch| {
                 assert_eq!(patch["status"]["replicas"], 3);
                 assert_eq!(patch["status"]["readyReplicas"], 3);
-                assert!(patch["status"].get("allocations").is_none(), "the allocator owns that count");
+                // The allocator owns that count: it is written back as read, guarded by the
+                // version it was read at, so a newer count makes the write conflict.
+                assert_eq!(patch["status"]["allocations"], 9);
+                assert_eq!(patch["metadata"]["resourceVersion"], "1");
             })
             .respond_json(&fleet(5)),
     ]);
@@ -86,15 +89,10 @@ async fn invalid_fleet_gets_a_warning_and_a_false_valid_condition_once() {
     bad.spec.template.spec.ports[0].host_port = Some(7000);
     let written = Arc::new(std::sync::Mutex::new(None));
     let keep = written.clone();
+    // Counts it had before its template was broken stay as they are.
+    bad.status = Some(stadion_crds::fleet::FleetStatus { replicas: 2, ..Default::default() });
     let script = server.run(vec![
-        Expect::post(&crate::kube::fixtures::events_path("default"))
-            .check(|e| {
-                assert_eq!(e["reason"], "ValidationFailed");
-                assert_eq!(e["type"], "Warning");
-                assert!(e["note"].as_str().unwrap().contains("spec.template.spec.ports[0].hostPort"), "{e}");
-            })
-            .respond_echo(),
-        Expect::patch(&format!("{FLEET}/status"))
+        Expect::put(&format!("{FLEET}/status"))
             .check(move |patch| {
                 let conditions = &patch["status"]["conditions"];
                 assert_eq!(conditions.as_array().unwrap().len(), 1, "{patch}");
@@ -105,10 +103,17 @@ async fn invalid_fleet_gets_a_warning_and_a_false_valid_condition_once() {
                 assert_eq!(valid["observedGeneration"], 4);
                 assert!(valid["message"].as_str().unwrap().contains("spec.template.spec.ports[0].hostPort"));
                 assert!(valid["lastTransitionTime"].is_string());
-                assert!(patch["status"].get("replicas").is_none(), "only the conditions are written");
+                assert_eq!(patch["status"]["replicas"], 2, "only the conditions change");
                 *keep.lock().unwrap() = Some(conditions.clone());
             })
             .respond_json(&fleet(1)),
+        Expect::post(&crate::kube::fixtures::events_path("default"))
+            .check(|e| {
+                assert_eq!(e["reason"], "ValidationFailed");
+                assert_eq!(e["type"], "Warning");
+                assert!(e["note"].as_str().unwrap().contains("spec.template.spec.ports[0].hostPort"), "{e}");
+            })
+            .respond_echo(),
     ]);
     let action = reconcile(Arc::new(bad.clone()), ctx.clone()).await.unwrap();
     assert_eq!(action, kube::runtime::controller::Action::await_change());
@@ -145,7 +150,7 @@ async fn a_fixed_fleet_turns_valid_in_its_status() {
     let script = server.run(vec![
         Expect::post(SETS).respond_echo(),
         Expect::event("CreatingGameServerSet"),
-        Expect::patch(&format!("{FLEET}/status"))
+        Expect::put(&format!("{FLEET}/status"))
             .check(|patch| {
                 let valid = &patch["status"]["conditions"][0];
                 assert_eq!(valid["type"], "Valid");

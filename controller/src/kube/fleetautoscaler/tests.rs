@@ -1,5 +1,5 @@
-//! Mock-API tests of the autoscaler: resize through the scale subresource, status through the
-//! status subresource.
+//! Mock-API tests of the autoscaler: the fleet read from the watch cache and resized with a
+//! guarded write, the status through the status subresource.
 
 use std::sync::Arc;
 
@@ -30,21 +30,23 @@ fn autoscaler() -> FleetAutoscaler {
 }
 
 #[tokio::test]
-async fn buffer_policy_scales_the_fleet_through_its_scale_subresource() {
+async fn buffer_policy_scales_the_fleet_it_decided_from() {
     let (client, server) = ApiServer::start();
-    let (ctx, _caches) = context(client);
+    let (ctx, mut caches) = context(client);
     let mut fleet = Fleet::new("f", FleetSpec { replicas: 1, ..Default::default() });
     fleet.metadata.namespace = Some("default".into());
+    fleet.metadata.resource_version = Some("4".into());
     fleet.status = Some(FleetStatus { replicas: 1, allocated_replicas: 1, ..Default::default() });
+    // Read from the watch cache, not fetched.
+    caches.fleet(fleet);
     let script = server.run(vec![
-        Expect::get(FLEET).respond_json(&fleet),
-        Expect::patch(&format!("{FLEET}/scale"))
-            .check(|patch| assert_eq!(patch["spec"]["replicas"], 3, "1 allocated + buffer 2"))
-            .respond_json(&serde_json::json!({
-                "apiVersion": "autoscaling/v1", "kind": "Scale",
-                "metadata": {"name": "f", "namespace": "default"},
-                "spec": {"replicas": 3}, "status": {"replicas": 1}
-            })),
+        Expect::put(FLEET)
+            .check(|put| {
+                assert_eq!(put["spec"]["replicas"], 3, "1 allocated + buffer 2");
+                // Guarded by the version the decision was made from.
+                assert_eq!(put["metadata"]["resourceVersion"], "4");
+            })
+            .respond_echo(),
         Expect::event("AutoScalingFleet"),
         Expect::patch(&format!("{FAS}/status"))
             .check(|patch| {
@@ -63,8 +65,8 @@ async fn buffer_policy_scales_the_fleet_through_its_scale_subresource() {
 async fn missing_fleet_is_reported_not_scaled() {
     let (client, server) = ApiServer::start();
     let (ctx, _caches) = context(client);
+    // No fleet in the cache.
     let script = server.run(vec![
-        Expect::get(FLEET).respond_status(404),
         Expect::post(&crate::kube::fixtures::events_path("default"))
             .check(|e| assert_eq!(e["reason"], "AutoScalingFleetError"))
             .respond_echo(),
@@ -83,15 +85,15 @@ async fn invalid_policy_is_reported_in_an_event_and_the_status() {
     let mut fas = autoscaler();
     fas.spec.policy.buffer = None;
     let script = server.run(vec![
+        Expect::patch(&format!("{FAS}/status"))
+            .check(|patch| assert_eq!(patch["status"]["ableToScale"], false))
+            .respond_json(&autoscaler()),
         Expect::post(&crate::kube::fixtures::events_path("default"))
             .check(|e| {
                 assert_eq!(e["reason"], "ValidationFailed");
                 assert_eq!(e["type"], "Warning");
             })
             .respond_echo(),
-        Expect::patch(&format!("{FAS}/status"))
-            .check(|patch| assert_eq!(patch["status"]["ableToScale"], false))
-            .respond_json(&autoscaler()),
     ]);
     let action = reconcile(Arc::new(fas), ctx).await.unwrap();
     assert_eq!(action, kube::runtime::controller::Action::await_change());

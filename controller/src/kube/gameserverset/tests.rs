@@ -57,15 +57,19 @@ async fn creates_missing_servers_once_despite_a_stale_cache() {
         created(),
         created(),
         Expect::event("SuccessfulCreate"),
-        Expect::patch(&format!("{SET_PATH}/status"))
-            .check(|patch| assert_eq!(patch["status"]["replicas"], 0))
+        Expect::put(&format!("{SET_PATH}/status"))
+            .check(|put| {
+                assert_eq!(put["status"]["replicas"], 0);
+                // Guarded by the version the pass read.
+                assert_eq!(put["metadata"]["resourceVersion"], "1");
+            })
             .respond_json(&set(2)),
     ]);
     reconcile(Arc::new(set(2)), ctx.clone()).await.unwrap();
     let server = script.await.unwrap();
     // The cache still shows nothing; our own creations count, so nothing is created again.
     let script = server.run(vec![
-        Expect::patch(&format!("{SET_PATH}/status"))
+        Expect::put(&format!("{SET_PATH}/status"))
             .check(|patch| assert_eq!(patch["status"]["replicas"], 2))
             .respond_json(&set(2)),
     ]);
@@ -86,7 +90,7 @@ async fn scale_down_shuts_down_a_ready_server_never_an_allocated_one() {
                 assert_eq!(gs["metadata"]["resourceVersion"], "1");
             })
             .respond_echo(),
-        Expect::patch(&format!("{SET_PATH}/status"))
+        Expect::put(&format!("{SET_PATH}/status"))
             .check(|patch| {
                 assert_eq!(patch["status"]["replicas"], 2);
                 assert_eq!(patch["status"]["allocatedReplicas"], 1);
@@ -108,7 +112,7 @@ async fn unhealthy_servers_are_deleted_and_replaced() {
         Expect::event("SuccessfulCreate"),
         Expect::delete(&format!("{GS_PATH}/set-1-a")).respond_json(&member("set-1-a", GameServerState::Unhealthy)),
         Expect::event("SuccessfulDelete"),
-        Expect::patch(&format!("{SET_PATH}/status")).respond_json(&set(1)),
+        Expect::put(&format!("{SET_PATH}/status")).respond_json(&set(1)),
     ]);
     reconcile(Arc::new(set(1)), ctx).await.unwrap();
     script.await.unwrap();
@@ -135,9 +139,9 @@ async fn invalid_set_reports_valid_false_once_and_creates_nothing() {
     bad.spec.replicas = -1;
     let written = Arc::new(std::sync::Mutex::new(None));
     let keep = written.clone();
+    // The condition is written first; the Event reports what was recorded.
     let script = server.run(vec![
-        Expect::event("ValidationFailed"),
-        Expect::patch(&format!("{SET_PATH}/status"))
+        Expect::put(&format!("{SET_PATH}/status"))
             .check(move |patch| {
                 let valid = &patch["status"]["conditions"][0];
                 assert_eq!(valid["type"], "Valid");
@@ -147,6 +151,7 @@ async fn invalid_set_reports_valid_false_once_and_creates_nothing() {
                 *keep.lock().unwrap() = Some(patch["status"]["conditions"].clone());
             })
             .respond_json(&set(2)),
+        Expect::event("ValidationFailed"),
     ]);
     reconcile(Arc::new(bad.clone()), ctx.clone()).await.unwrap();
     let server = script.await.unwrap();
@@ -163,7 +168,7 @@ async fn a_valid_set_says_so_in_its_status() {
     let (client, server) = ApiServer::start();
     let (ctx, _caches) = context(client);
     let script = server.run(vec![
-        Expect::patch(&format!("{SET_PATH}/status"))
+        Expect::put(&format!("{SET_PATH}/status"))
             .check(|patch| {
                 let valid = &patch["status"]["conditions"][0];
                 assert_eq!(valid["type"], "Valid");
@@ -173,4 +178,33 @@ async fn a_valid_set_says_so_in_its_status() {
     ]);
     reconcile(Arc::new(set(0)), ctx).await.unwrap();
     script.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_refused_create_aborts_the_pass_with_a_warning_and_backs_off() {
+    let (client, server) = ApiServer::start();
+    let (ctx, _caches) = context(client);
+    let script = server.run(vec![
+        Expect::post(GS_PATH).respond_status(500),
+        Expect::post(&crate::kube::fixtures::events_path("default"))
+            .check(|e| {
+                assert_eq!(e["reason"], "FailedCreate");
+                assert_eq!(e["type"], "Warning");
+                assert!(e["note"].as_str().unwrap().contains("GameServer default/set-1-"), "{e}");
+            })
+            .respond_echo(),
+    ]);
+    let error = reconcile(Arc::new(set(2)), ctx.clone()).await.expect_err("aborts");
+    assert_eq!(error.operation, crate::executor::Operation::Create);
+    assert_eq!(
+        super::error_policy(Arc::new(set(2)), &error, ctx.clone()),
+        kube::runtime::controller::Action::requeue(crate::executor::ERROR_BACKOFF)
+    );
+    // Nothing after the failed create: no second create, no status.
+    script.await.unwrap().expect_quiet(std::time::Duration::from_millis(100)).await;
+    let metrics = ctx.metrics.encode();
+    assert!(
+        metrics.contains(r#"stadion_reconcile_errors_total{controller="gameserverset",error="create_failed"} 1"#),
+        "{metrics}"
+    );
 }

@@ -8,6 +8,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use stadion_crds::manifest::Resource;
 use stadion_crds::{FieldErrors, Fleet, FleetAutoscaler, GameServer, GameServerSet};
 
+use stadion_core::admission::admit;
+
 use super::{Shared, base_dir_key, lock};
 use crate::local::store::{Api, DEFAULT_NAMESPACE, StoreError, StoreObject};
 
@@ -55,16 +57,32 @@ fn problems(errors: FieldErrors, manifest: &Manifest, what: &str, out: &mut Vec<
     out.extend(errors.iter().map(|e| format!("{}: {what}: {e}", manifest.source)));
 }
 
-/// Validates everything, then writes everything. See [`super::LocalRuntime::apply`].
+/// Admits everything, then writes everything. See [`super::LocalRuntime::apply`].
 pub(super) fn apply(shared: &Shared, manifests: &[Manifest], prune: bool) -> Result<ApplyReport, ApplyError> {
     let mut invalid = Vec::new();
     let mut seen = BTreeSet::new();
+    let mut admitted = Vec::with_capacity(manifests.len());
     for manifest in manifests {
-        let (kind, meta, errors) = match &manifest.resource {
-            Resource::GameServer(o) => (GameServer::KIND, &o.metadata, o.validate()),
-            Resource::GameServerSet(o) => (GameServerSet::KIND, &o.metadata, o.validate()),
-            Resource::Fleet(o) => (Fleet::KIND, &o.metadata, o.validate()),
-            Resource::FleetAutoscaler(o) => (FleetAutoscaler::KIND, &o.metadata, o.validate()),
+        // The core's admission step, as Agones' webhooks run it: defaults first, then validation
+        // of the defaulted object. What is stored is the defaulted object, exactly as the kube
+        // runtime writes defaults back.
+        let (kind, meta, errors, resource) = match &manifest.resource {
+            Resource::GameServer(o) => {
+                let a = admit(&**o);
+                (GameServer::KIND, &o.metadata, a.errors, Resource::GameServer(Box::new(a.object)))
+            }
+            Resource::GameServerSet(o) => {
+                let a = admit(&**o);
+                (GameServerSet::KIND, &o.metadata, a.errors, Resource::GameServerSet(Box::new(a.object)))
+            }
+            Resource::Fleet(o) => {
+                let a = admit(&**o);
+                (Fleet::KIND, &o.metadata, a.errors, Resource::Fleet(Box::new(a.object)))
+            }
+            Resource::FleetAutoscaler(o) => {
+                let a = admit(&**o);
+                (FleetAutoscaler::KIND, &o.metadata, a.errors, Resource::FleetAutoscaler(Box::new(a.object)))
+            }
             Resource::GameServerAllocation(_) => {
                 invalid.push(format!(
                     "{}: GameServerAllocation: not a declarative resource; allocate through the matchmaker or API",
@@ -78,6 +96,7 @@ pub(super) fn apply(shared: &Shared, manifests: &[Manifest], prune: bool) -> Res
         if !seen.insert(what.clone()) {
             invalid.push(format!("{}: {what}: declared more than once", manifest.source));
         }
+        admitted.push((manifest, resource));
     }
     if !invalid.is_empty() {
         return Err(ApplyError::Invalid(invalid));
@@ -86,7 +105,7 @@ pub(super) fn apply(shared: &Shared, manifests: &[Manifest], prune: bool) -> Res
     let mut report = ApplyReport::default();
     let mut applied = HashMap::new();
     let previous = lock(&shared.applied).clone();
-    for manifest in manifests {
+    for (manifest, resource) in admitted {
         let meta = resource_meta(&manifest.resource);
         let namespace = meta.namespace.as_deref().unwrap_or(DEFAULT_NAMESPACE);
         let key = base_dir_key(manifest.resource.kind(), namespace, manifest.resource.name());
@@ -98,23 +117,21 @@ pub(super) fn apply(shared: &Shared, manifests: &[Manifest], prune: bool) -> Res
             report.unchanged.push(describe(manifest.resource.kind(), meta));
             continue;
         }
-        match &manifest.resource {
-            Resource::GameServer(o) => upsert(shared.store.api(), (**o).clone(), &mut report, |current, desired| {
+        match resource {
+            Resource::GameServer(o) => upsert(shared.store.api(), *o, &mut report, |current, desired| {
                 // A running server's spec is fixed (Agones rejects such edits too): only its
                 // labels and annotations follow the manifest.
                 desired.spec.clone_from(&current.spec);
                 desired.status.clone_from(&current.status);
             })?,
-            Resource::GameServerSet(o) => {
-                upsert(shared.store.api(), (**o).clone(), &mut report, |current, desired| {
-                    desired.status.clone_from(&current.status);
-                })?
-            }
-            Resource::Fleet(o) => upsert(shared.store.api(), (**o).clone(), &mut report, |current, desired| {
+            Resource::GameServerSet(o) => upsert(shared.store.api(), *o, &mut report, |current, desired| {
+                desired.status.clone_from(&current.status);
+            })?,
+            Resource::Fleet(o) => upsert(shared.store.api(), *o, &mut report, |current, desired| {
                 desired.status.clone_from(&current.status);
             })?,
             Resource::FleetAutoscaler(o) => {
-                upsert(shared.store.api(), (**o).clone(), &mut report, |current, desired| {
+                upsert(shared.store.api(), *o, &mut report, |current, desired| {
                     desired.status.clone_from(&current.status);
                 })?;
             }

@@ -1,154 +1,77 @@
-//! The FleetAutoscaler controller of the local runtime: runs each autoscaler's policy every
-//! sync interval (and as soon as its fleet changes), calls webhooks, and writes the fleet's
-//! replicas and the autoscaler's status.
+//! The FleetAutoscaler controller of the local runtime: runs the shared autoscaler executor
+//! ([`crate::executor::execute_autoscaler`]) when an autoscaler is created or changed, and then
+//! on its sync interval, as the executor's outcome asks (a fleet's changes trigger nothing, as
+//! in Agones and the kube runtime). Each pass runs as its own task, one at a time per
+//! autoscaler, so a slow webhook holds up only its own autoscaler.
 
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Instant;
 
-use stadion_crds::{Fleet, FleetAutoscaler};
+use stadion_crds::FleetAutoscaler;
 use tokio::sync::watch;
+use tokio::task::JoinSet;
 
-use super::queue::COALESCE;
-use super::queue::{WorkQueue, split_key};
-use super::{Shared, lock};
-use crate::local::store::{Selector, StoreError};
-use stadion_core::autoscaler::{AutoscalerDecision, AutoscalerStep, WebhookCall, decide, decide_from_webhook_response};
-use stadion_core::object_key;
+use super::Shared;
+use super::queue::{WorkQueue, key_of, schedule, split_key};
+use crate::executor::{ERROR_BACKOFF, ExecError, Outcome, execute_autoscaler};
 
-/// Runs until `stop` turns true.
+type Pass = (String, Result<Outcome, ExecError>);
+
+/// Runs until `stop` turns true (passes still running are cancelled).
 pub(crate) async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     let autoscalers = shared.store.api::<FleetAutoscaler>().watch();
-    let fleets = shared.store.api::<Fleet>().watch();
-    let (mut autoscaler_events, mut fleet_events) = (autoscalers.events, fleets.events);
+    let mut events = autoscalers.events;
     let mut queue = WorkQueue::default();
-    for fas in &autoscalers.initial {
-        queue.add(object_key(fas.namespace(), fas.name()));
-    }
-    // Autoscalers with a webhook call in flight: one call at a time per autoscaler.
-    let calling: Arc<Mutex<HashSet<String>>> = Arc::default();
-    let client = reqwest::Client::new();
+    queue.extend(autoscalers.initial.iter().map(|fas| key_of(&fas.metadata)));
+    let mut passes: JoinSet<Pass> = JoinSet::new();
+    // Which autoscaler each running pass is for, and those that changed while it ran.
+    let mut running: HashMap<tokio::task::Id, String> = HashMap::new();
+    let mut again: HashSet<String> = HashSet::new();
     loop {
         for key in queue.take_due() {
-            reconcile_one(&shared, &key, &mut queue, &calling, &client);
+            if running.values().any(|k| *k == key) {
+                again.insert(key);
+                continue;
+            }
+            let (namespace, name) = split_key(&key);
+            let Some(fas) = shared.store.api::<FleetAutoscaler>().try_get(namespace, name) else {
+                queue.cancel(&key);
+                continue;
+            };
+            let shared = shared.clone();
+            let task_key = key.clone();
+            let handle = passes.spawn(async move {
+                let result = execute_autoscaler(&fas, shared.seams(), &shared.webhooks, jiff::Timestamp::now()).await;
+                (task_key, result)
+            });
+            running.insert(handle.id(), key);
         }
         tokio::select! {
             biased;
             _ = stop.changed() => return,
-            Some(event) = autoscaler_events.recv() => {
-                let fas = event.object();
-                queue.add(object_key(fas.namespace(), fas.name()));
-            }
-            Some(event) = fleet_events.recv() => {
-                let mut changed = vec![event.object().clone()];
-                tokio::time::sleep(COALESCE).await;
-                while let Ok(event) = fleet_events.try_recv() {
-                    changed.push(event.object().clone());
+            Some(joined) = passes.join_next_with_id() => {
+                let key = match joined {
+                    Ok((id, (key, result))) => {
+                        running.remove(&id);
+                        schedule(&mut queue, &key, &result);
+                        key
+                    }
+                    Err(error) => {
+                        // A pass that panicked decided nothing: come back after the back-off
+                        // rather than never.
+                        let Some(key) = running.remove(&error.id()) else { continue };
+                        tracing::error!(autoscaler = %key, %error, "autoscaler pass failed");
+                        queue.schedule(&key, Instant::now() + ERROR_BACKOFF);
+                        key
+                    }
+                };
+                if again.remove(&key) {
+                    queue.add(key);
                 }
-                for fleet in changed {
-                    queue.extend(watching(&shared, &fleet));
-                }
             }
+            Some(event) = events.recv() => queue.add(key_of(&event.object().metadata)),
             () = queue.next_timer() => {}
         }
-    }
-}
-
-/// Keys of the autoscalers of `fleet`.
-fn watching(shared: &Shared, fleet: &Fleet) -> Vec<String> {
-    let autoscalers = shared.store.api::<FleetAutoscaler>().list(Some(fleet.namespace()), &Selector::everything());
-    autoscalers
-        .iter()
-        .filter(|fas| fas.spec.fleet_name == fleet.name())
-        .map(|fas| object_key(fas.namespace(), fas.name()))
-        .collect()
-}
-
-fn reconcile_one(
-    shared: &Arc<Shared>,
-    key: &str,
-    queue: &mut WorkQueue,
-    calling: &Arc<Mutex<HashSet<String>>>,
-    client: &reqwest::Client,
-) {
-    let (namespace, name) = split_key(key);
-    let Some(fas) = shared.store.api::<FleetAutoscaler>().try_get(namespace, name) else { return };
-    if fas.metadata.deletion_timestamp.is_some() {
-        return;
-    }
-    let interval = u64::try_from(fas.sync_seconds()).unwrap_or(30).max(1);
-    queue.add_after(key, Duration::from_secs(interval));
-    let fleet = shared.store.api::<Fleet>().try_get(namespace, &fas.spec.fleet_name);
-    let now = jiff::Timestamp::now();
-    let uid = uuid::Uuid::new_v4().to_string();
-    match decide(&fas, fleet.as_deref(), now, &uid) {
-        AutoscalerStep::Decided(decision) => carry_out(shared, key, &fas.spec.fleet_name, decision),
-        AutoscalerStep::CallWebhook(call) => {
-            let Some(fleet) = fleet else { return };
-            if !lock(calling).insert(key.to_owned()) {
-                return;
-            }
-            let (shared, calling, client, key) = (shared.clone(), calling.clone(), client.clone(), key.to_owned());
-            tokio::spawn(async move {
-                let outcome = post(&client, &call).await;
-                let decision = decide_from_webhook_response(&fas, &fleet, &uid, &outcome, jiff::Timestamp::now());
-                carry_out(&shared, &key, &fas.spec.fleet_name, decision);
-                lock(&calling).remove(&key);
-            });
-        }
-    }
-}
-
-/// POSTs the review; any failure becomes the text the core puts in the autoscaler's status.
-async fn post(client: &reqwest::Client, call: &WebhookCall) -> stadion_core::autoscaler::WebhookOutcome {
-    let client = match &call.ca_bundle {
-        Some(pem) => {
-            let certificates = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| format!("caBundle: {e}"))?;
-            let mut builder = reqwest::Client::builder();
-            for certificate in certificates {
-                builder = builder.add_root_certificate(certificate);
-            }
-            builder.build().map_err(|e| format!("caBundle: {e}"))?
-        }
-        None => client.clone(),
-    };
-    let response = client
-        .post(&call.url)
-        .json(&call.body)
-        .timeout(call.timeout)
-        .send()
-        .await
-        .map_err(|e| format!("POST {}: {e}", call.url))?;
-    let status = response.status();
-    if !status.is_success() {
-        return Err(format!("POST {}: HTTP {status}", call.url));
-    }
-    response.json().await.map_err(|e| format!("POST {}: unreadable reply: {e}", call.url))
-}
-
-fn carry_out(shared: &Shared, key: &str, fleet_name: &str, decision: AutoscalerDecision) {
-    let (namespace, name) = split_key(key);
-    if let Some(error) = &decision.error {
-        tracing::warn!(autoscaler = %key, %error, "autoscaler cannot scale");
-    }
-    if let Some(replicas) = decision.replicas {
-        let scaled = shared.store.api::<Fleet>().update_with::<StoreError>(namespace, fleet_name, |fleet| {
-            fleet.spec.replicas = replicas;
-            Ok(())
-        });
-        match scaled {
-            Ok(_) => tracing::info!(autoscaler = %key, fleet = fleet_name, replicas, "scaled fleet"),
-            Err(error) => tracing::warn!(autoscaler = %key, fleet = fleet_name, %error, "cannot scale fleet"),
-        }
-    }
-    let status = decision.status;
-    let written = shared.store.api::<FleetAutoscaler>().update_with::<StoreError>(namespace, name, |fas| {
-        fas.status = Some(status);
-        Ok(())
-    });
-    if let Err(error) = written
-        && !error.is_not_found()
-    {
-        tracing::debug!(autoscaler = %key, %error, "cannot write FleetAutoscaler status");
     }
 }

@@ -18,6 +18,7 @@ use crate::local::error::{Error, Result};
 use crate::local::sdk_backend::StoreBackend;
 use crate::local::store::{StoreError, WatchEvent};
 use crate::local::supervisor::{ExitOutcome, ProcessExit, process_spec};
+use stadion_core::allocator::{CapacityEvent, wakes_waiting_matches};
 use stadion_core::env::{AGONES_SDK_GRPC_PORT, AGONES_SDK_HTTP_PORT, NetworkMode, game_process_env};
 use stadion_core::gameserver::{
     GameServerAction, GameServerDefaults, GameServerEvent, Transition, apply_event, gameserver_key, reconcile,
@@ -91,7 +92,7 @@ fn observe(
         }
         let state = gs.state();
         let previous = states.insert(key.clone(), state);
-        if state == Some(GameServerState::Ready) && previous != Some(Some(GameServerState::Ready)) {
+        if wakes_waiting_matches(CapacityEvent::Changed { before: previous.flatten(), after: state }) {
             shared.capacity.send_modify(|n| *n = n.wrapping_add(1));
         }
     }
@@ -108,6 +109,9 @@ fn process_exited(shared: &Shared, exit: ProcessExit, queue: &mut WorkQueue) {
         ExitOutcome::Signal(_) => None,
     };
     tracing::info!(gameserver = %exit.key, ?exit.outcome, "game process exited on its own");
+    // Nothing listens on its host ports any more: a neighbour may use them while this server
+    // waits to be replaced.
+    shared.ports().release(&exit.key);
     apply(shared, &exit.key, &GameServerEvent::ProcessExited { code });
     queue.add(exit.key);
 }
@@ -178,6 +182,9 @@ async fn reconcile_one(shared: &Arc<Shared>, key: &str, queue: &mut WorkQueue) {
         GameServerAction::CreatePod => {
             if let Err(error) = start(shared, &gs).await {
                 tracing::warn!(gameserver = %key, %error, "cannot start game server");
+                // No process holds its host ports: free them now, not when the set deletes the
+                // Error server 30 s later, or a broken fleet starves its healthy neighbours.
+                shared.ports().release(key);
                 apply(shared, key, &GameServerEvent::PodCreationFailed { reason: error.to_string() });
             }
         }
@@ -248,6 +255,18 @@ fn record_started(shared: &Shared, key: &str) {
     apply(shared, key, &GameServerEvent::Scheduled { node_name: shared.config.node_name.clone(), addresses });
 }
 
+/// How long a deleted server's game may take to exit on its own before it is sent SIGTERM. In a
+/// cluster the GameServer's deletion reaches the pod's kubelet through the API server and the
+/// garbage collector, which takes about this long; a game that exits right after Shutdown()
+/// therefore gets no signal, and one that reads its state first sees Shutdown, as in Agones.
+const POD_DELETION_DELAY: Duration = Duration::from_secs(1);
+
+/// The pod template's `terminationGracePeriodSeconds`, as a kubelet honours it.
+fn termination_grace(gs: &GameServer) -> Option<Duration> {
+    let seconds = gs.spec.template.spec.as_ref()?.termination_grace_period_seconds?;
+    Some(Duration::from_secs(u64::try_from(seconds).unwrap_or(0)))
+}
+
 /// Stops the process (with its grace period) and the sidecar, frees the host ports, then lets
 /// the store remove the object. Runs in its own task so a slow game never stalls the others.
 fn teardown(shared: Arc<Shared>, key: String, gs: Option<Arc<GameServer>>) {
@@ -255,7 +274,10 @@ fn teardown(shared: Arc<Shared>, key: String, gs: Option<Arc<GameServer>>) {
         return;
     }
     tokio::spawn(async move {
-        shared.supervisor.stop(&key).await;
+        // The sidecar keeps answering until the process is gone, so a game's last SDK calls
+        // after Shutdown() (reading its state, say) still succeed.
+        let grace = gs.as_deref().and_then(termination_grace).unwrap_or(shared.config.grace);
+        shared.supervisor.stop_with(&key, POD_DELETION_DELAY, grace).await;
         let sidecar = shared.sidecars().remove(&key);
         if let Some(sidecar) = sidecar {
             sidecar.handle.shutdown().await;

@@ -4,7 +4,16 @@
 
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap, HashMap};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use stadion_core::object_key;
+use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::sync::watch;
+
+use crate::executor::{ExecError, Outcome};
+use crate::local::store::{DEFAULT_NAMESPACE, Store, StoreObject, WatchEvent};
 
 /// Two timers of one key closer than this are one wake-up: a wall-clock deadline converted to
 /// an `Instant` at different moments differs by a few microseconds.
@@ -44,6 +53,18 @@ impl WorkQueue {
         self.timers.push(Reverse((at, key)));
     }
 
+    /// Makes `at` the one pending wake-up of `key`, replacing any other: an owner controller's
+    /// pass decides the next one, so wake-ups never pile up across passes.
+    pub(crate) fn schedule(&mut self, key: &str, at: Instant) {
+        self.timed.insert(key.to_owned(), vec![at]);
+        self.timers.push(Reverse((at, key.to_owned())));
+    }
+
+    /// Drops every pending wake-up of `key` (it waits for a change, or is gone).
+    pub(crate) fn cancel(&mut self, key: &str) {
+        self.timed.remove(key);
+    }
+
     /// Queues `key` after `delay`.
     pub(crate) fn add_after(&mut self, key: impl Into<String>, delay: Duration) {
         self.add_at(key, Instant::now() + delay);
@@ -64,11 +85,15 @@ impl WorkQueue {
                 break;
             }
             if let Some(Reverse((at, key))) = self.timers.pop() {
-                if let Some(pending) = self.timed.get_mut(&key) {
-                    pending.retain(|t| *t != at);
-                    if pending.is_empty() {
-                        self.timed.remove(&key);
-                    }
+                // A timer replaced or cancelled since it was pushed is no longer pending: skip it.
+                let Some(pending) = self.timed.get_mut(&key) else { continue };
+                let before = pending.len();
+                pending.retain(|t| *t != at);
+                if pending.len() == before {
+                    continue;
+                }
+                if pending.is_empty() {
+                    self.timed.remove(&key);
                 }
                 self.dirty.insert(key);
             }
@@ -99,80 +124,95 @@ impl WorkQueue {
 /// their owners are recomputed a few times a second instead of once per server change.
 pub(crate) const COALESCE: Duration = Duration::from_millis(50);
 
-/// What a pass over one parent gets: the parent (live, not being deleted), its children as
-/// they are now, the parent's `namespace/name` key and the controller's name generator and queue.
-pub(crate) struct OwnerPass<'a, Parent, Child> {
-    /// The shared runtime state.
-    pub shared: &'a super::Shared,
-    /// `namespace/name` of the parent.
-    pub key: &'a str,
-    /// The parent.
-    pub parent: std::sync::Arc<Parent>,
-    /// Its children (labelled `owner_label = <parent name>` in its namespace).
-    pub children: Vec<Child>,
-    /// Name suffixes for new children.
-    pub names: &'a mut stadion_core::names::SeededNames,
-    /// Where to requeue.
-    pub queue: &'a mut WorkQueue,
+/// When a controller of `Parent` objects whose children (`Child`) also concern it runs a pass:
+/// every parent change queues that parent; bursts of child changes are coalesced into one pass
+/// over their owners; each pass's result sets the parent's one next wake-up. A child belongs to
+/// the parent its controller owner reference names (the executor's `list_owned` checks the
+/// uid), never to one its labels name.
+pub(crate) struct OwnerTriggers<Parent: StoreObject, Child: StoreObject> {
+    store: Store,
+    queue: WorkQueue,
+    parents: UnboundedReceiver<WatchEvent<Parent>>,
+    children: UnboundedReceiver<WatchEvent<Child>>,
+    stop: watch::Receiver<bool>,
 }
 
-/// Drives a controller of `Parent` objects whose children (`Child`, labelled `owner_label =
-/// <parent name>`) also concern it: every parent change queues that parent; bursts of child
-/// changes are coalesced into one pass over their owners; timers requeue. A pass skips a parent
-/// that is gone or being deleted (its children go by cascade). Runs until `stop`.
-pub(crate) async fn run_owner_controller<Parent, Child>(
-    shared: std::sync::Arc<super::Shared>,
-    owner_label: &'static str,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-    mut reconcile: impl FnMut(OwnerPass<'_, Parent, Child>),
-) where
-    Parent: crate::local::store::StoreObject,
-    Child: crate::local::store::StoreObject,
-{
-    use stadion_core::object_key;
-    let owner = |child: &Child| -> Option<String> {
-        let meta = child.metadata();
-        let parent = meta.labels.as_ref()?.get(owner_label)?;
-        Some(object_key(meta.namespace.as_deref().unwrap_or("default"), parent))
-    };
-    let parents = shared.store.api::<Parent>().watch();
-    let children = shared.store.api::<Child>().watch();
-    let (mut parent_events, mut child_events) = (parents.events, children.events);
-    let mut queue = WorkQueue::default();
-    let key_of = |parent: &Parent| {
-        let meta = parent.metadata();
-        object_key(meta.namespace.as_deref().unwrap_or("default"), meta.name.as_deref().unwrap_or_default())
-    };
-    for parent in &parents.initial {
-        queue.add(key_of(parent));
+impl<Parent: StoreObject, Child: StoreObject> OwnerTriggers<Parent, Child> {
+    /// Starts watching; every parent that exists is due at once.
+    pub(crate) fn new(store: &Store, stop: watch::Receiver<bool>) -> Self {
+        let parents = store.api::<Parent>().watch();
+        let children = store.api::<Child>().watch();
+        let mut queue = WorkQueue::default();
+        queue.extend(parents.initial.iter().map(|p| key_of(p.metadata())));
+        Self { store: store.clone(), queue, parents: parents.events, children: children.events, stop }
     }
-    let mut names = stadion_core::names::SeededNames::new(rand::random());
-    loop {
-        for key in queue.take_due() {
-            let (namespace, name) = split_key(&key);
-            let Some(parent) = shared.store.api::<Parent>().try_get(namespace, name) else { continue };
-            if parent.metadata().deletion_timestamp.is_some() {
-                continue;
+
+    /// The next keys due, each once; `None` once the runtime stops.
+    pub(crate) async fn next_due(&mut self) -> Option<Vec<String>> {
+        loop {
+            let due = self.queue.take_due();
+            if !due.is_empty() {
+                return Some(due);
             }
-            let selector = crate::local::store::Selector::from_labels([(owner_label, name)]);
-            let children =
-                shared.store.api::<Child>().list(Some(namespace), &selector).iter().map(|c| (**c).clone()).collect();
-            reconcile(OwnerPass { shared: &shared, key: &key, parent, children, names: &mut names, queue: &mut queue });
-        }
-        tokio::select! {
-            biased;
-            _ = stop.changed() => return,
-            Some(event) = parent_events.recv() => queue.add(key_of(event.object())),
-            Some(event) = child_events.recv() => {
-                queue.extend(owner(event.object()));
-                tokio::time::sleep(COALESCE).await;
-                while let Ok(event) = child_events.try_recv() {
-                    queue.extend(owner(event.object()));
+            if *self.stop.borrow() {
+                return None;
+            }
+            tokio::select! {
+                biased;
+                _ = self.stop.changed() => return None,
+                Some(event) = self.parents.recv() => self.queue.add(key_of(event.object().metadata())),
+                Some(event) = self.children.recv() => {
+                    self.queue.extend(owner_key::<Parent, Child>(event.object()));
+                    tokio::time::sleep(COALESCE).await;
+                    while let Ok(event) = self.children.try_recv() {
+                        self.queue.extend(owner_key::<Parent, Child>(event.object()));
+                    }
                 }
+                () = self.queue.next_timer() => {}
             }
-            () = queue.next_timer() => {}
         }
     }
+
+    /// The parent `key` names as stored now; `None` (and no more wake-ups) when it is gone.
+    pub(crate) fn parent(&mut self, key: &str) -> Option<Arc<Parent>> {
+        let (namespace, name) = split_key(key);
+        let parent = self.store.api::<Parent>().try_get(namespace, name);
+        if parent.is_none() {
+            self.queue.cancel(key);
+        }
+        parent
+    }
+
+    /// Sets `key`'s next wake-up from its pass: the executor's delay, nothing until a change, or
+    /// the executor's back-off after an error (which the executor has already recorded).
+    pub(crate) fn finished(&mut self, key: &str, result: &Result<Outcome, ExecError>) {
+        schedule(&mut self.queue, key, result);
+    }
+}
+
+/// The one mapping of a pass's result onto a local queue, for every local executor.
+pub(crate) fn schedule(queue: &mut WorkQueue, key: &str, result: &Result<Outcome, ExecError>) {
+    match result {
+        Ok(Outcome::RequeueAfter(after)) => queue.schedule(key, Instant::now() + *after),
+        Ok(Outcome::AwaitChange) => queue.cancel(key),
+        Err(error) => queue.schedule(key, Instant::now() + error.backoff()),
+    }
+}
+
+/// `namespace/name` of an object.
+pub(crate) fn key_of(meta: &ObjectMeta) -> String {
+    object_key(meta.namespace.as_deref().unwrap_or(DEFAULT_NAMESPACE), meta.name.as_deref().unwrap_or_default())
+}
+
+/// The key of the `Parent` that `child`'s controller owner reference names, if any.
+fn owner_key<Parent: StoreObject, Child: StoreObject>(child: &Child) -> Option<String> {
+    let meta = child.metadata();
+    let owner = meta
+        .owner_references
+        .iter()
+        .flatten()
+        .find(|o| o.controller == Some(true) && o.kind == <Parent as k8s_openapi::Resource>::KIND)?;
+    Some(object_key(meta.namespace.as_deref().unwrap_or(DEFAULT_NAMESPACE), &owner.name))
 }
 
 /// Splits a `namespace/name` key.
@@ -217,5 +257,23 @@ mod tests {
         assert!(queue.timed.is_empty(), "fired timers are forgotten");
         queue.add_at("default/gs", past);
         assert_eq!(queue.take_due(), ["default/gs"], "and can be asked for again");
+    }
+
+    #[test]
+    fn a_scheduled_wake_up_replaces_the_pending_ones_and_cancel_drops_them() {
+        let mut queue = WorkQueue::default();
+        let past = Instant::now() - Duration::from_millis(1);
+        queue.add_at("default/set", past);
+        queue.schedule("default/set", Instant::now() + Duration::from_secs(60));
+        assert!(queue.take_due().is_empty(), "the earlier wake-up was replaced");
+        queue.schedule("default/set", past);
+        queue.schedule("default/set", past);
+        assert_eq!(queue.take_due(), ["default/set"], "one wake-up, however often asked for");
+        assert!(queue.take_due().is_empty());
+
+        queue.schedule("default/gone", past);
+        queue.cancel("default/gone");
+        assert!(queue.take_due().is_empty(), "a cancelled wake-up never fires");
+        assert!(queue.timed.is_empty());
     }
 }

@@ -1,70 +1,28 @@
-//! The GameServerSet controller of the local runtime: carries out the core's set plans (create,
-//! shut down, delete servers; write the status) against the store.
+//! The GameServerSet controller of the local runtime: runs the shared set executor
+//! ([`crate::executor::execute_set`]) on the embedded store whenever a set or one of its servers
+//! changes, and when a pass asks to come back.
 
 use std::sync::Arc;
 
-use stadion_crds::{GameServer, GameServerSet, labels};
+use stadion_core::gameserverset::SetScalingOptions;
+use stadion_core::names::SeededNames;
+use stadion_crds::{GameServer, GameServerSet};
 use tokio::sync::watch;
 
 use super::Shared;
-use super::queue::{COALESCE, OwnerPass, run_owner_controller, split_key};
-use crate::local::store::StoreError;
-use stadion_core::gameserverset::{SetScalingOptions, plan};
-use stadion_core::nodes::NodeLoad;
+use super::queue::OwnerTriggers;
+use crate::executor::execute_set;
 
 /// Runs until `stop` turns true.
 pub(crate) async fn run(shared: Arc<Shared>, stop: watch::Receiver<bool>) {
-    run_owner_controller::<GameServerSet, GameServer>(shared, labels::GAMESERVERSET, stop, reconcile_one).await;
-}
-
-fn reconcile_one(pass: OwnerPass<'_, GameServerSet, GameServer>) {
-    let OwnerPass { shared, key, parent: set, children: owned, names, queue } = pass;
-    let (namespace, name) = split_key(key);
-    let sets = shared.store.api::<GameServerSet>();
-    let api = shared.store.api::<GameServer>();
-    let nodes = NodeLoad::from_gameservers(&owned);
-    let now = jiff::Timestamp::now();
-    let plan = plan(&set, &owned, &nodes, names, now, &SetScalingOptions::default());
-    let _span = tracing::debug_span!("reconcile_set", set = %key).entered();
-
-    let mut retry = false;
-    for gs in plan.create {
-        match api.create(gs) {
-            Ok(created) => tracing::debug!(set = %key, gameserver = created.name(), "created GameServer"),
-            Err(StoreError::AlreadyExists { .. }) => retry = true,
-            Err(error) => {
-                tracing::warn!(set = %key, %error, "cannot create GameServer");
-                retry = true;
-            }
+    let mut triggers = OwnerTriggers::<GameServerSet, GameServer>::new(&shared.store, stop);
+    let mut names = SeededNames::new(rand::random());
+    let options = SetScalingOptions::default();
+    while let Some(due) = triggers.next_due().await {
+        for key in due {
+            let Some(set) = triggers.parent(&key) else { continue };
+            let result = execute_set(&set, shared.seams(), &mut names, jiff::Timestamp::now(), &options).await;
+            triggers.finished(&key, &result);
         }
-    }
-    for gs in plan.shutdown.into_iter().chain(plan.overflow) {
-        // Guarded by the version the plan saw: a server allocated meanwhile must not be shut down.
-        if let Err(error) = api.update(gs) {
-            retry |= error.is_conflict();
-        }
-    }
-    for server in plan.delete {
-        if let Err(error) = api.delete(namespace, &server, None)
-            && !error.is_not_found()
-        {
-            tracing::warn!(set = %key, gameserver = %server, %error, "cannot delete GameServer");
-        }
-    }
-    if set.status.as_ref() != Some(&plan.status) {
-        let status = plan.status;
-        let written = sets.update_with::<StoreError>(namespace, name, |set| {
-            set.status = Some(status);
-            Ok(())
-        });
-        if let Err(error) = written {
-            tracing::debug!(set = %key, %error, "cannot write GameServerSet status");
-        }
-    }
-    if retry {
-        queue.add_after(key, COALESCE);
-    }
-    if let Some(at) = plan.requeue_at {
-        queue.add_at_timestamp(key, at);
     }
 }
