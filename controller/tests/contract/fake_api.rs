@@ -221,7 +221,9 @@ async fn handle(shared: &Arc<Shared>, method: Method, uri: Uri, headers: HeaderM
                 };
                 match parsed {
                     Ok(value) => Some(value),
-                    Err(error) => return ApiError::bad_request(&format!("cannot parse the body: {error}")).into_response(),
+                    Err(error) => {
+                        return ApiError::bad_request(&format!("cannot parse the body: {error}")).into_response();
+                    }
                 }
             };
             let ns = namespace.as_deref();

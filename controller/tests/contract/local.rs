@@ -7,6 +7,7 @@ use std::sync::Arc;
 use stadion_controller::local::LocalRuntime;
 use stadion_controller::local::store::{Selector, StoreObject};
 use stadion_core::allocator::Allocator;
+use stadion_crds::manifest::Resource;
 use stadion_crds::{Fleet, FleetAutoscaler, GameServer, GameServerSet};
 
 use super::runtime::{ObjectKind, Runtime, SdkCall};
@@ -44,7 +45,13 @@ impl LocalContract {
     }
 
     fn list<K: StoreObject>(&self) -> Vec<K> {
-        self.runtime.store().api::<K>().list(Some(NAMESPACE), &Selector::everything()).iter().map(|o| (**o).clone()).collect()
+        self.runtime
+            .store()
+            .api::<K>()
+            .list(Some(NAMESPACE), &Selector::everything())
+            .iter()
+            .map(|o| (**o).clone())
+            .collect()
     }
 
     /// The REST address of the sidecar of server `name`, as its game process was told it
@@ -55,7 +62,8 @@ impl LocalContract {
             .runtime
             .process_id(NAMESPACE, name)
             .ok_or_else(|| format!("GameServer {name} has no running game process (so no sidecar)"))?;
-        let environ = std::fs::read(format!("/proc/{pid}/environ")).map_err(|e| format!("environment of {pid}: {e}"))?;
+        let environ =
+            std::fs::read(format!("/proc/{pid}/environ")).map_err(|e| format!("environment of {pid}: {e}"))?;
         let port = environ
             .split(|b| *b == 0)
             .filter_map(|entry| std::str::from_utf8(entry).ok())
@@ -77,6 +85,25 @@ impl Runtime for LocalContract {
 
     async fn apply(&self, yaml: &str) -> Result<(), String> {
         self.runtime.apply(&local_runtime::manifests(yaml), false).map(drop).map_err(|e| e.to_string())
+    }
+
+    async fn store_unchecked(&self, yaml: &str) -> Result<(), String> {
+        let store = self.runtime.store();
+        for manifest in local_runtime::manifests(yaml) {
+            let created = match manifest.resource {
+                Resource::Fleet(mut fleet) => {
+                    fleet.metadata.namespace = Some(NAMESPACE.to_owned());
+                    store.api::<Fleet>().create(*fleet).map(drop)
+                }
+                Resource::GameServerSet(mut set) => {
+                    set.metadata.namespace = Some(NAMESPACE.to_owned());
+                    store.api::<GameServerSet>().create(*set).map(drop)
+                }
+                other => return Err(format!("store_unchecked takes Fleets and GameServerSets, not {}", other.kind())),
+            };
+            created.map_err(|e| e.to_string())?;
+        }
+        Ok(())
     }
 
     async fn gameservers(&self) -> Vec<GameServer> {

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use stadion_core::allocator::{AllocateError, AllocationOutcome};
+use stadion_core::allocator::{AdmittedAllocation, AllocateError, AllocationOutcome, admit_allocation};
 use stadion_crds::allocation::{GameServerAllocationSpec, GameServerSelector};
 use stadion_crds::{Fleet, GameServer, GameServerAllocation, GameServerState, labels};
 
@@ -95,7 +95,13 @@ pub fn names(servers: &[GameServer]) -> BTreeSet<String> {
 
 /// Waits until fleet `fleet` has exactly `ready` Ready, `allocated` Allocated and `reserved`
 /// Reserved servers and nothing else (nothing starting, nothing shutting down).
-pub async fn settle(rt: &impl Runtime, fleet: &str, ready: usize, allocated: usize, reserved: usize) -> Vec<GameServer> {
+pub async fn settle(
+    rt: &impl Runtime,
+    fleet: &str,
+    ready: usize,
+    allocated: usize,
+    reserved: usize,
+) -> Vec<GameServer> {
     let what = format!("fleet {fleet}: exactly {ready} Ready, {allocated} Allocated, {reserved} Reserved");
     until(rt, LIMIT, &what, async || {
         let all = fleet_servers(rt, fleet).await;
@@ -109,13 +115,13 @@ pub async fn settle(rt: &impl Runtime, fleet: &str, ready: usize, allocated: usi
 }
 
 /// An allocation request for a Ready server of fleet `fleet`, in the runtime's namespace.
-pub fn request(rt: &impl Runtime, fleet: &str) -> GameServerAllocation {
+pub fn request(rt: &impl Runtime, fleet: &str) -> AdmittedAllocation {
     let mut selector = GameServerSelector::default();
     selector.label_selector.match_labels = Some([(labels::FLEET.to_owned(), fleet.to_owned())].into());
     let mut request =
         GameServerAllocation::new(GameServerAllocationSpec { selectors: vec![selector], ..Default::default() });
     request.metadata.namespace = Some(rt.namespace().to_owned());
-    request
+    admit_allocation(request).expect("the scenario's request is valid")
 }
 
 /// One allocation from fleet `fleet`.

@@ -40,6 +40,11 @@ pub trait Runtime {
     /// error is the refusal the user would see.
     async fn apply(&self, yaml: &str) -> Result<(), String>;
 
+    /// Stores these objects the way they reach the controllers when no admission step refused
+    /// them first: `stadion up` validates at apply (as Agones' webhook would), a cluster without
+    /// a Stadion webhook does not, and either way the controllers must report what is invalid.
+    async fn store_unchecked(&self, yaml: &str) -> Result<(), String>;
+
     /// Every GameServer, those being deleted included.
     async fn gameservers(&self) -> Vec<GameServer>;
 

@@ -17,12 +17,8 @@ pub async fn call(addr: SocketAddr, call: SdkCall) -> Result<(), String> {
         SdkCall::Reserve(seconds) => ("reserve", json!({"seconds": seconds.to_string()})),
     };
     let url = format!("http://{addr}/{path}");
-    let response = reqwest::Client::new()
-        .post(&url)
-        .json(&body)
-        .send()
-        .await
-        .map_err(|e| format!("POST {url}: {e}"))?;
+    let response =
+        reqwest::Client::new().post(&url).json(&body).send().await.map_err(|e| format!("POST {url}: {e}"))?;
     let status = response.status();
     if status.is_success() {
         Ok(())

@@ -321,7 +321,9 @@ impl Db {
         let old = self.objects.get(&key).cloned().ok_or_else(|| Self::missing(kind, name))?;
         let precondition = str_field(&incoming, "resourceVersion").map(str::to_owned);
         if precondition.is_none() && kind.is_custom() {
-            return Err(ApiError::invalid("metadata.resourceVersion: Invalid value: 0: must be specified for an update"));
+            return Err(ApiError::invalid(
+                "metadata.resourceVersion: Invalid value: 0: must be specified for an update",
+            ));
         }
         let next = match sub {
             Some("scale") if kind.scale => with_replicas(&old, &incoming)?,

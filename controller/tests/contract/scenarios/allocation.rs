@@ -42,7 +42,9 @@ pub async fn allocation_under_contention(rt: &impl Runtime) {
             Ok(AllocationOutcome::Allocated(status)) => winners.push(status.game_server_name),
             Ok(AllocationOutcome::UnAllocated) => unallocated += 1,
             Ok(AllocationOutcome::Contention) => contention += 1,
-            Err(error) => panic!("[{who}] a losing allocation must be UnAllocated or Contention, not an error: {error}"),
+            Err(error) => {
+                panic!("[{who}] a losing allocation must be UnAllocated or Contention, not an error: {error}")
+            }
         }
     }
     let distinct: BTreeSet<String> = winners.iter().cloned().collect();
@@ -53,18 +55,25 @@ pub async fn allocation_under_contention(rt: &impl Runtime) {
         "[{who}] each of the {SERVERS} Ready servers goes to one of {CALLERS} callers (UnAllocated {unallocated}, Contention {contention})"
     );
     let stored = settle(rt, fleet, 0, SERVERS, 0).await;
-    assert_eq!(names_in(&stored, GameServerState::Allocated), distinct, "[{who}] the winners are the Allocated servers");
+    assert_eq!(
+        names_in(&stored, GameServerState::Allocated),
+        distinct,
+        "[{who}] the winners are the Allocated servers"
+    );
 
     // With none Ready, the answer settles on UnAllocated (Contention while a cache catches up).
-    eventually(rt, Duration::from_secs(10), "an UnAllocated answer once every server is taken", async || {
-        match allocate(rt, fleet).await {
+    eventually(
+        rt,
+        Duration::from_secs(10),
+        "an UnAllocated answer once every server is taken",
+        async || match allocate(rt, fleet).await {
             Ok(AllocationOutcome::UnAllocated) => Some(()),
             Ok(AllocationOutcome::Contention) => None,
             Ok(AllocationOutcome::Allocated(status)) => {
                 panic!("[{who}] allocated {} although every server was taken", status.game_server_name)
             }
             Err(error) => panic!("[{who}] allocation failed: {error}"),
-        }
-    })
+        },
+    )
     .await;
 }

@@ -32,7 +32,12 @@ async fn the_set(rt: &impl Runtime) -> Option<GameServerSet> {
 }
 
 /// Checks `holds` every 200 ms for `period`.
-async fn for_a_while(rt: &impl Runtime, period: Duration, what: &str, mut holds: impl AsyncFnMut() -> Result<(), String>) {
+async fn for_a_while(
+    rt: &impl Runtime,
+    period: Duration,
+    what: &str,
+    mut holds: impl AsyncFnMut() -> Result<(), String>,
+) {
     let until = Instant::now() + period;
     while Instant::now() < until {
         if let Err(seen) = holds().await {
@@ -63,7 +68,10 @@ pub async fn owner_references_and_orphans(rt: &impl Runtime) {
     let children: Vec<&GameServer> = all.iter().filter(|gs| controlled_by(gs, &set)).collect();
     assert_eq!(children.len(), 2, "[{who}] the set created its 2 servers, controlled by owner reference");
     let hand = all.iter().find(|gs| gs.name() == HAND).expect("the hand-made server");
-    assert!(hand.metadata.owner_references.iter().flatten().next().is_none(), "[{who}] nobody adopted the hand-made server");
+    assert!(
+        hand.metadata.owner_references.iter().flatten().next().is_none(),
+        "[{who}] nobody adopted the hand-made server"
+    );
     for child in &children {
         assert!(child.name().starts_with(&format!("{SET}-")), "[{who}] a child is named after its set");
         let label = child.metadata.labels.as_ref().and_then(|l| l.get(labels::GAMESERVERSET));
@@ -103,11 +111,12 @@ pub async fn owner_references_and_orphans(rt: &impl Runtime) {
     // Delete the set: it goes; the stranger is not its dependent.
     rt.delete(ObjectKind::GameServerSet, SET).await.unwrap_or_else(|e| panic!("[{who}] delete the set: {e}"));
     eventually(rt, LIMIT, "the set deleted", async || the_set(rt).await.is_none().then_some(())).await;
-    for_a_while(rt, Duration::from_secs(2), "deleting a set leaves a server it does not own", async || {
-        match state_of(&live(rt).await, HAND) {
-            Some(GameServerState::Ready) => Ok(()),
-            other => Err(format!("{HAND} is {other:?}")),
-        }
+    for_a_while(rt, Duration::from_secs(2), "deleting a set leaves a server it does not own", async || match state_of(
+        &live(rt).await,
+        HAND,
+    ) {
+        Some(GameServerState::Ready) => Ok(()),
+        other => Err(format!("{HAND} is {other:?}")),
     })
     .await;
 }

@@ -37,11 +37,12 @@ pub async fn reserve_allocated_and_reserve_expiry(rt: &impl Runtime) {
         (gs.state() == Some(GameServerState::Reserved) || asked.elapsed() > Duration::from_secs(2)).then_some(())
     })
     .await;
-    let back = eventually(rt, Duration::from_secs(15), "the reserved server Ready again after its Reserve(2)", async || {
-        let gs = fleet_servers(rt, fleet).await.into_iter().find(|gs| gs.name() == ready)?;
-        (gs.state() == Some(GameServerState::Ready)).then_some(gs)
-    })
-    .await;
+    let back =
+        eventually(rt, Duration::from_secs(15), "the reserved server Ready again after its Reserve(2)", async || {
+            let gs = fleet_servers(rt, fleet).await.into_iter().find(|gs| gs.name() == ready)?;
+            (gs.state() == Some(GameServerState::Ready)).then_some(gs)
+        })
+        .await;
     assert!(
         asked.elapsed() >= Duration::from_millis(1500),
         "[{who}] Ready again after {:?}, before its Reserve(2) lapsed",
@@ -52,5 +53,9 @@ pub async fn reserve_allocated_and_reserve_expiry(rt: &impl Runtime) {
         "[{who}] reservedUntil is cleared once Ready again"
     );
     let still = fleet_servers(rt, fleet).await.into_iter().find(|gs| gs.name() == allocated).and_then(|gs| gs.state());
-    assert_eq!(still, Some(GameServerState::Reserved), "[{who}] the Reserve(60) of the formerly Allocated server holds");
+    assert_eq!(
+        still,
+        Some(GameServerState::Reserved),
+        "[{who}] the Reserve(60) of the formerly Allocated server holds"
+    );
 }

@@ -62,8 +62,11 @@ pub async fn rolling_update_keeps_allocated(rt: &impl Runtime) {
         if done {
             break;
         }
-        assert!(Instant::now() < deadline, "[{who}] the rolling update did not complete within 60 s: {:?}",
-            all.iter().map(|gs| (gs.name(), gs.state(), version(gs))).collect::<Vec<_>>());
+        assert!(
+            Instant::now() < deadline,
+            "[{who}] the rolling update did not complete within 60 s: {:?}",
+            all.iter().map(|gs| (gs.name(), gs.state(), version(gs))).collect::<Vec<_>>()
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 

@@ -50,8 +50,16 @@ async fn scale(rt: &impl Runtime, fleet: &str, scheduling: &'static str) {
     // Down by two: two of the four Ready servers go.
     rt.apply(&manifest.clone().replicas(4).render()).await.unwrap_or_else(|e| panic!("[{who}] scale down: {e}"));
     let after = settle(rt, fleet, 2, 1, 1).await;
-    assert_eq!(names_in(&after, GameServerState::Allocated), BTreeSet::from([allocated.clone()]), "[{who}] the Allocated server stays");
-    assert_eq!(names_in(&after, GameServerState::Reserved), BTreeSet::from([reserved.clone()]), "[{who}] the Reserved server stays");
+    assert_eq!(
+        names_in(&after, GameServerState::Allocated),
+        BTreeSet::from([allocated.clone()]),
+        "[{who}] the Allocated server stays"
+    );
+    assert_eq!(
+        names_in(&after, GameServerState::Reserved),
+        BTreeSet::from([reserved.clone()]),
+        "[{who}] the Reserved server stays"
+    );
     let survivors = names_in(&after, GameServerState::Ready);
     let removed: Vec<&GameServer> = ready_before.iter().copied().filter(|gs| !survivors.contains(gs.name())).collect();
     assert_eq!(removed.len(), 2, "[{who}] scaling 6 -> 4 removes two Ready servers and creates none");
@@ -78,8 +86,16 @@ async fn scale(rt: &impl Runtime, fleet: &str, scheduling: &'static str) {
     // To zero: every Ready server goes; the Allocated and the Reserved one still stay.
     rt.apply(&manifest.clone().replicas(0).render()).await.unwrap_or_else(|e| panic!("[{who}] scale to 0: {e}"));
     let last = settle(rt, fleet, 0, 1, 1).await;
-    assert_eq!(names_in(&last, GameServerState::Allocated), BTreeSet::from([allocated]), "[{who}] the Allocated server survives scale to 0");
-    assert_eq!(names_in(&last, GameServerState::Reserved), BTreeSet::from([reserved]), "[{who}] the Reserved server survives scale to 0");
+    assert_eq!(
+        names_in(&last, GameServerState::Allocated),
+        BTreeSet::from([allocated]),
+        "[{who}] the Allocated server survives scale to 0"
+    );
+    assert_eq!(
+        names_in(&last, GameServerState::Reserved),
+        BTreeSet::from([reserved]),
+        "[{who}] the Reserved server survives scale to 0"
+    );
     eventually(rt, LIMIT, "fleet status: 2 replicas (1 Allocated, 1 Reserved), 0 Ready", async || {
         let status = rt.fleet(fleet).await?.status?;
         let counted = (status.replicas, status.ready_replicas, status.allocated_replicas, status.reserved_replicas);
