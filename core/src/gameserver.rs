@@ -461,9 +461,17 @@ pub fn reservation_end(seconds: i64, now: Timestamp) -> Result<Option<Timestamp>
     if seconds <= 0 {
         return Ok(None);
     }
-    now.checked_add(SignedDuration::from_secs(seconds))
-        .map(Some)
-        .map_err(|_| "the reservation would end past the last representable time")
+    let end = now
+        .checked_add(SignedDuration::from_secs(seconds))
+        .map_err(|_| "the reservation would end past the last representable time")?;
+    // `status.reservedUntil` is a Kubernetes time, stored to the second: rounded up, so a
+    // reservation read back from the API server never lapses before the seconds asked for.
+    let whole = Timestamp::from_second(end.as_second()).map_err(|_| "the reservation end is out of range")?;
+    if whole == end {
+        Ok(Some(end))
+    } else {
+        whole.checked_add(SignedDuration::from_secs(1)).map(Some).map_err(|_| "the reservation end is out of range")
+    }
 }
 
 /// Records `container_id` as the game container that became Ready (the

@@ -156,6 +156,10 @@ fn reserve_for_negative_seconds_never_expires_and_for_too_long_is_ignored() {
     assert!(matches!(apply_event(&ready, &E::SdkReserve { seconds: i64::MAX }, at(0)), Transition::Ignored(_)));
     assert_eq!(reservation_end(i64::MAX, at(0)).map_err(drop), Err(()));
     assert_eq!(reservation_end(0, at(0)), Ok(None));
+    // Stored to the second (a Kubernetes time), so rounded up: never shorter than asked.
+    let mid_second = at(10) + jiff::SignedDuration::from_millis(300);
+    assert_eq!(reservation_end(2, mid_second), Ok(Some(at(13))));
+    assert_eq!(reservation_end(2, at(10)), Ok(Some(at(12))));
     assert_eq!(reservation_end(3, at(0)), Ok(Some(at(3))));
 }
 

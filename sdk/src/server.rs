@@ -48,11 +48,14 @@ pub struct ServeOptions {
     pub observer: Option<CallObserver>,
     /// Run health checking from pings (the GameServer's `spec.health` still decides how).
     pub health_checks: bool,
+    /// Whether failed health checks mark the server Unhealthy (a cluster, `stadion up`), or are
+    /// only logged (`sdk-server --local`, as Agones' local SDK server does).
+    pub enforce_health: bool,
 }
 
 impl Default for ServeOptions {
     fn default() -> Self {
-        Self { body_limit: DEFAULT_BODY_LIMIT, observer: None, health_checks: true }
+        Self { body_limit: DEFAULT_BODY_LIMIT, observer: None, health_checks: true, enforce_health: true }
     }
 }
 
@@ -62,6 +65,7 @@ impl std::fmt::Debug for ServeOptions {
             .field("body_limit", &self.body_limit)
             .field("observer", &self.observer.is_some())
             .field("health_checks", &self.health_checks)
+            .field("enforce_health", &self.enforce_health)
             .finish()
     }
 }
@@ -206,7 +210,7 @@ pub fn serve(
     let servers = vec![grpc_task, http_task];
     let mut background = Vec::new();
     if options.health_checks {
-        background.push(tokio::spawn(health::run_health_checks(sidecar.clone())));
+        background.push(tokio::spawn(health::run_health_checks(sidecar.clone(), options.enforce_health)));
     }
     tracing::info!(%grpc_addr, %http_addr, "SDK server listening");
     Ok(SdkServerHandle { grpc_addr, http_addr, sidecar, stop, servers, background })

@@ -27,16 +27,16 @@ pub struct Args {
     /// Agones' SDK conformance mode: the comma-separated calls a test client must make
     /// (`ready,allocate,setlabel,…`). Implies `--local`; at the end of the run the sidecar
     /// compares what it received and exits 1 on a mismatch.
-    #[arg(long, value_name = "CALLS")]
+    #[arg(long, env = "TEST", value_name = "CALLS")]
     pub test: Option<String>,
     /// Name of the SDK under test, for the conformance log.
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, env = "SDK_NAME", value_name = "NAME")]
     pub sdk_name: Option<String>,
     /// Local or test mode: stop after this many seconds (0: run until SIGTERM/Ctrl-C).
-    #[arg(long, value_name = "SECONDS", default_value_t = 0)]
+    #[arg(long, env = "TIMEOUT", value_name = "SECONDS", default_value_t = 0)]
     pub timeout: u64,
     /// Wait this many seconds before starting to serve.
-    #[arg(long, value_name = "SECONDS", default_value_t = 0)]
+    #[arg(long, env = "DELAY", value_name = "SECONDS", default_value_t = 0)]
     pub delay: u64,
     /// gRPC port (0: pick a free one).
     #[arg(long, env = "AGONES_SDK_GRPC_PORT", default_value_t = stadion_sdk::DEFAULT_GRPC_PORT)]
@@ -99,6 +99,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 async fn serve_local(args: Args, game_server: stadion_crds::GameServer) -> anyhow::Result<ExitCode> {
+    let game_server_name = game_server.metadata.name.clone().unwrap_or_default();
     let backend = Arc::new(LocalBackend::new(game_server));
     let _reloader = args.file.clone().map(|path| {
         tracing::info!(file = %path.display(), "watching the GameServer manifest for changes");
@@ -108,12 +109,18 @@ async fn serve_local(args: Args, game_server: stadion_crds::GameServer) -> anyho
         server::bind(SocketAddr::new(args.address, args.grpc_port), SocketAddr::new(args.address, args.http_port))
             .await?;
     let recorder = args.test.as_ref().map(|_| ConformanceRecorder::new(backend.watch()));
-    let options = ServeOptions { observer: recorder.as_ref().map(|r| r.observer()), ..ServeOptions::default() };
+    // As Agones' local SDK server: missed health pings are logged, never fatal.
+    let options = ServeOptions {
+        observer: recorder.as_ref().map(|r| r.observer()),
+        enforce_health: false,
+        ..ServeOptions::default()
+    };
+    let name = game_server_name.clone();
     let handle = server::serve(backend, listeners, options)?;
     tracing::info!(
         grpc = %handle.grpc_addr(),
         http = %handle.http_addr(),
-        gameserver = "local",
+        gameserver = %name,
         "SDK server running in local mode; Ctrl-C to stop"
     );
     match args.timeout {

@@ -3,7 +3,8 @@
 //! one. The official SDKs' conformance clients are written against this contract.
 //!
 //! Call names are the lowercase rpc names, except `GetGameServer` (`gameserver`) and
-//! `WatchGameServer` (`watch`). `setlabel` counts only when the value is the GameServer's
+//! `WatchGameServer` (`watch`), and UpdateCounter, which is recorded per field set as Agones'
+//! local SDK server does: `setcapacitycounter`, `setcountcounter`, `updatecounter` (a diff). `setlabel` counts only when the value is the GameServer's
 //! creation timestamp (unix seconds) and `setannotation` only when it is the GameServer's uid:
 //! that is how the clients prove they read their GameServer correctly.
 
@@ -53,7 +54,8 @@ impl ConformanceRecorder {
 
     /// Records one call.
     pub fn record(&self, call: &SdkCall) {
-        let name = conformance_name(call);
+        let names = conformance_names(call);
+        let name = names.join(",");
         let gs = self.game_server.borrow().clone();
         let check = match call {
             SdkCall::SetLabel { value, .. } => {
@@ -69,7 +71,7 @@ impl ConformanceRecorder {
             lock(&self.rejected).push(format!("{name} value {value:?} is not the {what} {wanted:?}"));
             return;
         }
-        lock(&self.received).insert(name);
+        lock(&self.received).extend(names);
     }
 
     /// The call names received so far.
@@ -95,12 +97,25 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// The name a conformance run expects for `call`.
-pub fn conformance_name(call: &SdkCall) -> String {
+/// The names a conformance run expects for `call` (UpdateCounter: one per field it sets).
+pub fn conformance_names(call: &SdkCall) -> Vec<String> {
     match call {
-        SdkCall::GetGameServer => "gameserver".to_owned(),
-        SdkCall::WatchGameServer => "watch".to_owned(),
-        other => other.rpc().to_ascii_lowercase(),
+        SdkCall::GetGameServer => vec!["gameserver".to_owned()],
+        SdkCall::WatchGameServer => vec!["watch".to_owned()],
+        SdkCall::UpdateCounter { count, capacity, diff, .. } => {
+            let mut names = Vec::new();
+            if capacity.is_some() {
+                names.push("setcapacitycounter".to_owned());
+            }
+            if count.is_some() {
+                names.push("setcountcounter".to_owned());
+            }
+            if *diff != 0 {
+                names.push("updatecounter".to_owned());
+            }
+            names
+        }
+        other => vec![other.rpc().to_ascii_lowercase()],
     }
 }
 
@@ -138,6 +153,18 @@ mod tests {
         assert!(!missing.received.contains("shutdown"));
         let unexpected = r.verdict(&expected[..6]).unwrap_err();
         assert!(unexpected.received.contains("setannotation"));
+    }
+
+    #[test]
+    fn counter_updates_are_named_by_the_fields_they_set() {
+        let r = recorder();
+        let update = |count, capacity, diff| SdkCall::UpdateCounter { name: "rooms".into(), count, capacity, diff };
+        r.record(&update(None, Some(42), -1));
+        assert_eq!(r.received(), ["setcapacitycounter", "updatecounter"].map(String::from).into());
+        r.record(&update(Some(40), Some(42), 0));
+        r.record(&SdkCall::GetCounter { name: "rooms".into() });
+        let expected = ["setcapacitycounter", "setcountcounter", "updatecounter", "getcounter"];
+        assert!(r.verdict(&expected).is_ok(), "{:?}", r.received());
     }
 
     #[test]

@@ -47,8 +47,10 @@ fn seconds(value: i32) -> Duration {
     Duration::from_secs(u64::try_from(value).unwrap_or(0))
 }
 
-/// Runs until the server is terminal (or the task is aborted with the sidecar).
-pub async fn run_health_checks(sidecar: Sidecar) {
+/// Runs until the server is terminal (or the task is aborted with the sidecar). With `enforce`
+/// off, a failed check is logged once per failure streak and the server left as it is.
+pub async fn run_health_checks(sidecar: Sidecar, enforce: bool) {
+    let mut reported = false;
     let watch = sidecar.backend().watch();
     let settings = |watch: &tokio::sync::watch::Receiver<_>| -> Health {
         let gs: &std::sync::Arc<stadion_crds::GameServer> = &watch.borrow();
@@ -68,9 +70,20 @@ pub async fn run_health_checks(sidecar: Sidecar) {
             return;
         }
         if health.disabled || failures == 0 {
+            reported = false;
             continue;
         }
         tracing::debug!(failures, threshold = health.failure_threshold(), "health period without a ping");
+        if failures >= health.failure_threshold() && !enforce {
+            if !reported {
+                tracing::warn!(
+                    failures,
+                    "health check failed; local mode only logs it (a cluster would mark the server Unhealthy)"
+                );
+                reported = true;
+            }
+            continue;
+        }
         if failures >= health.failure_threshold() {
             match sidecar.mark_unhealthy().await {
                 Ok(gs) => {

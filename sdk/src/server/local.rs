@@ -14,6 +14,7 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use jiff::Timestamp;
 use stadion_core::gameserver::{GameServerDefaults, reconcile};
+use stadion_crds::common::{CounterStatus, ListStatus};
 use stadion_crds::gameserver::{GameServerStatus, GameServerStatusPort, PlayerStatus};
 use stadion_crds::k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use stadion_crds::manifest::{ManifestError, parse_gameserver};
@@ -91,9 +92,16 @@ impl LocalBackend {
         self
     }
 
-    /// The default local GameServer: `local` in `default`, Ready, 127.0.0.1, port `default` 7777.
+    /// The default local GameServer, as Agones' local SDK server has it: `local` in `default`,
+    /// Ready, 127.0.0.1, port `default` 7777, counter `rooms` {count 1, capacity 10} and list
+    /// `players` {test0, test1, test2; capacity 100} (what the official conformance clients
+    /// expect to find).
     pub fn default_game_server() -> GameServer {
-        localize(GameServer::default())
+        let mut gs = GameServer::default();
+        gs.spec.counters.insert("rooms".to_owned(), CounterStatus { count: 1, capacity: 10 });
+        let players = ["test0", "test1", "test2"].map(str::to_owned).to_vec();
+        gs.spec.lists.insert("players".to_owned(), ListStatus { capacity: 100, values: players });
+        localize(gs)
     }
 
     /// Reads a GameServer manifest (YAML or JSON) and prepares it the way [`localize`] does.
@@ -321,6 +329,10 @@ mod tests {
         assert_eq!(status.address, "127.0.0.1");
         assert_eq!(status.node_name, "local", "so the core can move RequestReady on");
         assert_eq!(status.ports, vec![GameServerStatusPort { name: "default".into(), port: 7777 }]);
+        // What Agones' local SDK server starts with, and its conformance clients expect.
+        assert_eq!(status.counters["rooms"], CounterStatus { count: 1, capacity: 10 });
+        assert_eq!(status.lists["players"].capacity, 100);
+        assert_eq!(status.lists["players"].values, ["test0", "test1", "test2"]);
     }
 
     fn set_state(state: GameServerState, reserved_until: Option<Timestamp>) -> Mutation {
