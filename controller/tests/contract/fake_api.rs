@@ -216,7 +216,7 @@ async fn handle(shared: &Arc<Shared>, method: Method, uri: Uri, headers: HeaderM
                 None
             } else {
                 let parsed = match content_type(&headers) {
-                    "application/apply-patch+yaml" => serde_yaml::from_slice(&body).map_err(|e| e.to_string()),
+                    "application/apply-patch+yaml" => serde_saphyr::from_slice(&body).map_err(|e| e.to_string()),
                     _ => serde_json::from_slice(&body).map_err(|e| e.to_string()),
                 };
                 match parsed {

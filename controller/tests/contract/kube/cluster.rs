@@ -18,7 +18,7 @@ const MANAGER: &str = "stadion-contract";
 pub async fn install_crds(client: &Client) {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     for (file, yaml) in stadion_crds::crd::render_all().expect("the CRDs render") {
-        let crd: CustomResourceDefinition = serde_yaml::from_str(&yaml).unwrap_or_else(|e| panic!("{file}: {e}"));
+        let crd: CustomResourceDefinition = serde_saphyr::from_str(&yaml).unwrap_or_else(|e| panic!("{file}: {e}"));
         let name = crd.metadata.name.clone().expect("a CRD has a name");
         crds.patch(&name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&crd)).await.expect("apply a CRD");
     }
