@@ -52,7 +52,7 @@ pub enum Error {
         /// Which manifest.
         file: String,
         /// The YAML error.
-        source: stadion_crds::manifest::ManifestError,
+        source: Box<stadion_crds::manifest::ManifestError>,
     },
     /// An install manifest could not be written back as YAML.
     #[error("install manifest {file}: {message}")]

@@ -81,7 +81,7 @@ pub fn render(options: &InstallOptions, crds: &[(&str, String)]) -> Result<Strin
 /// Splits a multi-document YAML into its non-empty documents.
 pub fn parse_documents(file: &str, yaml: &str) -> Result<Vec<Value>> {
     let docs = stadion_crds::manifest::yaml_documents(yaml, file)
-        .map_err(|source| Error::Manifest { file: file.to_owned(), source })?;
+        .map_err(|source| Error::Manifest { file: file.to_owned(), source: Box::new(source) })?;
     Ok(docs.into_iter().filter(|value| !value.is_null()).collect())
 }
 

@@ -349,10 +349,10 @@ fn watch_response(
                 (db.changes_after(seen, kind, namespace.as_deref()), db.rv)
             };
             for change in changes {
-                if let Some((type_, object)) = selectors.transition(&change) {
-                    if tx.send(Ok(event_line(type_, object))).await.is_err() {
-                        return;
-                    }
+                if let Some((type_, object)) = selectors.transition(&change)
+                    && tx.send(Ok(event_line(type_, object))).await.is_err()
+                {
+                    return;
                 }
             }
             seen = rv;

@@ -145,7 +145,7 @@ pub async fn allocate_one(rt: &impl Runtime, fleet: &str) -> String {
 /// The `type_` condition of `fleet`: (status, reason, message).
 pub fn fleet_condition(fleet: &Fleet, type_: &str) -> Option<(String, String, String)> {
     let condition = fleet.status.as_ref()?.conditions.iter().find(|c| c.type_ == type_)?;
-    let status = serde_json::to_value(&condition.status).ok()?.as_str()?.to_owned();
+    let status = serde_json::to_value(condition.status).ok()?.as_str()?.to_owned();
     Some((status, condition.reason.clone(), condition.message.clone()))
 }
 

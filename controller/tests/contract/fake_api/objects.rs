@@ -300,10 +300,10 @@ impl Db {
         meta.remove("resourceVersion");
         if kind.plural == "pods" {
             object["status"] = json!({"phase": "Pending"});
-        } else if kind.status {
-            if let Some(map) = object.as_object_mut() {
-                map.remove("status");
-            }
+        } else if kind.status
+            && let Some(map) = object.as_object_mut()
+        {
+            map.remove("status");
         }
         Ok(self.commit(&key, ChangeType::Added, object, None))
     }
