@@ -134,10 +134,9 @@ pub fn with_validity<K: HasConditions + Clone>(object: &K, errors: &FieldErrors,
 
 #[cfg(test)]
 mod tests {
-    use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec};
     use stadion_crds::common::ConditionStatus;
     use stadion_crds::fleet::FleetSpec;
-    use stadion_crds::gameserver::{GameServerPort, GameServerSpec};
+    use stadion_crds::gameserver::GameServerSpec;
     use stadion_crds::gameserverset::GameServerTemplateSpec;
 
     use super::*;
@@ -148,21 +147,7 @@ mod tests {
     }
 
     fn spec() -> GameServerSpec {
-        GameServerSpec {
-            ports: vec![GameServerPort { name: "default".into(), container_port: Some(7654), ..Default::default() }],
-            template: PodTemplateSpec {
-                metadata: None,
-                spec: Some(PodSpec {
-                    containers: vec![Container {
-                        name: "game".into(),
-                        image: Some("g:1".into()),
-                        ..Default::default()
-                    }],
-                    ..PodSpec::default()
-                }),
-            },
-            ..GameServerSpec::default()
-        }
+        crate::testing::game_spec()
     }
 
     fn fleet(replicas: i32) -> Fleet {

@@ -202,23 +202,10 @@ pub fn pod_config() -> super::pod::PodConfig {
 /// A defaulted GameServer `name` in `default`, uid `uid-<name>`, resourceVersion 1, state
 /// Creating, with one Dynamic UDP port `default` (container 7654) allocated host port 7000.
 pub fn gameserver(name: &str) -> stadion_crds::GameServer {
-    use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec};
-    use stadion_crds::gameserver::{GameServerPort, GameServerSpec};
-    let spec = GameServerSpec {
-        ports: vec![GameServerPort { name: "default".into(), container_port: Some(7654), ..Default::default() }],
-        template: PodTemplateSpec {
-            metadata: None,
-            spec: Some(PodSpec {
-                containers: vec![Container {
-                    name: "game".into(),
-                    image: Some("game:1".into()),
-                    ..Container::default()
-                }],
-                ..PodSpec::default()
-            }),
-        },
-        ..GameServerSpec::default()
-    };
+    let mut spec = stadion_core::testing::game_spec();
+    if let Some(pod) = spec.template.spec.as_mut() {
+        pod.containers[0].image = Some("game:1".into());
+    }
     let mut gs = stadion_crds::GameServer::new(name, spec);
     gs.metadata.namespace = Some("default".into());
     gs.metadata.uid = Some(format!("uid-{name}"));
