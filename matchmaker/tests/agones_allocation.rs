@@ -181,3 +181,41 @@ async fn bearer_auth_covers_grpc_metadata_and_rest() {
     assert_eq!(response.status().as_u16(), 200);
     server.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn every_match_expression_operator_arrives_over_grpc_as_agones_encodes_it() {
+    use pb::label_match_expressions::Operator;
+    let fleet = FakeFleet::new(1);
+    let server = TestServer::start(config(DUEL), fleet.clone()).await;
+    let expression = |key: &str, operator: Operator, values: &[&str]| pb::LabelMatchExpressions {
+        key: key.into(),
+        operator: operator as i32,
+        values: values.iter().map(|v| (*v).to_owned()).collect(),
+    };
+    let selector = pb::GameServerSelector {
+        match_expressions: vec![
+            // In is 0: on the wire it is the field left out, and must still mean In.
+            expression("tier", Operator::In, &["gold"]),
+            expression("region", Operator::NotIn, &["eu"]),
+            expression("map", Operator::Exists, &[]),
+            expression("canary", Operator::DoesNotExist, &[]),
+        ],
+        ..Default::default()
+    };
+    let request = pb::AllocationRequest { game_server_selectors: vec![selector], ..Default::default() };
+    grpc_client(&server).await.allocate(request).await.expect("allocated");
+    let seen = fleet.requests.lock().unwrap().clone();
+    let expressions = seen[0].spec.selectors[0].label_selector.match_expressions.clone().expect("expressions");
+    let operators: Vec<&str> = expressions.iter().map(|e| e.operator.as_str()).collect();
+    assert_eq!(operators, ["In", "NotIn", "Exists", "DoesNotExist"]);
+
+    // An operator number Agones does not have is refused, naming the field.
+    let bad = pb::GameServerSelector {
+        match_expressions: vec![pb::LabelMatchExpressions { key: "x".into(), operator: 7, values: vec![] }],
+        ..Default::default()
+    };
+    let request = pb::AllocationRequest { game_server_selectors: vec![bad], ..Default::default() };
+    let status = grpc_client(&server).await.allocate(request).await.expect_err("refused");
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
+    assert!(status.message().contains("matchExpressions[0].operator"), "{}", status.message());
+}

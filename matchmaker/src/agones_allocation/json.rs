@@ -19,6 +19,7 @@ use stadion_crds::FieldErrors;
 use stadion_sdk::allocation as pb;
 use stadion_sdk::allocation::allocation_request::SchedulingStrategy as PbScheduling;
 use stadion_sdk::allocation::game_server_selector::GameServerState as PbState;
+use stadion_sdk::allocation::label_match_expressions::Operator as PbOperator;
 use stadion_sdk::allocation::priority::{Order as PbOrder, Type as PbType};
 
 use crate::Error;
@@ -122,7 +123,7 @@ struct Selector {
 #[serde(default)]
 struct MatchExpression {
     key: Option<String>,
-    operator: Option<String>,
+    operator: Option<EnumValue>,
     values: Option<Vec<String>>,
 }
 
@@ -301,9 +302,17 @@ impl Selector {
                 .match_expressions
                 .unwrap_or_default()
                 .into_iter()
-                .map(|e| pb::LabelMatchExpressions {
+                .enumerate()
+                .map(|(index, e)| pb::LabelMatchExpressions {
                     key: e.key.unwrap_or_default(),
-                    operator: e.operator.unwrap_or_default(),
+                    // By name or by number, as Agones' gateway takes any enum.
+                    operator: resolve(
+                        &format!("{path}.matchExpressions[{index}].operator"),
+                        e.operator,
+                        |n| PbOperator::from_str_name(n).map(|v| v as i32),
+                        "In, NotIn, Exists or DoesNotExist",
+                        errors,
+                    ),
                     values: e.values.unwrap_or_default(),
                 })
                 .collect(),

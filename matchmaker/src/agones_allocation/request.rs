@@ -18,6 +18,7 @@ use stadion_crds::k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector
 use stadion_sdk::allocation as pb;
 use stadion_sdk::allocation::allocation_request::SchedulingStrategy as PbScheduling;
 use stadion_sdk::allocation::game_server_selector::GameServerState as PbState;
+use stadion_sdk::allocation::label_match_expressions::Operator as PbOperator;
 use stadion_sdk::allocation::priority::{Order as PbOrder, Type as PbType};
 
 use crate::config::validate::dns_label;
@@ -152,10 +153,23 @@ fn selector(path: &str, selector: pb::GameServerSelector, errors: &mut FieldErro
     let expressions: Vec<LabelSelectorRequirement> = selector
         .match_expressions
         .into_iter()
-        .map(|e| LabelSelectorRequirement {
-            key: e.key,
-            operator: e.operator,
-            values: if e.values.is_empty() { None } else { Some(e.values) },
+        .enumerate()
+        .map(|(index, e)| {
+            let operator = match PbOperator::try_from(e.operator) {
+                Ok(operator) => operator.as_str_name().to_owned(),
+                Err(_) => {
+                    errors.push(
+                        format!("{path}.matchExpressions[{index}].operator"),
+                        unknown_enum(e.operator, "In (0), NotIn (1), Exists (2) or DoesNotExist (3)"),
+                    );
+                    String::new()
+                }
+            };
+            LabelSelectorRequirement {
+                key: e.key,
+                operator,
+                values: if e.values.is_empty() { None } else { Some(e.values) },
+            }
         })
         .collect();
     let players = selector.players.map(|p| PlayerSelector {

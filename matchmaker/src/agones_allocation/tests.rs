@@ -43,8 +43,16 @@ fn converts_selectors_in_order_with_state_expressions_counters_lists_and_players
     let mut first = selector(&[("agones.dev/fleet", "blue")]);
     first.game_server_state = pb::game_server_selector::GameServerState::Allocated as i32;
     first.match_expressions = vec![
-        pb::LabelMatchExpressions { key: "tier".into(), operator: "In".into(), values: vec!["gold".into()] },
-        pb::LabelMatchExpressions { key: "canary".into(), operator: "DoesNotExist".into(), values: vec![] },
+        pb::LabelMatchExpressions {
+            key: "tier".into(),
+            operator: pb::label_match_expressions::Operator::In as i32,
+            values: vec!["gold".into()],
+        },
+        pb::LabelMatchExpressions {
+            key: "canary".into(),
+            operator: pb::label_match_expressions::Operator::DoesNotExist as i32,
+            values: vec![],
+        },
     ];
     first
         .counters
@@ -286,7 +294,8 @@ fn json_accepts_enum_names_or_numbers_and_integers_as_strings() {
              "lists": {"players": {"containsValue": "alice", "minAvailable": 1.0}},
              "matchExpressions": [{"key": "tier", "operator": "NotIn", "values": ["bronze"]}],
              "futureField": {"ignored": true}},
-            {"gameServerState": 0, "players": {"minAvailable": "2"}}
+            {"gameServerState": 0, "players": {"minAvailable": "2"},
+             "matchExpressions": [{"key": "canary", "operator": 3}]}
         ],
         "priorities": [{"type": 1, "key": "players", "order": "Descending"}],
         "counters": {"rooms": {"action": "Increment", "amount": "1", "capacity": null}},
@@ -304,7 +313,10 @@ fn json_accepts_enum_names_or_numbers_and_integers_as_strings() {
     assert_eq!(first.counters["rooms"].min_count, 1);
     assert_eq!(first.counters["rooms"].max_available, 4);
     assert_eq!(first.lists["players"].min_available, 1);
-    assert_eq!(first.match_expressions[0].operator, "NotIn");
+    // The operator enum by name or by number, as Agones' gateway takes it.
+    assert_eq!(first.match_expressions[0].operator, pb::label_match_expressions::Operator::NotIn as i32);
+    let second = &request.game_server_selectors[1];
+    assert_eq!(second.match_expressions[0].operator, pb::label_match_expressions::Operator::DoesNotExist as i32);
     assert_eq!(request.game_server_selectors[1].players.as_ref().map(|p| p.min_available), Some(2));
     assert_eq!((request.priorities[0].r#type, request.priorities[0].order), (1, 1));
     assert_eq!(request.counters["rooms"].amount, Some(1));
@@ -415,8 +427,11 @@ async fn invalid_requests_never_reach_the_allocator() {
     let allocator = ScriptedAllocator::new(Ok(AllocationOutcome::Allocated(allocated_status())));
     let (service, metrics) = service(allocator.clone());
     let mut bad = selector(&[("bad key!", "x")]);
-    bad.match_expressions =
-        vec![pb::LabelMatchExpressions { key: "tier".into(), operator: "In".into(), values: vec![] }];
+    bad.match_expressions = vec![pb::LabelMatchExpressions {
+        key: "tier".into(),
+        operator: pb::label_match_expressions::Operator::In as i32,
+        values: vec![],
+    }];
     let request = pb::AllocationRequest {
         game_server_selectors: vec![selector(&[]), bad],
         metadata: Some(pb::MetaPatch { labels: labels(&[("ok", "not valid!")]), ..Default::default() }),

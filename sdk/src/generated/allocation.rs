@@ -187,16 +187,61 @@ pub struct LabelSelector {
         ::prost::alloc::string::String,
     >,
 }
-/// One set-based label requirement, as in a Kubernetes label selector's matchExpressions.
+/// One set-based label requirement, as in a Kubernetes label selector's matchExpressions. The
+/// operator is an enum, as in Agones 1.59 and later (In is 0, so it is the default on the wire).
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct LabelMatchExpressions {
     #[prost(string, tag = "1")]
     pub key: ::prost::alloc::string::String,
-    /// In, NotIn, Exists or DoesNotExist.
-    #[prost(string, tag = "2")]
-    pub operator: ::prost::alloc::string::String,
+    #[prost(enumeration = "label_match_expressions::Operator", tag = "2")]
+    pub operator: i32,
     #[prost(string, repeated, tag = "3")]
     pub values: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+}
+/// Nested message and enum types in `LabelMatchExpressions`.
+pub mod label_match_expressions {
+    #[derive(
+        Clone,
+        Copy,
+        Debug,
+        PartialEq,
+        Eq,
+        Hash,
+        PartialOrd,
+        Ord,
+        ::prost::Enumeration
+    )]
+    #[repr(i32)]
+    pub enum Operator {
+        In = 0,
+        NotIn = 1,
+        Exists = 2,
+        DoesNotExist = 3,
+    }
+    impl Operator {
+        /// String value of the enum field names used in the ProtoBuf definition.
+        ///
+        /// The values are not transformed in any way and thus are considered stable
+        /// (if the ProtoBuf definition does not change) and safe for programmatic use.
+        pub fn as_str_name(&self) -> &'static str {
+            match self {
+                Self::In => "In",
+                Self::NotIn => "NotIn",
+                Self::Exists => "Exists",
+                Self::DoesNotExist => "DoesNotExist",
+            }
+        }
+        /// Creates an enum from field names used in the ProtoBuf definition.
+        pub fn from_str_name(value: &str) -> ::core::option::Option<Self> {
+            match value {
+                "In" => Some(Self::In),
+                "NotIn" => Some(Self::NotIn),
+                "Exists" => Some(Self::Exists),
+                "DoesNotExist" => Some(Self::DoesNotExist),
+                _ => None,
+            }
+        }
+    }
 }
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct GameServerSelector {
