@@ -5,7 +5,8 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use stadion_crds::GameServer;
+use stadion_core::gameserver::{GameServerDefaults, reconcile};
+use stadion_crds::{GameServer, GameServerState};
 use stadion_sdk::server::{GameServerBackend, Mutation, SdkError};
 use tokio::sync::watch;
 
@@ -50,6 +51,20 @@ fn unavailable(error: StoreError) -> SdkError {
     SdkError::Unavailable(error.to_string())
 }
 
+/// Carries out, in the same write, the controller's answer to an SDK Ready: the core's own
+/// `reconcile` moves RequestReady on to Ready. In a cluster that answer is a second write by the
+/// controller; in one process there is no reason to make a thousand servers wait a queue round
+/// for it, and the rule applied is the same function, so the runtimes cannot disagree on it.
+fn settle_request_ready(gs: &mut GameServer) {
+    if gs.state() != Some(GameServerState::RequestReady) {
+        return;
+    }
+    let plan = reconcile(gs, jiff::Timestamp::now(), GameServerDefaults::default());
+    if let Some(next) = plan.update.filter(|next| next.state() == Some(GameServerState::Ready)) {
+        *gs = next;
+    }
+}
+
 #[async_trait]
 impl GameServerBackend for StoreBackend {
     async fn get(&self) -> Result<GameServer, SdkError> {
@@ -65,7 +80,11 @@ impl GameServerBackend for StoreBackend {
         // what compare-and-swap with retries would converge to, without the retries.
         let written = self
             .api
-            .update_with(&self.namespace, &self.name, |gs| mutate(gs).map_err(Refusal::Sdk))
+            .update_with(&self.namespace, &self.name, |gs| {
+                mutate(gs).map_err(Refusal::Sdk)?;
+                settle_request_ready(gs);
+                Ok(())
+            })
             .map_err(|refusal| match refusal {
                 Refusal::Sdk(error) => error,
                 Refusal::Store(error) => unavailable(error),
