@@ -7,12 +7,32 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use local_runtime::{apply, count, eventually, servers, set_yaml, with_runtime};
-use stadion_core::allocator::{AdmittedAllocation, AllocationOutcome, Allocator, admit_allocation};
+use stadion_core::allocator::{AdmittedAllocation, AllocateError, AllocationOutcome, Allocator, admit_allocation};
 use stadion_crds::allocation::{GameServerAllocationSpec, GameServerAllocationState};
 use stadion_crds::{GameServer, GameServerAllocation, GameServerState, labels};
 
 fn any_server() -> AdmittedAllocation {
     admit_allocation(GameServerAllocation::new(GameServerAllocationSpec::default())).expect("a valid request")
+}
+
+/// `callers` allocations of any server, released together by a barrier so they truly race;
+/// every caller's answer, in spawn order.
+async fn race<A: Allocator>(allocator: Arc<A>, callers: usize) -> Vec<Result<AllocationOutcome, AllocateError>> {
+    let barrier = Arc::new(tokio::sync::Barrier::new(callers));
+    let tasks: Vec<_> = (0..callers)
+        .map(|_| {
+            let (allocator, barrier) = (allocator.clone(), barrier.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                allocator.allocate(any_server()).await
+            })
+        })
+        .collect();
+    let mut answers = Vec::with_capacity(callers);
+    for task in tasks {
+        answers.push(task.await.expect("allocation task"));
+    }
+    answers
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -25,21 +45,11 @@ async fn two_hundred_concurrent_allocations_over_a_hundred_ready_servers() {
         })
         .await;
 
-        let allocator = Arc::new(runtime.allocator());
-        let barrier = Arc::new(tokio::sync::Barrier::new(200));
-        let tasks: Vec<_> = (0..200)
-            .map(|_| {
-                let (allocator, barrier) = (allocator.clone(), barrier.clone());
-                tokio::spawn(async move {
-                    barrier.wait().await;
-                    allocator.allocate(any_server()).await
-                })
-            })
-            .collect();
+        let answers = race(Arc::new(runtime.allocator()), 200).await;
         let mut won = HashSet::new();
         let mut unavailable = 0;
-        for task in tasks {
-            match task.await.expect("allocation task") {
+        for answer in answers {
+            match answer {
                 Ok(AllocationOutcome::Allocated(status)) => {
                     assert_eq!(status.state, GameServerAllocationState::Allocated);
                     assert_eq!(status.address, "127.0.0.1");
@@ -137,19 +147,10 @@ async fn thirty_two_concurrent_allocators_never_share_a_server_and_losers_get_an
             }
         })
     };
-    let barrier = Arc::new(tokio::sync::Barrier::new(32));
-    let tasks: Vec<_> = (0..32)
-        .map(|_| {
-            let (allocator, barrier) = (allocator.clone(), barrier.clone());
-            tokio::spawn(async move {
-                barrier.wait().await;
-                allocator.allocate(any_server()).await
-            })
-        })
-        .collect();
+    let answers = race(allocator, 32).await;
     let (mut won, mut unallocated, mut contention) = (HashSet::new(), 0, 0);
-    for task in tasks {
-        match task.await.expect("allocation task") {
+    for answer in answers {
+        match answer {
             Ok(AllocationOutcome::Allocated(status)) => {
                 assert!(won.insert(status.game_server_name.clone()), "{} handed out twice", status.game_server_name);
             }

@@ -80,33 +80,26 @@ pub trait HasConditions {
     fn generation(&self) -> Option<i64>;
 }
 
-impl HasConditions for GameServerSet {
-    fn conditions(&self) -> &[Condition] {
-        self.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default()
-    }
+// Both kinds keep the conditions in the same place of their status.
+macro_rules! has_conditions {
+    ($($kind:ty),*) => {$(
+        impl HasConditions for $kind {
+            fn conditions(&self) -> &[Condition] {
+                self.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default()
+            }
 
-    fn conditions_mut(&mut self) -> &mut Vec<Condition> {
-        &mut self.status.get_or_insert_with(Default::default).conditions
-    }
+            fn conditions_mut(&mut self) -> &mut Vec<Condition> {
+                &mut self.status.get_or_insert_with(Default::default).conditions
+            }
 
-    fn generation(&self) -> Option<i64> {
-        self.metadata.generation
-    }
+            fn generation(&self) -> Option<i64> {
+                self.metadata.generation
+            }
+        }
+    )*};
 }
 
-impl HasConditions for Fleet {
-    fn conditions(&self) -> &[Condition] {
-        self.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default()
-    }
-
-    fn conditions_mut(&mut self) -> &mut Vec<Condition> {
-        &mut self.status.get_or_insert_with(Default::default).conditions
-    }
-
-    fn generation(&self) -> Option<i64> {
-        self.metadata.generation
-    }
-}
+has_conditions!(GameServerSet, Fleet);
 
 /// Puts the `Valid` condition for `errors` into `conditions` (a status about to be written),
 /// for an object at `generation`. Returns whether that changed anything: only a change is
