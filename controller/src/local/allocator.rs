@@ -13,6 +13,7 @@ use tokio::sync::watch;
 use super::store::{Store, StoreError};
 use crate::allocation::fleet_counts::{FleetAllocationCounts, FleetCountFlusher, FleetStatusStore};
 use crate::allocation::{AllocationExecutor, AllocationMetrics, GameServerView};
+use crate::allocation_api::SyncedView;
 
 /// The embedded store hands out shared handles already: the seam's reads are what allocation
 /// needs.
@@ -26,6 +27,14 @@ impl FleetStatusStore for Store {
 
     async fn write_fleet_status(&self, fleet: &Fleet) -> StoreResult<()> {
         ObjectStore::<Fleet>::replace_status(self, fleet).await.map(drop)
+    }
+}
+
+/// The embedded store is the truth itself: nothing to wait for.
+#[async_trait]
+impl SyncedView for LocalAllocator {
+    async fn wait_until_synced(&self) -> bool {
+        true
     }
 }
 
