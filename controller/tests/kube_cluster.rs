@@ -389,6 +389,17 @@ async fn the_api_server_accepts_every_example_manifest_strictly() {
     for kind in ["GameServer", "Fleet", "FleetAutoscaler"] {
         assert!(kinds.iter().any(|k| k == kind), "no {kind} among the examples: {kinds:?}");
     }
+    // generateName, as `kubectl create -f` sends a cpp-simple-style fleet: the API server names it.
+    let (_, mut fleet) = example_documents().into_iter().find(|(_, d)| d["kind"] == "Fleet").expect("a Fleet");
+    let object = fleet.as_object_mut().expect("an object");
+    object["metadata"] = json!({"generateName": "simple-game-server-"});
+    let fleets: Api<Fleet> = Api::namespaced(client.clone(), "default");
+    let typed: Fleet = serde_json::from_value(fleet).expect("a Fleet");
+    let params = PostParams { dry_run: true, ..PostParams::default() };
+    let created = fleets.create(&params, &typed).await.expect("a generateName Fleet is accepted");
+    let name = created.metadata.name.unwrap_or_default();
+    assert!(name.starts_with("simple-game-server-") && name.len() == "simple-game-server-".len() + 5, "{name}");
+
     // The check has teeth: a misspelt field is refused by name, as `stadion up` refuses it.
     let (_, mut fleet) = example_documents().into_iter().find(|(_, d)| d["kind"] == "Fleet").expect("a Fleet");
     fleet["spec"]["replcas"] = json!(5);
