@@ -3,7 +3,6 @@
 //! Loading validates everything up front, so a typo fails at start with the field path
 //! (`queues[1].teams.count: must be ≥ 1`) instead of surfacing as a stuck queue later.
 
-mod duration;
 mod metadata;
 pub(crate) mod validate;
 
@@ -25,10 +24,10 @@ pub struct MatchmakerConfig {
     /// The queues players can join.
     pub queues: Vec<QueueConfig>,
     /// How often the engine forms matches and expires tickets (default 100 ms).
-    #[serde(default = "defaults::tick_interval", with = "duration")]
+    #[serde(default = "defaults::tick_interval", with = "stadion_crds::duration::seconds_or_text")]
     pub tick_interval: Duration,
     /// How long a ticket is remembered after it reached a final state (default 10 min).
-    #[serde(default = "defaults::assigned_retention", with = "duration")]
+    #[serde(default = "defaults::assigned_retention", with = "stadion_crds::duration::seconds_or_text")]
     pub assigned_retention: Duration,
     /// HTTP request limits and authentication.
     #[serde(default)]
@@ -92,7 +91,7 @@ pub struct QueueConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency: Option<LatencyRule>,
     /// A ticket not assigned after this long is `timed_out` (default 5 min).
-    #[serde(default = "defaults::ticket_timeout", with = "duration")]
+    #[serde(default = "defaults::ticket_timeout", with = "stadion_crds::duration::seconds_or_text")]
     pub ticket_timeout: Duration,
     /// Labels and annotations written on the allocated server (templates; see [`MatchMetadata`]).
     #[serde(default)]
