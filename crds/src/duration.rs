@@ -1,10 +1,12 @@
 //! The one duration grammar of Stadion: matchmaker config, the allocation-TTL annotation,
 //! FleetAutoscaler schedule periods and CLI flags all read durations here.
 //!
-//! The grammar is jiff's "friendly" duration format, which is a superset of Go's
-//! `time.ParseDuration` (Agones' schedule durations are Go durations): `1h30m`, `300ms`, `1.5m`,
-//! `1m30.5s`, `90s`, `2h`, with the units `h`, `m`, `s`, `ms`, `us`/`µs`, `ns` (jiff also reads
-//! spelt-out units such as `1h 30m` or `90 secs`). Negative durations are refused everywhere.
+//! The grammar is Go's `time.ParseDuration` (Agones' schedule durations are Go durations):
+//! `1h30m`, `300ms`, `1.5m`, `1m30.5s`, `90s`, `2h`, `.5s`, with the units `h`, `m`, `s`, `ms`,
+//! `us`/`µs`, `ns`, written without spaces and, as jiff (which does the parsing) requires,
+//! larger units first and each once. Spelt-out forms jiff would also read (`2 hours`,
+//! `1h 30m`) are refused, so a manifest Stadion accepts is one Agones accepts. Negative
+//! durations are refused everywhere.
 //! What a bare number means differs by place, so each caller says it ([`BareNumber`]): a TTL
 //! annotation has always taken whole seconds, `--poll-ms` milliseconds, and a Go duration takes
 //! none (except `0`, as in Go).
@@ -72,6 +74,9 @@ pub fn parse(text: &str, bare: BareNumber) -> Result<SignedDuration, InvalidDura
         };
         return SignedDuration::try_from_secs_f64(seconds).map_err(|_| invalid(false));
     }
+    if !is_go_form(unsigned) {
+        return Err(invalid(false));
+    }
     // Go allows a fraction without its integer part (`.5s`); jiff wants the digit.
     let normalised = if unsigned.starts_with('.') { format!("0{unsigned}") } else { unsigned.to_owned() };
     let duration: SignedDuration = normalised.parse().map_err(|_| invalid(false))?;
@@ -88,12 +93,44 @@ pub fn parse_std(text: &str, bare: BareNumber) -> Result<Duration, InvalidDurati
     Duration::try_from(duration).map_err(|_| InvalidDuration { text: text.to_owned(), negative: true, bare })
 }
 
-/// Formats `duration` in the grammar (`1h 30m`, `300ms`), so [`parse`] reads it back exactly.
+/// Formats `duration` in the grammar, as Go prints durations (`1h30m0s`, `1.5s`, `0s`), so
+/// [`parse`] reads it back exactly.
 pub fn format(duration: Duration) -> String {
-    match SignedDuration::try_from(duration) {
-        Ok(signed) => format!("{signed:#}"),
-        Err(_) => format!("{}s", duration.as_secs()),
+    let seconds = duration.as_secs();
+    let (hours, minutes, seconds) = (seconds / 3600, seconds % 3600 / 60, seconds % 60);
+    let mut text = String::new();
+    if hours > 0 {
+        text.push_str(&format!("{hours}h"));
     }
+    if hours > 0 || minutes > 0 {
+        text.push_str(&format!("{minutes}m"));
+    }
+    let nanos = duration.subsec_nanos();
+    if nanos == 0 {
+        text.push_str(&format!("{seconds}s"));
+    } else {
+        let fraction = format!("{nanos:09}");
+        text.push_str(&format!("{seconds}.{}s", fraction.trim_end_matches('0')));
+    }
+    text
+}
+
+/// Whether `text` is a sequence of `<decimal><unit>` with Go's units and nothing else.
+fn is_go_form(text: &str) -> bool {
+    const UNITS: [&str; 7] = ["ns", "us", "µs", "ms", "s", "m", "h"];
+    let mut rest = text;
+    while !rest.is_empty() {
+        let number_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        if !is_decimal(&rest[..number_len]) {
+            return false;
+        }
+        rest = &rest[number_len..];
+        match UNITS.iter().find(|unit| rest.starts_with(*unit)) {
+            Some(unit) => rest = &rest[unit.len()..],
+            None => return false,
+        }
+    }
+    !text.is_empty()
 }
 
 fn is_decimal(text: &str) -> bool {
@@ -112,7 +149,7 @@ pub mod seconds_or_text {
 
     use super::BareNumber;
 
-    /// Writes the duration as text that reads back exactly (`1m 30s`, `250ms`).
+    /// Writes the duration as text that reads back exactly (`1m30s`, `0.25s`).
     pub fn serialize<S: Serializer>(value: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_str(&super::format(*value))
     }
@@ -176,12 +213,14 @@ mod tests {
 
     #[test]
     fn negative_and_malformed_are_refused_with_the_accepted_forms() {
-        for text in ["-5s", "5s ago", "-1", "-0.5"] {
+        for text in ["-5s", "-1", "-0.5"] {
             let error = parse(text, BareNumber::Seconds).unwrap_err();
             assert!(error.negative, "{text}");
             assert!(error.to_string().contains("must not be negative"), "{error}");
         }
-        for text in ["", " ", "5x", "m", "1d", "30m1h", "5s5s", "1..5h", "1.2.3", ".", "soon", "1h30"] {
+        for text in
+            ["", " ", "5x", "m", "1d", "30m1h", "5s5s", "1..5h", "1.2.3", ".", "soon", "1h30", "2 hours", "1h 30m", "PT1H"]
+        {
             let error = parse(text, BareNumber::Seconds).unwrap_err();
             assert!(!error.negative, "{text}");
             let message = error.to_string();
@@ -194,6 +233,7 @@ mod tests {
 
     #[test]
     fn std_durations_format_and_read_back() {
+        assert_eq!(format(Duration::from_millis(5_400_250)), "1h30m0.25s");
         for millis in [0, 1, 250, 1500, 90_000, 5_400_000, 86_400_000] {
             let duration = Duration::from_millis(millis);
             assert_eq!(parse_std(&format(duration), BareNumber::Refused), Ok(duration), "{}", format(duration));
