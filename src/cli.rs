@@ -1,5 +1,6 @@
 //! One module per subcommand: its flags (clap, with `STADION_*` env fallbacks) and its `run`.
 
+pub mod config_reload;
 pub mod controller;
 pub mod crds;
 pub mod install;

@@ -18,6 +18,8 @@ use stadion_core::ports::PortRanges;
 use stadion_crds::allocation_ttl::AllocationTtl;
 use stadion_matchmaker::{Matchmaker, MatchmakerConfig};
 
+use super::config_reload::{self, ConfigWatch, Reload};
+
 /// Where the games' stdout/stderr go.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum GameOutput {
@@ -141,6 +143,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             eprintln!("stadion up: admin endpoint on http://{admin_address}/api/fleets — Ctrl-C to stop");
         }
         let (stop_matchmaker, matchmaker_stopped) = tokio::sync::oneshot::channel::<()>();
+        let mut reload = None;
         let matchmaker_task = match queues {
             Some((path, config)) => {
                 let listener = tokio::net::TcpListener::bind(args.matchmaker_addr)
@@ -151,13 +154,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     explain_matchmaker(&address, &path, &config);
                 }
                 let matchmaker = Matchmaker::new(config, Arc::new(runtime.allocator()))?;
+                reload = Some((ConfigWatch::new(&path), matchmaker.clone()));
                 Some(tokio::spawn(stadion_matchmaker::http::serve_listener(listener, matchmaker, async {
                     let _ = matchmaker_stopped.await;
                 })))
             }
             None => None,
         };
-        watch(&runtime, &args).await?;
+        watch(&runtime, &args, reload).await?;
         if !args.quiet {
             eprintln!("stadion up: stopping {} game server processes…", runtime.running_processes());
         }
@@ -174,8 +178,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// Until a stop signal: re-applies changed manifests and prints progress.
-async fn watch(runtime: &LocalRuntime, args: &Args) -> anyhow::Result<()> {
+/// Until a stop signal: re-applies changed manifests and matchmaker configuration, and prints
+/// progress.
+async fn watch(
+    runtime: &LocalRuntime,
+    args: &Args,
+    mut matchmaker: Option<(ConfigWatch, Matchmaker)>,
+) -> anyhow::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut terminate = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
     let mut interrupt = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
@@ -199,6 +208,20 @@ async fn watch(runtime: &LocalRuntime, args: &Args) -> anyhow::Result<()> {
                 Ok(report) => describe(&report, args.quiet),
                 // The running fleets stay as they were until the files are fixed.
                 Err(error) => eprintln!("stadion up: not re-applied: {error}"),
+            }
+        }
+        if let Some((config, matchmaker)) = &mut matchmaker {
+            match config.poll(matchmaker) {
+                Some(Reload::Applied(reconfigured)) => {
+                    if !args.quiet {
+                        eprintln!("stadion up: {}", config_reload::summary(config.path(), &reconfigured));
+                    }
+                }
+                // The queues in force stay until the file is fixed.
+                Some(Reload::Refused(error)) => {
+                    eprintln!("stadion up: matchmaker configuration not re-applied: {error}");
+                }
+                None => {}
             }
         }
         if !args.quiet {
@@ -225,7 +248,8 @@ fn matchmaker_config(args: &Args) -> anyhow::Result<Option<(PathBuf, MatchmakerC
             }
         }
     };
-    let config = MatchmakerConfig::from_yaml_file(&path).with_context(|| format!("{}", path.display()))?;
+    let config = MatchmakerConfig::from_yaml_file(&path)
+        .map_err(|error| anyhow::anyhow!(config_reload::describe_error(&path, &error)))?;
     Ok(Some((path, config)))
 }
 
