@@ -82,7 +82,10 @@ async fn queue_edits_are_applied_and_a_broken_edit_keeps_the_old_queues() {
             .lines()
             .find(|line| {
                 line.contains("matchmaker configuration not re-applied")
-                    && line.split("matchmaker.yaml:").nth(1).is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit()))
+                    && line
+                        .split("matchmaker.yaml:")
+                        .nth(1)
+                        .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit()))
             })
             .map(str::to_owned)
     })

@@ -70,7 +70,11 @@ async fn a_release_by_an_allocation_that_no_longer_holds_the_server_does_nothing
     let c_id = status_allocation_id(&c).expect("exclusive again").to_owned();
     assert_ne!(c_id, a_id, "each allocation has its own identity");
     allocator.release("default", &c.game_server_name, &a_id).await.expect("release");
-    assert_eq!(state_of(&store, &c.game_server_name), Some(GameServerState::Allocated), "A's release after C's allocation");
+    assert_eq!(
+        state_of(&store, &c.game_server_name),
+        Some(GameServerState::Allocated),
+        "A's release after C's allocation"
+    );
     allocator.release("default", &c.game_server_name, &c_id).await.expect("release");
     assert_eq!(state_of(&store, &c.game_server_name), Some(GameServerState::Shutdown), "the holder's own release");
 }

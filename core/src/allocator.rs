@@ -214,7 +214,12 @@ pub trait Allocator: Send + Sync + 'static {
     /// the server. The default keeps the server Allocated: it is then reclaimed only by the
     /// allocated-server TTL, if one is configured.
     async fn release(&self, namespace: &str, game_server_name: &str, allocation_id: &str) -> Result<(), AllocateError> {
-        tracing::warn!(namespace, gameserver = game_server_name, allocation_id, "allocator cannot release; server stays Allocated");
+        tracing::warn!(
+            namespace,
+            gameserver = game_server_name,
+            allocation_id,
+            "allocator cannot release; server stays Allocated"
+        );
         Ok(())
     }
 }

@@ -142,21 +142,9 @@ mod tests {
 
     #[test]
     fn anything_else_is_refused() {
-        for text in [
-            "",
-            " ",
-            "-5",
-            "-5s",
-            "5x",
-            "m",
-            "30m1h",
-            "5s5s",
-            "1h 30m",
-            "soon",
-            "5 s",
-            "1d",
-            "99999999999999999999",
-        ] {
+        for text in
+            ["", " ", "-5", "-5s", "5x", "m", "30m1h", "5s5s", "1h 30m", "soon", "5 s", "1d", "99999999999999999999"]
+        {
             assert_eq!(parse(text), Err(InvalidAllocationTtl(text.to_owned())), "{text:?}");
         }
         assert_eq!(parse(&format!("{}h", i64::MAX / 100)), Err(InvalidAllocationTtl(format!("{}h", i64::MAX / 100))));
@@ -164,7 +152,15 @@ mod tests {
 
     #[test]
     fn displays_in_units_and_round_trips() {
-        for (text, shown) in [("90", "1m30s"), ("5m", "5m"), ("1h30m", "1h30m"), ("3601", "1h1s"), ("300ms", "300ms"), ("1m30.5s", "1m30s500ms"), ("off", "off")] {
+        for (text, shown) in [
+            ("90", "1m30s"),
+            ("5m", "5m"),
+            ("1h30m", "1h30m"),
+            ("3601", "1h1s"),
+            ("300ms", "300ms"),
+            ("1m30.5s", "1m30s500ms"),
+            ("off", "off"),
+        ] {
             let ttl: AllocationTtl = text.parse().unwrap();
             assert_eq!(ttl.to_string(), shown);
             assert_eq!(shown.parse::<AllocationTtl>(), Ok(ttl));

@@ -218,9 +218,10 @@ mod tests {
             assert!(error.negative, "{text}");
             assert!(error.to_string().contains("must not be negative"), "{error}");
         }
-        for text in
-            ["", " ", "5x", "m", "1d", "30m1h", "5s5s", "1..5h", "1.2.3", ".", "soon", "1h30", "2 hours", "1h 30m", "PT1H"]
-        {
+        for text in [
+            "", " ", "5x", "m", "1d", "30m1h", "5s5s", "1..5h", "1.2.3", ".", "soon", "1h30", "2 hours", "1h 30m",
+            "PT1H",
+        ] {
             let error = parse(text, BareNumber::Seconds).unwrap_err();
             assert!(!error.negative, "{text}");
             let message = error.to_string();

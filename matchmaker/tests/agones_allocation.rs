@@ -158,9 +158,15 @@ async fn bad_requests_are_invalid_argument_and_400_naming_the_field() {
 
     // A misspelt key anywhere is refused with its path instead of widening the choice.
     for (body, field) in [
-        (r#"{"gameServerSelectors": [{"matchLabel": {"agones.dev/fleet": "blue"}}]}"#, "gameServerSelectors[0].matchLabel"),
+        (
+            r#"{"gameServerSelectors": [{"matchLabel": {"agones.dev/fleet": "blue"}}]}"#,
+            "gameServerSelectors[0].matchLabel",
+        ),
         (r#"{"namespace": "default", "unknownField": 1}"#, "unknownField"),
-        (r#"{"gameServerSelectors": [{"counters": {"rooms": {"minCnt": 1}}}]}"#, "gameServerSelectors[0].counters.rooms.minCnt"),
+        (
+            r#"{"gameServerSelectors": [{"counters": {"rooms": {"minCnt": 1}}}]}"#,
+            "gameServerSelectors[0].counters.rooms.minCnt",
+        ),
         (r#"{"metadata": {"label": {"match": "m"}}}"#, "metadata.label"),
         (r#"{"priorities": [{"type": "Counter", "key": "rooms", "ordr": "Ascending"}]}"#, "priorities[0].ordr"),
     ] {

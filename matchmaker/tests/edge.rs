@@ -43,7 +43,10 @@ async fn invalid_tickets_are_422_naming_the_field() {
         (json!({"queue": "duel", "players": "everyone"}), "players"),
         (json!({"queue": "duel", "players": [{"id": "a", "attributes": {"mmr": 1}}], "extra": 1}), "extra"),
         (json!({"queue": "duel", "players": [{"id": "a", "attribute": {"mmr": 1}}]}), "players[0].attribute"),
-        (json!({"queue": "duel", "players": [{"id": "a", "attributes": {"mmr": 1}}], "idempotencyKy": "k"}), "idempotencyKy"),
+        (
+            json!({"queue": "duel", "players": [{"id": "a", "attributes": {"mmr": 1}}], "idempotencyKy": "k"}),
+            "idempotencyKy",
+        ),
     ];
     for (body, field) in cases {
         let response = server.client.post(server.url("/v1/tickets")).json(&body).send().await.unwrap();
@@ -145,7 +148,10 @@ async fn direct_allocation_returns_a_server_then_429_when_none_is_free() {
     assert_eq!(error["field"], "spec.selectors");
     let before = fleet.request_count();
     for (typo, field) in [
-        (json!({"spec": {"selectors": [{"matchLabel": {"agones.dev/fleet": "arena"}}]}}), "spec.selectors[0].matchLabel"),
+        (
+            json!({"spec": {"selectors": [{"matchLabel": {"agones.dev/fleet": "arena"}}]}}),
+            "spec.selectors[0].matchLabel",
+        ),
         (json!({"spec": {"selector": [{"matchLabels": {"agones.dev/fleet": "arena"}}]}}), "spec.selector"),
         (json!({"spec": {"metadata": {"label": {"mode": "x"}}}}), "spec.metadata.label"),
         (json!({"specs": {}}), "specs"),

@@ -28,7 +28,10 @@ async fn queues_are_added_changed_and_removed_while_tickets_in_unchanged_queues_
     assert_eq!((status, &refused["error"]["field"]), (422, &serde_json::json!("queue")), "{refused}");
 
     let changes = server.matchmaker.reconfigure(config(WITH_SQUADS)).expect("valid").queues;
-    assert_eq!((changes.added, changes.changed, changes.removed), (vec!["squads".to_owned()], vec!["lonely".to_owned()], vec![]));
+    assert_eq!(
+        (changes.added, changes.changed, changes.removed),
+        (vec!["squads".to_owned()], vec!["lonely".to_owned()], vec![])
+    );
     let (status, squad) = server.post_ticket(&solo("squads", "carol", 1.0)).await;
     assert_eq!(status, 201, "the new queue takes tickets: {squad}");
     let id = waiting["id"].as_str().unwrap();
@@ -69,7 +72,8 @@ async fn an_invalid_configuration_is_refused_and_the_old_one_kept() {
 
 #[tokio::test]
 async fn searching_tickets_of_a_changed_queue_are_rechecked_against_its_new_rules() {
-    let three_teams = WITH_SQUADS.replace("teams: {count: 2, minPlayers: 1, maxPlayers: 2}", "teams: {count: 3, minPlayers: 1, maxPlayers: 2}");
+    let three_teams = WITH_SQUADS
+        .replace("teams: {count: 2, minPlayers: 1, maxPlayers: 2}", "teams: {count: 3, minPlayers: 1, maxPlayers: 2}");
     let server = TestServer::start(config(&three_teams), FakeFleet::new(0)).await;
     let party = serde_json::json!({"queue": "squads", "players": [{"id": "a"}, {"id": "b"}]});
     let (status, party) = server.post_ticket(&party).await;
@@ -87,7 +91,8 @@ async fn searching_tickets_of_a_changed_queue_are_rechecked_against_its_new_rule
 
     // Two more singles make three teams of one under the new rules, with the kept ticket.
     for player in ["d", "e"] {
-        let (status, _) = server.post_ticket(&serde_json::json!({"queue": "squads", "players": [{"id": player}]})).await;
+        let (status, _) =
+            server.post_ticket(&serde_json::json!({"queue": "squads", "players": [{"id": player}]})).await;
         assert_eq!(status, 201);
     }
     server.wait_for_state(single["id"].as_str().unwrap(), "matched").await;

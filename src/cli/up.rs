@@ -212,16 +212,14 @@ async fn watch(
         }
         if let Some((config, matchmaker)) = &mut matchmaker {
             match config.poll(matchmaker) {
-                Some(Reload::Applied(reconfigured)) => {
-                    if !args.quiet {
-                        eprintln!("stadion up: {}", config_reload::summary(config.path(), &reconfigured));
-                    }
+                Some(Reload::Applied(reconfigured)) if !args.quiet => {
+                    eprintln!("stadion up: {}", config_reload::summary(config.path(), &reconfigured));
                 }
                 // The queues in force stay until the file is fixed.
                 Some(Reload::Refused(error)) => {
                     eprintln!("stadion up: matchmaker configuration not re-applied: {error}");
                 }
-                None => {}
+                Some(Reload::Applied(_)) | None => {}
             }
         }
         if !args.quiet {

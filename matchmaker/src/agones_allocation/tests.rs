@@ -458,9 +458,15 @@ fn json_refuses_unknown_keys_at_any_depth_and_takes_proto_names() {
     for (body, field) in [
         (r#"{"somethingNew": 42}"#, "somethingNew"),
         (r#"{"gameServerSelectors": [{}, {"matchLabel": {"a": "b"}}]}"#, "gameServerSelectors[1].matchLabel"),
-        (r#"{"requiredGameServerSelector": {"players": {"minAvail": 1}}}"#, "requiredGameServerSelector.players.minAvail"),
+        (
+            r#"{"requiredGameServerSelector": {"players": {"minAvail": 1}}}"#,
+            "requiredGameServerSelector.players.minAvail",
+        ),
         (r#"{"lists": {"players": {"addValue": ["bob"]}}}"#, "lists.players.addValue"),
-        (r#"{"multiClusterSetting": {"policySelector": {"matchLabel": {}}}}"#, "multiClusterSetting.policySelector.matchLabel"),
+        (
+            r#"{"multiClusterSetting": {"policySelector": {"matchLabel": {}}}}"#,
+            "multiClusterSetting.policySelector.matchLabel",
+        ),
     ] {
         match json::parse_request(body.as_bytes()) {
             Err(crate::Error::UnknownFields(errors)) => {

@@ -106,7 +106,12 @@ impl Allocator for FakeFleet {
         self.capacity.subscribe()
     }
 
-    async fn release(&self, _namespace: &str, game_server_name: &str, allocation_id: &str) -> Result<(), AllocateError> {
+    async fn release(
+        &self,
+        _namespace: &str,
+        game_server_name: &str,
+        allocation_id: &str,
+    ) -> Result<(), AllocateError> {
         assert_eq!(allocation_id, format!("{game_server_name}-allocation"), "the release names its allocation");
         self.released.lock().unwrap().push(game_server_name.to_owned());
         Ok(())

@@ -49,7 +49,8 @@ impl State {
                     self.queues.insert(config.name.clone(), runtime);
                 }
                 previous => {
-                    let fresh = QueueRuntime { config: Arc::new(config.clone()), pool: Pool::new(Rules::from_queue(config)) };
+                    let fresh =
+                        QueueRuntime { config: Arc::new(config.clone()), pool: Pool::new(Rules::from_queue(config)) };
                     self.queues.insert(config.name.clone(), fresh);
                     if previous.is_some() {
                         changes.changed.push(config.name.clone());
