@@ -3,6 +3,7 @@
 pub mod allocate;
 pub mod controller;
 pub mod crds;
+pub mod get;
 pub mod install;
 pub mod matchmaker;
 pub mod orphan_guard;

@@ -322,7 +322,7 @@ async fn observe_gauges(ctx: Arc<Context>, caches: GaugeCaches, stopped: impl Fu
                 ctx.metrics.observe_autoscalers(caches.autoscalers.state().iter().map(AsRef::as_ref));
                 let nodes = ctx.nodes.state();
                 let names = nodes.iter().filter(|n| !is_system_node(n)).filter_map(|n| n.metadata.name.as_deref());
-                ctx.metrics.observe_nodes(names, servers.iter().map(AsRef::as_ref));
+                ctx.metrics.observe_nodes(names, servers.iter().map(AsRef::as_ref), true);
             }
         }
     }

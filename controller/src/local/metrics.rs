@@ -4,7 +4,8 @@
 //! The gauges are recomputed from the store at every scrape (the store hands out shared handles,
 //! so this copies nothing). State changes come from a watch of the GameServers, as Agones'
 //! informer handler sees them; allocations are timed by the [`super::LocalAllocator`]; the node
-//! histogram is sampled every [`NODE_SAMPLE_PERIOD`], as Agones' collector does.
+//! gauge is recomputed every second and the node histogram sampled every
+//! [`NODE_SAMPLE_PERIOD`], as Agones' collector does.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,6 +23,10 @@ use crate::metrics::{CONTENT_TYPE, Metrics};
 
 /// How often `agones_gameservers_node_count` gets one sample per node (Agones' resync period).
 pub const NODE_SAMPLE_PERIOD: Duration = Duration::from_secs(15);
+
+/// How often `agones_nodes_count` is recomputed (the node is not in the store, so it is not
+/// recomputed at scrape time).
+const NODE_COUNT_PERIOD: Duration = Duration::from_secs(1);
 
 #[derive(Clone)]
 struct MetricsState {
@@ -57,7 +62,8 @@ pub async fn run(store: Store, metrics: Arc<Metrics>, node: String, mut stop: wa
     for gs in &watch.initial {
         metrics.observe_state(gs);
     }
-    let mut sample = tokio::time::interval(NODE_SAMPLE_PERIOD);
+    let mut count = tokio::time::interval(NODE_COUNT_PERIOD);
+    let mut sampled = None::<tokio::time::Instant>;
     loop {
         tokio::select! {
             changed = stop.wait_for(|stop| *stop) => {
@@ -71,9 +77,13 @@ pub async fn run(store: Store, metrics: Arc<Metrics>, node: String, mut stop: wa
                 Some(WatchEvent::Deleted(gs)) => metrics.forget_gameserver(gs.namespace(), gs.name()),
                 None => return,
             },
-            _ = sample.tick() => {
+            now = count.tick() => {
+                let sample = sampled.is_none_or(|at| now.duration_since(at) >= NODE_SAMPLE_PERIOD);
+                if sample {
+                    sampled = Some(now);
+                }
                 let servers = store.api::<GameServer>().list(None, &Selector::everything());
-                metrics.observe_nodes([node.as_str()], servers.iter().map(AsRef::as_ref));
+                metrics.observe_nodes([node.as_str()], servers.iter().map(AsRef::as_ref), sample);
             }
         }
     }

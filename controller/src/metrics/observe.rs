@@ -207,13 +207,14 @@ impl Metrics {
         }
     }
 
-    /// Recomputes `agones_nodes_count` from the nodes game servers may run on, and adds one
-    /// sample per node to `agones_gameservers_node_count` (call it periodically, as Agones'
-    /// collector does, not per scrape).
+    /// Recomputes `agones_nodes_count` from the nodes game servers may run on and, with
+    /// `sample`, adds one sample per node to `agones_gameservers_node_count` (sample
+    /// periodically, as Agones' collector does, not per scrape).
     pub fn observe_nodes<'a>(
         &self,
         nodes: impl IntoIterator<Item = &'a str>,
         servers: impl IntoIterator<Item = &'a GameServer>,
+        sample: bool,
     ) {
         let mut per_node: HashMap<&str, u32> = HashMap::new();
         for gs in servers {
@@ -226,7 +227,7 @@ impl Metrics {
         let gauge = |empty: &str| self.nodes_count.get_or_create(&NodeLabels { empty: empty.to_owned() });
         gauge("true").set(i64::try_from(nodes.len() - busy).unwrap_or(i64::MAX));
         gauge("false").set(i64::try_from(busy).unwrap_or(i64::MAX));
-        for node in nodes {
+        for node in nodes.into_iter().filter(|_| sample) {
             self.gameservers_node_count.observe(f64::from(per_node.get(node).copied().unwrap_or(0)));
         }
     }

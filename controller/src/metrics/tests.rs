@@ -180,7 +180,8 @@ fn autoscaler_status_and_buffer_policy() {
 fn nodes_with_and_without_servers() {
     let metrics = Metrics::new();
     let servers = [server("a", None, GameServerState::Ready), server("b", None, GameServerState::Ready)];
-    metrics.observe_nodes(["n1", "n2"], &servers);
+    metrics.observe_nodes(["n1", "n2"], &servers, true);
+    metrics.observe_nodes(["n1", "n2"], &servers, false);
     let text = metrics.encode();
     has(&text, r#"agones_nodes_count{empty="true"} 1"#);
     has(&text, r#"agones_nodes_count{empty="false"} 1"#);
@@ -246,7 +247,7 @@ fn every_listed_family_is_exported_and_only_the_controller_adds_its_own() {
     };
     let fas = FleetAutoscaler::new("fas", FleetAutoscalerSpec { fleet_name: "f".into(), policy, ..Default::default() });
     metrics.observe_autoscalers([&fas]);
-    metrics.observe_nodes(["n1"], [&gs]);
+    metrics.observe_nodes(["n1"], [&gs], true);
     let labels = allocation_labels(&GameServerAllocation::default(), &Ok(AllocationOutcome::UnAllocated));
     metrics.observe_allocation(&labels, Duration::from_millis(1));
     let text = metrics.encode();
