@@ -4,6 +4,7 @@ pub mod allocate;
 pub mod config_reload;
 pub mod controller;
 pub mod crds;
+pub mod get;
 pub mod install;
 pub mod matchmaker;
 pub mod orphan_guard;

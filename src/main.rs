@@ -23,6 +23,9 @@ enum Command {
     /// Allocate a server from a running `stadion up`, as `kubectl create -f` does in a cluster:
     /// each GameServerAllocation in the file is created and printed with its status.
     Allocate(cli::allocate::Args),
+    /// List GameServers, GameServerSets, Fleets or FleetAutoscalers of a running `stadion up`,
+    /// with the columns `kubectl get` prints (`-w` watches).
+    Get(cli::get::Args),
     /// Run the Kubernetes operator (GameServer, GameServerSet, Fleet, FleetAutoscaler controllers).
     Controller(cli::controller::Args),
     /// Run the SDK sidecar a game server talks to (gRPC 9357, REST 9358).
@@ -46,6 +49,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Up(args) => cli::up::run(args),
         Command::Allocate(args) => cli::allocate::run(args),
+        Command::Get(args) => cli::get::run(args),
         Command::Controller(args) => cli::controller::run(args),
         Command::SdkServer(args) => cli::sdk_server::run(args),
         Command::Matchmaker(args) => cli::matchmaker::run(args),

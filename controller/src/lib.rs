@@ -11,3 +11,4 @@ pub mod allocation_api;
 pub mod executor;
 pub mod kube;
 pub mod local;
+pub mod metrics;

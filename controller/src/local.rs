@@ -8,13 +8,16 @@
 //! - [`allocator`]: allocation as one compare-and-swap ([`stadion_core::allocator::Allocator`]).
 //! - [`recorder`]: Events and pass counts of the executors, kept in memory and logged.
 //! - [`files`] and [`admin`]: reading manifests for `stadion up`, and its JSON endpoint.
+//! - [`metrics`]: Agones' metrics at the admin address's `/metrics`.
 //! - [`runtime`]: [`LocalRuntime`], which wires all of the above together.
 
 pub mod admin;
 pub mod allocator;
 pub mod error;
 pub mod files;
+pub mod metrics;
 pub mod recorder;
+pub mod resources;
 pub mod runtime;
 pub mod sdk_backend;
 pub mod store;

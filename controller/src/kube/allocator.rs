@@ -27,10 +27,10 @@ use tokio::sync::watch;
 use tracing::{Instrument, info, info_span, warn};
 
 use super::api_status;
-use super::metrics::Metrics;
+use super::metrics::{Metrics, allocation_labels};
 use super::store::store_error;
 use crate::allocation::fleet_counts::{FleetAllocationCounts, FleetCountFlusher, FleetStatusStore};
-use crate::allocation::{AllocationExecutor, AllocationMetrics, GameServerView};
+use crate::allocation::{AllocationExecutor, GameServerView};
 use stadion_core::gameserver::gameserver_key;
 
 /// Most release attempts (re-read and write) when other writers keep changing the server.
@@ -39,12 +39,6 @@ const RELEASE_ATTEMPTS: usize = 16;
 /// How long our own GameServer writes are laid over the cache at most (the same bound as the
 /// controllers' write overlay).
 const OWN_WRITE_TTL: Duration = Duration::from_secs(60);
-
-impl AllocationMetrics for Metrics {
-    fn observe_allocation(&self, fleet_name: &str, status: &str, elapsed: Duration) {
-        Metrics::observe_allocation(self, fleet_name, status, elapsed);
-    }
-}
 
 /// GameServers as the allocator sees them: the watch cache's shared handles with this
 /// allocator's own writes laid over them until the cache shows them, and writes through the API.
@@ -211,6 +205,7 @@ pub struct KubeAllocator {
     cache: Store<GameServer>,
     capacity: Arc<watch::Sender<u64>>,
     fleet_counts: Arc<FleetAllocationCounts>,
+    metrics: Option<Arc<Metrics>>,
     _flusher: Arc<FleetCountFlusher>,
 }
 
@@ -229,13 +224,15 @@ impl KubeAllocator {
             cache,
             capacity: Arc::new(capacity),
             fleet_counts,
+            metrics: None,
             _flusher: Arc::new(flusher),
         }
     }
 
-    /// Records `agones_gameserver_allocations_duration_seconds` into `metrics`.
-    pub fn with_metrics(self, metrics: Arc<Metrics>) -> Self {
-        self.executor.set_metrics(metrics);
+    /// Records `agones_gameserver_allocations_duration_seconds` (with Agones' labels, which
+    /// need the request) into `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = Some(metrics);
         self
     }
 
@@ -277,7 +274,12 @@ impl KubeAllocator {
 #[async_trait]
 impl Allocator for KubeAllocator {
     async fn allocate(&self, request: AdmittedAllocation) -> Result<AllocationOutcome, AllocateError> {
-        self.executor.allocate(&request).await
+        let started = Instant::now();
+        let result = self.executor.allocate(&request).await;
+        if let Some(metrics) = &self.metrics {
+            metrics.observe_allocation(&allocation_labels(request.request(), &result), started.elapsed());
+        }
+        result
     }
 
     fn capacity_changes(&self) -> watch::Receiver<u64> {

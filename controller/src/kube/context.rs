@@ -127,6 +127,6 @@ pub async fn observed(
 ) -> Result<Action> {
     let started = Instant::now();
     let result = work.instrument(span).await;
-    ctx.metrics.observe_reconcile(controller, started.elapsed(), result.as_ref().err());
+    ctx.metrics.observe_reconcile(controller, started.elapsed(), result.as_ref().err().map(Error::kind));
     result
 }

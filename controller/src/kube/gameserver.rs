@@ -33,6 +33,9 @@ pub const CONTROLLER: &str = "gameserver";
 /// Reconciles one GameServer (timed, counted and traced).
 pub async fn reconcile(gs: Arc<GameServer>, ctx: Arc<Context>) -> Result<Action> {
     let span = info_span!("reconcile", controller = CONTROLLER, gameserver = %gameserver_key(&gs), state = ?gs.state());
+    // Every change triggers a reconcile, so this sees the sidecar's and the allocator's state
+    // changes too (as Agones' informer handler does); the clock ignores a state seen before.
+    ctx.metrics.observe_state(&gs);
     observed(&ctx, CONTROLLER, span, reconcile_inner(&gs, &ctx)).await
 }
 
@@ -100,7 +103,7 @@ async fn write(ctx: &Context, current: &GameServer, next: GameServer) -> Result<
         && let Some(state) = after
     {
         info!(from = ?before, to = %state, "GameServer state changed");
-        ctx.metrics.count_transition(&written, state);
+        ctx.metrics.observe_state(&written);
         let note = format!("{} -> {state}", before.map_or("(new)", GameServerState::as_str));
         if matches!(state, GameServerState::Unhealthy | GameServerState::Error) {
             ctx.events.warning(&written, state.as_str(), note).await;

@@ -86,7 +86,7 @@ mod tests {
     #[tokio::test]
     async fn passes_and_failures_are_counted() {
         let (client, _server) = crate::kube::fixtures::ApiServer::start();
-        let metrics = Arc::new(Metrics::new());
+        let metrics = Arc::new(Metrics::controller());
         let recorder = KubeRecorder::new(EventPublisher::new(client, None), metrics.clone());
         recorder.reconciled("fleet", Duration::from_millis(2), None);
         recorder.reconciled("fleet", Duration::from_millis(2), Some("create_failed"));

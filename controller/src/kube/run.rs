@@ -165,7 +165,7 @@ pub async fn run(
         let _ = stop_tx.send(true);
     }));
 
-    let metrics = Arc::new(Metrics::new());
+    let metrics = Arc::new(Metrics::controller());
     let readiness = Readiness::default();
     let listener = metrics::bind(config.metrics_addr).await?;
     info!(addr = %config.metrics_addr, "metrics and health listening");
@@ -206,6 +206,7 @@ pub async fn run(
         .owns(scoped::<GameServerSet>(&client, ns), watcher::Config::default());
     let autoscaler_controller = Controller::new(scoped::<FleetAutoscaler>(&client, ns), watcher::Config::default());
     let (fleet_store, autoscaler_store) = (fleet_controller.store(), autoscaler_controller.store());
+    let set_store = set_controller.store();
     let events = EventPublisher::new(client.clone(), Some(config.identity.clone()));
     let stores = KubeStores {
         gameservers: KubeStore::new(client.clone(), gs_controller.store()),
@@ -278,7 +279,8 @@ pub async fn run(
             ready_flag.set(true);
         }
     });
-    tokio::spawn(observe_gauges(ctx.clone(), fleet_store, autoscaler_store, stopped()));
+    let caches = GaugeCaches { fleets: fleet_store, sets: set_store, autoscalers: autoscaler_store };
+    tokio::spawn(observe_gauges(ctx.clone(), caches, stopped()));
 
     info!(leader_election = config.leader_election, namespace = ?config.namespace, "controllers starting");
     futures::join!(gameservers, sets, fleets, autoscalers);
@@ -292,13 +294,21 @@ pub async fn run(
     Ok(())
 }
 
-/// Recomputes the fleet-describing gauges from the caches every few seconds.
-async fn observe_gauges(
-    ctx: Arc<Context>,
+/// The caches the gauges are computed from, beside the context's.
+struct GaugeCaches {
     fleets: Store<Fleet>,
+    sets: Store<GameServerSet>,
     autoscalers: Store<FleetAutoscaler>,
-    stopped: impl Future<Output = ()>,
-) {
+}
+
+/// Whether `node` is one Agones leaves out of its node metrics: a system node, tainted
+/// `agones.dev/…`, where no game server runs.
+fn is_system_node(node: &Node) -> bool {
+    node.spec.iter().flat_map(|s| s.taints.iter().flatten()).any(|t| t.key.starts_with("agones.dev/"))
+}
+
+/// Recomputes the fleet-describing gauges from the caches every few seconds.
+async fn observe_gauges(ctx: Arc<Context>, caches: GaugeCaches, stopped: impl Future<Output = ()>) {
     tokio::pin!(stopped);
     let mut tick = tokio::time::interval(Duration::from_secs(5));
     loop {
@@ -307,8 +317,12 @@ async fn observe_gauges(
             _ = tick.tick() => {
                 let servers = ctx.gameservers.state();
                 ctx.metrics.observe_gameservers(servers.iter().map(AsRef::as_ref));
-                ctx.metrics.observe_fleets(fleets.state().iter().map(AsRef::as_ref));
-                ctx.metrics.observe_autoscalers(autoscalers.state().iter().map(AsRef::as_ref));
+                let sets = caches.sets.state();
+                ctx.metrics.observe_fleets(caches.fleets.state().iter().map(AsRef::as_ref), sets.iter().map(AsRef::as_ref));
+                ctx.metrics.observe_autoscalers(caches.autoscalers.state().iter().map(AsRef::as_ref));
+                let nodes = ctx.nodes.state();
+                let names = nodes.iter().filter(|n| !is_system_node(n)).filter_map(|n| n.metadata.name.as_deref());
+                ctx.metrics.observe_nodes(names, servers.iter().map(AsRef::as_ref), true);
             }
         }
     }

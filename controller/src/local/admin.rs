@@ -5,6 +5,8 @@
 //! - `POST /apis/allocation.agones.dev/v1/namespaces/{namespace}/gameserverallocations`: a
 //!   GameServerAllocation, allocated as in a cluster (what `stadion allocate -f` sends), with
 //!   Agones' discovery documents beside it.
+//! - `GET /metrics`: Agones' metrics ([`super::metrics`]).
+//! - `GET /api/gameserversets`, `GET /api/fleetautoscalers`: [`super::resources`].
 //! - `GET /healthz`: `ok` while the runtime runs.
 
 use std::net::SocketAddr;
@@ -26,7 +28,9 @@ pub fn router(store: Store, allocator: LocalAllocator) -> Router {
         .route("/api/fleets", get(fleets))
         .route("/api/gameservers", get(gameservers))
         .route("/healthz", get(|| async { "ok" }))
-        .with_state(store)
+        .with_state(store.clone())
+        .merge(super::metrics::router(store.clone(), allocator.metrics().clone()))
+        .merge(super::resources::router(store))
         .merge(allocation_api::api_routes(ApiState::new(allocator)))
 }
 

@@ -12,8 +12,9 @@ use tokio::sync::watch;
 
 use super::store::{Store, StoreError};
 use crate::allocation::fleet_counts::{FleetAllocationCounts, FleetCountFlusher, FleetStatusStore};
-use crate::allocation::{AllocationExecutor, AllocationMetrics, GameServerView};
+use crate::allocation::{AllocationExecutor, GameServerView};
 use crate::allocation_api::SyncedView;
+use crate::metrics::{Metrics, allocation_labels};
 
 /// The embedded store hands out shared handles already: the seam's reads are what allocation
 /// needs.
@@ -45,6 +46,7 @@ pub struct LocalAllocator {
     executor: Arc<AllocationExecutor<Store>>,
     capacity: watch::Sender<u64>,
     fleet_counts: Arc<FleetAllocationCounts>,
+    metrics: Arc<Metrics>,
     _flusher: Arc<FleetCountFlusher>,
 }
 
@@ -56,13 +58,20 @@ impl LocalAllocator {
         let fleet_counts = Arc::new(FleetAllocationCounts::default());
         let flusher = FleetCountFlusher::spawn(fleet_counts.clone(), Arc::new(store.clone()));
         let executor = AllocationExecutor::new(store, fleet_counts.clone(), rand::random());
-        Self { executor: Arc::new(executor), capacity, fleet_counts, _flusher: Arc::new(flusher) }
+        let metrics = Arc::new(Metrics::new());
+        Self { executor: Arc::new(executor), capacity, fleet_counts, metrics, _flusher: Arc::new(flusher) }
     }
 
-    /// Records `agones_gameserver_allocations_duration_seconds` into `metrics`.
-    pub fn with_metrics(self, metrics: Arc<dyn AllocationMetrics>) -> Self {
-        self.executor.set_metrics(metrics);
+    /// Records `agones_gameserver_allocations_duration_seconds` (with Agones' labels, which
+    /// need the request) into `metrics` instead of the allocator's own.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = metrics;
         self
+    }
+
+    /// The metrics allocations are recorded into (what `stadion up` serves at `/metrics`).
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     /// Allocations counted but not yet written to `fleet`'s status.
@@ -74,7 +83,10 @@ impl LocalAllocator {
 #[async_trait]
 impl Allocator for LocalAllocator {
     async fn allocate(&self, request: AdmittedAllocation) -> Result<AllocationOutcome, AllocateError> {
-        self.executor.allocate(&request).await
+        let started = std::time::Instant::now();
+        let result = self.executor.allocate(&request).await;
+        self.metrics.observe_allocation(&allocation_labels(request.request(), &result), started.elapsed());
+        result
     }
 
     fn capacity_changes(&self) -> watch::Receiver<u64> {

@@ -218,13 +218,15 @@ impl LocalRuntime {
             webhooks: WebhookClient::new(),
         });
         let (stop, stopped) = watch::channel(false);
-        let tasks = vec![
+        let mut tasks = vec![
             tokio::spawn(gameservers::run(shared.clone(), exits, stopped.clone())),
             tokio::spawn(sets::run(shared.clone(), stopped.clone())),
             tokio::spawn(fleets::run(shared.clone(), stopped.clone())),
             tokio::spawn(autoscalers::run(shared.clone(), stopped.clone())),
         ];
-        let allocator = LocalAllocator::new(store, capacity);
+        let allocator = LocalAllocator::new(store.clone(), capacity);
+        let node = shared.config.node_name.clone();
+        tasks.push(tokio::spawn(super::metrics::run(store, allocator.metrics().clone(), node, stopped)));
         tracing::info!(address = %shared.config.address, node = %shared.config.node_name, "local runtime started");
         Ok(Self { shared, allocator, stop, tasks })
     }

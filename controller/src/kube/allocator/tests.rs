@@ -81,7 +81,7 @@ async fn every_candidate_taken_is_contention() {
     assert_eq!(outcome, AllocationOutcome::Contention);
     // Counted as Contention, not as "no server".
     let text = metrics.encode();
-    let contention = r#"agones_gameserver_allocations_duration_seconds_count{fleet_name="",status="Contention"} 1"#;
+    let contention = r#"agones_gameserver_allocations_duration_seconds_count{cluster_name="none",fleet_name="none",is_multicluster="false",scheduling_strategy="Packed",status="Contention"} 1"#;
     assert!(text.contains(contention), "{text}");
     assert!(!text.contains(r#"status="UnAllocated""#), "{text}");
 }
