@@ -118,7 +118,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
         let admin_address = admin.local_addr().map(|a| a.to_string()).unwrap_or_default();
-        let admin_task = tokio::spawn(admin::serve(admin, runtime.store().clone(), async {
+        let admin_task = tokio::spawn(admin::serve(admin, admin::AdminState::of(&runtime), async {
             let _ = admin_stopped.await;
         }));
         if !args.quiet {
