@@ -169,3 +169,77 @@ async fn a_crash_looping_fleet_backs_off_and_its_healthy_neighbour_is_replaced_a
     assert!(steps.iter().all(|l| l.contains("crashloop") && l.contains("attempt=")), "{steps:?}");
     assert!(steps.iter().any(|l| l.contains("attempt=2") && l.contains("delay_seconds=20")), "{steps:?}");
 }
+
+/// Agones' own simple-game-server Fleet, as its docs give it: an image and no command.
+const AGONES_IMAGE_ONLY_FLEET: &str = r#"apiVersion: agones.dev/v1
+kind: Fleet
+metadata:
+  name: simple-game-server
+spec:
+  replicas: 2
+  template:
+    spec:
+      ports:
+        - name: default
+          containerPort: 7654
+      template:
+        spec:
+          containers:
+            - name: simple-game-server
+              image: us-docker.pkg.dev/agones-images/examples/simple-game-server:0.35
+              resources:
+                requests:
+                  memory: 64Mi
+                  cpu: 20m
+"#;
+
+#[test]
+fn a_container_with_only_an_image_is_refused_at_start_with_what_to_add() {
+    let scratch = Scratch::new("up-image-only");
+    let file = scratch.write("fleet.yaml", AGONES_IMAGE_ONLY_FLEET);
+    let (mut process, _) = up(&scratch, &[&file], "23200-23209");
+    let started = Instant::now();
+    let status = process.wait_exit(Duration::from_secs(10)).expect("`up` answers at once");
+    let output = without_ansi(&process.output());
+    assert_eq!(status.code(), Some(2), "{output}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    for needle in [
+        "fleet.yaml",
+        "Fleet default/simple-game-server",
+        "spec.template.spec.template.spec.containers[0].command",
+        "simple-game-server:0.35",
+        "add `command:`",
+        "`args:`",
+    ] {
+        assert!(output.contains(needle), "the error names {needle:?}: {output}");
+    }
+    assert!(scratch.marked_processes().is_empty(), "nothing was started");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_edit_to_an_image_only_container_is_reported_and_the_running_fleet_kept() {
+    let scratch = Scratch::new("up-image-only-edit");
+    let fleet = test_fleet(&scratch, 1);
+    let (mut process, admin) = up(&scratch, &[&fleet], "23210-23219");
+    let http = reqwest::Client::new();
+    let before = eventually(Duration::from_secs(30), "the Ready server", || async {
+        let ready = ready_servers(&http, &admin, "simple-game-server").await;
+        (ready.len() == 1).then_some(ready)
+    })
+    .await;
+
+    let text = std::fs::read_to_string(&fleet).expect("fleet");
+    let command = text.lines().find(|l| l.trim_start().starts_with("command:")).expect("a command line").to_owned();
+    std::fs::write(&fleet, text.replace(&command, "").replace("replicas: 1", "replicas: 2")).expect("edit");
+    eventually(Duration::from_secs(10), "the edit reported", || async {
+        let output = without_ansi(&process.output());
+        (output.contains("not re-applied") && output.contains("containers[0].command")).then_some(())
+    })
+    .await;
+    // The last good state stays: one server, the same one, still Ready.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(ready_servers(&http, &admin, "simple-game-server").await, before);
+    process.signal(Signal::SIGTERM);
+    let status = process.wait_exit(Duration::from_secs(20)).expect("`up` stops");
+    assert!(status.success(), "{}", process.output());
+}

@@ -12,6 +12,7 @@ use stadion_core::admission::admit;
 
 use super::{Shared, base_dir_key, lock};
 use crate::local::store::{Api, DEFAULT_NAMESPACE, StoreError, StoreObject};
+use crate::local::supervisor::local_problems;
 
 /// One resource to apply, with where it came from.
 #[derive(Clone, Debug, PartialEq)]
@@ -92,7 +93,14 @@ pub(super) fn apply(shared: &Shared, manifests: &[Manifest], prune: bool) -> Res
             }
         };
         let what = describe(kind, meta);
+        let runnable = match &resource {
+            Resource::GameServer(o) => local_problems(&o.spec, "spec"),
+            Resource::GameServerSet(o) => local_problems(&o.spec.template.spec, "spec.template.spec"),
+            Resource::Fleet(o) => local_problems(&o.spec.template.spec, "spec.template.spec"),
+            _ => FieldErrors::default(),
+        };
         problems(errors, manifest, &what, &mut invalid);
+        problems(runnable, manifest, &what, &mut invalid);
         if !seen.insert(what.clone()) {
             invalid.push(format!("{}: {what}: declared more than once", manifest.source));
         }
