@@ -243,3 +243,86 @@ async fn an_edit_to_an_image_only_container_is_reported_and_the_running_fleet_ke
     let status = process.wait_exit(Duration::from_secs(20)).expect("`up` stops");
     assert!(status.success(), "{}", process.output());
 }
+
+/// Copies `tests/fixtures/generate-name/` into a folder of the scratch directory.
+fn generate_name_fixture(scratch: &Scratch) -> PathBuf {
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/generate-name");
+    let folder = scratch.dir.join("manifests");
+    std::fs::create_dir_all(&folder).expect("folder");
+    for file in ["fleet.yaml", "gameservers.yaml"] {
+        std::fs::copy(source.join(file), folder.join(file)).expect("copy fixture");
+    }
+    folder
+}
+
+/// `(name, created)` of every live GameServer, sorted.
+async fn server_identities(http: &reqwest::Client, admin: &str) -> Vec<(String, String)> {
+    let all = get_json(http, &format!("{admin}/api/gameservers")).await.unwrap_or_default();
+    let mut out: Vec<(String, String)> = all
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|gs| gs["deleting"] == false)
+        .map(|gs| (gs["name"].as_str().unwrap_or_default().to_owned(), gs["created"].to_string()))
+        .collect();
+    out.sort();
+    out
+}
+
+fn generated(name: &str, prefix: &str) -> bool {
+    name.strip_prefix(prefix)
+        .is_some_and(|s| s.len() == 5 && s.chars().all(|c| "bcdfghjklmnpqrstvwxz2456789".contains(c)))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn generate_name_objects_are_named_once_and_kept_across_re_applies() {
+    let scratch = Scratch::new("up-generate-name");
+    let folder = generate_name_fixture(&scratch);
+    let (mut process, admin) = up(&scratch, &[&folder], "23220-23239");
+    let http = reqwest::Client::new();
+
+    let fleet = eventually(Duration::from_secs(40), "the generated fleet with 2 Ready servers", || async {
+        let fleets = get_json(&http, &format!("{admin}/api/fleets")).await?;
+        let fleet = fleets.as_array()?.first()?.clone();
+        (fleet["ready"] == 2).then_some(fleet)
+    })
+    .await;
+    let fleet_name = fleet["name"].as_str().expect("name").to_owned();
+    assert!(generated(&fleet_name, "simple-game-server-"), "{fleet_name}");
+    let settled = || async {
+        let all = get_json(&http, &format!("{admin}/api/gameservers")).await?;
+        let ready = all.as_array()?.iter().filter(|gs| gs["state"] == "Ready").count();
+        (ready == 4).then_some(())
+    };
+    eventually(Duration::from_secs(40), "2 standalone and 2 fleet servers Ready", settled).await;
+    let before = server_identities(&http, &admin).await;
+    let duels: Vec<&String> = before.iter().map(|(n, _)| n).filter(|n| n.starts_with("duel-")).collect();
+    assert_eq!(duels.len(), 2, "{before:?}");
+    assert!(duels.iter().all(|n| generated(n, "duel-")), "{duels:?}");
+
+    // Saving the files unchanged re-applies the folder: nothing is duplicated or re-created.
+    for file in ["fleet.yaml", "gameservers.yaml"] {
+        let text = std::fs::read_to_string(folder.join(file)).expect("read");
+        std::fs::write(folder.join(file), format!("{text}\n")).expect("touch");
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(server_identities(&http, &admin).await, before, "the same objects after re-applying");
+    let fleets = get_json(&http, &format!("{admin}/api/fleets")).await.expect("fleets");
+    assert_eq!(fleets.as_array().map(Vec::len), Some(1), "{fleets}");
+
+    // An edit updates the generated fleet in place.
+    let text = std::fs::read_to_string(folder.join("fleet.yaml")).expect("read");
+    std::fs::write(folder.join("fleet.yaml"), text.replace("replicas: 2", "replicas: 3")).expect("edit");
+    eventually(Duration::from_secs(40), "the same fleet with 3 Ready servers", || async {
+        let fleets = get_json(&http, &format!("{admin}/api/fleets")).await?;
+        let fleets = fleets.as_array()?;
+        (fleets.len() == 1 && fleets[0]["name"] == fleet_name.as_str() && fleets[0]["ready"] == 3).then_some(())
+    })
+    .await;
+    let after = server_identities(&http, &admin).await;
+    assert!(before.iter().all(|server| after.contains(server)), "kept: {before:?} → {after:?}");
+
+    process.signal(Signal::SIGTERM);
+    let status = process.wait_exit(Duration::from_secs(20)).expect("`up` stops");
+    assert!(status.success(), "{}", process.output());
+}

@@ -118,6 +118,8 @@ pub(crate) struct Shared {
     tearing_down: Mutex<HashSet<String>>,
     /// Manifest folder and last applied manifest per applied object (`Kind/namespace/name`).
     applied: Mutex<HashMap<String, (PathBuf, Resource)>>,
+    /// The name each `generateName` document got, so re-applying it keeps its object.
+    generated: Mutex<HashMap<apply::Origin, String>>,
     capacity: watch::Sender<u64>,
     /// Events and reconcile counts of the executors.
     recorder: LocalRecorder,
@@ -222,6 +224,7 @@ impl LocalRuntime {
             sidecars: Mutex::new(HashMap::new()),
             tearing_down: Mutex::new(HashSet::new()),
             applied: Mutex::new(HashMap::new()),
+            generated: Mutex::new(HashMap::new()),
             capacity: capacity.clone(),
             recorder: LocalRecorder::new(),
             webhooks: WebhookClient::new(),
