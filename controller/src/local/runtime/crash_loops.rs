@@ -62,8 +62,9 @@ impl CrashBackoff {
     /// The delay imposed by the `crashes`-th consecutive crash (1-based): `initial` doubled
     /// `crashes - 1` times, at most `max`.
     pub fn delay_for(&self, crashes: u32) -> Duration {
-        let doublings = crashes.saturating_sub(1).min(32);
-        self.initial.saturating_mul(1u32 << doublings.min(31)).min(self.max)
+        // 2^31 times any delay is past every sensible cap; saturating keeps it well defined.
+        let doublings = crashes.saturating_sub(1).min(31);
+        self.initial.saturating_mul(1u32 << doublings).min(self.max)
     }
 
     /// Whether `state` is forgiven at `now`: the set's servers have been allowed to run for
