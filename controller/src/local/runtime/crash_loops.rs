@@ -2,6 +2,11 @@
 //! exit before they get Ready waits 10 s before it may create a replacement, then 20 s, 40 s…
 //! up to 5 min, and is forgiven once its servers have run 10 min without such a crash.
 //!
+//! Only exits before Ready count, however soon after the start: that is where Agones leaves a
+//! game to the kubelet's restarts. A game that exits once Ready makes its server Unhealthy and
+//! Agones replaces it at once; so does this runtime, so a killed server of a healthy fleet (even
+//! one killed a moment after it got Ready, and again after its replacement did) never waits.
+//!
 //! The decision ([`CrashBackoff::after_crash`]) is a pure function of the set's history; the
 //! runtime records crashes here (the GameServer controller) and asks before creating servers
 //! (the GameServerSet controller), so a broken template no longer restarts a hundred times a
