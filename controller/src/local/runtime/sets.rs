@@ -51,3 +51,27 @@ fn held_back(
         Err(error) => Err(error),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn a_held_pass_comes_back_when_the_delay_ends_never_at_once() {
+        let now = jiff::Timestamp::from_second(1_700_000_000).expect("timestamp");
+        let until = now + jiff::SignedDuration::from_secs(20);
+        let after = |result| held_back(result, Some(until), now);
+        let twenty = Outcome::RequeueAfter(Duration::from_secs(20));
+        // "Again at once" (it could not create) and "only on a change" both wait for the delay.
+        assert_eq!(after(Ok(Outcome::RequeueAfter(Duration::ZERO))).ok(), Some(twenty));
+        assert_eq!(after(Ok(Outcome::AwaitChange)).ok(), Some(twenty));
+        // A sooner wake-up of its own (an Error server's grace) is kept; a later one is cut.
+        let five = Outcome::RequeueAfter(Duration::from_secs(5));
+        assert_eq!(after(Ok(five)).ok(), Some(five));
+        assert_eq!(after(Ok(Outcome::RequeueAfter(Duration::from_secs(30)))).ok(), Some(twenty));
+        // Not holding: the executor's answer as it is.
+        assert_eq!(held_back(Ok(Outcome::AwaitChange), None, now).ok(), Some(Outcome::AwaitChange));
+    }
+}
