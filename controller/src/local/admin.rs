@@ -4,6 +4,9 @@
 //! - `GET /api/gameservers`: every GameServer with state, address, ports, node, fleet and labels.
 //! - `GET /api/gameserversets`: every GameServerSet with its replica counts and its
 //!   CrashLoopBackOff (`null` when its games are not crash-looping).
+//! - `POST /apis/allocation.agones.dev/v1/namespaces/{namespace}/gameserverallocations`: a
+//!   GameServerAllocation, allocated as in a cluster (what `stadion allocate -f` sends), with
+//!   Agones' discovery documents beside it.
 //! - `GET /healthz`: `ok` while the runtime runs.
 
 use std::net::SocketAddr;
@@ -16,22 +19,29 @@ use tokio::net::TcpListener;
 use serde::Serialize;
 use stadion_crds::{GameServer, GameServerSet, labels};
 
+use super::allocator::LocalAllocator;
 use super::error::{Error, Result};
 use super::runtime::{CrashLoopSummary, CrashLoops, FleetSummary, GameServerSummary, LocalRuntime, Snapshot};
 use super::store::{Selector, Store};
+use crate::allocation_api::{self, ApiState};
 use stadion_core::gameserverset::aggregate_status;
 
-/// What the admin routes read: the store and the sets' crash-loop table.
+/// What the admin routes use: the store, the sets' crash-loop table and the allocator.
 #[derive(Clone, Debug)]
 pub struct AdminState {
     store: Store,
     crash_loops: CrashLoops,
+    allocator: LocalAllocator,
 }
 
 impl AdminState {
     /// The admin view of a running runtime.
     pub fn of(runtime: &LocalRuntime) -> Self {
-        Self { store: runtime.store().clone(), crash_loops: runtime.crash_loops().clone() }
+        Self {
+            store: runtime.store().clone(),
+            crash_loops: runtime.crash_loops().clone(),
+            allocator: runtime.allocator(),
+        }
     }
 }
 
@@ -56,14 +66,16 @@ pub struct GameServerSetSummary {
     pub crash_loop_back_off: Option<CrashLoopSummary>,
 }
 
-/// The admin routes over `state`.
+/// The admin routes over `state`, allocating through its allocator.
 pub fn router(state: AdminState) -> Router {
+    let allocations = allocation_api::api_routes(ApiState::new(state.allocator.clone()));
     Router::new()
         .route("/api/fleets", get(fleets))
         .route("/api/gameservers", get(gameservers))
         .route("/api/gameserversets", get(gameserversets))
         .route("/healthz", get(|| async { "ok" }))
         .with_state(state)
+        .merge(allocations)
 }
 
 async fn fleets(State(state): State<AdminState>) -> Json<Vec<FleetSummary>> {
