@@ -96,3 +96,75 @@ async fn an_invalid_fleet_stored_past_apply_gets_valid_false_and_a_warning_event
     })
     .await;
 }
+
+#[tokio::test]
+async fn generate_name_objects_get_api_server_names_and_keep_them_across_re_applies() {
+    use stadion_crds::{Fleet, GameServer};
+    with_runtime(|runtime| async move {
+        let gameserver = |prefix: &str, extra: &str| {
+            format!(
+                "apiVersion: agones.dev/v1\nkind: GameServer\nmetadata:\n  generateName: {prefix}\n{extra}spec:\n  ports:\n    - name: default\n      containerPort: 7654\n  template:\n    spec:\n      containers:\n        - name: game\n          command: [\"sleep\", \"60\"]\n"
+            )
+        };
+        let fleet = |replicas: i32| {
+            local_runtime::fleet_yaml("unused", replicas, &[]).replace("name: unused", "generateName: simple-game-server-")
+        };
+        let folder = |gs_extra: &str, replicas: i32| {
+            format!("{}---\n{}---\n{}", gameserver("duel-", gs_extra), gameserver("duel-", ""), fleet(replicas))
+        };
+        let first = runtime.apply(&manifests(&folder("", 0)), true).expect("two generateName servers are not duplicates");
+        assert_eq!(first.created.len(), 3, "{first:?}");
+        let servers = runtime.store().api::<GameServer>();
+        let fleets = runtime.store().api::<Fleet>();
+        let names = |prefix: &str| -> Vec<String> {
+            let mut names: Vec<String> = servers
+                .list(None, &stadion_controller::local::store::Selector::everything())
+                .iter()
+                .filter(|gs| gs.metadata.deletion_timestamp.is_none())
+                .map(|gs| gs.name().to_owned())
+                .filter(|n| n.starts_with(prefix))
+                .collect();
+            names.sort();
+            names
+        };
+        let duels = names("duel-");
+        assert_eq!(duels.len(), 2, "{duels:?}");
+        for name in &duels {
+            let suffix = name.strip_prefix("duel-").expect("prefix");
+            assert_eq!(suffix.len(), 5, "{name}");
+            assert!(suffix.chars().all(|c| "bcdfghjklmnpqrstvwxz2456789".contains(c)), "{name}");
+        }
+        let fleet_list = fleets.list(None, &stadion_controller::local::store::Selector::everything());
+        assert_eq!(fleet_list.len(), 1);
+        let fleet_name = fleet_list[0].name().to_owned();
+        assert!(fleet_name.starts_with("simple-game-server-") && fleet_name.len() == "simple-game-server-".len() + 5);
+        let fleet_uid = fleet_list[0].metadata.uid.clone();
+
+        // The same folder again (a file saved unchanged): nothing new, nothing re-created.
+        let again = runtime.apply(&manifests(&folder("", 0)), true).expect("applies");
+        assert_eq!(again.unchanged.len(), 3, "{again:?}");
+        assert!(again.created.is_empty() && again.deleted.is_empty(), "{again:?}");
+        assert_eq!(names("duel-"), duels);
+
+        // An edited document updates its own object; the fleet keeps its name and uid.
+        let edited = runtime.apply(&manifests(&folder("  labels:\n    mode: ctf\n", 2)), true).expect("applies");
+        assert_eq!(edited.updated.len(), 2, "{edited:?}");
+        assert!(edited.created.is_empty() && edited.deleted.is_empty(), "{edited:?}");
+        assert_eq!(names("duel-"), duels);
+        let fleet_now = fleets.get("default", &fleet_name).expect("same fleet");
+        assert_eq!((fleet_now.spec.replicas, fleet_now.metadata.uid.clone()), (2, fleet_uid));
+
+        // A document removed: its object goes, the others stay.
+        let fewer = format!("{}---\n{}", gameserver("duel-", "  labels:\n    mode: ctf\n"), fleet(2));
+        let pruned = runtime.apply(&manifests(&fewer), true).expect("applies");
+        assert_eq!(pruned.deleted.len(), 1, "{pruned:?}");
+        assert_eq!(pruned.unchanged.len(), 2, "{pruned:?}");
+        assert!(fleets.try_get("default", &fleet_name).is_some(), "the fleet keeps its name: {pruned:?}");
+        let left = names("duel-");
+        assert_eq!(left.len(), 1);
+        let kept = servers.get("default", &left[0]).expect("kept");
+        assert_eq!(kept.metadata.labels.as_ref().and_then(|l| l.get("mode")).map(String::as_str), Some("ctf"), "the edited one stays");
+        runtime
+    })
+    .await;
+}

@@ -41,7 +41,8 @@ pub struct Args {
     /// Address given to players (`status.address`); a LAN address lets other machines join.
     #[arg(long, env = "STADION_ADDRESS", default_value = DEFAULT_ADDRESS)]
     pub address: String,
-    /// Where the read-only JSON admin endpoint listens (`/api/fleets`, `/api/gameservers`).
+    /// Where the read-only JSON admin endpoint listens (`/api/fleets`, `/api/gameservers`,
+    /// `/api/gameserversets`).
     #[arg(long, env = "STADION_ADMIN_ADDR", default_value = "127.0.0.1:9500", value_parser = super::socket_addr)]
     pub admin_addr: SocketAddr,
     /// No progress lines (game output is set with --game-output).
@@ -136,7 +137,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
         let admin_address = admin.local_addr().map(|a| a.to_string()).unwrap_or_default();
-        let admin_task = tokio::spawn(admin::serve(admin, runtime.store().clone(), runtime.allocator(), async {
+        let admin_task = tokio::spawn(admin::serve(admin, admin::AdminState::of(&runtime), async {
             let _ = admin_stopped.await;
         }));
         if !args.quiet {

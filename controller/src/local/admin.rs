@@ -2,11 +2,13 @@
 //!
 //! - `GET /api/fleets`: every fleet with desired/current/ready/allocated/reserved counts.
 //! - `GET /api/gameservers`: every GameServer with state, address, ports, node, fleet and labels.
+//! - `GET /api/gameserversets`: every GameServerSet with its replica counts and its
+//!   CrashLoopBackOff (`null` when its games are not crash-looping).
 //! - `POST /apis/allocation.agones.dev/v1/namespaces/{namespace}/gameserverallocations`: a
 //!   GameServerAllocation, allocated as in a cluster (what `stadion allocate -f` sends), with
 //!   Agones' discovery documents beside it.
 //! - `GET /metrics`: Agones' metrics ([`super::metrics`]).
-//! - `GET /api/gameserversets`, `GET /api/fleetautoscalers`: [`super::resources`].
+//! - `GET /api/fleetautoscalers` and the `/apis/…` lists `stadion get` reads: [`super::resources`].
 //! - `GET /healthz`: `ok` while the runtime runs.
 
 use std::net::SocketAddr;
@@ -16,30 +18,106 @@ use axum::routing::get;
 use axum::{Json, Router};
 use tokio::net::TcpListener;
 
+use serde::Serialize;
+use stadion_crds::{GameServer, GameServerSet, labels};
+
 use super::allocator::LocalAllocator;
 use super::error::{Error, Result};
-use super::runtime::{FleetSummary, GameServerSummary, Snapshot};
-use super::store::Store;
+use super::runtime::{CrashLoopSummary, CrashLoops, FleetSummary, GameServerSummary, LocalRuntime, Snapshot};
+use super::store::{Selector, Store};
 use crate::allocation_api::{self, ApiState};
+use stadion_core::gameserverset::aggregate_status;
 
-/// The admin routes over `store`, allocating through `allocator`.
-pub fn router(store: Store, allocator: LocalAllocator) -> Router {
+/// What the admin routes use: the store, the sets' crash-loop table and the allocator.
+#[derive(Clone, Debug)]
+pub struct AdminState {
+    store: Store,
+    crash_loops: CrashLoops,
+    allocator: LocalAllocator,
+}
+
+impl AdminState {
+    /// The admin view of a running runtime.
+    pub fn of(runtime: &LocalRuntime) -> Self {
+        Self {
+            store: runtime.store().clone(),
+            crash_loops: runtime.crash_loops().clone(),
+            allocator: runtime.allocator(),
+        }
+    }
+}
+
+/// One GameServerSet as `GET /api/gameserversets` shows it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GameServerSetSummary {
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// Fleet it belongs to, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<String>,
+    /// `spec.replicas`.
+    pub desired: i32,
+    /// Servers that count toward the set.
+    pub current: i32,
+    /// Ready servers.
+    pub ready: i32,
+    /// Its CrashLoopBackOff, while its games exit before Ready.
+    pub crash_loop_back_off: Option<CrashLoopSummary>,
+}
+
+/// The admin routes over `state`, allocating through its allocator.
+pub fn router(state: AdminState) -> Router {
+    let allocations = allocation_api::api_routes(ApiState::new(state.allocator.clone()));
     Router::new()
         .route("/api/fleets", get(fleets))
         .route("/api/gameservers", get(gameservers))
+        .route("/api/gameserversets", get(gameserversets))
         .route("/healthz", get(|| async { "ok" }))
-        .with_state(store.clone())
-        .merge(super::metrics::router(store.clone(), allocator.metrics().clone()))
-        .merge(super::resources::router(store))
-        .merge(allocation_api::api_routes(ApiState::new(allocator)))
+        .with_state(state.clone())
+        .merge(super::metrics::router(state.store.clone(), state.allocator.metrics().clone()))
+        .merge(super::resources::router(state.store))
+        .merge(allocations)
 }
 
-async fn fleets(State(store): State<Store>) -> Json<Vec<FleetSummary>> {
-    Json(Snapshot::of(&store).fleets)
+async fn fleets(State(state): State<AdminState>) -> Json<Vec<FleetSummary>> {
+    Json(Snapshot::of(&state.store).fleets)
 }
 
-async fn gameservers(State(store): State<Store>) -> Json<Vec<GameServerSummary>> {
-    Json(Snapshot::of(&store).gameservers)
+async fn gameservers(State(state): State<AdminState>) -> Json<Vec<GameServerSummary>> {
+    Json(Snapshot::of(&state.store).gameservers)
+}
+
+async fn gameserversets(State(state): State<AdminState>) -> Json<Vec<GameServerSetSummary>> {
+    Json(set_summaries(&state, jiff::Timestamp::now()))
+}
+
+fn set_summaries(state: &AdminState, now: jiff::Timestamp) -> Vec<GameServerSetSummary> {
+    let servers = state.store.api::<GameServer>().list(None, &Selector::everything());
+    let sets = state.store.api::<GameServerSet>().list(None, &Selector::everything());
+    sets.iter()
+        .map(|set| {
+            let mine = servers.iter().map(AsRef::as_ref).filter(|gs: &&GameServer| {
+                gs.namespace() == set.namespace()
+                    && gs.metadata.labels.as_ref().and_then(|l| l.get(labels::GAMESERVERSET)).map(String::as_str)
+                        == Some(set.name())
+            });
+            let counts = aggregate_status(mine);
+            GameServerSetSummary {
+                namespace: set.namespace().to_owned(),
+                name: set.name().to_owned(),
+                fleet: set.metadata.labels.as_ref().and_then(|l| l.get(labels::FLEET)).cloned(),
+                desired: set.spec.replicas,
+                current: counts.replicas,
+                ready: counts.ready_replicas,
+                crash_loop_back_off: state
+                    .crash_loops
+                    .summary(&stadion_core::object_key(set.namespace(), set.name()), now),
+            }
+        })
+        .collect()
 }
 
 /// Binds `address`; serve the result with [`serve`]. Split so a caller learns the bound port
@@ -49,14 +127,9 @@ pub async fn bind(address: SocketAddr) -> Result<TcpListener> {
 }
 
 /// Serves the admin routes on `listener` until `shutdown` completes.
-pub async fn serve(
-    listener: TcpListener,
-    store: Store,
-    allocator: LocalAllocator,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) {
+pub async fn serve(listener: TcpListener, state: AdminState, shutdown: impl Future<Output = ()> + Send + 'static) {
     let address = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
-    if let Err(error) = axum::serve(listener, router(store, allocator)).with_graceful_shutdown(shutdown).await {
+    if let Err(error) = axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await {
         tracing::error!(%error, %address, "admin endpoint failed");
     }
 }

@@ -1,8 +1,8 @@
 //! Read-only views of the stored objects on the admin address, whole, as the API server would
 //! return them: what `stadion get` reads.
 //!
-//! - `GET /api/gameserversets`, `GET /api/fleetautoscalers`: every object of the kind, as a JSON
-//!   array (beside `/api/fleets` and `/api/gameservers`, which are summaries).
+//! - `GET /api/fleetautoscalers`: every FleetAutoscaler, as a JSON array (beside the summaries
+//!   `/api/fleets`, `/api/gameservers` and `/api/gameserversets` of [`super::admin`]).
 //! - `GET /apis/agones.dev/v1/{gameservers,gameserversets,fleets}` and
 //!   `GET /apis/autoscaling.agones.dev/v1/fleetautoscalers`: a Kubernetes `…List` of every object
 //!   of the kind in every namespace, as `kubectl get -A -o json` shows it.
@@ -20,7 +20,6 @@ use super::store::{Selector, Store, StoreObject};
 /// The read-only object routes over `store`.
 pub fn router(store: Store) -> Router {
     Router::new()
-        .route("/api/gameserversets", get(array::<GameServerSet>))
         .route("/api/fleetautoscalers", get(array::<FleetAutoscaler>))
         .route("/apis/agones.dev/v1/gameservers", get(list::<GameServer>))
         .route("/apis/agones.dev/v1/gameserversets", get(list::<GameServerSet>))
@@ -71,8 +70,9 @@ mod tests {
         assert_eq!(list["items"][0]["metadata"]["name"], "fas-1");
         let array: Value = reqwest::get(format!("{base}/api/fleetautoscalers")).await.unwrap().json().await.unwrap();
         assert_eq!(array[0]["kind"], "FleetAutoscaler");
-        let sets: Value = reqwest::get(format!("{base}/api/gameserversets")).await.unwrap().json().await.unwrap();
-        assert_eq!(sets, json!([]));
+        let sets: Value =
+            reqwest::get(format!("{base}/apis/agones.dev/v1/gameserversets")).await.unwrap().json().await.unwrap();
+        assert_eq!((&sets["kind"], &sets["items"]), (&json!("GameServerSetList"), &json!([])));
         server.abort();
     }
 }

@@ -15,6 +15,7 @@
 
 mod apply;
 mod autoscalers;
+mod crash_loops;
 mod fleets;
 mod gameservers;
 mod queue;
@@ -35,6 +36,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use apply::{ApplyError, ApplyReport, Manifest};
+pub use crash_loops::{CrashBackoff, CrashLoopState, CrashLoopSummary, CrashLoops, is_crash_at_start};
 pub use gameservers::AGONES_SDK_GRPC_HOST;
 pub use snapshot::{FleetSummary, GameServerSummary, PortSummary, Snapshot};
 
@@ -76,6 +78,9 @@ pub struct RuntimeConfig {
     /// The orphan guard that stops the games should this process be SIGKILLed (`stadion up`
     /// sets it; none by default).
     pub orphan_guard: Option<GuardCommand>,
+    /// CrashLoopBackOff of sets whose games exit before Ready (the kubelet's 10 s doubling to
+    /// 5 min, reset after 10 min; tests shorten it).
+    pub crash_backoff: CrashBackoff,
 }
 
 impl Default for RuntimeConfig {
@@ -92,6 +97,7 @@ impl Default for RuntimeConfig {
             health_checks: true,
             allocation_ttl: AllocationTtl::OFF,
             orphan_guard: None,
+            crash_backoff: CrashBackoff::default(),
         }
     }
 }
@@ -112,11 +118,15 @@ pub(crate) struct Shared {
     tearing_down: Mutex<HashSet<String>>,
     /// Manifest folder and last applied manifest per applied object (`Kind/namespace/name`).
     applied: Mutex<HashMap<String, (PathBuf, Resource)>>,
+    /// The name each `generateName` document got, so re-applying it keeps its object.
+    generated: Mutex<HashMap<apply::Origin, String>>,
     capacity: watch::Sender<u64>,
     /// Events and reconcile counts of the executors.
     recorder: LocalRecorder,
     /// The one webhook client of every FleetAutoscaler.
     webhooks: WebhookClient,
+    /// Each set's CrashLoopBackOff.
+    crash_loops: CrashLoops,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -205,6 +215,7 @@ impl LocalRuntime {
         let mut ports = PortAllocator::new(config.port_ranges.clone());
         ports.add_node(config.node_name.clone());
         let (capacity, _) = watch::channel(0);
+        let crash_loops = CrashLoops::new(config.crash_backoff);
         let shared = Arc::new(Shared {
             store: store.clone(),
             supervisor,
@@ -213,9 +224,11 @@ impl LocalRuntime {
             sidecars: Mutex::new(HashMap::new()),
             tearing_down: Mutex::new(HashSet::new()),
             applied: Mutex::new(HashMap::new()),
+            generated: Mutex::new(HashMap::new()),
             capacity: capacity.clone(),
             recorder: LocalRecorder::new(),
             webhooks: WebhookClient::new(),
+            crash_loops,
         });
         let (stop, stopped) = watch::channel(false);
         let mut tasks = vec![
@@ -239,6 +252,11 @@ impl LocalRuntime {
     /// The executors' Events (the last few per object) and pass counts, for the admin API.
     pub fn recorder(&self) -> &LocalRecorder {
         &self.shared.recorder
+    }
+
+    /// Each GameServerSet's CrashLoopBackOff, for the admin API.
+    pub fn crash_loops(&self) -> &CrashLoops {
+        &self.shared.crash_loops
     }
 
     /// The allocator the matchmaker uses.

@@ -24,7 +24,7 @@ use nix::unistd::Pid;
 use tokio::process::Command;
 use tokio::sync::{mpsc, watch};
 
-pub use command::{ProcessSpec, SELF_PROGRAM, process_spec};
+pub use command::{ProcessSpec, SELF_PROGRAM, local_problems, process_spec};
 pub use orphans::{GuardCommand, OrphanGuard, guard_groups};
 pub use output::{OutputSink, OutputStream};
 

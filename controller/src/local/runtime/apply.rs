@@ -9,9 +9,11 @@ use stadion_crds::manifest::Resource;
 use stadion_crds::{FieldErrors, Fleet, FleetAutoscaler, GameServer, GameServerSet};
 
 use stadion_core::admission::admit;
+use stadion_core::names::{NameGenerator, SeededNames};
 
 use super::{Shared, base_dir_key, lock};
 use crate::local::store::{Api, DEFAULT_NAMESPACE, StoreError, StoreObject};
+use crate::local::supervisor::local_problems;
 
 /// One resource to apply, with where it came from.
 #[derive(Clone, Debug, PartialEq)]
@@ -59,10 +61,11 @@ fn problems(errors: FieldErrors, manifest: &Manifest, what: &str, out: &mut Vec<
 
 /// Admits everything, then writes everything. See [`super::LocalRuntime::apply`].
 pub(super) fn apply(shared: &Shared, manifests: &[Manifest], prune: bool) -> Result<ApplyReport, ApplyError> {
+    let (manifests, generated) = generate_names(shared, manifests);
     let mut invalid = Vec::new();
     let mut seen = BTreeSet::new();
     let mut admitted = Vec::with_capacity(manifests.len());
-    for manifest in manifests {
+    for manifest in &manifests {
         // The core's admission step, as Agones' webhooks run it: defaults first, then validation
         // of the defaulted object. What is stored is the defaulted object, exactly as the kube
         // runtime writes defaults back.
@@ -93,7 +96,14 @@ pub(super) fn apply(shared: &Shared, manifests: &[Manifest], prune: bool) -> Res
             }
         };
         let what = describe(kind, meta);
+        let runnable = match &resource {
+            Resource::GameServer(o) => local_problems(&o.spec, "spec"),
+            Resource::GameServerSet(o) => local_problems(&o.spec.template.spec, "spec.template.spec"),
+            Resource::Fleet(o) => local_problems(&o.spec.template.spec, "spec.template.spec"),
+            _ => FieldErrors::default(),
+        };
         problems(errors, manifest, &what, &mut invalid);
+        problems(runnable, manifest, &what, &mut invalid);
         if !seen.insert(what.clone()) {
             invalid.push(format!("{}: {what}: declared more than once", manifest.source));
         }
@@ -163,20 +173,142 @@ pub(super) fn apply(shared: &Shared, manifests: &[Manifest], prune: bool) -> Res
         }
     }
     known.extend(applied);
+    // Like the applied objects: a pruning apply is the whole truth, any other adds to it.
+    let mut names = lock(&shared.generated);
+    if prune {
+        *names = generated;
+    } else {
+        names.extend(generated);
+    }
     Ok(report)
 }
 
-fn exists(shared: &Shared, resource: &Resource) -> bool {
-    let meta = resource_meta(resource);
-    let namespace = meta.namespace.as_deref().unwrap_or(DEFAULT_NAMESPACE);
-    let name = resource.name();
-    match resource {
-        Resource::GameServer(_) => shared.store.api::<GameServer>().try_get(namespace, name).is_some(),
-        Resource::GameServerSet(_) => shared.store.api::<GameServerSet>().try_get(namespace, name).is_some(),
-        Resource::Fleet(_) => shared.store.api::<Fleet>().try_get(namespace, name).is_some(),
-        Resource::FleetAutoscaler(_) => shared.store.api::<FleetAutoscaler>().try_get(namespace, name).is_some(),
-        Resource::GameServerAllocation(_) => false,
+/// Where a `generateName` document came from: its file, its place among the file's resources,
+/// and what it declares (kind, namespace, prefix).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(super) struct Origin {
+    source: String,
+    index: usize,
+    kind: &'static str,
+    namespace: String,
+    prefix: String,
+}
+
+impl Origin {
+    /// What a document must keep declaring to keep its object: all but its place in the file.
+    fn group(&self) -> (&str, &'static str, &str, &str) {
+        (&self.source, self.kind, &self.namespace, &self.prefix)
     }
+}
+
+/// Gives every `generateName` resource without a name its name, as the API server does before
+/// admission: the prefix and five random characters of the API server's alphabet. A document
+/// applied before keeps the name it got then, so re-applying an unchanged folder neither
+/// duplicates nor re-creates it, and an edit updates the same object. A document is matched to
+/// an earlier one of the same file, kind, namespace and prefix: the one it equals, else the one
+/// at its place, else the first left (so removing a document above it does not rename it).
+fn generate_names(shared: &Shared, manifests: &[Manifest]) -> (Vec<Manifest>, HashMap<Origin, String>) {
+    let before = lock(&shared.generated).clone();
+    let applied = lock(&shared.applied).clone();
+    let mut out: Vec<Manifest> = manifests.to_vec();
+    let mut index_in_file: HashMap<&str, usize> = HashMap::new();
+    let mut pending: Vec<(usize, Origin)> = Vec::new();
+    for (at, manifest) in manifests.iter().enumerate() {
+        let index = index_in_file.entry(manifest.source.as_str()).or_default();
+        let position = *index;
+        *index += 1;
+        let meta = resource_meta(&manifest.resource);
+        let Some(prefix) = meta.generate_name.clone().filter(|p| !p.is_empty()) else { continue };
+        if meta.name.as_deref().is_some_and(|n| !n.is_empty()) {
+            continue;
+        }
+        let (kind, namespace) = (manifest.resource.kind(), namespace_of(meta));
+        pending.push((at, Origin { source: manifest.source.clone(), index: position, kind, namespace, prefix }));
+    }
+    let mut unclaimed: Vec<(&Origin, &String)> = before.iter().collect();
+    unclaimed.sort_by_key(|(origin, _)| origin.index);
+    let mut chosen: HashMap<usize, String> = HashMap::new();
+    let same_content = |at: usize, origin: &Origin, name: &str| {
+        let mut named = manifests[at].resource.clone();
+        resource_meta_mut(&mut named).name = Some(name.to_owned());
+        applied.get(&base_dir_key(origin.kind, &origin.namespace, name)).is_some_and(|(_, r)| *r == named)
+    };
+    for stage in 0..3 {
+        for (at, origin) in &pending {
+            if chosen.contains_key(at) {
+                continue;
+            }
+            let found = unclaimed.iter().position(|(earlier, name)| {
+                earlier.group() == origin.group()
+                    && match stage {
+                        0 => same_content(*at, origin, name),
+                        1 => earlier.index == origin.index,
+                        _ => true,
+                    }
+            });
+            if let Some(found) = found {
+                let (_, name) = unclaimed.remove(found);
+                chosen.insert(*at, name.clone());
+            }
+        }
+    }
+    // Declared and kept names first, so no new name can take one of them.
+    let mut taken: BTreeSet<(&'static str, String, String)> = manifests
+        .iter()
+        .filter(|m| !m.resource.name().is_empty())
+        .map(|m| (m.resource.kind(), namespace_of(resource_meta(&m.resource)), m.resource.name().to_owned()))
+        .collect();
+    for (at, origin) in &pending {
+        if let Some(name) = chosen.get(at) {
+            taken.insert((origin.kind, origin.namespace.clone(), name.clone()));
+        }
+    }
+    let mut suffixes = SeededNames::new(rand::random());
+    let mut generated = HashMap::new();
+    for (at, origin) in pending {
+        let name = match chosen.remove(&at) {
+            Some(name) => name,
+            None => loop {
+                let candidate = format!("{}{}", origin.prefix, suffixes.suffix());
+                let key = (origin.kind, origin.namespace.clone(), candidate.clone());
+                if !taken.contains(&key) && !exists_named(shared, origin.kind, &origin.namespace, &candidate) {
+                    taken.insert(key);
+                    break candidate;
+                }
+            },
+        };
+        resource_meta_mut(&mut out[at].resource).name = Some(name.clone());
+        generated.insert(origin, name);
+    }
+    (out, generated)
+}
+
+fn namespace_of(meta: &ObjectMeta) -> String {
+    meta.namespace.clone().unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned())
+}
+
+fn exists_named(shared: &Shared, kind: &str, namespace: &str, name: &str) -> bool {
+    match kind {
+        "GameServer" => shared.store.api::<GameServer>().try_get(namespace, name).is_some(),
+        "GameServerSet" => shared.store.api::<GameServerSet>().try_get(namespace, name).is_some(),
+        "Fleet" => shared.store.api::<Fleet>().try_get(namespace, name).is_some(),
+        "FleetAutoscaler" => shared.store.api::<FleetAutoscaler>().try_get(namespace, name).is_some(),
+        _ => false,
+    }
+}
+
+fn resource_meta_mut(resource: &mut Resource) -> &mut ObjectMeta {
+    match resource {
+        Resource::GameServer(o) => &mut o.metadata,
+        Resource::GameServerSet(o) => &mut o.metadata,
+        Resource::Fleet(o) => &mut o.metadata,
+        Resource::FleetAutoscaler(o) => &mut o.metadata,
+        Resource::GameServerAllocation(o) => &mut o.metadata,
+    }
+}
+
+fn exists(shared: &Shared, resource: &Resource) -> bool {
+    exists_named(shared, resource.kind(), &namespace_of(resource_meta(resource)), resource.name())
 }
 
 fn resource_meta(resource: &Resource) -> &ObjectMeta {

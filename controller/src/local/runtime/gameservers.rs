@@ -13,7 +13,7 @@ use stadion_sdk::server::{ServeOptions, bind, serve};
 use tokio::sync::{mpsc, watch};
 
 use super::queue::{WorkQueue, split_key};
-use super::{Shared, SidecarHandle};
+use super::{Shared, SidecarHandle, is_crash_at_start};
 use crate::local::error::{Error, Result};
 use crate::local::sdk_backend::StoreBackend;
 use crate::local::store::{StoreError, WatchEvent};
@@ -109,11 +109,24 @@ fn process_exited(shared: &Shared, exit: ProcessExit, queue: &mut WorkQueue) {
         ExitOutcome::Signal(_) => None,
     };
     tracing::info!(gameserver = %exit.key, ?exit.outcome, "game process exited on its own");
+    note_crash_at_start(shared, &exit.key);
     // Nothing listens on its host ports any more: a neighbour may use them while this server
     // waits to be replaced.
     shared.ports().release(&exit.key);
     apply(shared, &exit.key, &GameServerEvent::ProcessExited { code });
     queue.add(exit.key);
+}
+
+/// Records a crash in the server's set's CrashLoopBackOff when the game exited before it got
+/// Ready. Done before the exit is written, so the set's pass that the write triggers already
+/// holds back the replacement.
+fn note_crash_at_start(shared: &Shared, key: &str) {
+    let (namespace, name) = split_key(key);
+    let Some(gs) = shared.store.api::<GameServer>().try_get(namespace, name) else { return };
+    let Some(set) = gs.metadata.labels.as_ref().and_then(|l| l.get(labels::GAMESERVERSET)) else { return };
+    if gs.metadata.deletion_timestamp.is_none() && is_crash_at_start(gs.state()) {
+        shared.crash_loops.record(&stadion_core::object_key(namespace, set), name, jiff::Timestamp::now());
+    }
 }
 
 /// Applies an observed fact to the latest version of the server (atomically, so an SDK call

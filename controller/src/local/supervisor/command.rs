@@ -4,7 +4,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use stadion_core::env::merge_reserved;
-use stadion_crds::GameServer;
+use stadion_crds::gameserver::GameServerSpec;
+use stadion_crds::{FieldErrors, GameServer};
 
 use crate::local::error::{Error, Result};
 
@@ -84,6 +85,46 @@ pub fn process_spec(gs: &GameServer, base_dir: &Path, injected: &[(String, Strin
         env,
         working_dir,
     })
+}
+
+/// What the local runtime could not run in a GameServer spec, found at apply time rather than
+/// as a server in Error (or a crash loop) later. `path` is where the spec sits: `spec` in a
+/// GameServer, `spec.template.spec` in a set or fleet. Only the game container is run locally
+/// (Agones' sidecar is built in), so only it needs a `command` and plain `env` values; an
+/// image alone names nothing this machine can start.
+pub fn local_problems(spec: &GameServerSpec, path: &str) -> FieldErrors {
+    let mut errors = FieldErrors::default();
+    let gs = GameServer::new("check", spec.clone());
+    // Admission already reported a missing or unknown game container.
+    let Some(name) = gs.game_container_name() else { return errors };
+    let Some((index, container)) = gs.pod_containers().iter().enumerate().find(|(_, c)| c.name == name) else {
+        return errors;
+    };
+    let at = format!("{path}.template.spec.containers[{index}]");
+    let has_command = container.command.iter().flatten().next().is_some_and(|program| !program.is_empty());
+    if !has_command {
+        let what = match container.image.as_deref().filter(|i| !i.is_empty()) {
+            Some(image) => format!("only an image ({image}) is given, and"),
+            None => "no command is given, and".to_owned(),
+        };
+        errors.push(
+            format!("{at}.command"),
+            format!(
+                "required locally: {what} `stadion up` runs the game container as a local process, not an image; \
+                 add `command:` with the program to run (e.g. `command: [\"./my-game\"]`, relative to the \
+                 manifest's folder) and `args:` for its arguments"
+            ),
+        );
+    }
+    for (i, var) in container.env.iter().flatten().enumerate() {
+        if var.value_from.is_some() {
+            errors.push(
+                format!("{at}.env[{i}].valueFrom"),
+                "valueFrom is not supported by the local runtime; set `value` instead",
+            );
+        }
+    }
+    errors
 }
 
 /// `stadion` → this executable; `./game` or `bin/game` → relative to the manifest's folder;
@@ -178,6 +219,38 @@ mod tests {
         let spec = process_spec(&gameserver(vec![container("g", &["stadion"], &["sdk-server"])]), Path::new("/x"), &[])
             .expect("spec");
         assert_eq!(spec.program, std::env::current_exe().expect("current exe"));
+    }
+
+    #[test]
+    fn an_image_without_a_command_or_a_value_from_is_reported_with_its_path_at_apply_time() {
+        let mut image_only = container("game", &[], &["--port", "7654"]);
+        image_only.image = Some("us-docker.pkg.dev/agones-images/examples/simple-game-server:0.35".into());
+        let gs = gameserver(vec![image_only]);
+        let errors = local_problems(&gs.spec, "spec.template.spec");
+        let errors: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(
+            errors[0].starts_with("spec.template.spec.template.spec.containers[0].command: required"),
+            "{errors:?}"
+        );
+        assert!(errors[0].contains("simple-game-server:0.35") && errors[0].contains("add `command:`"), "{errors:?}");
+        assert!(errors[0].contains("`args:`"), "{errors:?}");
+
+        let mut secret = container("game", &["./game"], &[]);
+        secret.env =
+            Some(vec![EnvVar { name: "TOKEN".into(), value_from: Some(EnvVarSource::default()), ..EnvVar::default() }]);
+        let errors = local_problems(&gameserver(vec![secret]).spec, "spec");
+        assert_eq!(
+            errors.iter().map(|e| e.path.as_str()).collect::<Vec<_>>(),
+            ["spec.template.spec.containers[0].env[0].valueFrom"]
+        );
+
+        // Only the game container is run: a sidecar with only an image is no problem.
+        let mut sidecar = container("sidecar", &[], &[]);
+        sidecar.image = Some("envoy".into());
+        let mut two = gameserver(vec![container("game", &["./game"], &[]), sidecar]);
+        two.spec.container = Some("game".into());
+        assert!(local_problems(&two.spec, "spec").is_empty());
     }
 
     #[test]
