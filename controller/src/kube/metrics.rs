@@ -22,6 +22,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use stadion_crds::labels;
+use stadion_sdk::http_server::HttpServer;
 use stadion_crds::{Fleet, FleetAutoscaler, GameServer};
 
 use super::{Error, Result};
@@ -343,10 +344,8 @@ pub async fn serve_on(
     readiness: Readiness,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
-    axum::serve(listener, router(metrics, readiness))
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(|source| Error::Io { what: "serving metrics".to_owned(), source })
+    HttpServer::new("metrics", crate::http_refusal).serve(listener, router(metrics, readiness), shutdown).await;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -3,12 +3,21 @@
 //! - `GET /api/fleets`: every fleet with desired/current/ready/allocated/reserved counts.
 //! - `GET /api/gameservers`: every GameServer with state, address, ports, node, fleet and labels.
 //! - `GET /healthz`: `ok` while the runtime runs.
+//!
+//! Errors are `{"error": "<message>", "code": <status>}`: 404 for an unknown path, 405 for a
+//! method a path does not have, 415 for a body that is not JSON, 408 for a body that never
+//! arrives. Served through the SDK crate's timed serve path (header-read and idle timeouts).
 
 use std::net::SocketAddr;
 
+use std::sync::Arc;
+
 use axum::extract::State;
+use axum::http::{Method, StatusCode, Uri};
+use axum::response::Response;
 use axum::routing::get;
 use axum::{Json, Router};
+use stadion_sdk::http_server::{HttpServer, HttpTimeouts, RequestGuard};
 use tokio::net::TcpListener;
 
 use super::error::{Error, Result};
@@ -17,11 +26,20 @@ use super::store::Store;
 
 /// The admin routes over `store`.
 pub fn router(store: Store) -> Router {
-    Router::new()
+    let routes = Router::new()
         .route("/api/fleets", get(fleets))
         .route("/api/gameservers", get(gameservers))
         .route("/healthz", get(|| async { "ok" }))
-        .with_state(store)
+        .fallback(|uri: Uri| async move { refusal(StatusCode::NOT_FOUND, format!("no route {}", uri.path())) })
+        .method_not_allowed_fallback(|method: Method, uri: Uri| async move {
+            refusal(StatusCode::METHOD_NOT_ALLOWED, format!("method {method} is not allowed on {}", uri.path()))
+        })
+        .with_state(store);
+    RequestGuard::json_only(Arc::new(refusal)).wrap(routes)
+}
+
+fn refusal(status: StatusCode, message: String) -> Response {
+    crate::http_refusal(status, message)
 }
 
 async fn fleets(State(store): State<Store>) -> Json<Vec<FleetSummary>> {
@@ -40,8 +58,15 @@ pub async fn bind(address: SocketAddr) -> Result<TcpListener> {
 
 /// Serves the admin routes on `listener` until `shutdown` completes.
 pub async fn serve(listener: TcpListener, store: Store, shutdown: impl Future<Output = ()> + Send + 'static) {
-    let address = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
-    if let Err(error) = axum::serve(listener, router(store)).with_graceful_shutdown(shutdown).await {
-        tracing::error!(%error, %address, "admin endpoint failed");
-    }
+    serve_with(listener, store, HttpTimeouts::DEFAULT, shutdown).await;
+}
+
+/// [`serve`] with other header-read, body-read and idle timeouts (tests use 1 s).
+pub async fn serve_with(
+    listener: TcpListener,
+    store: Store,
+    timeouts: HttpTimeouts,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    HttpServer::new("admin", refusal).timeouts(timeouts).serve(listener, router(store), shutdown).await;
 }
