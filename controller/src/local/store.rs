@@ -15,6 +15,7 @@
 
 mod collection;
 mod object_store;
+mod watchers;
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -25,6 +26,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use stadion_crds::{Fleet, FleetAutoscaler, GameServer, GameServerSet};
 
 pub use collection::{Collection, Deletion, Watch, WatchEvent};
+pub use watchers::{TryRecvError, WatchEvents};
 /// List filters are the core's compiled label selectors.
 pub use stadion_core::labelselector::Selector;
 
