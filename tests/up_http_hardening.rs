@@ -19,9 +19,9 @@ fn sidecar_ports(scratch: &Scratch) -> Option<(u16, u16)> {
     scratch.marked_processes().into_iter().find_map(|pid| {
         let environ = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
         let var = |name: &str| {
-            environ.split(|b| *b == 0).find_map(|v| {
-                std::str::from_utf8(v).ok()?.strip_prefix(&format!("{name}="))?.parse::<u16>().ok()
-            })
+            environ
+                .split(|b| *b == 0)
+                .find_map(|v| std::str::from_utf8(v).ok()?.strip_prefix(&format!("{name}="))?.parse::<u16>().ok())
         };
         Some((var("AGONES_SDK_HTTP_PORT")?, var("AGONES_SDK_GRPC_PORT")?))
     })
@@ -52,7 +52,8 @@ async fn stadion_up_http_servers_refuse_what_they_should_and_close_half_open_con
 
     // Half-open connections to every server, closed by the default 10 s header-read timeout.
     let started = Instant::now();
-    let targets = [admin_addr, api_addr, SocketAddr::from(([127, 0, 0, 1], rest)), SocketAddr::from(([127, 0, 0, 1], grpc))];
+    let targets =
+        [admin_addr, api_addr, SocketAddr::from(([127, 0, 0, 1], rest)), SocketAddr::from(([127, 0, 0, 1], grpc))];
     let mut silent = Vec::new();
     for addr in targets {
         silent.push((addr, TcpStream::connect(addr).await.expect("connect")));
@@ -60,7 +61,8 @@ async fn stadion_up_http_servers_refuse_what_they_should_and_close_half_open_con
 
     // The sidecar: browsers are refused, bodies must be JSON, and nothing changed.
     let browser = up.http.post(format!("{sidecar}/shutdown")).header("origin", "http://evil.example");
-    let (status, error) = json_of(browser.header("content-type", "application/json").body("{}").send().await.unwrap()).await;
+    let (status, error) =
+        json_of(browser.header("content-type", "application/json").body("{}").send().await.unwrap()).await;
     assert_eq!(status, 403, "{error}");
     let form = up.http.post(format!("{sidecar}/shutdown")).header("content-type", "application/x-www-form-urlencoded");
     let (status, error) = json_of(form.body("{}").send().await.unwrap()).await;

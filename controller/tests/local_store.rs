@@ -253,7 +253,9 @@ async fn an_unread_watch_holds_only_the_latest_state_of_each_object() {
     assert_eq!(unread.events.pending(), 2);
     // The reader gets the latest state (still as the Added it has not seen), then the other.
     let first = unread.events.recv().await.expect("event");
-    assert!(matches!(&first, WatchEvent::Added(o) if o.metadata.labels.as_ref().and_then(|l| l.get("n")).map(String::as_str) == Some("4999")));
+    assert!(
+        matches!(&first, WatchEvent::Added(o) if o.metadata.labels.as_ref().and_then(|l| l.get("n")).map(String::as_str) == Some("4999"))
+    );
     assert_eq!(first.object().metadata.resource_version, gs.metadata.resource_version);
     assert!(matches!(unread.events.recv().await, Some(WatchEvent::Added(o)) if o.name() == "other"));
     assert!(unread.events.try_recv().is_err());

@@ -176,8 +176,7 @@ async fn bearer_auth_covers_grpc_metadata_and_rest() {
 
     let (code, _) = post_rest(&server, "{}").await;
     assert_eq!(code, 401);
-    let response =
-        server
+    let response = server
         .client
         .post(server.url("/gameserverallocation"))
         .bearer_auth("s3cret")

@@ -23,7 +23,9 @@ async fn malformed_json_is_400() {
         .post(server.url("/v1/tickets"))
         .header("content-type", "application/json")
         .body("{\"queue\": ")
-        .send().await.unwrap();
+        .send()
+        .await
+        .unwrap();
     let (status, error) = error_of(response).await;
     assert_eq!(status, 400);
     assert_eq!(error["code"], "malformed_body");

@@ -87,7 +87,11 @@ async fn post_bodies_must_be_json() {
                 request = request.header("content-type", content_type);
             }
             let (status, error) = error_of(request.send().await.unwrap()).await;
-            assert_eq!((status, error["code"].as_str()), (415, Some("unsupported_media_type")), "{path} {content_type:?}");
+            assert_eq!(
+                (status, error["code"].as_str()),
+                (415, Some("unsupported_media_type")),
+                "{path} {content_type:?}"
+            );
             assert!(error["message"].as_str().is_some_and(|m| m.contains("application/json")), "{error}");
         }
     }

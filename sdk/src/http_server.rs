@@ -52,8 +52,11 @@ pub struct HttpTimeouts {
 
 impl HttpTimeouts {
     /// The defaults: 10 s for a request head, 10 s for a body, 60 s of keep-alive idleness.
-    pub const DEFAULT: Self =
-        Self { header_read: Duration::from_secs(10), body_read: Duration::from_secs(10), idle: Duration::from_secs(60) };
+    pub const DEFAULT: Self = Self {
+        header_read: Duration::from_secs(10),
+        body_read: Duration::from_secs(10),
+        idle: Duration::from_secs(60),
+    };
 
     /// The same timeout for all three (tests use 1 s).
     pub fn all(timeout: Duration) -> Self {
@@ -102,7 +105,12 @@ impl HttpServer {
     /// connection to finish (HTTP/2 GOAWAY, HTTP/1 close after the response in flight) and
     /// waits for them. Accept errors (such as running out of descriptors) are logged and
     /// retried after a pause rather than ending the server.
-    pub async fn serve(self, listener: TcpListener, router: Router, shutdown: impl Future<Output = ()> + Send + 'static) {
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        router: Router,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) {
         let address = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
         let shared = Arc::new(connection::Shared { timeouts: self.timeouts, refuse: self.refuse.clone() });
         let (stop, stopped) = watch::channel(false);

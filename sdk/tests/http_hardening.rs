@@ -58,7 +58,8 @@ async fn half_open_connections_on_both_ports_are_closed_after_the_header_timeout
 async fn a_rest_body_that_never_arrives_is_answered_408() {
     let sidecar = sidecar().await;
     let mut client = TcpStream::connect(sidecar.handle.http_addr()).await.expect("connect");
-    let head = "PUT /metadata/label HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 64\r\n\r\n";
+    let head =
+        "PUT /metadata/label HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 64\r\n\r\n";
     client.write_all(format!("{head}{{\"key\":").as_bytes()).await.expect("write");
     let (seen, closed) = until_closed(&mut client, Duration::from_secs(5)).await;
     assert!(seen.starts_with("HTTP/1.1 408"), "{seen}");

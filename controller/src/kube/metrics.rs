@@ -22,8 +22,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use stadion_crds::labels;
-use stadion_sdk::http_server::HttpServer;
 use stadion_crds::{Fleet, FleetAutoscaler, GameServer};
+use stadion_sdk::http_server::HttpServer;
 
 use super::{Error, Result};
 

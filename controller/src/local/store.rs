@@ -26,9 +26,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use stadion_crds::{Fleet, FleetAutoscaler, GameServer, GameServerSet};
 
 pub use collection::{Collection, Deletion, Watch, WatchEvent};
-pub use watchers::{TryRecvError, WatchEvents};
 /// List filters are the core's compiled label selectors.
 pub use stadion_core::labelselector::Selector;
+pub use watchers::{TryRecvError, WatchEvents};
 
 /// Namespace used when an object names none.
 pub const DEFAULT_NAMESPACE: &str = "default";

@@ -20,11 +20,7 @@ pub async fn require_bearer(State(tokens): State<Tokens>, request: Request, next
     if tokens.0.is_empty() {
         return next.run(request).await;
     }
-    let presented = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(bearer_token);
+    let presented = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(bearer_token);
     match presented {
         Some(token) if tokens.0.iter().any(|t| constant_time_eq(t.as_bytes(), token.as_bytes())) => {
             next.run(request).await

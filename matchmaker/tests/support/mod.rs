@@ -151,10 +151,14 @@ impl TestServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stopped) = oneshot::channel::<()>();
-        let handle =
-            tokio::spawn(stadion_matchmaker::http::serve_listener_with(listener, matchmaker.clone(), timeouts, async {
+        let handle = tokio::spawn(stadion_matchmaker::http::serve_listener_with(
+            listener,
+            matchmaker.clone(),
+            timeouts,
+            async {
                 let _ = stopped.await;
-            }));
+            },
+        ));
         Self { base, matchmaker, client: reqwest::Client::new(), stop: Some(stop), handle: Some(handle) }
     }
 

@@ -97,7 +97,9 @@ async fn a_body_that_never_arrives_is_answered_408_in_the_server_shape() {
     let (addr, _stop, _task) = start().await;
     let mut client = TcpStream::connect(addr).await.expect("connect");
     client
-        .write_all(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"a\":")
+        .write_all(
+            b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"a\":",
+        )
         .await
         .expect("write");
     let (seen, closed) = read_to_close(&mut client, Duration::from_secs(5)).await;
@@ -111,7 +113,8 @@ async fn requests_are_served_over_keep_alive_and_bodies_that_arrive_in_time_pass
     let (addr, _stop, _task) = start().await;
     let http = reqwest::Client::new();
     for n in 0..3 {
-        let echoed = http.post(format!("http://{addr}/echo")).body(format!("{{\"n\":{n}}}")).send().await.expect("send");
+        let echoed =
+            http.post(format!("http://{addr}/echo")).body(format!("{{\"n\":{n}}}")).send().await.expect("send");
         assert_eq!(echoed.text().await.expect("body"), format!("{{\"n\":{n}}}"));
     }
 }

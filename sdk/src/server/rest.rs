@@ -22,11 +22,11 @@ use tonic::Code;
 
 use self::json::Fields;
 use super::convert::to_proto;
-use crate::http_server::RequestGuard;
 use super::error::http_status;
 use super::grpc::{counter_message, list_message, stopped};
 use super::tracking::CounterUpdate;
 use super::{SdkError, Sidecar};
+use crate::http_server::RequestGuard;
 
 #[derive(Clone)]
 struct Gateway {

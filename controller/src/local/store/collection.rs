@@ -3,10 +3,10 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
-use rand::Rng;
 use super::watchers::{self, WatchEvents, WatchSender};
 use super::{DEFAULT_NAMESPACE, Result, Selector, StoreError, StoreObject, next_resource_version};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use rand::Rng;
 
 /// One change seen by a watcher.
 #[derive(Clone, Debug, PartialEq)]
