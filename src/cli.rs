@@ -1,5 +1,7 @@
 //! One module per subcommand: its flags (clap, with `STADION_*` env fallbacks) and its `run`.
 
+pub mod allocate;
+pub mod config_reload;
 pub mod controller;
 pub mod crds;
 pub mod install;
@@ -14,6 +16,17 @@ pub const EXIT_USAGE: u8 = 2;
 
 /// Values of boolean flags and their env fallbacks, as people write them in env files and
 /// Deployments: `1`/`0`, `true`/`false`, `yes`/`no`, `on`/`off`.
+/// A duration flag where a bare number is seconds, as the flag took before it read durations:
+/// `30`, `30s`, `1m30s`, `1.5m`, `300ms` (Stadion's one grammar, `stadion_crds::duration`).
+pub fn duration_or_seconds(value: &str) -> Result<std::time::Duration, String> {
+    stadion_crds::duration::parse_std(value, stadion_crds::duration::BareNumber::Seconds).map_err(|e| e.to_string())
+}
+
+/// A duration flag where a bare number is milliseconds (`--poll-ms 250`, or `250ms`, `1s`).
+pub fn duration_or_millis(value: &str) -> Result<std::time::Duration, String> {
+    stadion_crds::duration::parse_std(value, stadion_crds::duration::BareNumber::Millis).map_err(|e| e.to_string())
+}
+
 pub fn boolish() -> clap::builder::BoolishValueParser {
     clap::builder::BoolishValueParser::new()
 }

@@ -20,6 +20,9 @@ enum Command {
     /// Run everything on this machine: fleets of real game-server processes, autoscaling,
     /// health checks and the matchmaker, from Agones manifests. No cluster needed.
     Up(cli::up::Args),
+    /// Allocate a server from a running `stadion up`, as `kubectl create -f` does in a cluster:
+    /// each GameServerAllocation in the file is created and printed with its status.
+    Allocate(cli::allocate::Args),
     /// Run the Kubernetes operator (GameServer, GameServerSet, Fleet, FleetAutoscaler controllers).
     Controller(cli::controller::Args),
     /// Run the SDK sidecar a game server talks to (gRPC 9357, REST 9358).
@@ -42,6 +45,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Up(args) => cli::up::run(args),
+        Command::Allocate(args) => cli::allocate::run(args),
         Command::Controller(args) => cli::controller::run(args),
         Command::SdkServer(args) => cli::sdk_server::run(args),
         Command::Matchmaker(args) => cli::matchmaker::run(args),

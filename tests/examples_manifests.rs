@@ -89,23 +89,44 @@ fn every_example_manifest_parses_and_validates() {
         ("Fleet", "simple-game-server"),
         ("FleetAutoscaler", "simple-game-server-autoscaler"),
         ("FleetAutoscaler", "simple-game-server-webhook-autoscaler"),
+        ("Fleet", "rooms"),
+        ("Fleet", "lobby"),
+        ("Fleet", "events"),
+        ("FleetAutoscaler", "rooms-autoscaler"),
+        ("FleetAutoscaler", "lobby-autoscaler"),
+        ("FleetAutoscaler", "events-autoscaler"),
         ("GameServerAllocation", ""),
     ] {
         assert!(kinds.contains(&expected), "missing {expected:?} in {kinds:?}");
     }
 }
 
+/// Every policy type Agones has is shown on an example fleet: Buffer and Webhook on the main
+/// fleet, Counter, List and a Chain with a Schedule in `examples/autoscalers/`.
 #[test]
-fn autoscalers_are_a_buffer_and_a_webhook_on_the_example_fleet() {
+fn every_autoscaler_policy_type_has_an_example() {
+    use FleetAutoscalerPolicyType::{Buffer, Chain, Counter, List, Schedule, Webhook};
     let mut policies = Vec::new();
     for (file, resource) in resources() {
         if let Resource::FleetAutoscaler(fas) = resource {
-            assert_eq!(fas.spec.fleet_name, "simple-game-server", "{file}");
-            policies.push(fas.spec.policy.type_);
+            let policy = &fas.spec.policy;
+            let inner: Vec<_> = policy.chain.iter().map(|entry| entry.policy.type_).collect();
+            policies.push((fas.spec.fleet_name.clone(), policy.type_, inner, file));
         }
     }
-    policies.sort_by_key(|p| format!("{p:?}"));
-    assert_eq!(policies, vec![FleetAutoscalerPolicyType::Buffer, FleetAutoscalerPolicyType::Webhook]);
+    policies.sort_by_key(|(fleet, policy, ..)| (fleet.clone(), format!("{policy:?}")));
+    let summary: Vec<_> =
+        policies.iter().map(|(fleet, policy, inner, _)| (fleet.as_str(), *policy, inner.clone())).collect();
+    assert_eq!(
+        summary,
+        vec![
+            ("events", Chain, vec![Schedule, Buffer]),
+            ("lobby", List, vec![]),
+            ("rooms", Counter, vec![]),
+            ("simple-game-server", Buffer, vec![]),
+            ("simple-game-server", Webhook, vec![]),
+        ]
+    );
 }
 
 /// The flags of `stadion simple-game-server`, parsed as the CLI does.

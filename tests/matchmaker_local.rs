@@ -174,7 +174,18 @@ async fn a_released_allocation_shuts_its_server_down_and_the_fleet_replaces_it()
             .await
             .unwrap();
         let status = outcome.allocated().expect("a Ready server");
-        allocator.release("default", &status.game_server_name).await.expect("release");
+        let id =
+            stadion_core::allocation::status_allocation_id(&status).expect("the allocation names itself").to_owned();
+        allocator.release("default", &status.game_server_name, "another-allocation").await.expect("release");
+        assert_eq!(
+            servers(&store, labels::FLEET, "arena")
+                .iter()
+                .find(|gs| gs.name() == status.game_server_name)
+                .and_then(|gs| gs.state()),
+            Some(GameServerState::Allocated),
+            "a release naming another allocation leaves the server alone"
+        );
+        allocator.release("default", &status.game_server_name, &id).await.expect("release");
 
         // The released server leaves; a fresh Ready one takes its place.
         eventually(Duration::from_secs(30), "a fresh Ready replacement", || {
@@ -184,7 +195,7 @@ async fn a_released_allocation_shuts_its_server_down_and_the_fleet_replaces_it()
         })
         .await;
         // Releasing again (already gone) is not an error.
-        allocator.release("default", &status.game_server_name).await.expect("idempotent release");
+        allocator.release("default", &status.game_server_name, &id).await.expect("idempotent release");
         runtime
     })
     .await;

@@ -77,11 +77,20 @@ async fn agones_clients_allocate_over_grpc_and_rest() {
     let gs = up.allocated_with_label(&response.game_server_name, "session", "grpc-1").await;
     assert_eq!(gs["ports"][0]["port"], response.ports[0].port, "{gs}");
 
-    // REST, as Agones' gateway takes it: enum names, unknown keys ignored.
+    // A misspelt key is refused with its path (Agones' gateway would drop it and allocate any server).
+    let (status, body) = up
+        .post_allocation(&format!(
+            r#"{{"gameServerSelectors": [{{"matchLabel": {{"agones.dev/fleet": "{FLEET}"}}}}], "metadata": {{"labels": {{"session": "typo"}}}}}}"#
+        ))
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"]["field"], "gameServerSelectors[0].matchLabel", "{body}");
+
+    // REST, as Agones' gateway takes it: enum names.
     let (status, body) = up
         .post_allocation(&format!(
             r#"{{"gameServerSelectors": [{{"matchLabels": {{"agones.dev/fleet": "{FLEET}"}}, "gameServerState": "READY"}}],
-                "scheduling": "Packed", "metadata": {{"labels": {{"session": "rest-1"}}}}, "clientVersion": "1.2"}}"#
+                "scheduling": "Packed", "metadata": {{"labels": {{"session": "rest-1"}}}}}}"#
         ))
         .await;
     assert_eq!(status, 200, "{body}");

@@ -7,6 +7,7 @@
 //! a real API server.
 
 pub mod allocation;
+pub mod allocation_api;
 pub mod executor;
 pub mod kube;
 pub mod local;

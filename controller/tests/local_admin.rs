@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use stadion_controller::local::admin;
+use stadion_controller::local::allocator::LocalAllocator;
 use stadion_controller::local::store::Store;
 use stadion_sdk::http_server::HttpTimeouts;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -14,7 +15,9 @@ use tokio::time::Instant;
 async fn start() -> std::net::SocketAddr {
     let listener = admin::bind("127.0.0.1:0".parse().expect("addr")).await.expect("bind");
     let addr = listener.local_addr().expect("addr");
-    tokio::spawn(admin::serve_with(listener, Store::new(), HttpTimeouts::all(Duration::from_secs(1)), async {
+    let store = Store::new();
+    let allocator = LocalAllocator::new(store.clone(), tokio::sync::watch::channel(0).0);
+    tokio::spawn(admin::serve_with(listener, store, allocator, HttpTimeouts::all(Duration::from_secs(1)), async {
         std::future::pending::<()>().await;
     }));
     addr
@@ -56,6 +59,12 @@ async fn unknown_paths_and_methods_and_non_json_bodies_are_json_errors() {
     assert_eq!(error_of(post.send().await.unwrap()).await.0, 405);
     let form = http.post(format!("http://{addr}/api/fleets")).header("content-type", "text/plain").body("{}");
     assert_eq!(error_of(form.send().await.unwrap()).await.0, 415);
+    // The Kubernetes-style allocation route takes JSON only, as `stadion allocate -f` sends it.
+    let allocations = format!("http://{addr}/apis/allocation.agones.dev/v1/namespaces/default/gameserverallocations");
+    let yaml = http.post(&allocations).header("content-type", "application/yaml").body("apiVersion: x");
+    assert_eq!(error_of(yaml.send().await.unwrap()).await.0, 415);
+    let json = http.post(&allocations).header("content-type", "application/json").body("{}");
+    assert_ne!(json.send().await.unwrap().status(), 415);
 }
 
 #[tokio::test]

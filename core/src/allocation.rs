@@ -17,6 +17,7 @@ use stadion_crds::allocation::{
 };
 use stadion_crds::common::{MAX_LIST_CAPACITY, MetaPatch, SchedulingStrategy};
 use stadion_crds::gameserver::GameServerStatus;
+use stadion_crds::labels;
 use stadion_crds::{GameServer, GameServerAllocation, GameServerState};
 
 use super::gameserver::{set_state, stamp_last_allocated};
@@ -175,7 +176,8 @@ fn list_matches(selector: &ListSelector, status: &GameServerStatus, name: &str) 
 }
 
 /// Allocates `gs` in place: state Allocated (a pending reservation is dropped), the request's
-/// labels and annotations, `agones.dev/last-allocated` = `now` (RFC 3339), counter and list
+/// labels and annotations, `agones.dev/last-allocated` = `now` (RFC 3339), the allocation's
+/// identity in `stadion.dev/allocation-id` (see [`allocation_id`]), counter and list
 /// actions. Returns the answer for the caller and the actions that could not be applied (an
 /// out-of-range count, a full list, a missing counter) — as in Agones, those do not fail the
 /// allocation.
@@ -184,12 +186,21 @@ pub fn apply_allocation(
     spec: &GameServerAllocationSpec,
     now: Timestamp,
 ) -> (GameServerAllocationStatus, Vec<String>) {
+    let was_allocated = gs.state() == Some(GameServerState::Allocated);
+    let id = allocation_id(gs, now);
     set_state(gs, GameServerState::Allocated);
     if let Some(patch) = &spec.metadata {
         gs.metadata.labels.get_or_insert_default().extend(patch.labels.clone());
         gs.metadata.annotations.get_or_insert_default().extend(patch.annotations.clone());
     }
     stamp_last_allocated(gs, now);
+    let annotations = gs.metadata.annotations.get_or_insert_default();
+    if was_allocated {
+        // A re-allocated server is shared by every match on it: no single one may release it.
+        annotations.remove(labels::ALLOCATION_ID);
+    } else {
+        annotations.insert(labels::ALLOCATION_ID.to_owned(), id);
+    }
     let status = gs.status.get_or_insert_with(GameServerStatus::default);
     status.reserved_until = None;
     let mut warnings = Vec::new();
@@ -281,13 +292,34 @@ pub fn unallocated_status() -> GameServerAllocationStatus {
     }
 }
 
-/// Takes back an allocation whose match dissolved before anyone was told where to connect (a
-/// ticket cancelled or timed out while the allocation was in flight). The server goes to
-/// Shutdown rather than back to Ready: the allocation may have stamped match labels, counters
-/// and lists on it, and a replacement from its set starts clean. Returns whether `gs` changed
-/// (false unless it is Allocated).
-pub fn release_allocation(gs: &mut GameServer) -> bool {
-    if gs.state() != Some(GameServerState::Allocated) {
+/// The identity an allocation of `gs` at `now` records on it: the resourceVersion it replaces
+/// (a compare-and-swap succeeds once per version, so no two allocations of one server share
+/// it) and the time. Pure, so both runtimes compute it the same way.
+pub fn allocation_id(gs: &GameServer, now: Timestamp) -> String {
+    let version = gs.metadata.resource_version.as_deref().unwrap_or_default();
+    format!("{version}-{}", now.as_nanosecond())
+}
+
+/// The allocation that holds `gs` exclusively, if any (see [`labels::ALLOCATION_ID`]).
+pub fn holding_allocation(gs: &GameServer) -> Option<&str> {
+    gs.metadata.annotations.as_ref()?.get(labels::ALLOCATION_ID).map(String::as_str)
+}
+
+/// The allocation identity in an allocation's answer (its server's annotations), if it holds
+/// the server alone; `None` for a server shared with earlier allocations.
+pub fn status_allocation_id(status: &GameServerAllocationStatus) -> Option<&str> {
+    status.metadata.as_ref()?.annotations.get(labels::ALLOCATION_ID).map(String::as_str)
+}
+
+/// Takes back the allocation `allocation_id`, whose match dissolved before anyone was told
+/// where to connect (a ticket cancelled or timed out while the allocation was in flight). Call
+/// it inside the compare-and-swap: it changes `gs` only while that allocation still holds it
+/// (Allocated, and `stadion.dev/allocation-id` names it), never a server that was since
+/// re-allocated, returned to Ready and allocated again, or shared. The server goes to Shutdown
+/// rather than back to Ready: the allocation may have stamped match labels, counters and lists
+/// on it, and a replacement from its set starts clean. Returns whether `gs` changed.
+pub fn release_allocation(gs: &mut GameServer, allocation_id: &str) -> bool {
+    if gs.state() != Some(GameServerState::Allocated) || holding_allocation(gs) != Some(allocation_id) {
         return false;
     }
     set_state(gs, GameServerState::Shutdown);
@@ -296,20 +328,50 @@ pub fn release_allocation(gs: &mut GameServer) -> bool {
 
 #[cfg(test)]
 mod release_tests {
-    use super::release_allocation;
+    use super::{apply_allocation, holding_allocation, release_allocation, status_allocation_id};
     use crate::testing::GameServerBuilder;
+    use jiff::Timestamp;
     use stadion_crds::GameServerState;
+    use stadion_crds::allocation::GameServerAllocationSpec;
+    use stadion_crds::labels::ALLOCATION_ID;
+
+    fn held_by(state: GameServerState, id: &str) -> stadion_crds::GameServer {
+        let mut gs = GameServerBuilder::new("gs-1").state(state).build();
+        gs.metadata.annotations.get_or_insert_default().insert(ALLOCATION_ID.to_owned(), id.to_owned());
+        gs
+    }
 
     #[test]
-    fn only_an_allocated_server_is_released_and_it_shuts_down() {
-        let mut allocated = GameServerBuilder::new("gs-1").state(GameServerState::Allocated).build();
-        assert!(release_allocation(&mut allocated));
+    fn only_the_holding_allocation_releases_an_allocated_server_and_it_shuts_down() {
+        let mut allocated = held_by(GameServerState::Allocated, "a");
+        assert!(!release_allocation(&mut allocated, "b"), "another allocation's release");
+        assert_eq!(allocated.state(), Some(GameServerState::Allocated));
+        assert!(release_allocation(&mut allocated, "a"));
         assert_eq!(allocated.state(), Some(GameServerState::Shutdown));
 
+        let mut shared = GameServerBuilder::new("gs-3").state(GameServerState::Allocated).build();
+        assert!(!release_allocation(&mut shared, "a"), "a server no allocation holds alone");
+
         for state in [GameServerState::Ready, GameServerState::Reserved, GameServerState::Unhealthy] {
-            let mut other = GameServerBuilder::new("gs-2").state(state).build();
-            assert!(!release_allocation(&mut other), "{state} is not released");
+            let mut other = held_by(state, "a");
+            assert!(!release_allocation(&mut other, "a"), "{state} is not released");
             assert_eq!(other.state(), Some(state));
         }
+    }
+
+    #[test]
+    fn allocating_records_the_holder_and_re_allocating_makes_the_server_shared() {
+        let spec = GameServerAllocationSpec::default();
+        let mut gs = GameServerBuilder::new("gs-1").state(GameServerState::Ready).build();
+        gs.metadata.resource_version = Some("7".to_owned());
+        let (status, _) = apply_allocation(&mut gs, &spec, Timestamp::from_second(100).unwrap());
+        let first = status_allocation_id(&status).expect("an exclusive allocation names itself").to_owned();
+        assert_eq!(holding_allocation(&gs), Some(first.as_str()));
+
+        gs.metadata.resource_version = Some("8".to_owned());
+        let (again, _) = apply_allocation(&mut gs, &spec, Timestamp::from_second(101).unwrap());
+        assert_eq!(status_allocation_id(&again), None, "a re-allocated server is shared");
+        assert!(!release_allocation(&mut gs, &first), "the first match no longer holds it alone");
+        assert_eq!(gs.state(), Some(GameServerState::Allocated));
     }
 }

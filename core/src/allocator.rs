@@ -206,13 +206,20 @@ pub trait Allocator: Send + Sync + 'static {
     /// blindly.
     fn capacity_changes(&self) -> watch::Receiver<u64>;
 
-    /// Gives back a server that was allocated for a match which dissolved while the allocation
-    /// was in flight (a ticket was cancelled or timed out during the call), so it can serve
-    /// another match. The default keeps the server Allocated: it is then reclaimed only by the
-    /// allocated-server TTL, if one is configured. Runtimes that can return a server to Ready
-    /// (or shut it down) should override this.
-    async fn release(&self, namespace: &str, game_server_name: &str) -> Result<(), AllocateError> {
-        tracing::warn!(namespace, gameserver = game_server_name, "allocator cannot release; server stays Allocated");
+    /// Gives back the server that allocation `allocation_id` (from its answer's
+    /// `stadion.dev/allocation-id` annotation) took for a match which dissolved while the
+    /// allocation was in flight (a ticket was cancelled or timed out during the call), so it can
+    /// serve another match. Implementations compare the identity inside their compare-and-swap
+    /// ([`crate::allocation::release_allocation`]) and do nothing once another allocation holds
+    /// the server. The default keeps the server Allocated: it is then reclaimed only by the
+    /// allocated-server TTL, if one is configured.
+    async fn release(&self, namespace: &str, game_server_name: &str, allocation_id: &str) -> Result<(), AllocateError> {
+        tracing::warn!(
+            namespace,
+            gameserver = game_server_name,
+            allocation_id,
+            "allocator cannot release; server stays Allocated"
+        );
         Ok(())
     }
 }

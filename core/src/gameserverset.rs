@@ -4,6 +4,7 @@
 mod scaledown;
 mod status;
 
+use std::borrow::Borrow;
 use std::collections::{BTreeMap, BTreeSet};
 
 use jiff::{SignedDuration, Timestamp};
@@ -71,18 +72,22 @@ impl GameServerSetPlan {
 
 /// Plans one reconcile of `set`, given the servers it owns, the node load of the whole cluster
 /// (for Packed ordering; may be empty), a name generator and the time.
-pub fn plan(
+pub fn plan<S: Borrow<GameServer>>(
     set: &GameServerSet,
-    servers: &[GameServer],
+    servers: &[S],
     nodes: &NodeLoad,
     names: &mut dyn NameGenerator,
     now: Timestamp,
     options: &SetScalingOptions,
 ) -> GameServerSetPlan {
-    let mut plan = GameServerSetPlan { status: aggregate_status(servers), ..GameServerSetPlan::default() };
+    // Shared handles (the runtimes' stores) or owned servers (tests): read, never copied.
+    let servers: Vec<&GameServer> = servers.iter().map(Borrow::borrow).collect();
+    let mut plan =
+        GameServerSetPlan { status: aggregate_status(servers.iter().copied()), ..GameServerSetPlan::default() };
     // Conditions are not derived from the servers: they stay as the runtime last wrote them.
     plan.status.conditions = set.status.as_ref().map(|s| s.conditions.clone()).unwrap_or_default();
-    let live: Vec<&GameServer> = servers.iter().filter(|gs| gs.metadata.deletion_timestamp.is_none()).collect();
+    let live: Vec<&GameServer> =
+        servers.iter().copied().filter(|gs| gs.metadata.deletion_timestamp.is_none()).collect();
 
     // Error servers are held `error_grace` after they entered Error (for inspection), and count
     // toward replicas meanwhile, as in Agones: replacing them at once would turn a broken

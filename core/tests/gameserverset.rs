@@ -71,7 +71,7 @@ fn scale_zero_to_ten_to_three_keeps_the_two_allocated() {
 fn creation_is_capped_per_reconcile_and_requeued() {
     let set = gameserverset("big", 100, None);
     let options = SetScalingOptions { max_creations: 64, ..SetScalingOptions::default() };
-    let p = plan(&set, &[], &NodeLoad::default(), &mut CountingNames::default(), at(5), &options);
+    let p = plan(&set, &[] as &[GameServer], &NodeLoad::default(), &mut CountingNames::default(), at(5), &options);
     assert_eq!(p.create.len(), 64);
     assert_eq!(p.requeue_at, Some(at(5)));
 }

@@ -3,8 +3,8 @@
 //! after its last allocation before it is shut down, so a match whose hand-off failed does not
 //! hold a server forever.
 //!
-//! Values are whole seconds (`90`), or numbers with the units `h`, `m`, `s` in that order, each
-//! at most once (`90s`, `5m`, `1h30m`); `0` and `off` turn the TTL off. The parsing lives here
+//! Values are durations in Stadion's one grammar ([`crate::duration`]: `90s`, `5m`, `1h30m`,
+//! `1.5m`), or whole seconds (`90`); `0` and `off` turn the TTL off. The parsing lives here
 //! because validation rejects a bad value at apply time; the rule that uses it is in the
 //! controller's core.
 
@@ -14,6 +14,7 @@ use std::str::FromStr;
 
 use jiff::SignedDuration;
 
+use crate::duration::{self, BareNumber};
 use crate::validation::FieldErrors;
 use crate::{GameServer, labels};
 
@@ -43,49 +44,26 @@ impl AllocationTtl {
 
 /// A value that is neither a duration nor `off`.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{0:?} is not a duration: use seconds (90), the units h, m, s in that order (90s, 5m, 1h30m), or off")]
+#[error("{0:?} is not a duration: use seconds (90), a number with units h, m, s, ms (90s, 5m, 1h30m, 1.5m), or off")]
 pub struct InvalidAllocationTtl(pub String);
 
 impl FromStr for AllocationTtl {
     type Err = InvalidAllocationTtl;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let invalid = || InvalidAllocationTtl(s.to_owned());
-        let text = s.trim();
-        if text.is_empty() {
-            return Err(invalid());
-        }
-        if text.eq_ignore_ascii_case("off") {
+        if s.trim().eq_ignore_ascii_case("off") {
             return Ok(Self::OFF);
         }
-        if text.bytes().all(|b| b.is_ascii_digit()) {
-            let seconds = text.parse::<i64>().map_err(|_| invalid())?;
-            return Ok(Self::after(SignedDuration::from_secs(seconds)));
-        }
-        let mut total: i64 = 0;
-        let mut rest = text;
-        // Each unit may follow only larger ones: "1h30m" is fine, "30m1h" and "5s5s" are not.
-        let mut allowed: &[(char, i64)] = &[('h', 3600), ('m', 60), ('s', 1)];
-        while !rest.is_empty() {
-            let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-            let (number, after) = rest.split_at(digits);
-            let number = number.parse::<i64>().map_err(|_| invalid())?;
-            let unit = after.chars().next().ok_or_else(invalid)?;
-            let position = allowed.iter().position(|(u, _)| *u == unit).ok_or_else(invalid)?;
-            let seconds = number.checked_mul(allowed[position].1).ok_or_else(invalid)?;
-            total = total.checked_add(seconds).ok_or_else(invalid)?;
-            allowed = &allowed[position + 1..];
-            rest = &after[unit.len_utf8()..];
-        }
-        Ok(Self::after(SignedDuration::from_secs(total)))
+        duration::parse(s, BareNumber::Seconds).map(Self::after).map_err(|_| InvalidAllocationTtl(s.to_owned()))
     }
 }
 
 impl fmt::Display for AllocationTtl {
-    /// `off`, or the duration in whole `h`/`m`/`s` units (`1h30m`, `90s` shows as `1m30s`).
+    /// `off`, or the duration in `h`/`m`/`s`/`ms` units (`1h30m`, `90s` shows as `1m30s`).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let Some(ttl) = self.0 else { return f.write_str("off") };
         let seconds = ttl.as_secs();
+        let millis = ttl.subsec_millis();
         let (hours, minutes, seconds) = (seconds / 3600, seconds % 3600 / 60, seconds % 60);
         if hours > 0 {
             write!(f, "{hours}h")?;
@@ -93,8 +71,11 @@ impl fmt::Display for AllocationTtl {
         if minutes > 0 {
             write!(f, "{minutes}m")?;
         }
-        if seconds > 0 || (hours == 0 && minutes == 0) {
+        if seconds > 0 || (hours == 0 && minutes == 0 && millis == 0) {
             write!(f, "{seconds}s")?;
+        }
+        if millis > 0 {
+            write!(f, "{millis}ms")?;
         }
         Ok(())
     }
@@ -143,6 +124,8 @@ mod tests {
             ("1h15s", 3615),
             (" 45s ", 45),
             ("120m", 7200),
+            ("1.5h", 5400),
+            ("1.5m", 90),
         ] {
             assert_eq!(parse(text), Ok(Some(seconds)), "{text}");
         }
@@ -159,22 +142,9 @@ mod tests {
 
     #[test]
     fn anything_else_is_refused() {
-        for text in [
-            "",
-            " ",
-            "-5",
-            "-5s",
-            "5x",
-            "m",
-            "1.5h",
-            "30m1h",
-            "5s5s",
-            "1h 30m",
-            "soon",
-            "5 s",
-            "1d",
-            "99999999999999999999",
-        ] {
+        for text in
+            ["", " ", "-5", "-5s", "5x", "m", "30m1h", "5s5s", "1h 30m", "soon", "5 s", "1d", "99999999999999999999"]
+        {
             assert_eq!(parse(text), Err(InvalidAllocationTtl(text.to_owned())), "{text:?}");
         }
         assert_eq!(parse(&format!("{}h", i64::MAX / 100)), Err(InvalidAllocationTtl(format!("{}h", i64::MAX / 100))));
@@ -182,7 +152,15 @@ mod tests {
 
     #[test]
     fn displays_in_units_and_round_trips() {
-        for (text, shown) in [("90", "1m30s"), ("5m", "5m"), ("1h30m", "1h30m"), ("3601", "1h1s"), ("off", "off")] {
+        for (text, shown) in [
+            ("90", "1m30s"),
+            ("5m", "5m"),
+            ("1h30m", "1h30m"),
+            ("3601", "1h1s"),
+            ("300ms", "300ms"),
+            ("1m30.5s", "1m30s500ms"),
+            ("off", "off"),
+        ] {
             let ttl: AllocationTtl = text.parse().unwrap();
             assert_eq!(ttl.to_string(), shown);
             assert_eq!(shown.parse::<AllocationTtl>(), Ok(ttl));

@@ -16,6 +16,10 @@ pub const GAMESERVER: &str = "agones.dev/gameserver";
 pub const FINALIZER: &str = "agones.dev/controller";
 /// Annotation set (RFC 3339) on each allocation.
 pub const LAST_ALLOCATED: &str = "agones.dev/last-allocated";
+/// Annotation naming the one allocation that holds an Allocated server (set when a Ready or
+/// Reserved server is allocated; removed when an Allocated server is allocated again, since it
+/// is then shared). Only that allocation may give the server back.
+pub const ALLOCATION_ID: &str = "stadion.dev/allocation-id";
 /// Annotation with the time a GameServer entered Error (RFC 3339), from which its set holds
 /// it 30 s before deleting it, as Agones does.
 pub const ERRORED_AT: &str = "agones.dev/errored-at";

@@ -14,6 +14,7 @@ pub mod allocation;
 pub mod allocation_ttl;
 pub mod common;
 pub mod crd;
+pub mod duration;
 pub mod fleet;
 pub mod fleetautoscaler;
 pub mod gameserver;

@@ -168,7 +168,7 @@ async fn rest_allocate(
 /// The gRPC code Agones' allocator answers with for `error`.
 pub fn grpc_code(error: &Error) -> tonic::Code {
     match error {
-        Error::Invalid(_) | Error::MalformedBody(_) => tonic::Code::InvalidArgument,
+        Error::Invalid(_) | Error::UnknownFields(_) | Error::MalformedBody(_) => tonic::Code::InvalidArgument,
         Error::Unavailable | Error::PayloadTooLarge { .. } => tonic::Code::ResourceExhausted,
         Error::Backend(_) => tonic::Code::Unavailable,
         Error::Conflict { .. } | Error::Contention => tonic::Code::Aborted,
@@ -184,7 +184,8 @@ pub fn grpc_code(error: &Error) -> tonic::Code {
 }
 
 /// The HTTP status of `error` on the REST route: as elsewhere in the matchmaker, except that a
-/// well-formed but invalid request is 400, as in Agones, rather than 422.
+/// well-formed but invalid request is 400, as in Agones, rather than 422. Unknown fields stay
+/// 422 (Agones' gateway drops them silently, which let a typo allocate an arbitrary server).
 pub fn http_status(error: &Error) -> StatusCode {
     match error {
         Error::Invalid(_) => StatusCode::BAD_REQUEST,

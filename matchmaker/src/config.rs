@@ -3,7 +3,6 @@
 //! Loading validates everything up front, so a typo fails at start with the field path
 //! (`queues[1].teams.count: must be ≥ 1`) instead of surfacing as a stuck queue later.
 
-mod duration;
 mod metadata;
 pub(crate) mod validate;
 
@@ -25,10 +24,10 @@ pub struct MatchmakerConfig {
     /// The queues players can join.
     pub queues: Vec<QueueConfig>,
     /// How often the engine forms matches and expires tickets (default 100 ms).
-    #[serde(default = "defaults::tick_interval", with = "duration")]
+    #[serde(default = "defaults::tick_interval", with = "stadion_crds::duration::seconds_or_text")]
     pub tick_interval: Duration,
     /// How long a ticket is remembered after it reached a final state (default 10 min).
-    #[serde(default = "defaults::assigned_retention", with = "duration")]
+    #[serde(default = "defaults::assigned_retention", with = "stadion_crds::duration::seconds_or_text")]
     pub assigned_retention: Duration,
     /// HTTP request limits and authentication.
     #[serde(default)]
@@ -92,7 +91,7 @@ pub struct QueueConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency: Option<LatencyRule>,
     /// A ticket not assigned after this long is `timed_out` (default 5 min).
-    #[serde(default = "defaults::ticket_timeout", with = "duration")]
+    #[serde(default = "defaults::ticket_timeout", with = "stadion_crds::duration::seconds_or_text")]
     pub ticket_timeout: Duration,
     /// Labels and annotations written on the allocated server (templates; see [`MatchMetadata`]).
     #[serde(default)]
@@ -176,12 +175,13 @@ impl Default for AllocationTarget {
 }
 
 impl MatchmakerConfig {
-    /// Reads, parses and validates a YAML file, resolving auth tokens.
+    /// Reads, parses and validates a YAML file, resolving auth tokens. Parse errors say where:
+    /// `file:line:column` for YAML syntax, `file: field.path` for a field that does not fit.
     pub fn from_yaml_file(path: impl AsRef<Path>) -> Result<Self, Error> {
         let path = path.as_ref();
         let text = std::fs::read_to_string(path)
             .map_err(|source| Error::ConfigRead { path: path.display().to_string(), source })?;
-        let mut config = Self::parse_yaml(&text)?;
+        let mut config = Self::parse_yaml(&text, Some(&path.display().to_string()))?;
         config.resolve_tokens(path.parent())?;
         config.validate()?;
         Ok(config)
@@ -189,20 +189,29 @@ impl MatchmakerConfig {
 
     /// Parses and validates YAML text; relative token files resolve against the current folder.
     pub fn from_yaml_str(text: &str) -> Result<Self, Error> {
-        let mut config = Self::parse_yaml(text)?;
+        let mut config = Self::parse_yaml(text, None)?;
         config.resolve_tokens(None)?;
         config.validate()?;
         Ok(config)
     }
 
-    fn parse_yaml(text: &str) -> Result<Self, Error> {
+    fn parse_yaml(text: &str, file: Option<&str>) -> Result<Self, Error> {
         let value: serde_json::Value = serde_saphyr::from_str(text).map_err(|e| {
-            let at = e.location().map(|l| format!("line {}, column {}", l.line(), l.column())).unwrap_or_default();
+            let at = match (file, e.location()) {
+                (Some(file), Some(l)) => format!("{file}:{}:{}", l.line(), l.column()),
+                (None, Some(l)) => format!("line {}, column {}", l.line(), l.column()),
+                (file, None) => file.unwrap_or_default().to_owned(),
+            };
             let message = e.without_snippet().to_string();
             Error::ConfigParse { path: at, message: message.lines().next().unwrap_or_default().to_owned() }
         })?;
         serde_path_to_error::deserialize(value).map_err(|e| {
-            let path = e.path().to_string();
+            let field = e.path().to_string();
+            let path = match (file, field.as_str()) {
+                (Some(file), ".") => file.to_owned(),
+                (Some(file), field) => format!("{file}: {field}"),
+                (None, _) => field,
+            };
             Error::ConfigParse { path, message: e.into_inner().to_string() }
         })
     }

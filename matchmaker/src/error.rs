@@ -30,6 +30,10 @@ pub enum Error {
     /// A request is well-formed but invalid (HTTP 422); each error names its field.
     #[error("invalid request: {0}")]
     Invalid(FieldErrors),
+    /// A request body has fields its schema does not declare (HTTP 422, on every route); each
+    /// error is one unknown field's path, so a typo is never silently dropped.
+    #[error("unknown fields in request: {0}")]
+    UnknownFields(FieldErrors),
     /// The named thing does not exist (HTTP 404).
     #[error("{0} not found")]
     NotFound(String),
@@ -87,7 +91,8 @@ impl Error {
             Error::ConfigParse { .. } => "config_parse",
             Error::Config(_) => "config_invalid",
             Error::MalformedBody(_) => "malformed_body",
-            Error::Invalid(_) => "invalid",
+            // The same code as other 422s: clients handle one "invalid request" code.
+            Error::Invalid(_) | Error::UnknownFields(_) => "invalid",
             Error::NotFound(_) => "not_found",
             Error::Conflict { .. } => "conflict",
             Error::PayloadTooLarge { .. } => "payload_too_large",

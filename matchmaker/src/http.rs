@@ -21,7 +21,7 @@ use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
-use stadion_crds::allocation::{GameServerAllocation, GameServerAllocationStatus};
+use stadion_crds::allocation::GameServerAllocationStatus;
 use stadion_sdk::http_server::{HttpServer, HttpTimeouts, RequestGuard};
 use tokio::net::TcpListener;
 use tower_http::trace::TraceLayer;
@@ -32,7 +32,7 @@ use crate::{Error, Matchmaker};
 pub use openapi::{ROUTES, openapi};
 
 use self::auth::Tokens;
-use self::body::{BodyLimit, JsonBody};
+use self::body::{AllocationBody, BodyLimit, JsonBody};
 
 impl Matchmaker {
     /// The full HTTP API as a router, ready to be served or nested into another server.
@@ -90,7 +90,7 @@ async fn cancel_ticket(State(matchmaker): State<Matchmaker>, Path(id): Path<Stri
 
 async fn allocate(
     State(matchmaker): State<Matchmaker>,
-    JsonBody(request): JsonBody<GameServerAllocation>,
+    AllocationBody(request): AllocationBody,
 ) -> Result<Json<GameServerAllocationStatus>, Error> {
     matchmaker.allocate(request).await.map(Json)
 }

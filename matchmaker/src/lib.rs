@@ -28,5 +28,5 @@ pub mod ticket;
 
 pub use config::MatchmakerConfig;
 pub use error::Error;
-pub use service::{Backoff, Matchmaker};
+pub use service::{Backoff, Matchmaker, QueueChanges, Reconfigured};
 pub use stadion_core::allocator::{AllocateError, AllocationOutcome, Allocator};

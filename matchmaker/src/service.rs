@@ -9,7 +9,7 @@ mod state;
 mod submit;
 
 use std::future::Future;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use stadion_crds::FieldErrors;
 use stadion_crds::allocation::{GameServerAllocation, GameServerAllocationState, GameServerAllocationStatus};
@@ -27,6 +27,7 @@ use crate::{AllocateError, AllocationOutcome, Allocator, Error};
 use stadion_core::allocator::admit_allocation;
 
 pub use allocation::Backoff;
+pub use state::QueueChanges;
 
 /// The matchmaker: cheap to clone, every clone shares the same state.
 #[derive(Clone)]
@@ -35,7 +36,8 @@ pub struct Matchmaker {
 }
 
 struct Inner {
-    config: MatchmakerConfig,
+    /// The configuration in force; [`Matchmaker::reconfigure`] swaps it.
+    config: RwLock<Arc<MatchmakerConfig>>,
     allocator: Arc<dyn Allocator>,
     state: Mutex<state::State>,
     metrics: Arc<Metrics>,
@@ -45,7 +47,7 @@ struct Inner {
 
 impl std::fmt::Debug for Matchmaker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Matchmaker").field("queues", &self.inner.config.queues.len()).finish_non_exhaustive()
+        f.debug_struct("Matchmaker").field("queues", &self.config().queues.len()).finish_non_exhaustive()
     }
 }
 
@@ -57,13 +59,34 @@ impl Matchmaker {
         let retention = config.assigned_retention.as_millis() as Millis;
         let state = state::State::new(&config.queues, retention, metrics.clone());
         let (closing, _) = watch::channel(false);
+        let config = RwLock::new(Arc::new(config));
         let inner = Inner { config, allocator, state: Mutex::new(state), metrics, epoch: Instant::now(), closing };
         Ok(Self { inner: Arc::new(inner) })
     }
 
-    /// The configuration it runs with.
-    pub fn config(&self) -> &MatchmakerConfig {
-        &self.inner.config
+    /// The configuration it runs with now.
+    pub fn config(&self) -> Arc<MatchmakerConfig> {
+        self.inner.config.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// Switches a running matchmaker to `config` (validated here first; on error nothing
+    /// changes): queues are added, changed or removed, tickets in unchanged queues keep
+    /// waiting as they were, searching tickets of a changed queue are re-checked against its
+    /// new rules (failed if they no longer fit), those of a removed queue fail. Matches already
+    /// formed are allocated as formed. `tickInterval` and `assignedRetention` apply at once;
+    /// the `http` section (body limit, auth) is bound when the server starts, so a change there
+    /// waits for a restart and is reported in [`Reconfigured::http_changed`].
+    pub fn reconfigure(&self, config: MatchmakerConfig) -> Result<Reconfigured, Error> {
+        config.validate()?;
+        let previous = self.config();
+        let http_changed = serde_json::to_value(&previous.http).ok() != serde_json::to_value(&config.http).ok()
+            || previous.http.tokens != config.http.tokens;
+        let retention = config.assigned_retention.as_millis() as Millis;
+        let now = self.now();
+        let queues = self.with_state(|state| state.reconfigure(&config.queues, retention, now));
+        *self.inner.config.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(config);
+        tracing::info!(added = ?queues.added, changed = ?queues.changed, removed = ?queues.removed, failed_tickets = queues.failed_tickets, "matchmaker configuration reloaded");
+        Ok(Reconfigured { queues, http_changed })
     }
 
     /// Its metrics.
@@ -85,7 +108,8 @@ impl Matchmaker {
     /// Creates a ticket (`true`), or returns the earlier one for the same idempotency key
     /// (`false`). `header_key` is the `Idempotency-Key` header, if any.
     pub fn submit(&self, request: TicketRequest, header_key: Option<String>) -> Result<(Ticket, bool), Error> {
-        let queue = self.inner.config.queue(&request.queue);
+        let config = self.config();
+        let queue = config.queue(&request.queue);
         let prepared = submit::prepare(request, header_key, queue)?;
         let now = self.now();
         self.with_state(|state| state.submit(prepared, now))
@@ -174,14 +198,23 @@ impl Matchmaker {
         let matchmaker = self.clone();
         tokio::spawn(async move {
             let mut tasks = JoinSet::new();
-            let mut interval = tokio::time::interval(matchmaker.inner.config.tick_interval);
-            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let ticks = |period| {
+                let mut interval = tokio::time::interval(period);
+                interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                interval
+            };
+            let mut interval = ticks(matchmaker.config().tick_interval);
             tokio::pin!(shutdown);
             loop {
                 tokio::select! {
                     () = &mut shutdown => break,
                     _ = interval.tick() => matchmaker.tick(&mut tasks).await,
                     Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+                }
+                // A reloaded configuration may have a new tickInterval.
+                let period = matchmaker.config().tick_interval;
+                if period != interval.period() {
+                    interval = ticks(period);
                 }
             }
             tasks.shutdown().await;
@@ -198,6 +231,15 @@ impl Matchmaker {
     pub(crate) fn closing(&self) -> watch::Receiver<bool> {
         self.inner.closing.subscribe()
     }
+}
+
+/// What [`Matchmaker::reconfigure`] changed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Reconfigured {
+    /// Queues added, changed and removed, and the searching tickets that failed for it.
+    pub queues: QueueChanges,
+    /// The `http` section differs; it applies when the matchmaker restarts.
+    pub http_changed: bool,
 }
 
 /// Checks the envelope, which admission does not: kind, apiVersion and namespace.

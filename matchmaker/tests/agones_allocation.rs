@@ -80,7 +80,7 @@ async fn allocates_over_grpc_and_rest_on_the_matchmaker_port() {
     let (status, body) = post_rest(
         &server,
         r#"{"gameServerSelectors": [{"matchLabels": {"agones.dev/fleet": "green"}, "gameServerState": "READY"}],
-            "scheduling": "Distributed", "metadata": {"labels": {"match": "m-2"}}, "unknownField": 1}"#,
+            "scheduling": "Distributed", "metadata": {"labels": {"match": "m-2"}}}"#,
     )
     .await;
     assert_eq!(status, 200, "{body}");
@@ -155,6 +155,27 @@ async fn bad_requests_are_invalid_argument_and_400_naming_the_field() {
     let (code, response) = post_rest(&server, r#"{"gameServerSelectors": ["#).await;
     assert_eq!(code, 400, "{response}");
     assert_eq!(response["error"]["code"], "malformed_body");
+
+    // A misspelt key anywhere is refused with its path instead of widening the choice.
+    for (body, field) in [
+        (
+            r#"{"gameServerSelectors": [{"matchLabel": {"agones.dev/fleet": "blue"}}]}"#,
+            "gameServerSelectors[0].matchLabel",
+        ),
+        (r#"{"namespace": "default", "unknownField": 1}"#, "unknownField"),
+        (
+            r#"{"gameServerSelectors": [{"counters": {"rooms": {"minCnt": 1}}}]}"#,
+            "gameServerSelectors[0].counters.rooms.minCnt",
+        ),
+        (r#"{"metadata": {"label": {"match": "m"}}}"#, "metadata.label"),
+        (r#"{"priorities": [{"type": "Counter", "key": "rooms", "ordr": "Ascending"}]}"#, "priorities[0].ordr"),
+    ] {
+        let (code, response) = post_rest(&server, body).await;
+        assert_eq!(code, 422, "{body} → {response}");
+        assert_eq!(response["code"], 3, "{response}");
+        assert_eq!(response["error"]["field"], field, "{body} → {response}");
+        assert!(response["message"].as_str().unwrap_or_default().contains("unknown field"), "{response}");
+    }
 
     assert_eq!(fleet.request_count(), 0, "invalid requests reached the allocator");
     server.shutdown().await.unwrap();

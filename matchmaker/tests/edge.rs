@@ -48,7 +48,12 @@ async fn invalid_tickets_are_422_naming_the_field() {
             "players",
         ),
         (json!({"queue": "duel", "players": "everyone"}), "players"),
-        (json!({"queue": "duel", "players": [{"id": "a", "attributes": {"mmr": 1}}], "extra": 1}), ""),
+        (json!({"queue": "duel", "players": [{"id": "a", "attributes": {"mmr": 1}}], "extra": 1}), "extra"),
+        (json!({"queue": "duel", "players": [{"id": "a", "attribute": {"mmr": 1}}]}), "players[0].attribute"),
+        (
+            json!({"queue": "duel", "players": [{"id": "a", "attributes": {"mmr": 1}}], "idempotencyKy": "k"}),
+            "idempotencyKy",
+        ),
     ];
     for (body, field) in cases {
         let response = server.client.post(server.url("/v1/tickets")).json(&body).send().await.unwrap();
@@ -148,6 +153,23 @@ async fn direct_allocation_returns_a_server_then_429_when_none_is_free() {
         error_of(server.client.post(server.url("/v1/allocations")).json(&wrong_shape).send().await.unwrap()).await;
     assert_eq!(status, 422);
     assert_eq!(error["field"], "spec.selectors");
+    let before = fleet.request_count();
+    for (typo, field) in [
+        (
+            json!({"spec": {"selectors": [{"matchLabel": {"agones.dev/fleet": "arena"}}]}}),
+            "spec.selectors[0].matchLabel",
+        ),
+        (json!({"spec": {"selector": [{"matchLabels": {"agones.dev/fleet": "arena"}}]}}), "spec.selector"),
+        (json!({"spec": {"metadata": {"label": {"mode": "x"}}}}), "spec.metadata.label"),
+        (json!({"specs": {}}), "specs"),
+    ] {
+        let response = server.client.post(server.url("/v1/allocations")).json(&typo).send().await.unwrap();
+        let (status, error) = error_of(response).await;
+        assert_eq!(status, 422, "{typo} → {error}");
+        assert_eq!(error["code"], "invalid", "{error}");
+        assert_eq!(error["field"], field, "{typo} → {error}");
+    }
+    assert_eq!(fleet.request_count(), before, "a body with unknown fields reached the allocator");
     server.shutdown().await.unwrap();
 }
 

@@ -117,6 +117,10 @@ async fn state_paths_and_metadata() {
 
     assert_eq!(post(sidecar.http("/shutdown"), "{}").await, (StatusCode::OK, json!({})));
     assert_eq!(sidecar.game_server().await.state(), Some(GameServerState::Shutdown));
+    // A game that reads its state right after Shutdown gets an answer, in the gateway's shape.
+    let (status, gs) = get(sidecar.http("/gameserver")).await;
+    assert_eq!((status, &gs["status"]["state"]), (StatusCode::OK, &json!("Shutdown")), "{gs}");
+    assert_eq!(post(sidecar.http("/health"), "{}").await.0, StatusCode::OK, "health pings after Shutdown are harmless");
 }
 
 #[tokio::test]

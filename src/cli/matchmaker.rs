@@ -10,6 +10,8 @@ use anyhow::Context;
 use stadion_controller::kube::allocator::KubeAllocator;
 use stadion_matchmaker::{Matchmaker, MatchmakerConfig};
 
+use super::config_reload::{ConfigWatch, Reload};
+
 /// Flags of `stadion matchmaker`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -39,7 +41,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(super::EXIT_USAGE));
         }
         Err(error) => {
-            eprintln!("stadion matchmaker: {}: {error}", args.config.display());
+            eprintln!("stadion matchmaker: {}", super::config_reload::describe_error(&args.config, &error));
             return Ok(ExitCode::from(super::EXIT_USAGE));
         }
     };
@@ -50,12 +52,34 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .context("connecting to the Kubernetes API (KUBECONFIG or in-cluster)")?;
         tokio::spawn(watch);
         let matchmaker = Matchmaker::new(config, Arc::new(allocator)).context("starting the matchmaker")?;
+        tokio::spawn(reload_on_change(ConfigWatch::new(&args.config), matchmaker.clone()));
         tracing::info!(addr = %args.listen, "matchmaker listening");
         stadion_matchmaker::http::serve(args.listen, matchmaker, super::shutdown_signal())
             .await
             .context("serving the matchmaker API")?;
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// How often the config file is checked for edits (a mounted ConfigMap changes in place).
+const RELOAD_POLL: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Re-applies the config file whenever it changes; an invalid edit is logged and the
+/// configuration in force kept.
+async fn reload_on_change(mut config: ConfigWatch, matchmaker: Matchmaker) {
+    let mut tick = tokio::time::interval(RELOAD_POLL);
+    loop {
+        tick.tick().await;
+        match config.poll(&matchmaker) {
+            Some(Reload::Applied(reconfigured)) => {
+                tracing::info!("{}", super::config_reload::summary(config.path(), &reconfigured));
+            }
+            Some(Reload::Refused(error)) => {
+                tracing::error!(file = %config.path().display(), %error, "matchmaker configuration not re-applied; the previous one stays in force");
+            }
+            None => {}
+        }
+    }
 }
 
 #[cfg(test)]

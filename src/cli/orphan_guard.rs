@@ -8,14 +8,14 @@ use std::time::Duration;
 /// Flags of `stadion __orphan-guard`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Time between SIGTERM and SIGKILL, as `stadion up --grace-seconds`.
-    #[arg(long, default_value_t = 5)]
-    pub grace_seconds: u64,
+    /// Time between SIGTERM and SIGKILL, as `stadion up --grace-period` (seconds or a duration).
+    #[arg(long, alias = "grace-period", default_value = "5", value_parser = super::duration_or_seconds)]
+    pub grace_seconds: Duration,
 }
 
 /// Guards until stdin closes.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let stdin = std::io::stdin().lock();
-    stadion_controller::local::supervisor::guard_groups(stdin, Duration::from_secs(args.grace_seconds));
+    stadion_controller::local::supervisor::guard_groups(stdin, args.grace_seconds);
     Ok(ExitCode::SUCCESS)
 }

@@ -32,12 +32,13 @@ pub struct Args {
     /// Name of the SDK under test, for the conformance log.
     #[arg(long, env = "SDK_NAME", value_name = "NAME")]
     pub sdk_name: Option<String>,
-    /// Local or test mode: stop after this many seconds (0: run until SIGTERM/Ctrl-C).
-    #[arg(long, env = "TIMEOUT", value_name = "SECONDS", default_value_t = 0)]
-    pub timeout: u64,
-    /// Wait this many seconds before starting to serve.
-    #[arg(long, env = "DELAY", value_name = "SECONDS", default_value_t = 0)]
-    pub delay: u64,
+    /// Local or test mode: stop after this long, in seconds or a duration such as `1m30s`
+    /// (0: run until SIGTERM/Ctrl-C).
+    #[arg(long, env = "TIMEOUT", value_name = "DURATION", default_value = "0", value_parser = super::duration_or_seconds)]
+    pub timeout: Duration,
+    /// Wait this long before starting to serve (seconds or a duration such as `500ms`).
+    #[arg(long, env = "DELAY", value_name = "DURATION", default_value = "0", value_parser = super::duration_or_seconds)]
+    pub delay: Duration,
     /// gRPC port (0: pick a free one).
     #[arg(long, env = "AGONES_SDK_GRPC_PORT", default_value_t = stadion_sdk::DEFAULT_GRPC_PORT)]
     pub grpc_port: u16,
@@ -79,8 +80,8 @@ pub struct Args {
 /// Runs `stadion sdk-server` until SIGTERM or Ctrl-C.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     super::init_tracing(false, "info");
-    if args.delay > 0 {
-        std::thread::sleep(Duration::from_secs(args.delay));
+    if !args.delay.is_zero() {
+        std::thread::sleep(args.delay);
     }
     if !args.local && args.test.is_none() {
         return serve_in_cluster(args);
@@ -123,13 +124,12 @@ async fn serve_local(args: Args, game_server: stadion_crds::GameServer) -> anyho
         gameserver = %name,
         "SDK server running in local mode; Ctrl-C to stop"
     );
-    match args.timeout {
-        0 => super::shutdown_signal().await,
-        seconds => {
-            tokio::select! {
-                () = super::shutdown_signal() => {}
-                () = tokio::time::sleep(Duration::from_secs(seconds)) => {}
-            }
+    if args.timeout.is_zero() {
+        super::shutdown_signal().await;
+    } else {
+        tokio::select! {
+            () = super::shutdown_signal() => {}
+            () = tokio::time::sleep(args.timeout) => {}
         }
     }
     tracing::info!("stopping the SDK server");
@@ -210,5 +210,19 @@ mod tests {
         let with = parse(&["--kubeconfig", "/etc/kube/config"]).expect("kubeconfig");
         assert_eq!(with.kubeconfig.as_deref(), Some(std::path::Path::new("/etc/kube/config")));
         assert_eq!(parse(&["--graceful-termination=maybe"]).expect_err("not a bool").exit_code(), 2);
+    }
+
+    #[test]
+    fn timeout_and_delay_take_seconds_as_agones_does_or_a_duration() {
+        use std::time::Duration;
+        let defaults = parse(&[]).expect("defaults");
+        assert_eq!((defaults.timeout, defaults.delay), (Duration::ZERO, Duration::ZERO));
+        let seconds = parse(&["--timeout", "30", "--delay", "2"]).expect("seconds");
+        assert_eq!((seconds.timeout, seconds.delay), (Duration::from_secs(30), Duration::from_secs(2)));
+        let units = parse(&["--timeout", "1m30s", "--delay", "500ms"]).expect("durations");
+        assert_eq!((units.timeout, units.delay), (Duration::from_secs(90), Duration::from_millis(500)));
+        let error = parse(&["--timeout=-5s"]).expect_err("negative");
+        assert_eq!(error.exit_code(), 2);
+        assert!(error.to_string().contains("must not be negative"), "{error}");
     }
 }

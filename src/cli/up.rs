@@ -18,6 +18,8 @@ use stadion_core::ports::PortRanges;
 use stadion_crds::allocation_ttl::AllocationTtl;
 use stadion_matchmaker::{Matchmaker, MatchmakerConfig};
 
+use super::config_reload::{self, ConfigWatch, Reload};
+
 /// Where the games' stdout/stderr go.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum GameOutput {
@@ -48,15 +50,31 @@ pub struct Args {
     /// Where game processes' output goes.
     #[arg(long, env = "STADION_GAME_OUTPUT", value_enum, default_value_t = GameOutput::Prefixed)]
     pub game_output: GameOutput,
-    /// Seconds a game gets to exit after SIGTERM before it is killed.
-    #[arg(long, env = "STADION_GRACE_SECONDS", default_value_t = 5)]
-    pub grace_seconds: u64,
+    /// How long a game gets to exit after SIGTERM before it is killed: seconds (`5`) or a
+    /// duration (`30s`, `1m30s`, `500ms`).
+    #[arg(
+        long = "grace-period",
+        alias = "grace-seconds",
+        env = "STADION_GRACE_SECONDS",
+        value_name = "DURATION",
+        default_value = "5",
+        value_parser = super::duration_or_seconds
+    )]
+    pub grace_period: Duration,
     /// Host ports for Dynamic and Passthrough ports, `MIN-MAX`.
     #[arg(long, env = "STADION_PORT_RANGE", default_value = "7000-8000")]
     pub port_range: String,
-    /// How often (milliseconds) to check the manifests for changes and refresh progress.
-    #[arg(long, env = "STADION_POLL_MS", default_value_t = 1000)]
-    pub poll_ms: u64,
+    /// How often to check the manifests for changes and refresh progress: milliseconds (`250`)
+    /// or a duration (`250ms`, `2s`).
+    #[arg(
+        long = "poll-interval",
+        alias = "poll-ms",
+        env = "STADION_POLL_MS",
+        value_name = "DURATION",
+        default_value = "1000",
+        value_parser = super::duration_or_millis
+    )]
+    pub poll_interval: Duration,
     /// Matchmaker queue configuration. When unset, a YAML file among the paths whose top level
     /// has `queues:` (and no `kind:`) is used; with none, no matchmaker runs.
     #[arg(long, env = "STADION_MATCHMAKER_CONFIG", value_name = "FILE")]
@@ -101,11 +119,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let config = RuntimeConfig {
             address: args.address.clone(),
             port_ranges,
-            grace: Duration::from_secs(args.grace_seconds),
+            grace: args.grace_period,
             output,
             base_dir: std::env::current_dir().context("cannot read the current directory")?,
             allocation_ttl: args.allocation_ttl,
-            orphan_guard: orphan_guard(args.grace_seconds),
+            orphan_guard: orphan_guard(args.grace_period),
             ..RuntimeConfig::default()
         };
         let runtime = LocalRuntime::start(config)?;
@@ -118,13 +136,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
         let admin_address = admin.local_addr().map(|a| a.to_string()).unwrap_or_default();
-        let admin_task = tokio::spawn(admin::serve(admin, runtime.store().clone(), async {
+        let admin_task = tokio::spawn(admin::serve(admin, runtime.store().clone(), runtime.allocator(), async {
             let _ = admin_stopped.await;
         }));
         if !args.quiet {
             eprintln!("stadion up: admin endpoint on http://{admin_address}/api/fleets — Ctrl-C to stop");
         }
         let (stop_matchmaker, matchmaker_stopped) = tokio::sync::oneshot::channel::<()>();
+        let mut reload = None;
         let matchmaker_task = match queues {
             Some((path, config)) => {
                 let listener = tokio::net::TcpListener::bind(args.matchmaker_addr)
@@ -135,13 +154,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     explain_matchmaker(&address, &path, &config);
                 }
                 let matchmaker = Matchmaker::new(config, Arc::new(runtime.allocator()))?;
+                reload = Some((ConfigWatch::new(&path), matchmaker.clone()));
                 Some(tokio::spawn(stadion_matchmaker::http::serve_listener(listener, matchmaker, async {
                     let _ = matchmaker_stopped.await;
                 })))
             }
             None => None,
         };
-        watch(&runtime, &args).await?;
+        watch(&runtime, &args, reload).await?;
         if !args.quiet {
             eprintln!("stadion up: stopping {} game server processes…", runtime.running_processes());
         }
@@ -158,12 +178,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// Until a stop signal: re-applies changed manifests and prints progress.
-async fn watch(runtime: &LocalRuntime, args: &Args) -> anyhow::Result<()> {
+/// Until a stop signal: re-applies changed manifests and matchmaker configuration, and prints
+/// progress.
+async fn watch(
+    runtime: &LocalRuntime,
+    args: &Args,
+    mut matchmaker: Option<(ConfigWatch, Matchmaker)>,
+) -> anyhow::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut terminate = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
     let mut interrupt = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
-    let mut tick = tokio::time::interval(Duration::from_millis(args.poll_ms.max(50)));
+    let mut tick = tokio::time::interval(args.poll_interval.max(Duration::from_millis(50)));
     let mut fingerprint = Fingerprint::of(&args.paths);
     let mut progress = Progress::default();
     loop {
@@ -183,6 +208,18 @@ async fn watch(runtime: &LocalRuntime, args: &Args) -> anyhow::Result<()> {
                 Ok(report) => describe(&report, args.quiet),
                 // The running fleets stay as they were until the files are fixed.
                 Err(error) => eprintln!("stadion up: not re-applied: {error}"),
+            }
+        }
+        if let Some((config, matchmaker)) = &mut matchmaker {
+            match config.poll(matchmaker) {
+                Some(Reload::Applied(reconfigured)) if !args.quiet => {
+                    eprintln!("stadion up: {}", config_reload::summary(config.path(), &reconfigured));
+                }
+                // The queues in force stay until the file is fixed.
+                Some(Reload::Refused(error)) => {
+                    eprintln!("stadion up: matchmaker configuration not re-applied: {error}");
+                }
+                Some(Reload::Applied(_)) | None => {}
             }
         }
         if !args.quiet {
@@ -209,7 +246,8 @@ fn matchmaker_config(args: &Args) -> anyhow::Result<Option<(PathBuf, MatchmakerC
             }
         }
     };
-    let config = MatchmakerConfig::from_yaml_file(&path).with_context(|| format!("{}", path.display()))?;
+    let config = MatchmakerConfig::from_yaml_file(&path)
+        .map_err(|error| anyhow::anyhow!(config_reload::describe_error(&path, &error)))?;
     Ok(Some((path, config)))
 }
 
@@ -321,11 +359,11 @@ impl Progress {
 
 /// This binary as the orphan guard, so the games stop even if `up` is SIGKILLed. Without a
 /// readable path to ourselves there is no guard (a warning; everything else works).
-fn orphan_guard(grace_seconds: u64) -> Option<stadion_controller::local::supervisor::GuardCommand> {
+fn orphan_guard(grace: Duration) -> Option<stadion_controller::local::supervisor::GuardCommand> {
     match std::env::current_exe() {
         Ok(program) => Some(stadion_controller::local::supervisor::GuardCommand {
             program,
-            args: vec!["__orphan-guard".to_owned(), "--grace-seconds".to_owned(), grace_seconds.to_string()],
+            args: vec!["__orphan-guard".to_owned(), "--grace-period".to_owned(), format!("{}ms", grace.as_millis())],
         }),
         Err(error) => {
             tracing::warn!(%error, "cannot locate the stadion binary; games would outlive a killed `stadion up`");
@@ -354,5 +392,22 @@ mod tests {
         let error = parse(&["--allocation-ttl", "soon"]).expect_err("refused");
         assert_eq!((error.kind(), error.exit_code()), (clap::error::ErrorKind::ValueValidation, 2));
         assert!(error.to_string().contains("\"soon\" is not a duration"), "{error}");
+    }
+
+    #[test]
+    fn grace_and_poll_take_durations_and_keep_their_old_integer_forms() {
+        use std::time::Duration;
+        let parse = |extra: &[&str]| Up::try_parse_from(["up", "examples/"].iter().chain(extra));
+        let defaults = parse(&[]).expect("parses").args;
+        assert_eq!((defaults.grace_period, defaults.poll_interval), (Duration::from_secs(5), Duration::from_secs(1)));
+        let old = parse(&["--grace-seconds", "3", "--poll-ms", "200"]).expect("parses").args;
+        assert_eq!((old.grace_period, old.poll_interval), (Duration::from_secs(3), Duration::from_millis(200)));
+        let new = parse(&["--grace-period", "1m30s", "--poll-interval", "1.5s"]).expect("parses").args;
+        assert_eq!((new.grace_period, new.poll_interval), (Duration::from_secs(90), Duration::from_millis(1500)));
+        assert_eq!(parse(&["--grace-period", "300ms"]).expect("parses").args.grace_period, Duration::from_millis(300));
+        let error = parse(&["--grace-period", "soon"]).expect_err("refused");
+        assert_eq!((error.kind(), error.exit_code()), (clap::error::ErrorKind::ValueValidation, 2));
+        let message = error.to_string();
+        assert!(message.contains("--grace-period") && message.contains("1h30m, 90s, 300ms, 1.5m"), "{message}");
     }
 }

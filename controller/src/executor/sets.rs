@@ -48,7 +48,6 @@ async fn pass(
     // A set's servers are the ones with its controller owner reference (its uid), never the
     // ones that merely carry its label: a same-named stranger's servers are not ours.
     let owned = read::<_, GameServer>(namespace, seams.gameservers.list_owned(&set.metadata).await)?;
-    let owned: Vec<GameServer> = owned.iter().map(|gs| (**gs).clone()).collect();
     let mut plan = plan(set, &owned, &nodes, names, now, options);
     record_validity(&mut plan.status.conditions, &FieldErrors::default(), set.metadata.generation, now);
 

@@ -5,26 +5,19 @@
 //! The kube-apiserver authenticates the user, checks RBAC (`create` on
 //! `gameserverallocations.allocation.agones.dev`) and proxies the request here over HTTPS. Every
 //! controller replica serves it: allocation is one resourceVersion-guarded write per candidate
-//! ([`KubeAllocator`]), so replicas need no leader. Routes: the discovery documents
-//! ([`discovery`]), the create ([`create`]), health, and a Kubernetes `Status` ([`status`]) for
-//! everything else.
+//! ([`KubeAllocator`]), so replicas need no leader. The routes are the
+//! runtime-neutral ones of [`crate::allocation_api`]; this module adds TLS and the aggregator's
+//! client certificate.
 
-pub mod create;
-pub mod discovery;
 pub mod front_proxy;
-pub mod status;
 pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use axum::Router;
-use axum::extract::{OriginalUri, State};
-use axum::http::{HeaderMap, Method, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::routing::{MethodRouter, get, post};
-use futures::FutureExt;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
@@ -32,29 +25,18 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 
+pub use crate::allocation_api::{
+    ApiState, GROUP, GROUP_VERSION, KIND, PLURAL, SINGULAR, SyncedView, VERSION, router, status,
+};
+
 use self::front_proxy::ClientAuth;
-use self::status::ApiError;
 use self::tls::TlsSource;
 use super::allocator::KubeAllocator;
 use super::{Error, Result};
 
-/// The API group.
-pub const GROUP: &str = "allocation.agones.dev";
-/// The served version.
-pub const VERSION: &str = "v1";
-/// `group/version`.
-pub const GROUP_VERSION: &str = "allocation.agones.dev/v1";
-/// The kind.
-pub const KIND: &str = "GameServerAllocation";
-/// The resource (plural) name.
-pub const PLURAL: &str = "gameserverallocations";
-/// The singular name.
-pub const SINGULAR: &str = "gameserverallocation";
 /// Name of the Service the APIService points at (also a name in the self-signed certificate).
 pub const SERVICE_NAME: &str = "stadion-allocation";
 
-/// How long a create waits for the GameServer cache to fill after a start.
-const CACHE_WAIT: Duration = Duration::from_secs(5);
 /// A client that has not finished its TLS handshake by then is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -69,74 +51,11 @@ pub struct AllocationApiConfig {
     pub client_auth: ClientAuth,
 }
 
-/// What every request handler shares.
-#[derive(Clone)]
-pub struct ApiState {
-    allocator: KubeAllocator,
-    cache_wait: Duration,
-}
-
-impl ApiState {
-    /// Handlers allocating through `allocator`.
-    pub fn new(allocator: KubeAllocator) -> Self {
-        Self { allocator, cache_wait: CACHE_WAIT }
-    }
-
-    /// How long a create waits for an unsynced GameServer cache before answering 503.
-    pub fn with_cache_wait(mut self, wait: Duration) -> Self {
-        self.cache_wait = wait;
-        self
-    }
-}
-
-/// The routes of the allocation API.
-pub fn router(state: ApiState) -> Router {
-    let collection = format!("/apis/{GROUP}/{VERSION}/namespaces/{{namespace}}/{PLURAL}");
-    Router::new()
-        .route(
-            "/apis",
-            only_get(|headers: HeaderMap| async move { discovery::negotiate(&headers, discovery::group_list()) }),
-        )
-        .route(
-            &format!("/apis/{GROUP}"),
-            only_get(|headers: HeaderMap| async move { discovery::negotiate(&headers, discovery::group()) }),
-        )
-        .route(
-            &format!("/apis/{GROUP}/{VERSION}"),
-            only_get(|headers: HeaderMap| async move { discovery::negotiate(&headers, discovery::resource_list()) }),
-        )
-        .route(&collection, post(create::create).fallback(method_not_allowed))
-        .route("/healthz", only_get(|| async { "ok" }))
-        .route("/livez", only_get(|| async { "ok" }))
-        .route("/readyz", only_get(readyz))
-        .fallback(not_found)
-        .with_state(state)
-}
-
-fn only_get<H, T>(handler: H) -> MethodRouter<ApiState>
-where
-    H: axum::handler::Handler<T, ApiState>,
-    T: 'static,
-{
-    get(handler).fallback(method_not_allowed)
-}
-
-async fn method_not_allowed(method: Method) -> Response {
-    ApiError::method_not_allowed(method.as_str()).into_response()
-}
-
-// `/openapi/v2` and `/openapi/v3` land here too: the aggregator takes a 404 as "this server
-// publishes no schema" and carries on.
-async fn not_found(OriginalUri(uri): OriginalUri) -> Response {
-    ApiError::not_found(uri.path()).into_response()
-}
-
-/// Ready once the GameServer cache is filled, so the aggregator's health check and the Service
-/// only send creates to replicas that can answer them truthfully.
-async fn readyz(State(state): State<ApiState>) -> Response {
-    match state.allocator.cache().wait_until_ready().now_or_never() {
-        Some(Ok(())) => "ok".into_response(),
-        _ => (StatusCode::SERVICE_UNAVAILABLE, "GameServer cache not synced").into_response(),
+/// The allocator's view is the GameServer watch cache: synced after its first full list.
+#[async_trait]
+impl SyncedView for KubeAllocator {
+    async fn wait_until_synced(&self) -> bool {
+        self.cache().wait_until_ready().await.is_ok()
     }
 }
 

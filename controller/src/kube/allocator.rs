@@ -284,7 +284,7 @@ impl Allocator for KubeAllocator {
         self.capacity.subscribe()
     }
 
-    async fn release(&self, namespace: &str, game_server_name: &str) -> Result<(), AllocateError> {
+    async fn release(&self, namespace: &str, game_server_name: &str, allocation_id: &str) -> Result<(), AllocateError> {
         let api: Api<GameServer> = Api::namespaced(self.client.clone(), namespace);
         // A guarded replace like every GameServer write: re-read from the API server (the cache
         // may lag) and retry when another writer (the sidecar, the controller) got in between.
@@ -294,7 +294,8 @@ impl Allocator for KubeAllocator {
                 Ok(None) => return Ok(()),
                 Err(error) => return Err(AllocateError::Backend(error.to_string())),
             };
-            if !release_allocation(&mut gs) {
+            if !release_allocation(&mut gs, allocation_id) {
+                info!(gameserver = %game_server_name, namespace, allocation_id, "not released: another allocation holds the server now");
                 return Ok(());
             }
             match api.replace(game_server_name, &PostParams::default(), &gs).await {

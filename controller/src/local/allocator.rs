@@ -13,6 +13,7 @@ use tokio::sync::watch;
 use super::store::{Store, StoreError};
 use crate::allocation::fleet_counts::{FleetAllocationCounts, FleetCountFlusher, FleetStatusStore};
 use crate::allocation::{AllocationExecutor, AllocationMetrics, GameServerView};
+use crate::allocation_api::SyncedView;
 
 /// The embedded store hands out shared handles already: the seam's reads are what allocation
 /// needs.
@@ -26,6 +27,14 @@ impl FleetStatusStore for Store {
 
     async fn write_fleet_status(&self, fleet: &Fleet) -> StoreResult<()> {
         ObjectStore::<Fleet>::replace_status(self, fleet).await.map(drop)
+    }
+}
+
+/// The embedded store is the truth itself: nothing to wait for.
+#[async_trait]
+impl SyncedView for LocalAllocator {
+    async fn wait_until_synced(&self) -> bool {
+        true
     }
 }
 
@@ -72,15 +81,22 @@ impl Allocator for LocalAllocator {
         self.capacity.subscribe()
     }
 
-    async fn release(&self, namespace: &str, game_server_name: &str) -> Result<(), AllocateError> {
+    async fn release(&self, namespace: &str, game_server_name: &str, allocation_id: &str) -> Result<(), AllocateError> {
         let store = self.executor.store();
-        let released = store.api::<GameServer>().update_with::<StoreError>(namespace, game_server_name, |gs| {
-            release_allocation(gs);
+        let mut released = false;
+        // The identity check runs inside the store's compare-and-swap, so an allocation that
+        // took the server after ours always wins.
+        let result = store.api::<GameServer>().update_with::<StoreError>(namespace, game_server_name, |gs| {
+            released = release_allocation(gs, allocation_id);
             Ok(())
         });
-        match released {
-            Ok(gs) => {
-                tracing::info!(gameserver = %game_server_name, state = ?gs.state(), "released an allocation nobody was told about");
+        match result {
+            Ok(gs) if released => {
+                tracing::info!(gameserver = %game_server_name, allocation_id, state = ?gs.state(), "released an allocation nobody was told about");
+                Ok(())
+            }
+            Ok(_) => {
+                tracing::info!(gameserver = %game_server_name, allocation_id, "not released: another allocation holds the server now");
                 Ok(())
             }
             Err(error) if error.is_not_found() => Ok(()),

@@ -9,6 +9,7 @@
 use jiff::civil::{Date, DateTime};
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
+use stadion_crds::duration::BareNumber;
 use stadion_crds::fleetautoscaler::SchedulePolicy;
 
 /// How far back a `startCron` without `duration` looks for a firing: it stays active "forever"
@@ -48,29 +49,9 @@ pub fn schedule_is_active(schedule: &SchedulePolicy, now: Timestamp) -> Result<b
     Ok(cron.fired_between(earliest_local, now_local))
 }
 
-/// Parses a Go duration such as `1h30m`, `45m`, `90s` (units h, m, s).
+/// Parses a Go duration such as `1h30m`, `300ms`, `1.5m` (Stadion's one duration grammar).
 fn parse_go_duration(text: &str) -> Result<SignedDuration, String> {
-    let bad = || format!("duration {text:?} is not like 1h30m");
-    let mut total = 0i64;
-    let mut number = String::new();
-    for c in text.trim().chars() {
-        if c.is_ascii_digit() {
-            number.push(c);
-            continue;
-        }
-        let n: i64 = number.parse().map_err(|_| bad())?;
-        number.clear();
-        total += n * match c {
-            'h' => 3600,
-            'm' => 60,
-            's' => 1,
-            _ => return Err(bad()),
-        };
-    }
-    if !number.is_empty() || total <= 0 {
-        return Err(bad());
-    }
-    Ok(SignedDuration::from_secs(total))
+    stadion_crds::duration::parse(text, BareNumber::Refused).map_err(|e| format!("activePeriod.duration: {e}"))
 }
 
 /// A parsed five-field cron expression: the allowed values of each field.
@@ -229,5 +210,8 @@ mod tests {
         assert!(schedule_is_active(&schedule(None, None, "* * *", "1h"), ts("2026-01-01T00:00:00Z")).is_err());
         assert!(schedule_is_active(&schedule(None, None, "* * * * *", "1d"), ts("2026-01-01T00:00:00Z")).is_err());
         assert_eq!(parse_go_duration("1h30m").unwrap(), SignedDuration::from_mins(90));
+        assert_eq!(parse_go_duration("1.5m").unwrap(), SignedDuration::from_secs(90));
+        assert_eq!(parse_go_duration("1m30.5s").unwrap(), SignedDuration::from_millis(90_500));
+        assert!(parse_go_duration("90").unwrap_err().contains("activePeriod.duration"));
     }
 }

@@ -7,6 +7,8 @@
 
 use std::collections::BTreeSet;
 
+use crate::duration::BareNumber;
+
 use super::{
     DNS1123_SUBDOMAIN_MAX, FieldErrors, IntOrPercent, LABELLED_NAME_MAX, check_metadata, check_port_number,
     parse_int_or_percent, validate_dns1123_label, validate_dns1123_subdomain,
@@ -245,33 +247,9 @@ fn check_cron(cron: &str) -> Result<(), String> {
     }
 }
 
-/// A Go duration such as `1h30m`, `90s` or `1.5h` (units ns, us, µs, ms, s, m, h).
+/// A Go duration such as `1h30m`, `90s` or `1.5h`, in Stadion's one grammar.
 fn check_go_duration(duration: &str) -> Result<(), String> {
-    let bad = || format!("{duration:?} is not a duration such as \"1h30m\"");
-    let mut rest = duration.strip_prefix('+').unwrap_or(duration);
-    if rest.starts_with('-') {
-        return Err(format!("{duration:?} must not be negative"));
-    }
-    if rest == "0" {
-        return Ok(());
-    }
-    if rest.is_empty() {
-        return Err(bad());
-    }
-    while !rest.is_empty() {
-        let digits = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or_else(bad)?;
-        let number = &rest[..digits];
-        if number.is_empty() || number.matches('.').count() > 1 || number == "." {
-            return Err(bad());
-        }
-        rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
-        if !["ns", "us", "µs", "ms", "s", "m", "h"].contains(&&rest[..unit_len]) {
-            return Err(bad());
-        }
-        rest = &rest[unit_len..];
-    }
-    Ok(())
+    crate::duration::parse(duration, BareNumber::Refused).map(drop).map_err(|e| e.to_string())
 }
 
 fn check_chain(path: &str, policy: &FleetAutoscalerPolicy, errors: &mut FieldErrors) {
@@ -293,10 +271,10 @@ mod tests {
 
     #[test]
     fn go_durations() {
-        for good in ["1h", "1h30m", "90s", "1.5h", "250ms", "0"] {
+        for good in ["1h", "1h30m", "90s", "1.5h", "250ms", "0", "1.5m", "1m30.5s", "300ms"] {
             assert_eq!(check_go_duration(good), Ok(()), "{good}");
         }
-        for bad in ["", "1", "h", "1d", "-1h", "1h30", "1..5h", "1 h"] {
+        for bad in ["", "1", "h", "1d", "-1h", "1h30", "1..5h", "1 h", "2 hours"] {
             assert!(check_go_duration(bad).is_err(), "{bad:?} accepted");
         }
     }

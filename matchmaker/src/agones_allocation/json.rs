@@ -3,8 +3,10 @@
 //!
 //! Input: keys are the proto field names (`gameServerSelectors`, `matchLabels`); enums are
 //! their names (`"ALLOCATED"`, `"Distributed"`) or numbers; 64-bit integers are JSON numbers or
-//! decimal strings; `null` means unset; unknown keys are ignored; an empty body is an empty
-//! request. Output: every field, unset ones included (`""`, `[]`, `{}`), except `metadata`
+//! decimal strings; `null` means unset; the proto's own snake_case names are accepted too (as
+//! protobuf's JSON parser does); an unknown key at any depth is refused (422 naming its path,
+//! `gameServerSelectors[0].matchLabel`), so a typo never widens the choice; an empty body is an
+//! empty request. Output: every field, unset ones included (`""`, `[]`, `{}`), except `metadata`
 //! when the allocator reported none; counter and list `count`/`capacity` are decimal strings
 //! (protobuf's JSON form of int64 wrappers).
 
@@ -73,15 +75,20 @@ pub fn response_body(response: &pb::AllocationResponse) -> Value {
 type Labels = Option<BTreeMap<String, String>>;
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 struct Request {
     namespace: Option<String>,
+    #[serde(alias = "multi_cluster_setting")]
     multi_cluster_setting: Option<MultiClusterSetting>,
+    #[serde(alias = "required_game_server_selector")]
     required_game_server_selector: Option<Selector>,
+    #[serde(alias = "preferred_game_server_selectors")]
     preferred_game_server_selectors: Option<Vec<Selector>>,
     scheduling: Option<EnumValue>,
+    #[serde(alias = "meta_patch")]
     meta_patch: Option<MetaPatch>,
     metadata: Option<MetaPatch>,
+    #[serde(alias = "game_server_selectors")]
     game_server_selectors: Option<Vec<Selector>>,
     priorities: Option<Vec<Priority>>,
     counters: Option<BTreeMap<String, CounterAction>>,
@@ -89,38 +96,43 @@ struct Request {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 struct MultiClusterSetting {
     enabled: Option<bool>,
+    #[serde(alias = "policy_selector")]
     policy_selector: Option<LabelSelector>,
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 struct LabelSelector {
+    #[serde(alias = "match_labels")]
     match_labels: Labels,
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 struct MetaPatch {
     labels: Labels,
     annotations: Labels,
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 struct Selector {
+    #[serde(alias = "match_labels")]
     match_labels: Labels,
+    #[serde(alias = "game_server_state")]
     game_server_state: Option<EnumValue>,
     players: Option<PlayerSelector>,
     counters: Option<BTreeMap<String, CounterSelector>>,
     lists: Option<BTreeMap<String, ListSelector>>,
+    #[serde(alias = "match_expressions")]
     match_expressions: Option<Vec<MatchExpression>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 struct MatchExpression {
     key: Option<String>,
     operator: Option<EnumValue>,
@@ -128,31 +140,40 @@ struct MatchExpression {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 struct PlayerSelector {
+    #[serde(alias = "min_available")]
     min_available: Option<Integer<u64>>,
+    #[serde(alias = "max_available")]
     max_available: Option<Integer<u64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 struct CounterSelector {
+    #[serde(alias = "min_count")]
     min_count: Option<Integer<i64>>,
+    #[serde(alias = "max_count")]
     max_count: Option<Integer<i64>>,
+    #[serde(alias = "min_available")]
     min_available: Option<Integer<i64>>,
+    #[serde(alias = "max_available")]
     max_available: Option<Integer<i64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 struct ListSelector {
+    #[serde(alias = "contains_value")]
     contains_value: Option<String>,
+    #[serde(alias = "min_available")]
     min_available: Option<Integer<i64>>,
+    #[serde(alias = "max_available")]
     max_available: Option<Integer<i64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 struct Priority {
     #[serde(rename = "type")]
     type_: Option<EnumValue>,
@@ -161,7 +182,7 @@ struct Priority {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 struct CounterAction {
     action: Option<String>,
     amount: Option<Integer<i64>>,
@@ -169,10 +190,12 @@ struct CounterAction {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 struct ListAction {
+    #[serde(alias = "add_values")]
     add_values: Option<Vec<String>>,
     capacity: Option<Integer<i64>>,
+    #[serde(alias = "delete_values")]
     delete_values: Option<Vec<String>>,
 }
 

@@ -292,8 +292,7 @@ fn json_accepts_enum_names_or_numbers_and_integers_as_strings() {
             {"matchLabels": {"agones.dev/fleet": "blue"}, "gameServerState": "ALLOCATED",
              "counters": {"rooms": {"minCount": "1", "maxAvailable": 4}},
              "lists": {"players": {"containsValue": "alice", "minAvailable": 1.0}},
-             "matchExpressions": [{"key": "tier", "operator": "NotIn", "values": ["bronze"]}],
-             "futureField": {"ignored": true}},
+             "matchExpressions": [{"key": "tier", "operator": "NotIn", "values": ["bronze"]}]},
             {"gameServerState": 0, "players": {"minAvailable": "2"},
              "matchExpressions": [{"key": "canary", "operator": 3}]}
         ],
@@ -301,8 +300,7 @@ fn json_accepts_enum_names_or_numbers_and_integers_as_strings() {
         "counters": {"rooms": {"action": "Increment", "amount": "1", "capacity": null}},
         "lists": {"players": {"addValues": ["bob"], "capacity": 8}},
         "metadata": {"labels": {"match": "m-1"}},
-        "multiClusterSetting": null,
-        "somethingNew": 42
+        "multiClusterSetting": null
     }"#;
     let request = json::parse_request(body).expect("parses");
     assert_eq!(request.namespace, "games");
@@ -453,4 +451,36 @@ async fn invalid_requests_never_reach_the_allocator() {
     );
     let body: Value = error.body();
     assert_eq!(body["error"]["code"], "invalid");
+}
+
+#[test]
+fn json_refuses_unknown_keys_at_any_depth_and_takes_proto_names() {
+    for (body, field) in [
+        (r#"{"somethingNew": 42}"#, "somethingNew"),
+        (r#"{"gameServerSelectors": [{}, {"matchLabel": {"a": "b"}}]}"#, "gameServerSelectors[1].matchLabel"),
+        (
+            r#"{"requiredGameServerSelector": {"players": {"minAvail": 1}}}"#,
+            "requiredGameServerSelector.players.minAvail",
+        ),
+        (r#"{"lists": {"players": {"addValue": ["bob"]}}}"#, "lists.players.addValue"),
+        (
+            r#"{"multiClusterSetting": {"policySelector": {"matchLabel": {}}}}"#,
+            "multiClusterSetting.policySelector.matchLabel",
+        ),
+    ] {
+        match json::parse_request(body.as_bytes()) {
+            Err(crate::Error::UnknownFields(errors)) => {
+                let first = errors.iter().next().expect("one error");
+                assert_eq!(first.path, field, "{body}");
+                assert!(first.message.starts_with("unknown field"), "{}", first.message);
+            }
+            other => panic!("{body} → {other:?}"),
+        }
+    }
+    let snake = br#"{"game_server_selectors": [{"match_labels": {"agones.dev/fleet": "blue"}, "game_server_state": "ALLOCATED"}],
+                     "meta_patch": {"labels": {"m": "1"}}}"#;
+    let request = json::parse_request(snake).expect("protobuf's JSON mapping also takes the proto field names");
+    assert_eq!(request.game_server_selectors[0].match_labels["agones.dev/fleet"], "blue");
+    assert_eq!(request.game_server_selectors[0].game_server_state, 1);
+    assert_eq!(request.meta_patch.map(|m| m.labels), Some([("m".to_owned(), "1".to_owned())].into()));
 }

@@ -131,3 +131,16 @@ fn tokens_come_from_an_environment_variable() {
     let config = MatchmakerConfig::from_yaml_str(&format!("http:\n  auth: {{tokensEnv: PATH}}\n{MINIMAL}")).unwrap();
     assert_eq!(config.http.tokens, expected);
 }
+
+#[test]
+fn durations_use_the_one_grammar_and_bad_ones_name_the_field() {
+    let yaml = "tickInterval: 300ms\nassignedRetention: 1h30m\nqueues:\n  - name: a\n    players: {min: 1, max: 2}\n    ticketTimeout: 1.5m\n  - name: b\n    players: {min: 1, max: 2}\n    ticketTimeout: 90\n";
+    let config = MatchmakerConfig::from_yaml_str(yaml).unwrap();
+    assert_eq!(config.tick_interval, Duration::from_millis(300));
+    assert_eq!(config.assigned_retention, Duration::from_secs(5400));
+    assert_eq!(config.queues[0].ticket_timeout, Duration::from_secs(90));
+    assert_eq!(config.queues[1].ticket_timeout, Duration::from_secs(90), "a bare number is seconds");
+    let message = errors_of("queues:\n  - name: a\n    players: {min: 1, max: 2}\n    ticketTimeout: 5 parsecs\n");
+    assert!(message.contains("queues[0].ticketTimeout"), "{message}");
+    assert!(message.contains("1h30m, 90s, 300ms, 1.5m"), "{message}");
+}

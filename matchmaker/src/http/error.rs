@@ -15,7 +15,7 @@ impl Error {
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::Conflict { .. } | Error::Contention => StatusCode::CONFLICT,
             Error::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Error::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Error::Invalid(_) | Error::UnknownFields(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Error::Unavailable => StatusCode::TOO_MANY_REQUESTS,
             Error::Backend(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Refused { status, .. } => StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_REQUEST),
@@ -28,7 +28,7 @@ impl Error {
     /// The JSON error body: `{"error": {"code", "message", "field", "details"?}}`.
     pub(crate) fn body(&self) -> Value {
         let (field, details) = match self {
-            Error::Invalid(errors) => (
+            Error::Invalid(errors) | Error::UnknownFields(errors) => (
                 errors.iter().next().map(|e| e.path.clone()),
                 errors.iter().map(|e| json!({"field": e.path, "message": e.message})).collect(),
             ),

@@ -6,6 +6,7 @@ use tokio::sync::watch;
 
 use super::Matchmaker;
 use super::state::{AssignOutcome, MatchJob};
+use stadion_core::allocation::status_allocation_id;
 use stadion_core::allocator::{AllocateError, AllocationOutcome};
 use stadion_crds::FieldErrors;
 
@@ -58,10 +59,7 @@ pub async fn allocate_match(matchmaker: Matchmaker, job: MatchJob) {
                 metrics.allocation("match");
                 let now = matchmaker.now();
                 if matchmaker.with_state(|s| s.assign(job.id, &status, now)) == AssignOutcome::Dissolved {
-                    tracing::warn!(r#match = %job.id, gameserver = %status.game_server_name, "match dissolved during allocation; releasing its server");
-                    if let Err(error) = matchmaker.inner.allocator.release(&namespace, &status.game_server_name).await {
-                        tracing::warn!(gameserver = %status.game_server_name, %error, "release failed");
-                    }
+                    release_dissolved(&matchmaker, job.id, &namespace, &status).await;
                 }
                 return;
             }
@@ -94,6 +92,25 @@ pub async fn allocate_match(matchmaker: Matchmaker, job: MatchJob) {
             () = tokio::time::sleep(delay) => {}
             () = job.wake.notified() => {}
         }
+    }
+}
+
+/// Gives back the server of a match that dissolved while it was being allocated, naming this
+/// allocation so a server another allocation took since (or shares) is left alone.
+async fn release_dissolved(
+    matchmaker: &Matchmaker,
+    id: uuid::Uuid,
+    namespace: &str,
+    status: &stadion_crds::allocation::GameServerAllocationStatus,
+) {
+    let gameserver = &status.game_server_name;
+    let Some(allocation_id) = status_allocation_id(status) else {
+        tracing::warn!(r#match = %id, %gameserver, "match dissolved during allocation; its server is shared with other matches, so it stays Allocated");
+        return;
+    };
+    tracing::warn!(r#match = %id, %gameserver, allocation_id, "match dissolved during allocation; releasing its server");
+    if let Err(error) = matchmaker.inner.allocator.release(namespace, gameserver, allocation_id).await {
+        tracing::warn!(%gameserver, %error, "release failed");
     }
 }
 

@@ -19,6 +19,10 @@ use crate::engine::{EngineTicket, FormedMatch, Millis, Pool, RegionId, Rules, Ti
 use crate::metrics::Metrics;
 use crate::ticket::{Assignment, MatchInfo, Ticket, TicketState};
 
+mod reload;
+
+pub use reload::QueueChanges;
+
 /// One queue's config and searching tickets.
 struct QueueRuntime {
     config: Arc<QueueConfig>,
@@ -288,10 +292,14 @@ impl State {
             }
             record.match_id = None;
             let engine = record.engine.clone();
+            let Some(queue) = self.queues.get_mut(&pending.queue) else {
+                // A configuration reload removed the queue while the match waited.
+                let reason = format!("queue `{}` was removed from the configuration", pending.queue);
+                self.transition(key, TicketState::Failed, now, |t| t.reason = Some(reason));
+                continue;
+            };
+            queue.pool.insert(engine);
             self.transition(key, TicketState::Searching, now, |t| t.match_info = None);
-            if let Some(queue) = self.queues.get_mut(&pending.queue) {
-                queue.pool.insert(engine);
-            }
         }
     }
 

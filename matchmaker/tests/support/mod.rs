@@ -89,7 +89,14 @@ impl Allocator for FakeFleet {
             address: "10.0.0.7".to_owned(),
             node_name: "node-a".to_owned(),
             source: "local".to_owned(),
-            metadata: request.spec.metadata.clone(),
+            metadata: Some({
+                // As the runtimes do: the answer names the allocation holding the server.
+                let mut metadata = request.spec.metadata.clone().unwrap_or_default();
+                metadata
+                    .annotations
+                    .insert(stadion_crds::labels::ALLOCATION_ID.to_owned(), format!("{name}-allocation"));
+                metadata
+            }),
             game_server_name: name,
             ..Default::default()
         }))
@@ -99,7 +106,13 @@ impl Allocator for FakeFleet {
         self.capacity.subscribe()
     }
 
-    async fn release(&self, _namespace: &str, game_server_name: &str) -> Result<(), AllocateError> {
+    async fn release(
+        &self,
+        _namespace: &str,
+        game_server_name: &str,
+        allocation_id: &str,
+    ) -> Result<(), AllocateError> {
+        assert_eq!(allocation_id, format!("{game_server_name}-allocation"), "the release names its allocation");
         self.released.lock().unwrap().push(game_server_name.to_owned());
         Ok(())
     }

@@ -6,6 +6,7 @@ use kube::runtime::reflector::store::Writer;
 use kube::runtime::watcher;
 use stadion_core::allocator::{AdmittedAllocation, AllocateError, AllocationOutcome, Allocator, admit_allocation};
 use stadion_crds::allocation::{GameServerAllocationSpec, GameServerAllocationState};
+use stadion_crds::labels::ALLOCATION_ID;
 use stadion_crds::{GameServer, GameServerAllocation, GameServerState};
 use tokio::sync::watch;
 
@@ -200,6 +201,7 @@ fn allocated(name: &str, resource_version: &str) -> GameServer {
     let mut gs = ready(name, "node-1");
     set_state(&mut gs, GameServerState::Allocated);
     gs.metadata.resource_version = Some(resource_version.into());
+    gs.metadata.annotations.get_or_insert_default().insert(ALLOCATION_ID.to_owned(), "alloc-a".to_owned());
     gs
 }
 
@@ -220,8 +222,18 @@ async fn release_shuts_an_allocated_server_down_retrying_on_conflict() {
             })
             .respond_echo(),
     ]);
-    allocator.release("default", "gs-a").await.unwrap();
+    allocator.release("default", "gs-a", "alloc-a").await.unwrap();
     script.await.unwrap();
+}
+
+#[tokio::test]
+async fn release_leaves_a_server_another_allocation_holds_alone() {
+    let (client, server) = ApiServer::start();
+    let allocator = allocator(client, vec![]);
+    let script = server.run(vec![Expect::get(&format!("{GS_PATH}/gs-a")).respond_json(&allocated("gs-a", "5"))]);
+    allocator.release("default", "gs-a", "alloc-earlier").await.unwrap();
+    let server = script.await.unwrap();
+    server.expect_quiet(std::time::Duration::from_millis(200)).await;
 }
 
 #[tokio::test]
@@ -229,7 +241,7 @@ async fn release_leaves_a_server_that_is_no_longer_allocated_alone() {
     let (client, server) = ApiServer::start();
     let allocator = allocator(client, vec![]);
     let script = server.run(vec![Expect::get(&format!("{GS_PATH}/gs-a")).respond_json(&ready("gs-a", "node-1"))]);
-    allocator.release("default", "gs-a").await.unwrap();
+    allocator.release("default", "gs-a", "alloc-a").await.unwrap();
     let server = script.await.unwrap();
     server.expect_quiet(std::time::Duration::from_millis(200)).await;
 }

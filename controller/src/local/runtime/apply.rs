@@ -85,8 +85,9 @@ pub(super) fn apply(shared: &Shared, manifests: &[Manifest], prune: bool) -> Res
             }
             Resource::GameServerAllocation(_) => {
                 invalid.push(format!(
-                    "{}: GameServerAllocation: not a declarative resource; allocate through the matchmaker or API",
-                    manifest.source
+                    "{}: GameServerAllocation: not a declarative resource, so `stadion up` does not apply it; \
+                     allocate with `stadion allocate -f {}` while `up` runs (as `kubectl create -f` in a cluster)",
+                    manifest.source, manifest.source
                 ));
                 continue;
             }

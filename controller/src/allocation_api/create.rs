@@ -1,5 +1,5 @@
 //! `POST …/namespaces/{namespace}/gameserverallocations`: read the GameServerAllocation, admit
-//! it (the core's defaults and validation, once), allocate through the [`KubeAllocator`](crate::kube::allocator::KubeAllocator),
+//! it (the core's defaults and validation, once), allocate through the runtime's allocator,
 //! and answer 201 with the object and its status, as Agones does for every outcome of an
 //! allocation, `UnAllocated` and `Contention` included.
 
@@ -12,7 +12,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use stadion_core::allocator::{AllocateError, Allocator, admit_allocation};
+use stadion_core::allocator::{AllocateError, admit_allocation};
 use stadion_crds::GameServerAllocation;
 use stadion_crds::allocation::GameServerAllocationState;
 use tracing::{info, warn};
@@ -74,7 +74,7 @@ async fn create_allocation(
     if dry_run {
         return Ok(gsa);
     }
-    wait_for_cache(state).await?;
+    state.wait_until_synced().await?;
     let status = match state.allocator.allocate(admitted).await {
         Ok(outcome) => outcome.into_status(),
         Err(AllocateError::Invalid(errors)) => return Err(ApiError::invalid(&name, &errors)),
@@ -135,14 +135,4 @@ fn check_type(gsa: &GameServerAllocation) -> Result<(), ApiError> {
         )));
     }
     Ok(())
-}
-
-/// An allocation made before the GameServer cache is filled would wrongly say UnAllocated.
-async fn wait_for_cache(state: &ApiState) -> Result<(), ApiError> {
-    match tokio::time::timeout(state.cache_wait, state.allocator.cache().wait_until_ready()).await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(_)) | Err(_) => {
-            Err(ApiError::unavailable("the GameServer cache is not synced yet; retry in a few seconds"))
-        }
-    }
 }
