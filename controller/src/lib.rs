@@ -12,3 +12,10 @@ pub mod executor;
 pub mod kube;
 pub mod local;
 pub mod metrics;
+
+/// The JSON error body of the controller's own HTTP endpoints (the admin API, probes,
+/// metrics): `{"error": "<message>", "code": <status>}`.
+pub(crate) fn http_refusal(status: axum::http::StatusCode, message: String) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    (status, axum::Json(serde_json::json!({"error": message, "code": status.as_u16()}))).into_response()
+}

@@ -94,7 +94,19 @@ async fn a_lapsed_allocation_is_shut_down_and_replaced_and_no_ttl_means_no_lapse
             assert_eq!(ttl.map(String::as_str), Some("1s"), "{}: the template's annotation", gs.name());
         }
 
+        // A reader that keeps up (the store coalesces a lagging watcher's events per object).
         let mut changes = runtime.store().api::<GameServer>().watch().events;
+        let history = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let recorder = tokio::spawn({
+            let history = history.clone();
+            async move {
+                while let Some(event) = changes.recv().await {
+                    let deleted = matches!(event, WatchEvent::Deleted(_));
+                    let gs = event.object();
+                    history.lock().unwrap().push((gs.name().to_owned(), gs.state(), deleted));
+                }
+            }
+        });
         let allocated_at = Instant::now();
         let lapsing = allocate_from(&runtime, "expiring").await;
         let kept = allocate_from(&runtime, "keeping").await;
@@ -114,11 +126,11 @@ async fn a_lapsed_allocation_is_shut_down_and_replaced_and_no_ttl_means_no_lapse
         assert_eq!(names(&after).len(), 2);
 
         // It went the way of SDK Shutdown: Allocated, then Shutdown, then deleted.
+        recorder.abort();
         let mut seen = Vec::new();
-        while let Ok(event) = changes.try_recv() {
-            let gs = event.object();
-            if gs.name() == lapsing && !matches!(event, WatchEvent::Deleted(_)) && seen.last() != Some(&gs.state()) {
-                seen.push(gs.state());
+        for (name, state, deleted) in history.lock().unwrap().iter() {
+            if *name == lapsing && !deleted && seen.last() != Some(state) {
+                seen.push(*state);
             }
         }
         let path = [Some(GameServerState::Allocated), Some(GameServerState::Shutdown)];

@@ -221,14 +221,14 @@ async fn watch_sees_every_change_in_order_after_a_consistent_list() {
     let mut watch = api.watch();
     assert_eq!(watch.initial.len(), 1);
 
-    let created = api.create(gameserver("gs")).expect("create");
-    let ready = api.update(with_state(&created, GameServerState::Ready)).expect("update");
-    api.delete("default", "gs", None).expect("delete");
-
+    // A watcher that keeps up sees each change.
     let mut seen = Vec::new();
-    for _ in 0..3 {
-        seen.push(watch.events.recv().await.expect("event"));
-    }
+    let created = api.create(gameserver("gs")).expect("create");
+    seen.push(watch.events.recv().await.expect("event"));
+    let ready = api.update(with_state(&created, GameServerState::Ready)).expect("update");
+    seen.push(watch.events.recv().await.expect("event"));
+    api.delete("default", "gs", None).expect("delete");
+    seen.push(watch.events.recv().await.expect("event"));
     assert!(matches!(&seen[0], WatchEvent::Added(o) if o.name() == "gs"));
     assert!(matches!(&seen[1], WatchEvent::Modified(o) if o.state() == Some(GameServerState::Ready)));
     assert!(matches!(&seen[2], WatchEvent::Deleted(o) if o.name() == "gs"));
@@ -236,6 +236,37 @@ async fn watch_sees_every_change_in_order_after_a_consistent_list() {
     assert!(versions.windows(2).all(|w| w[0] < w[1]), "{versions:?}");
     assert_eq!(versions[1], version(&ready.metadata));
     assert!(watch.events.try_recv().is_err());
+}
+
+#[tokio::test]
+async fn an_unread_watch_holds_only_the_latest_state_of_each_object() {
+    let api = Store::new().api::<GameServer>();
+    let mut unread = api.watch();
+    let mut gs = api.create(gameserver("hot")).expect("create");
+    for n in 0..5000 {
+        let mut next = (*gs).clone();
+        next.metadata.labels.get_or_insert_with(Default::default).insert("n".into(), n.to_string());
+        gs = api.update(next).expect("update");
+    }
+    assert_eq!(unread.events.pending(), 1, "5,000 updates of one object leave one pending event");
+    api.create(gameserver("other")).expect("create");
+    assert_eq!(unread.events.pending(), 2);
+    // The reader gets the latest state (still as the Added it has not seen), then the other.
+    let first = unread.events.recv().await.expect("event");
+    assert!(
+        matches!(&first, WatchEvent::Added(o) if o.metadata.labels.as_ref().and_then(|l| l.get("n")).map(String::as_str) == Some("4999"))
+    );
+    assert_eq!(first.object().metadata.resource_version, gs.metadata.resource_version);
+    assert!(matches!(unread.events.recv().await, Some(WatchEvent::Added(o)) if o.name() == "other"));
+    assert!(unread.events.try_recv().is_err());
+
+    // A burst ending in a deletion leaves just the deletion.
+    let mut again = (*gs).clone();
+    again.metadata.labels.get_or_insert_with(Default::default).insert("n".into(), "last".into());
+    api.update(again).expect("update");
+    api.delete("default", "hot", None).expect("delete");
+    assert!(matches!(unread.events.recv().await, Some(WatchEvent::Deleted(o)) if o.name() == "hot"));
+    assert!(unread.events.try_recv().is_err());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

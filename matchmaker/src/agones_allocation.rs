@@ -174,6 +174,9 @@ pub fn grpc_code(error: &Error) -> tonic::Code {
         Error::Conflict { .. } | Error::Contention => tonic::Code::Aborted,
         Error::Unauthorized => tonic::Code::Unauthenticated,
         Error::NotFound(_) => tonic::Code::NotFound,
+        Error::Refused { status: 408, .. } => tonic::Code::DeadlineExceeded,
+        Error::Refused { status: 405, .. } => tonic::Code::Unimplemented,
+        Error::Refused { .. } => tonic::Code::InvalidArgument,
         Error::ConfigRead { .. } | Error::ConfigParse { .. } | Error::Config(_) | Error::Serve { .. } => {
             tonic::Code::Internal
         }

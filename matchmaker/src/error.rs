@@ -64,6 +64,15 @@ pub enum Error {
     /// The allocation backend failed (HTTP 503).
     #[error("allocation backend failed: {0}")]
     Backend(String),
+    /// The request was refused before reaching a handler: a method the route does not have
+    /// (405), a body that did not arrive in time (408), a body that is not JSON (415).
+    #[error("{message}")]
+    Refused {
+        /// The HTTP status.
+        status: u16,
+        /// What was wrong and what to send instead.
+        message: String,
+    },
     /// The HTTP server could not bind or failed while serving.
     #[error("cannot serve on {addr}: {source}")]
     Serve {
@@ -91,6 +100,10 @@ impl Error {
             Error::Contention => "contention",
             Error::Unavailable => "unavailable",
             Error::Backend(_) => "backend",
+            Error::Refused { status: 405, .. } => "method_not_allowed",
+            Error::Refused { status: 408, .. } => "request_timeout",
+            Error::Refused { status: 415, .. } => "unsupported_media_type",
+            Error::Refused { .. } => "refused",
             Error::Serve { .. } => "serve",
         }
     }

@@ -17,11 +17,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use stadion_crds::allocation::GameServerAllocationStatus;
+use stadion_sdk::http_server::{HttpServer, HttpTimeouts, RequestGuard};
 use tokio::net::TcpListener;
 use tower_http::trace::TraceLayer;
 
@@ -45,16 +46,20 @@ impl Matchmaker {
             .route("/v1/allocations", post(allocate))
             .merge(self.agones_allocation().router(http.max_body_bytes))
             .route_layer(axum::middleware::from_fn_with_state(tokens, auth::require_bearer));
-        Router::new()
+        let routes = Router::new()
             .merge(api)
             .route("/healthz", get(healthz))
             .route("/metrics", get(metrics))
             .route("/openapi.json", get(|| async { Json(openapi()) }))
             .fallback(|| async { Error::NotFound("route".to_owned()) })
+            .method_not_allowed_fallback(|method: Method| async move {
+                Error::Refused { status: 405, message: format!("method {method} is not allowed on this route") }
+            })
             .layer(DefaultBodyLimit::max(http.max_body_bytes))
             .layer(Extension(BodyLimit(http.max_body_bytes)))
-            .layer(TraceLayer::new_for_http())
-            .with_state(self.clone())
+            .with_state(self.clone());
+        // POST bodies are JSON only (415 otherwise); gRPC on the same port passes.
+        RequestGuard::json_only(Arc::new(refusal)).wrap(routes).layer(TraceLayer::new_for_http())
     }
 }
 
@@ -101,6 +106,12 @@ async fn metrics(State(matchmaker): State<Matchmaker>) -> impl IntoResponse {
     )
 }
 
+/// A refusal made before routing (a timeout, a body that is not JSON), as the matchmaker's usual
+/// JSON error.
+fn refusal(status: StatusCode, message: String) -> Response {
+    Error::Refused { status: status.as_u16(), message }.into_response()
+}
+
 /// Binds `addr` and serves the API with the background loop until `shutdown` resolves.
 pub async fn serve(
     addr: SocketAddr,
@@ -119,6 +130,16 @@ pub async fn serve_listener(
     matchmaker: Matchmaker,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
+    serve_listener_with(listener, matchmaker, HttpTimeouts::DEFAULT, shutdown).await
+}
+
+/// [`serve_listener`] with other header-read, body-read and idle timeouts (tests use 1 s).
+pub async fn serve_listener_with(
+    listener: TcpListener,
+    matchmaker: Matchmaker,
+    timeouts: HttpTimeouts,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
     let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
     tracing::info!(%addr, "matchmaker listening");
     let (stop_loop, loop_stopped) = tokio::sync::oneshot::channel::<()>();
@@ -126,13 +147,15 @@ pub async fn serve_listener(
         let _ = loop_stopped.await;
     });
     let closer = matchmaker.clone();
-    let served = axum::serve(listener, matchmaker.router())
-        .with_graceful_shutdown(async move {
+    HttpServer::new("matchmaker", refusal)
+        .timeouts(timeouts)
+        .serve(listener, matchmaker.router(), async move {
             shutdown.await;
             closer.close();
         })
         .await;
+    tracing::debug!(%addr, "matchmaker stopped serving");
     let _ = stop_loop.send(());
     let _ = background.await;
-    served.map_err(|source| Error::Serve { addr, source })
+    Ok(())
 }

@@ -197,8 +197,15 @@ async fn bearer_auth_covers_grpc_metadata_and_rest() {
 
     let (code, _) = post_rest(&server, "{}").await;
     assert_eq!(code, 401);
-    let response =
-        server.client.post(server.url("/gameserverallocation")).bearer_auth("s3cret").body("{}").send().await.unwrap();
+    let response = server
+        .client
+        .post(server.url("/gameserverallocation"))
+        .bearer_auth("s3cret")
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status().as_u16(), 200);
     server.shutdown().await.unwrap();
 }

@@ -18,7 +18,14 @@ async fn error_of(response: reqwest::Response) -> (u16, Value) {
 #[tokio::test]
 async fn malformed_json_is_400() {
     let server = TestServer::start(config(DUEL), FakeFleet::new(0)).await;
-    let response = server.client.post(server.url("/v1/tickets")).body("{\"queue\": ").send().await.unwrap();
+    let response = server
+        .client
+        .post(server.url("/v1/tickets"))
+        .header("content-type", "application/json")
+        .body("{\"queue\": ")
+        .send()
+        .await
+        .unwrap();
     let (status, error) = error_of(response).await;
     assert_eq!(status, 400);
     assert_eq!(error["code"], "malformed_body");

@@ -35,6 +35,8 @@
 //! ```
 
 mod client;
+#[cfg(feature = "http-server")]
+pub mod http_server;
 #[cfg(feature = "server")]
 pub mod server;
 

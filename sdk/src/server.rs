@@ -25,7 +25,8 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tokio_stream::wrappers::TcpListenerStream;
+
+pub use crate::http_server::HttpTimeouts;
 
 pub use backend::{GameServerBackend, Mutation};
 pub use behaviour::{CallObserver, Sidecar};
@@ -51,11 +52,29 @@ pub struct ServeOptions {
     /// Whether failed health checks mark the server Unhealthy (a cluster, `stadion up`), or are
     /// only logged (`sdk-server --local`, as Agones' local SDK server does).
     pub enforce_health: bool,
+    /// Header-read, body-read and idle timeouts of both ports (gRPC connections may idle for
+    /// at least [`GRPC_MIN_IDLE`], as SDK clients keep one channel open between calls).
+    pub timeouts: HttpTimeouts,
+}
+
+/// The shortest keep-alive idleness allowed on the gRPC port.
+pub const GRPC_MIN_IDLE: Duration = Duration::from_secs(300);
+
+impl ServeOptions {
+    fn grpc_timeouts(&self) -> HttpTimeouts {
+        HttpTimeouts { idle: self.timeouts.idle.max(GRPC_MIN_IDLE), ..self.timeouts }
+    }
 }
 
 impl Default for ServeOptions {
     fn default() -> Self {
-        Self { body_limit: DEFAULT_BODY_LIMIT, observer: None, health_checks: true, enforce_health: true }
+        Self {
+            body_limit: DEFAULT_BODY_LIMIT,
+            observer: None,
+            health_checks: true,
+            enforce_health: true,
+            timeouts: HttpTimeouts::DEFAULT,
+        }
     }
 }
 
@@ -66,6 +85,7 @@ impl std::fmt::Debug for ServeOptions {
             .field("observer", &self.observer.is_some())
             .field("health_checks", &self.health_checks)
             .field("enforce_health", &self.enforce_health)
+            .field("timeouts", &self.timeouts)
             .finish()
     }
 }
@@ -183,29 +203,22 @@ pub fn serve(
         .max_decoding_message_size(limit);
     let alpha = alpha::sdk_server::SdkServer::new(AlphaService::new(sidecar.clone())).max_decoding_message_size(limit);
     let beta = beta::sdk_server::SdkServer::new(BetaService::new(sidecar.clone())).max_decoding_message_size(limit);
-    let grpc_stop = grpc::stopped(stopped.clone());
-    let incoming = TcpListenerStream::new(listeners.grpc);
-    let grpc_task = tokio::spawn(async move {
-        let served = tonic::transport::Server::builder()
-            .trace_fn(|request| tracing::debug_span!("sdk_grpc", rpc = %request.uri().path()))
-            .add_service(stable)
-            .add_service(alpha)
-            .add_service(beta)
-            .serve_with_incoming_shutdown(incoming, grpc_stop)
-            .await;
-        if let Err(error) = served {
-            tracing::error!(%error, %grpc_addr, "SDK gRPC server failed");
-        }
-    });
+    // Both ports go through the one HTTP serve path, so both have its header-read, body-read and
+    // idle timeouts. gRPC is HTTP/2 there, exactly as from tonic's own server.
+    let grpc_router = tonic::service::Routes::new(stable)
+        .add_service(alpha)
+        .add_service(beta)
+        .prepare()
+        .into_axum_router()
+        .layer(tower_http::trace::TraceLayer::new_for_grpc().make_span_with(
+            |request: &axum::http::Request<axum::body::Body>| tracing::debug_span!("sdk_grpc", rpc = %request.uri().path()),
+        ));
+    let grpc_server = crate::http_server::HttpServer::new("sdk-grpc", rest::refusal).timeouts(options.grpc_timeouts());
+    let grpc_task = tokio::spawn(grpc_server.serve(listeners.grpc, grpc_router, grpc::stopped(stopped.clone())));
 
+    let rest_server = crate::http_server::HttpServer::new("sdk-rest", rest::refusal).timeouts(options.timeouts);
     let router = rest::router(sidecar.clone(), stopped.clone(), limit);
-    let http_stop = grpc::stopped(stopped.clone());
-    let http_listener = listeners.http;
-    let http_task = tokio::spawn(async move {
-        if let Err(error) = axum::serve(http_listener, router).with_graceful_shutdown(http_stop).await {
-            tracing::error!(%error, %http_addr, "SDK REST server failed");
-        }
-    });
+    let http_task = tokio::spawn(rest_server.serve(listeners.http, router, grpc::stopped(stopped.clone())));
 
     let servers = vec![grpc_task, http_task];
     let mut background = Vec::new();

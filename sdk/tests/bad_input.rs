@@ -97,13 +97,17 @@ async fn grpc_garbage_gets_statuses_and_the_server_keeps_serving() {
     assert!(!labels.keys().any(|k| k.ends_with("ab")), "the malformed call stored nothing");
 }
 
+/// The REST gateway takes JSON bodies only (its guard answers anything else 415).
+const JSON: &str = "application/json";
+
 #[tokio::test]
 async fn rest_garbage_gets_error_responses_and_the_server_keeps_serving() {
     let sidecar = small_limit_sidecar().await;
     let http = reqwest::Client::new();
 
     let big = format!(r#"{{"key": "k", "value": "{}"}}"#, "x".repeat(4096));
-    let response = http.put(sidecar.http("/metadata/label")).body(big).send().await.expect("send");
+    let response =
+        http.put(sidecar.http("/metadata/label")).header("content-type", JSON).body(big).send().await.expect("send");
     assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
     let error: serde_json::Value = response.json().await.expect("JSON error");
     assert!(error["message"].as_str().is_some_and(|m| m.contains("1024")), "{error}");
@@ -111,14 +115,30 @@ async fn rest_garbage_gets_error_responses_and_the_server_keeps_serving() {
     let bodies: [&[u8]; 6] =
         [b"\xff\xfe\x00", b"{\"seconds\": {}}", b"null", b"[", b"{\"seconds\": 1e400}", b"\"str\""];
     for body in bodies {
-        let response = http.post(sidecar.http("/reserve")).body(body.to_vec()).send().await.expect("send");
+        let response = http
+            .post(sidecar.http("/reserve"))
+            .header("content-type", JSON)
+            .body(body.to_vec())
+            .send()
+            .await
+            .expect("send");
         assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{}", String::from_utf8_lossy(body));
         let error: serde_json::Value = response.json().await.expect("JSON error");
         assert_eq!(error["code"], 3);
     }
-    let response = http.post(sidecar.http("/alpha/player/connect")).body(r#"{"playerID": ["a"]}"#).send().await;
+    let response = http
+        .post(sidecar.http("/alpha/player/connect"))
+        .header("content-type", JSON)
+        .body(r#"{"playerID": ["a"]}"#)
+        .send()
+        .await;
     assert_eq!(response.expect("send").status(), StatusCode::BAD_REQUEST);
-    let response = http.patch(sidecar.http("/v1beta1/lists/players?update_mask=%ff")).body("{}").send().await;
+    let response = http
+        .patch(sidecar.http("/v1beta1/lists/players?update_mask=%ff"))
+        .header("content-type", JSON)
+        .body("{}")
+        .send()
+        .await;
     assert!(response.expect("send").status().is_client_error());
 
     let response = http.get(sidecar.http("/gameserver")).send().await.expect("still serving REST");

@@ -10,6 +10,7 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
+use stadion_sdk::http_server::HttpServer;
 
 pub use crate::metrics::*;
 
@@ -84,10 +85,8 @@ pub async fn serve_on(
     readiness: Readiness,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
-    axum::serve(listener, router(metrics, readiness))
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(|source| Error::Io { what: "serving metrics".to_owned(), source })
+    HttpServer::new("metrics", crate::http_refusal).serve(listener, router(metrics, readiness), shutdown).await;
+    Ok(())
 }
 
 #[cfg(test)]

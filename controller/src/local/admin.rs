@@ -10,12 +10,20 @@
 //! - `GET /metrics`: Agones' metrics ([`super::metrics`]).
 //! - `GET /api/fleetautoscalers` and the `/apis/…` lists `stadion get` reads: [`super::resources`].
 //! - `GET /healthz`: `ok` while the runtime runs.
+//!
+//! Errors are `{"error": "<message>", "code": <status>}`: 404 for an unknown path, 405 for a
+//! method a path does not have, 415 for a body that is not JSON, 408 for a body that never
+//! arrives. Served through the SDK crate's timed serve path (header-read and idle timeouts).
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use axum::extract::State;
+use axum::http::{Method, StatusCode, Uri};
+use axum::response::Response;
 use axum::routing::get;
 use axum::{Json, Router};
+use stadion_sdk::http_server::{HttpServer, HttpTimeouts, RequestGuard};
 use tokio::net::TcpListener;
 
 use serde::Serialize;
@@ -37,6 +45,12 @@ pub struct AdminState {
 }
 
 impl AdminState {
+    /// The admin view of `store` allocating through `allocator`, with no crash-loop history (a
+    /// store no runtime drives).
+    pub fn new(store: Store, allocator: LocalAllocator) -> Self {
+        Self { store, crash_loops: CrashLoops::default(), allocator }
+    }
+
     /// The admin view of a running runtime.
     pub fn of(runtime: &LocalRuntime) -> Self {
         Self {
@@ -71,7 +85,7 @@ pub struct GameServerSetSummary {
 /// The admin routes over `state`, allocating through its allocator.
 pub fn router(state: AdminState) -> Router {
     let allocations = allocation_api::api_routes(ApiState::new(state.allocator.clone()));
-    Router::new()
+    let routes = Router::new()
         .route("/api/fleets", get(fleets))
         .route("/api/gameservers", get(gameservers))
         .route("/api/gameserversets", get(gameserversets))
@@ -80,6 +94,15 @@ pub fn router(state: AdminState) -> Router {
         .merge(super::metrics::router(state.store.clone(), state.allocator.metrics().clone()))
         .merge(super::resources::router(state.store))
         .merge(allocations)
+        .fallback(|uri: Uri| async move { refusal(StatusCode::NOT_FOUND, format!("no route {}", uri.path())) })
+        .method_not_allowed_fallback(|method: Method, uri: Uri| async move {
+            refusal(StatusCode::METHOD_NOT_ALLOWED, format!("method {method} is not allowed on {}", uri.path()))
+        });
+    RequestGuard::json_only(Arc::new(refusal)).wrap(routes)
+}
+
+fn refusal(status: StatusCode, message: String) -> Response {
+    crate::http_refusal(status, message)
 }
 
 async fn fleets(State(state): State<AdminState>) -> Json<Vec<FleetSummary>> {
@@ -128,8 +151,15 @@ pub async fn bind(address: SocketAddr) -> Result<TcpListener> {
 
 /// Serves the admin routes on `listener` until `shutdown` completes.
 pub async fn serve(listener: TcpListener, state: AdminState, shutdown: impl Future<Output = ()> + Send + 'static) {
-    let address = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
-    if let Err(error) = axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await {
-        tracing::error!(%error, %address, "admin endpoint failed");
-    }
+    serve_with(listener, state, HttpTimeouts::DEFAULT, shutdown).await;
+}
+
+/// [`serve`] with other header-read, body-read and idle timeouts (tests use 1 s).
+pub async fn serve_with(
+    listener: TcpListener,
+    state: AdminState,
+    timeouts: HttpTimeouts,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    HttpServer::new("admin", refusal).timeouts(timeouts).serve(listener, router(state), shutdown).await;
 }

@@ -15,6 +15,7 @@
 
 mod collection;
 mod object_store;
+mod watchers;
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -27,6 +28,7 @@ use stadion_crds::{Fleet, FleetAutoscaler, GameServer, GameServerSet};
 pub use collection::{Collection, Deletion, Watch, WatchEvent};
 /// List filters are the core's compiled label selectors.
 pub use stadion_core::labelselector::Selector;
+pub use watchers::{TryRecvError, WatchEvents};
 
 /// Namespace used when an object names none.
 pub const DEFAULT_NAMESPACE: &str = "default";

@@ -151,13 +151,27 @@ queues:
 impl TestServer {
     /// Serves `config` over `fleet`.
     pub async fn start(config: MatchmakerConfig, fleet: Arc<FakeFleet>) -> Self {
+        Self::start_with(config, fleet, stadion_sdk::http_server::HttpTimeouts::DEFAULT).await
+    }
+
+    /// Serves `config` over `fleet` with other HTTP timeouts.
+    pub async fn start_with(
+        config: MatchmakerConfig,
+        fleet: Arc<FakeFleet>,
+        timeouts: stadion_sdk::http_server::HttpTimeouts,
+    ) -> Self {
         let matchmaker = Matchmaker::new(config, fleet).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stopped) = oneshot::channel::<()>();
-        let handle = tokio::spawn(stadion_matchmaker::http::serve_listener(listener, matchmaker.clone(), async {
-            let _ = stopped.await;
-        }));
+        let handle = tokio::spawn(stadion_matchmaker::http::serve_listener_with(
+            listener,
+            matchmaker.clone(),
+            timeouts,
+            async {
+                let _ = stopped.await;
+            },
+        ));
         Self { base, matchmaker, client: reqwest::Client::new(), stop: Some(stop), handle: Some(handle) }
     }
 

@@ -5,6 +5,7 @@
 pub mod json;
 
 use std::convert::Infallible;
+use std::sync::Arc;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -25,6 +26,7 @@ use super::error::http_status;
 use super::grpc::{counter_message, list_message, stopped};
 use super::tracking::CounterUpdate;
 use super::{SdkError, Sidecar};
+use crate::http_server::RequestGuard;
 
 #[derive(Clone)]
 struct Gateway {
@@ -62,14 +64,30 @@ impl IntoResponse for RestError {
 
 type RestResult = Result<Response, RestError>;
 
+/// The gateway's error body for a refusal made before routing (timeouts, the request guard),
+/// with the gRPC code grpc-gateway pairs with that status.
+pub(crate) fn refusal(status: StatusCode, message: String) -> Response {
+    let code = match status {
+        StatusCode::FORBIDDEN => Code::PermissionDenied,
+        StatusCode::NOT_FOUND => Code::NotFound,
+        StatusCode::REQUEST_TIMEOUT => Code::DeadlineExceeded,
+        StatusCode::PAYLOAD_TOO_LARGE => Code::ResourceExhausted,
+        StatusCode::METHOD_NOT_ALLOWED => Code::Unimplemented,
+        _ => Code::InvalidArgument,
+    };
+    RestError::new(status, code, message).into_response()
+}
+
 fn ok(value: Value) -> RestResult {
     Ok(([(header::CONTENT_TYPE, "application/json")], value.to_string()).into_response())
 }
 
-/// Builds the gateway's router. `body_limit` caps request bodies (413 above it).
+/// Builds the gateway's router. `body_limit` caps request bodies (413 above it). Bodies must be
+/// `application/json` (415), and requests from browsers (with an `Origin`) are refused (403):
+/// see [`RequestGuard`].
 pub fn router(sidecar: Sidecar, stop: watch::Receiver<bool>, body_limit: usize) -> Router {
     let gateway = Gateway { sidecar, shutdown: stop, body_limit };
-    Router::new()
+    let routes = Router::new()
         .route("/ready", post(ready))
         .route("/allocate", post(allocate))
         .route("/shutdown", post(shutdown))
@@ -94,8 +112,11 @@ pub fn router(sidecar: Sidecar, stop: watch::Receiver<bool>, body_limit: usize) 
             RestError::new(StatusCode::METHOD_NOT_ALLOWED, Code::Unimplemented, "Method Not Allowed")
         })
         .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(gateway);
+    RequestGuard::json_only(Arc::new(refusal))
+        .refuse_browsers()
+        .wrap(routes)
         .layer(tower_http::trace::TraceLayer::new_for_http())
-        .with_state(gateway)
 }
 
 /// The request body as JSON. Empty bodies count as `{}` when `allow_empty` (grpc-gateway accepts a

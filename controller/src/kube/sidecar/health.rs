@@ -10,6 +10,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use stadion_crds::{GameServer, GameServerState};
+use stadion_sdk::http_server::HttpServer;
 use tokio::sync::watch;
 
 /// The probe routes over the sidecar's view of its GameServer.
@@ -32,7 +33,8 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
-    axum::serve(listener, router(view)).with_graceful_shutdown(shutdown).await
+    HttpServer::new("sidecar-probes", crate::http_refusal).serve(listener, router(view), shutdown).await;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -9,11 +9,10 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use stadion_core::object_key;
-use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::sync::watch;
 
 use crate::executor::{ExecError, Outcome};
-use crate::local::store::{DEFAULT_NAMESPACE, Store, StoreObject, WatchEvent};
+use crate::local::store::{DEFAULT_NAMESPACE, Store, StoreObject, WatchEvents};
 
 /// Two timers of one key closer than this are one wake-up: a wall-clock deadline converted to
 /// an `Instant` at different moments differs by a few microseconds.
@@ -132,8 +131,8 @@ pub(crate) const COALESCE: Duration = Duration::from_millis(50);
 pub(crate) struct OwnerTriggers<Parent: StoreObject, Child: StoreObject> {
     store: Store,
     queue: WorkQueue,
-    parents: UnboundedReceiver<WatchEvent<Parent>>,
-    children: UnboundedReceiver<WatchEvent<Child>>,
+    parents: WatchEvents<Parent>,
+    children: WatchEvents<Child>,
     stop: watch::Receiver<bool>,
 }
 

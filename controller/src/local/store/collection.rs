@@ -3,11 +3,10 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+use super::watchers::{self, WatchEvents, WatchSender};
+use super::{DEFAULT_NAMESPACE, Result, Selector, StoreError, StoreObject, next_resource_version};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use rand::Rng;
-use tokio::sync::mpsc;
-
-use super::{DEFAULT_NAMESPACE, Result, Selector, StoreError, StoreObject, next_resource_version};
 
 /// One change seen by a watcher.
 #[derive(Clone, Debug, PartialEq)]
@@ -34,9 +33,10 @@ impl<K> WatchEvent<K> {
 pub struct Watch<K> {
     /// Every object at the moment the watch started.
     pub initial: Vec<Arc<K>>,
-    /// Every change after that, in resourceVersion order. Unbounded so that a slow consumer
-    /// never misses an event; controllers drain it continuously.
-    pub events: mpsc::UnboundedReceiver<WatchEvent<K>>,
+    /// Every change after that, in resourceVersion order per object, coalesced per object: a
+    /// watcher that falls behind gets each object's latest state, never a backlog of every
+    /// change (so an unread watch costs at most one or two events per object).
+    pub events: WatchEvents<K>,
 }
 
 /// What a delete did.
@@ -56,7 +56,7 @@ pub struct Collection<K> {
 
 struct State<K> {
     objects: BTreeMap<(String, String), Arc<K>>,
-    watchers: Vec<mpsc::UnboundedSender<WatchEvent<K>>>,
+    watchers: Vec<WatchSender<K>>,
 }
 
 impl<K> Default for Collection<K> {
@@ -65,13 +65,12 @@ impl<K> Default for Collection<K> {
     }
 }
 
-impl<K> State<K> {
-    fn notify(&mut self, event: WatchEvent<K>)
-    where
-        K: Clone,
-    {
+impl<K: StoreObject> State<K> {
+    fn notify(&mut self, event: WatchEvent<K>) {
+        let meta = event.object().metadata();
+        let key = (namespace_of(meta), meta.name.clone().unwrap_or_default());
         // A closed receiver means the watcher went away; forget it on the way.
-        self.watchers.retain(|w| w.send(event.clone()).is_ok());
+        self.watchers.retain(|w| w.send(key.clone(), event.clone()));
     }
 }
 
@@ -284,7 +283,7 @@ impl<K: StoreObject> Collection<K> {
     }
 
     pub(super) fn watch(&self) -> Watch<K> {
-        let (sender, events) = mpsc::unbounded_channel();
+        let (sender, events) = watchers::channel();
         let mut state = self.write();
         state.watchers.push(sender);
         Watch { initial: state.objects.values().cloned().collect(), events }
