@@ -7,12 +7,11 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use stadion_sdk::allocation as pb;
 use stadion_sdk::allocation::allocation_service_client::AllocationServiceClient;
-use support::{Guarded, Scratch, Up, copy_example, eventually, free_port};
+use support::{Scratch, Up, copy_example, eventually, up_on};
 use tonic::transport::Channel;
 
 const SETTLE: Duration = Duration::from_secs(60);
@@ -84,28 +83,7 @@ fn manifests() -> String {
 fn start(scratch: &Scratch) -> Up {
     let servers = scratch.write("servers.yaml", &manifests());
     let queues = copy_example(scratch, "matchmaker.yaml", |text| text);
-    let (admin, api) =
-        (SocketAddr::from(([127, 0, 0, 1], free_port())), SocketAddr::from(([127, 0, 0, 1], free_port())));
-    let args = [
-        "up".to_owned(),
-        "--admin-addr".to_owned(),
-        admin.to_string(),
-        "--matchmaker-addr".to_owned(),
-        api.to_string(),
-        "--port-range".to_owned(),
-        "21800-21849".to_owned(),
-        "--grace-seconds".to_owned(),
-        "3".to_owned(),
-        servers.display().to_string(),
-        queues.display().to_string(),
-    ];
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    Up {
-        http: reqwest::Client::new(),
-        admin: format!("http://{admin}"),
-        api: format!("http://{api}"),
-        process: Guarded::stadion(scratch, "stadion-up", &args, &[]),
-    }
+    up_on(scratch, &[&servers, &queues], "21800-21849")
 }
 
 fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {

@@ -4,34 +4,16 @@
 
 mod support;
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use support::{Guarded, Scratch, Up, eventually, free_port};
+use support::{Scratch, eventually, up_on};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn counter_list_and_chain_autoscalers_scale_their_fleets() {
     let scratch = Scratch::new("up-example-autoscalers");
     let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/autoscalers");
-    let admin = SocketAddr::from(([127, 0, 0, 1], free_port()));
-    let args = [
-        "up".to_owned(),
-        "--admin-addr".to_owned(),
-        admin.to_string(),
-        "--port-range".to_owned(),
-        "21850-21899".to_owned(),
-        "--grace-seconds".to_owned(),
-        "2".to_owned(),
-        folder.display().to_string(),
-    ];
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let up = Up {
-        http: reqwest::Client::new(),
-        admin: format!("http://{admin}"),
-        api: String::new(),
-        process: Guarded::stadion(&scratch, "stadion-up", &args, &[]),
-    };
+    let up = up_on(&scratch, &[&folder], "21850-21899");
     // rooms: 30 rooms at least, 10 per server → 3. lobby: 20 slots at least, 10 per server → 2.
     // events: the schedule is active, so its Buffer of 3 wins over the fallback of 1.
     for (fleet, replicas) in [("rooms", 3), ("lobby", 2), ("events", 3)] {

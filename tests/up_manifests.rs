@@ -5,30 +5,16 @@
 
 mod support;
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
-use support::{Guarded, Scratch, eventually, free_port, get_json, test_fleet};
+use support::{Guarded, Scratch, eventually, get_json, test_fleet};
 
 /// Starts `stadion up` on `paths` with a free admin port and fast file polling.
 fn up(scratch: &Scratch, paths: &[&Path], port_range: &str) -> (Guarded, String) {
-    let admin = SocketAddr::from(([127, 0, 0, 1], free_port()));
-    let mut args = vec![
-        "up".to_owned(),
-        "--admin-addr".to_owned(),
-        admin.to_string(),
-        "--port-range".to_owned(),
-        port_range.to_owned(),
-        "--grace-seconds".to_owned(),
-        "2".to_owned(),
-        "--poll-ms".to_owned(),
-        "100".to_owned(),
-    ];
-    args.extend(paths.iter().map(|p| p.display().to_string()));
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    (Guarded::stadion(scratch, "stadion-up", &args, &[]), format!("http://{admin}"))
+    let up = support::up_on(scratch, paths, port_range);
+    (up.process, up.admin)
 }
 
 /// `up` on `file` must refuse at once: exit 2 within 5 s, its output naming `expected`.

@@ -4,32 +4,18 @@
 
 mod support;
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::Value;
-use support::{Guarded, Scratch, eventually, free_port, get_json, test_fleet};
+use support::{Guarded, Scratch, eventually, get_json, test_fleet};
 
 /// Starts `stadion up` on `paths` with a free admin port; returns it and the admin base URL.
 fn up(scratch: &Scratch, paths: &[&Path], port_range: &str) -> (Guarded, String) {
-    let admin = SocketAddr::from(([127, 0, 0, 1], free_port()));
-    let mut args = vec![
-        "up".to_owned(),
-        "--admin-addr".to_owned(),
-        admin.to_string(),
-        "--port-range".to_owned(),
-        port_range.to_owned(),
-        "--grace-seconds".to_owned(),
-        "2".to_owned(),
-        "--poll-ms".to_owned(),
-        "100".to_owned(),
-    ];
-    args.extend(paths.iter().map(|p| p.display().to_string()));
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    (Guarded::stadion(scratch, "stadion-up", &args, &[]), format!("http://{admin}"))
+    let up = support::up_on(scratch, paths, port_range);
+    (up.process, up.admin)
 }
 
 /// A one-server fleet whose game appends a line to `starts` and exits 1 at once.

@@ -281,15 +281,13 @@ pub struct Up {
     pub process: Guarded,
 }
 
-/// Starts `stadion up` on copies of `examples/fleet.yaml` (with `replicas` servers, 1 s health
-/// pings and no self-shutdown after allocation) and `examples/matchmaker.yaml`, whose queues
-/// make it run the matchmaker, handing out host ports from `port_range`.
-pub fn up_with_matchmaker(scratch: &Scratch, replicas: u32, port_range: &str) -> Up {
-    let fleet = test_fleet(scratch, replicas);
-    let queues = copy_example(scratch, "matchmaker.yaml", |text| text);
+/// Starts `stadion up` on `paths` with free admin and matchmaker ports (the matchmaker runs
+/// when a queue configuration is among the paths), host ports from `port_range`, a 2 s grace
+/// period and fast file polling.
+pub fn up_on(scratch: &Scratch, paths: &[&Path], port_range: &str) -> Up {
     let (admin, api) =
         (SocketAddr::from(([127, 0, 0, 1], free_port())), SocketAddr::from(([127, 0, 0, 1], free_port())));
-    let args = [
+    let mut args = vec![
         "up".to_owned(),
         "--admin-addr".to_owned(),
         admin.to_string(),
@@ -298,10 +296,11 @@ pub fn up_with_matchmaker(scratch: &Scratch, replicas: u32, port_range: &str) ->
         "--port-range".to_owned(),
         port_range.to_owned(),
         "--grace-seconds".to_owned(),
-        "3".to_owned(),
-        fleet.display().to_string(),
-        queues.display().to_string(),
+        "2".to_owned(),
+        "--poll-ms".to_owned(),
+        "100".to_owned(),
     ];
+    args.extend(paths.iter().map(|p| p.display().to_string()));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     Up {
         http: reqwest::Client::new(),
@@ -309,6 +308,15 @@ pub fn up_with_matchmaker(scratch: &Scratch, replicas: u32, port_range: &str) ->
         api: format!("http://{api}"),
         process: Guarded::stadion(scratch, "stadion-up", &args, &[]),
     }
+}
+
+/// Starts `stadion up` on copies of `examples/fleet.yaml` (with `replicas` servers, 1 s health
+/// pings and no self-shutdown after allocation) and `examples/matchmaker.yaml`, whose queues
+/// make it run the matchmaker, handing out host ports from `port_range`.
+pub fn up_with_matchmaker(scratch: &Scratch, replicas: u32, port_range: &str) -> Up {
+    let fleet = test_fleet(scratch, replicas);
+    let queues = copy_example(scratch, "matchmaker.yaml", |text| text);
+    up_on(scratch, &[&fleet, &queues], port_range)
 }
 
 impl Up {
