@@ -35,7 +35,7 @@ use stadion_core::NodeLoad;
 use stadion_core::allocation::{AllocationCandidate, candidates, selector_matches};
 use stadion_core::allocator::{AdmittedAllocation, AllocateError, AllocationOutcome};
 use stadion_core::store::{ObjectStore, StoreError, StoreResult};
-use stadion_crds::allocation::GameServerSelector;
+use stadion_crds::allocation::{GameServerAllocation, GameServerSelector};
 use stadion_crds::validation::FieldErrors;
 use stadion_crds::{GameServer, labels};
 use tracing::{Instrument, debug, info, info_span, warn};
@@ -71,21 +71,16 @@ pub trait GameServerView: ObjectStore<GameServer> {
     }
 }
 
-/// Where allocation durations go: `agones_gameserver_allocations_duration_seconds`.
+/// Where allocation durations go: `agones_gameserver_allocations_duration_seconds`, labelled
+/// from the request and its answer (the controller's [`Metrics`](crate::metrics::Metrics)).
 pub trait AllocationMetrics: Send + Sync {
-    /// One allocation of a server of `fleet_name` (empty when none was allocated) that ended as
-    /// `status` (`Allocated`, `UnAllocated`, `Contention` or `Error`) after `elapsed`.
-    fn observe_allocation(&self, fleet_name: &str, status: &str, elapsed: Duration);
-}
-
-/// The metric `status` label of an answer (Agones' GameServerAllocation states, plus `Error`).
-pub fn status_label(result: &Result<AllocationOutcome, AllocateError>) -> &'static str {
-    match result {
-        Ok(AllocationOutcome::Allocated(_)) => "Allocated",
-        Ok(AllocationOutcome::UnAllocated) => "UnAllocated",
-        Ok(AllocationOutcome::Contention) => "Contention",
-        Err(_) => "Error",
-    }
+    /// One allocation of `request` that ended with `result` after `elapsed`.
+    fn observe_allocation(
+        &self,
+        request: &GameServerAllocation,
+        result: &Result<AllocationOutcome, AllocateError>,
+        elapsed: Duration,
+    );
 }
 
 /// The allocation loop over one store, with this process's claims and fleet counts.
@@ -114,7 +109,6 @@ struct Pending<'a> {
 /// How one allocation ended, before it is reported.
 struct Finished {
     outcome: AllocationOutcome,
-    fleet: Option<String>,
     attempts: usize,
 }
 
@@ -149,8 +143,8 @@ impl<S: GameServerView> AllocationExecutor<S> {
         let span = info_span!("allocate", namespace = request.namespace());
         let result = self.try_allocate(request).instrument(span.clone()).await;
         let _entered = span.enter();
-        let (result, fleet) = match result {
-            Ok(Finished { outcome, fleet, attempts }) => {
+        let result = match result {
+            Ok(Finished { outcome, attempts }) => {
                 match &outcome {
                     AllocationOutcome::Allocated(status) => {
                         info!(gameserver = %status.game_server_name, attempts, "allocated");
@@ -160,15 +154,15 @@ impl<S: GameServerView> AllocationExecutor<S> {
                         warn!(attempts, "servers matched, but concurrent writers took every one tried: Contention");
                     }
                 }
-                (Ok(outcome), fleet)
+                Ok(outcome)
             }
             Err(error) => {
                 warn!(%error, kind = error.kind(), "allocation failed");
-                (Err(error), None)
+                Err(error)
             }
         };
         if let Some(metrics) = self.metrics.get() {
-            metrics.observe_allocation(fleet.as_deref().unwrap_or_default(), status_label(&result), started.elapsed());
+            metrics.observe_allocation(request.request(), &result, started.elapsed());
         }
         result
     }
@@ -240,7 +234,7 @@ impl<S: GameServerView> AllocationExecutor<S> {
                     if let Some(fleet) = &fleet {
                         self.fleet_counts.record(namespace, fleet);
                     }
-                    return Ok(Finished { outcome: AllocationOutcome::Allocated(attempt.status), fleet, attempts });
+                    return Ok(Finished { outcome: AllocationOutcome::Allocated(attempt.status), attempts });
                 }
                 Err(error) if error.is_conflict() || error.is_not_found() => {
                     // The version we read is stale either way.
@@ -264,7 +258,7 @@ impl<S: GameServerView> AllocationExecutor<S> {
         // Servers still busy at the end matched, and other writers hold them.
         let outcome =
             if lost || !busy.is_empty() { AllocationOutcome::Contention } else { AllocationOutcome::UnAllocated };
-        Ok(Finished { outcome, fleet: None, attempts })
+        Ok(Finished { outcome, attempts })
     }
 
     /// After a conflict: the candidate again from a fresh copy, if someone else changed it

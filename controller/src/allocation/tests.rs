@@ -301,8 +301,14 @@ async fn other_store_failures_are_backend_errors() {
 struct Recorded(Mutex<Vec<(String, String)>>);
 
 impl AllocationMetrics for Recorded {
-    fn observe_allocation(&self, fleet_name: &str, status: &str, _elapsed: Duration) {
-        self.0.lock().unwrap().push((fleet_name.to_owned(), status.to_owned()));
+    fn observe_allocation(
+        &self,
+        request: &GameServerAllocation,
+        result: &Result<AllocationOutcome, stadion_core::allocator::AllocateError>,
+        _elapsed: Duration,
+    ) {
+        let labels = crate::metrics::allocation_labels(request, result);
+        self.0.lock().unwrap().push((labels.fleet_name, labels.status));
     }
 }
 
@@ -326,7 +332,7 @@ async fn every_answer_is_timed_with_its_status_and_fleet_and_counted_off_the_pat
     assert_eq!(executor.allocate(&packed()).await.expect("answers"), AllocationOutcome::Contention);
     assert_eq!(executor.allocate(&packed()).await.expect("answers"), AllocationOutcome::UnAllocated);
     let recorded = metrics.0.lock().unwrap().clone();
-    let expected = [("arena", "Allocated"), ("", "Contention"), ("", "UnAllocated")];
+    let expected = [("arena", "Allocated"), ("none", "Contention"), ("none", "UnAllocated")];
     assert_eq!(recorded, expected.map(|(f, s)| (f.to_owned(), s.to_owned())));
 }
 

@@ -27,7 +27,7 @@ use tokio::sync::watch;
 use tracing::{Instrument, info, info_span, warn};
 
 use super::api_status;
-use super::metrics::{Metrics, allocation_labels};
+use super::metrics::Metrics;
 use super::store::store_error;
 use crate::allocation::fleet_counts::{FleetAllocationCounts, FleetCountFlusher, FleetStatusStore};
 use crate::allocation::{AllocationExecutor, GameServerView};
@@ -205,7 +205,6 @@ pub struct KubeAllocator {
     cache: Store<GameServer>,
     capacity: Arc<watch::Sender<u64>>,
     fleet_counts: Arc<FleetAllocationCounts>,
-    metrics: Option<Arc<Metrics>>,
     _flusher: Arc<FleetCountFlusher>,
 }
 
@@ -224,15 +223,14 @@ impl KubeAllocator {
             cache,
             capacity: Arc::new(capacity),
             fleet_counts,
-            metrics: None,
             _flusher: Arc::new(flusher),
         }
     }
 
     /// Records `agones_gameserver_allocations_duration_seconds` (with Agones' labels, which
     /// need the request) into `metrics`.
-    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
-        self.metrics = Some(metrics);
+    pub fn with_metrics(self, metrics: Arc<Metrics>) -> Self {
+        self.executor.set_metrics(metrics);
         self
     }
 
@@ -274,12 +272,7 @@ impl KubeAllocator {
 #[async_trait]
 impl Allocator for KubeAllocator {
     async fn allocate(&self, request: AdmittedAllocation) -> Result<AllocationOutcome, AllocateError> {
-        let started = Instant::now();
-        let result = self.executor.allocate(&request).await;
-        if let Some(metrics) = &self.metrics {
-            metrics.observe_allocation(&allocation_labels(request.request(), &result), started.elapsed());
-        }
-        result
+        self.executor.allocate(&request).await
     }
 
     fn capacity_changes(&self) -> watch::Receiver<u64> {

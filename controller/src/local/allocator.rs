@@ -14,7 +14,7 @@ use super::store::{Store, StoreError};
 use crate::allocation::fleet_counts::{FleetAllocationCounts, FleetCountFlusher, FleetStatusStore};
 use crate::allocation::{AllocationExecutor, GameServerView};
 use crate::allocation_api::SyncedView;
-use crate::metrics::{Metrics, allocation_labels};
+use crate::metrics::Metrics;
 
 /// The embedded store hands out shared handles already: the seam's reads are what allocation
 /// needs.
@@ -59,14 +59,8 @@ impl LocalAllocator {
         let flusher = FleetCountFlusher::spawn(fleet_counts.clone(), Arc::new(store.clone()));
         let executor = AllocationExecutor::new(store, fleet_counts.clone(), rand::random());
         let metrics = Arc::new(Metrics::new());
+        executor.set_metrics(metrics.clone());
         Self { executor: Arc::new(executor), capacity, fleet_counts, metrics, _flusher: Arc::new(flusher) }
-    }
-
-    /// Records `agones_gameserver_allocations_duration_seconds` (with Agones' labels, which
-    /// need the request) into `metrics` instead of the allocator's own.
-    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
-        self.metrics = metrics;
-        self
     }
 
     /// The metrics allocations are recorded into (what `stadion up` serves at `/metrics`).
@@ -83,10 +77,7 @@ impl LocalAllocator {
 #[async_trait]
 impl Allocator for LocalAllocator {
     async fn allocate(&self, request: AdmittedAllocation) -> Result<AllocationOutcome, AllocateError> {
-        let started = std::time::Instant::now();
-        let result = self.executor.allocate(&request).await;
-        self.metrics.observe_allocation(&allocation_labels(request.request(), &result), started.elapsed());
-        result
+        self.executor.allocate(&request).await
     }
 
     fn capacity_changes(&self) -> watch::Receiver<u64> {

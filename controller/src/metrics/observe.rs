@@ -250,6 +250,18 @@ impl Metrics {
     }
 }
 
+/// The allocation executor of either runtime records into the controller's metrics.
+impl crate::allocation::AllocationMetrics for Metrics {
+    fn observe_allocation(
+        &self,
+        request: &GameServerAllocation,
+        result: &Result<AllocationOutcome, AllocateError>,
+        elapsed: Duration,
+    ) {
+        Metrics::observe_allocation(self, &allocation_labels(request, result), elapsed);
+    }
+}
+
 /// Agones' labels of one allocation: the request's scheduling and multi-cluster setting, the
 /// answer's state (`error` when it failed) and the allocated server's fleet.
 pub fn allocation_labels(
