@@ -8,6 +8,7 @@ pub mod get;
 pub mod install;
 pub mod matchmaker;
 pub mod orphan_guard;
+pub mod pod_sandbox;
 pub mod sdk_server;
 pub mod simple_game_server;
 pub mod up;

@@ -42,6 +42,10 @@ enum Command {
     /// Internal: started by `stadion up` to stop its games should it be killed.
     #[command(name = "__orphan-guard", hide = true)]
     OrphanGuard(cli::orphan_guard::Args),
+    /// Internal: started by `stadion up --isolation network` to run one game in its own
+    /// network namespace.
+    #[command(name = "__pod-sandbox", hide = true)]
+    PodSandbox(cli::pod_sandbox::Args),
 }
 
 fn main() -> ExitCode {
@@ -57,6 +61,7 @@ fn main() -> ExitCode {
         Command::Install(args) => cli::install::run(args),
         Command::SimpleGameServer(args) => cli::simple_game_server::run(args),
         Command::OrphanGuard(args) => cli::orphan_guard::run(args),
+        Command::PodSandbox(args) => cli::pod_sandbox::run(args),
     };
     match result {
         Ok(code) => code,

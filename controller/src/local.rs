@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod recorder;
 pub mod resources;
 pub mod runtime;
+pub mod sandbox;
 pub mod sdk_backend;
 pub mod store;
 pub mod supervisor;

@@ -12,6 +12,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use stadion_controller::local::files::{Fingerprint, load_all};
 use stadion_controller::local::runtime::{ApplyReport, DEFAULT_ADDRESS, RuntimeConfig};
+use stadion_controller::local::sandbox::SandboxCommand;
 use stadion_controller::local::supervisor::OutputSink;
 use stadion_controller::local::{LocalRuntime, Snapshot, admin};
 use stadion_core::ports::PortRanges;
@@ -88,6 +89,20 @@ pub struct Args {
     /// `stadion.dev/allocation-ttl` annotation wins over this.
     #[arg(long, env = "STADION_ALLOCATION_TTL", value_name = "DURATION", default_value = "off")]
     pub allocation_ttl: AllocationTtl,
+    /// `network` runs each game in its own network namespace, as in a pod: its sidecar on the
+    /// spec's SDK ports (9357/9358) reachable only from inside, the game on its containerPort,
+    /// players through its host port. Needs unprivileged user namespaces (Linux).
+    #[arg(long, env = "STADION_ISOLATION", value_enum, default_value_t = Isolation::None)]
+    pub isolation: Isolation,
+}
+
+/// How games are isolated from each other and from the host (`--isolation`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Isolation {
+    /// Games share the host's network; every sidecar listens on a loopback port of its own.
+    None,
+    /// Each game in its own network namespace, its sidecar reachable only from there.
+    Network,
 }
 
 /// Runs `stadion up` until Ctrl-C or SIGTERM.
@@ -109,6 +124,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Ok(queues) => queues,
         Err(error) => return Ok(usage_error(&format!("{error:#}"))),
     };
+    let network_isolation = match args.isolation {
+        Isolation::None => None,
+        Isolation::Network => match network_sandbox() {
+            Ok(sandbox) => Some(sandbox),
+            Err(error) => return Ok(usage_error(&format!("--isolation network: {error}"))),
+        },
+    };
     let tokio = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start tokio")?;
     tokio.block_on(async move {
         let admin = admin::bind(args.admin_addr).await?;
@@ -125,6 +147,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             base_dir: std::env::current_dir().context("cannot read the current directory")?,
             allocation_ttl: args.allocation_ttl,
             orphan_guard: orphan_guard(args.grace_period),
+            network_isolation,
             ..RuntimeConfig::default()
         };
         let runtime = LocalRuntime::start(config)?;
@@ -371,6 +394,23 @@ fn orphan_guard(grace: Duration) -> Option<stadion_controller::local::supervisor
             None
         }
     }
+}
+
+/// This binary as the network sandbox, once it has shown that this machine lets it create the
+/// namespaces (an unprivileged user namespace may be disabled by the kernel or its policy).
+fn network_sandbox() -> anyhow::Result<SandboxCommand> {
+    use stadion_controller::local::sandbox::SUBCOMMAND;
+    let program = std::env::current_exe().context("cannot locate the stadion binary")?;
+    let probe = std::process::Command::new(&program)
+        .args([SUBCOMMAND, "--probe"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .context("cannot run the sandbox probe")?;
+    if !probe.status.success() {
+        let reason = String::from_utf8_lossy(&probe.stderr);
+        anyhow::bail!("this machine does not allow it: {}", reason.trim());
+    }
+    Ok(SandboxCommand { program })
 }
 
 #[cfg(test)]

@@ -52,6 +52,14 @@ pub enum Error {
         /// Why it could not start.
         source: stadion_sdk::server::ServeError,
     },
+    /// The game's network sandbox could not be set up.
+    #[error("GameServer {gameserver}: network sandbox: {source}")]
+    Sandbox {
+        /// `namespace/name` of the GameServer.
+        gameserver: String,
+        /// What failed.
+        source: std::io::Error,
+    },
     /// A network listener (the admin endpoint) could not be bound.
     #[error("cannot listen on {address}: {source}")]
     Listen {
@@ -72,6 +80,7 @@ impl Error {
             Self::Spawn { .. } => "spawn",
             Self::AlreadyRunning { .. } => "already_running",
             Self::Sidecar { .. } => "sidecar",
+            Self::Sandbox { .. } => "sandbox",
             Self::Listen { .. } => "listen",
         }
     }

@@ -43,6 +43,7 @@ pub use snapshot::{FleetSummary, GameServerSummary, PortSummary, Snapshot};
 use super::allocator::LocalAllocator;
 use super::error::Result;
 use super::recorder::LocalRecorder;
+use super::sandbox::SandboxCommand;
 use super::store::Store;
 use super::supervisor::{DEFAULT_GRACE, GuardCommand, OutputSink, Supervisor, SupervisorConfig};
 use crate::executor::{Seams, WebhookClient};
@@ -81,6 +82,9 @@ pub struct RuntimeConfig {
     /// CrashLoopBackOff of sets whose games exit before Ready (the kubelet's 10 s doubling to
     /// 5 min, reset after 10 min; tests shorten it).
     pub crash_backoff: CrashBackoff,
+    /// Runs each game in its own network namespace through this sandbox command, with its
+    /// sidecar reachable only from inside (`stadion up --isolation network`; none by default).
+    pub network_isolation: Option<SandboxCommand>,
 }
 
 impl Default for RuntimeConfig {
@@ -98,6 +102,7 @@ impl Default for RuntimeConfig {
             allocation_ttl: AllocationTtl::OFF,
             orphan_guard: None,
             crash_backoff: CrashBackoff::default(),
+            network_isolation: None,
         }
     }
 }

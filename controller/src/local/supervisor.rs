@@ -147,6 +147,12 @@ impl Supervisor {
     /// Starts `spec` under `key` (at most one process per key). Returns its pid. Must be called
     /// within a tokio runtime.
     pub fn spawn(&self, key: &str, spec: &ProcessSpec) -> Result<u32> {
+        self.spawn_with_stdin(key, spec, Stdio::null())
+    }
+
+    /// [`Supervisor::spawn`], with `stdin` as the process's standard input (a network sandbox
+    /// gets the Unix socket it hands its SDK listeners over).
+    pub fn spawn_with_stdin(&self, key: &str, spec: &ProcessSpec, stdin: Stdio) -> Result<u32> {
         let mut running = self.running();
         if running.contains_key(key) {
             return Err(Error::AlreadyRunning { gameserver: key.to_owned() });
@@ -156,7 +162,7 @@ impl Supervisor {
             .args(&spec.args)
             .envs(spec.env.iter().map(|(k, v)| (k, v)))
             .current_dir(&spec.working_dir)
-            .stdin(Stdio::null())
+            .stdin(stdin)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             // Its own group, so one signal reaches the game and everything it started.

@@ -3,21 +3,26 @@
 //! reservation or an allocation TTL running out) come back at their deadline through the queue.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::os::fd::OwnedFd;
+use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::NodeAddress;
 use stadion_crds::{GameServer, GameServerState, labels};
-use stadion_sdk::server::{ServeOptions, bind, serve};
+use stadion_sdk::server::{SdkListeners, ServeOptions, bind, serve};
 use tokio::sync::{mpsc, watch};
 
 use super::queue::{WorkQueue, split_key};
 use super::{Shared, SidecarHandle, is_crash_at_start};
 use crate::local::error::{Error, Result};
+use crate::local::sandbox::{
+    HANDOVER_TIMEOUT, SandboxCommand, receive_listeners, relayed_ports, sandbox_args, sdk_listeners,
+};
 use crate::local::sdk_backend::StoreBackend;
 use crate::local::store::{StoreError, WatchEvent};
-use crate::local::supervisor::{ExitOutcome, ProcessExit, process_spec};
+use crate::local::supervisor::{ExitOutcome, ProcessExit, ProcessSpec, process_spec};
 use stadion_core::allocator::{CapacityEvent, wakes_waiting_matches};
 use stadion_core::env::{AGONES_SDK_GRPC_PORT, AGONES_SDK_HTTP_PORT, NetworkMode, game_process_env};
 use stadion_core::gameserver::{
@@ -222,8 +227,8 @@ fn log_lapse(key: &str, gs: &GameServer, deadline: jiff::Timestamp) {
     );
 }
 
-/// Starts the sidecar and then the game process (which needs the sidecar's ports), and records
-/// both facts. On failure nothing of the server keeps running.
+/// Starts the game process and its sidecar, and records both facts. On failure nothing of the
+/// server keeps running.
 async fn start(shared: &Shared, gs: &Arc<GameServer>) -> Result<()> {
     let key = gameserver_key(gs);
     if shared.supervisor.is_running(&key) {
@@ -231,25 +236,19 @@ async fn start(shared: &Shared, gs: &Arc<GameServer>) -> Result<()> {
         record_started(shared, &key);
         return Ok(());
     }
-    let host = shared.config.sdk_host;
-    let sidecar_error = |source| Error::Sidecar { gameserver: key.clone(), source };
-    let listeners = bind(SocketAddr::new(host, 0), SocketAddr::new(host, 0)).await.map_err(sidecar_error)?;
+    let listeners = match &shared.config.network_isolation {
+        None => spawn_on_host(shared, gs, &key).await?,
+        Some(sandbox) => spawn_in_sandbox(shared, gs, &key, sandbox).await?,
+    };
     let (backend, publish) = StoreBackend::new(shared.store.api(), gs.clone());
     let options = ServeOptions { health_checks: shared.config.health_checks, ..ServeOptions::default() };
-    let handle = serve(Arc::new(backend), listeners, options).map_err(sidecar_error)?;
-
-    let mut env = game_process_env(gs, NetworkMode::Host);
-    // Every local sidecar has its own ports; the spec's 9357/9358 would collide between servers.
-    env.retain(|(k, _)| k != AGONES_SDK_GRPC_PORT && k != AGONES_SDK_HTTP_PORT);
-    env.push((AGONES_SDK_GRPC_HOST.to_owned(), host.to_string()));
-    env.push((AGONES_SDK_GRPC_PORT.to_owned(), handle.grpc_addr().port().to_string()));
-    env.push((AGONES_SDK_HTTP_PORT.to_owned(), handle.http_addr().port().to_string()));
-    let spawned =
-        process_spec(gs, &shared.base_dir_for(gs), &env).and_then(|spec| shared.supervisor.spawn(&key, &spec));
-    if let Err(error) = spawned {
-        handle.shutdown().await;
-        return Err(error);
-    }
+    let handle = match serve(Arc::new(backend), listeners, options) {
+        Ok(handle) => handle,
+        Err(source) => {
+            shared.supervisor.stop(&key).await;
+            return Err(Error::Sidecar { gameserver: key, source });
+        }
+    };
     shared.sidecars().insert(key.clone(), SidecarHandle { handle, publish });
     // The process may already have called Ready or exited: publish the latest object to the
     // sidecar (the events in between were not routed to it yet) before recording the start.
@@ -260,6 +259,67 @@ async fn start(shared: &Shared, gs: &Arc<GameServer>) -> Result<()> {
     }
     record_started(shared, &key);
     Ok(())
+}
+
+/// The game on the host's network: its sidecar listens on free loopback ports (the spec's
+/// 9357/9358 would collide between servers), named in the game's environment, and the game
+/// listens on its host ports. The listeners are bound first, so the game's first SDK call waits
+/// in their backlog rather than being refused.
+async fn spawn_on_host(shared: &Shared, gs: &GameServer, key: &str) -> Result<SdkListeners> {
+    let host = shared.config.sdk_host;
+    let sidecar_error = |source| Error::Sidecar { gameserver: key.to_owned(), source };
+    let listeners = bind(SocketAddr::new(host, 0), SocketAddr::new(host, 0)).await.map_err(sidecar_error)?;
+    let port = |listener: &tokio::net::TcpListener| listener.local_addr().map(|a| a.port().to_string());
+    let (grpc, http) = match (port(&listeners.grpc), port(&listeners.http)) {
+        (Ok(grpc), Ok(http)) => (grpc, http),
+        (Err(source), _) | (_, Err(source)) => return Err(Error::Sandbox { gameserver: key.to_owned(), source }),
+    };
+    let mut env = game_process_env(gs, NetworkMode::Host);
+    env.retain(|(k, _)| k != AGONES_SDK_GRPC_PORT && k != AGONES_SDK_HTTP_PORT);
+    env.push((AGONES_SDK_GRPC_HOST.to_owned(), host.to_string()));
+    env.push((AGONES_SDK_GRPC_PORT.to_owned(), grpc));
+    env.push((AGONES_SDK_HTTP_PORT.to_owned(), http));
+    let spec = process_spec(gs, &shared.base_dir_for(gs), &env)?;
+    shared.supervisor.spawn(key, &spec)?;
+    Ok(listeners)
+}
+
+/// The game in its own network namespace, as in a pod: the sandbox binds the host ports,
+/// enters the namespace and hands back the SDK listeners it bound on the spec's ports there;
+/// the game listens on its container ports.
+async fn spawn_in_sandbox(
+    shared: &Shared,
+    gs: &GameServer,
+    key: &str,
+    sandbox: &SandboxCommand,
+) -> Result<SdkListeners> {
+    let sandbox_error = |source| Error::Sandbox { gameserver: key.to_owned(), source };
+    let sdk = gs.spec.sdk_server.clone().unwrap_or_default();
+    let port =
+        |port: i32| u16::try_from(port).map_err(|_| std::io::Error::other(format!("SDK port {port} is out of range")));
+    let sdk_ports = (port(sdk.grpc_port()).map_err(sandbox_error)?, port(sdk.http_port()).map_err(sandbox_error)?);
+    let mut env = game_process_env(gs, NetworkMode::Container);
+    env.push((AGONES_SDK_GRPC_HOST.to_owned(), Ipv4Addr::LOCALHOST.to_string()));
+    let game = process_spec(gs, &shared.base_dir_for(gs), &env)?;
+    let args = sandbox_args(&relayed_ports(gs), sdk_ports, &game.program, &game.args);
+    let spec = ProcessSpec { program: sandbox.program.clone(), args, ..game };
+    let (ours, theirs) = std::os::unix::net::UnixStream::pair().map_err(sandbox_error)?;
+    shared.supervisor.spawn_with_stdin(key, &spec, Stdio::from(OwnedFd::from(theirs)))?;
+    let received = async {
+        ours.set_nonblocking(true)?;
+        let ours = tokio::net::UnixStream::from_std(ours)?;
+        let (grpc, http) = tokio::time::timeout(HANDOVER_TIMEOUT, receive_listeners(&ours))
+            .await
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "no SDK listeners handed over in time"))??;
+        sdk_listeners(grpc, http)
+    };
+    match received.await {
+        Ok(listeners) => Ok(listeners),
+        Err(source) => {
+            shared.supervisor.stop(key).await;
+            Err(sandbox_error(source))
+        }
+    }
 }
 
 fn record_started(shared: &Shared, key: &str) {
