@@ -8,9 +8,9 @@ use stadion_controller::local::admin;
 use stadion_controller::local::allocator::LocalAllocator;
 use stadion_controller::local::store::Store;
 use stadion_sdk::http_server::HttpTimeouts;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use stadion_sdk::http_server::probe::until_closed;
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use tokio::time::Instant;
 
 async fn start() -> std::net::SocketAddr {
     let listener = admin::bind("127.0.0.1:0".parse().expect("addr")).await.expect("bind");
@@ -26,19 +26,6 @@ async fn start() -> std::net::SocketAddr {
         },
     ));
     addr
-}
-
-async fn until_closed(stream: &mut TcpStream, limit: Duration) -> (String, Option<Duration>) {
-    let started = Instant::now();
-    let mut seen = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        match tokio::time::timeout_at(started + limit, stream.read(&mut buf)).await {
-            Err(_) => return (String::from_utf8_lossy(&seen).into_owned(), None),
-            Ok(Ok(0) | Err(_)) => return (String::from_utf8_lossy(&seen).into_owned(), Some(started.elapsed())),
-            Ok(Ok(n)) => seen.extend_from_slice(&buf[..n]),
-        }
-    }
 }
 
 async fn error_of(response: reqwest::Response) -> (u16, Value) {

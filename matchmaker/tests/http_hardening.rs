@@ -7,26 +7,13 @@ use std::time::Duration;
 
 use serde_json::Value;
 use stadion_sdk::http_server::HttpTimeouts;
+use stadion_sdk::http_server::probe::until_closed;
 use support::{DUEL, FakeFleet, TestServer, config, solo};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use tokio::time::Instant;
 
 async fn server() -> TestServer {
     TestServer::start_with(config(DUEL), FakeFleet::new(1), HttpTimeouts::all(Duration::from_secs(1))).await
-}
-
-async fn until_closed(stream: &mut TcpStream, limit: Duration) -> (String, Option<Duration>) {
-    let started = Instant::now();
-    let mut seen = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        match tokio::time::timeout_at(started + limit, stream.read(&mut buf)).await {
-            Err(_) => return (String::from_utf8_lossy(&seen).into_owned(), None),
-            Ok(Ok(0) | Err(_)) => return (String::from_utf8_lossy(&seen).into_owned(), Some(started.elapsed())),
-            Ok(Ok(n)) => seen.extend_from_slice(&buf[..n]),
-        }
-    }
 }
 
 async fn error_of(response: reqwest::Response) -> (u16, Value) {

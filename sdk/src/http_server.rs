@@ -19,6 +19,7 @@
 
 mod connection;
 mod guard;
+pub mod probe;
 #[cfg(test)]
 mod tests;
 

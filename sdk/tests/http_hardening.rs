@@ -8,28 +8,14 @@ use std::time::Duration;
 use futures::StreamExt;
 use reqwest::StatusCode;
 use serde_json::Value;
+use stadion_sdk::http_server::probe::until_closed;
 use stadion_sdk::server::{HttpTimeouts, ServeOptions};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use tokio::time::Instant;
 
 async fn sidecar() -> support::Sidecar {
     let options = ServeOptions { timeouts: HttpTimeouts::all(Duration::from_secs(1)), ..ServeOptions::default() };
     support::start_with(support::game_server(), options).await
-}
-
-/// Reads until the server closes (`None` if it has not after `limit`); returns the bytes too.
-async fn until_closed(stream: &mut TcpStream, limit: Duration) -> (String, Option<Duration>) {
-    let started = Instant::now();
-    let mut seen = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        match tokio::time::timeout_at(started + limit, stream.read(&mut buf)).await {
-            Err(_) => return (String::from_utf8_lossy(&seen).into_owned(), None),
-            Ok(Ok(0) | Err(_)) => return (String::from_utf8_lossy(&seen).into_owned(), Some(started.elapsed())),
-            Ok(Ok(n)) => seen.extend_from_slice(&buf[..n]),
-        }
-    }
 }
 
 async fn send(request: reqwest::RequestBuilder) -> (StatusCode, Value) {

@@ -6,10 +6,10 @@ use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::time::Instant;
 
+use super::probe::until_closed as read_to_close;
 use super::{HttpServer, HttpTimeouts};
 
 const TIMEOUT: Duration = Duration::from_secs(1);
@@ -42,20 +42,6 @@ async fn start() -> (std::net::SocketAddr, tokio::sync::oneshot::Sender<()>, tok
         let _ = stopped.await;
     }));
     (addr, stop, task)
-}
-
-/// Reads until the peer closes; returns what arrived and when the close came.
-async fn read_to_close(stream: &mut TcpStream, limit: Duration) -> (String, Option<Duration>) {
-    let started = Instant::now();
-    let mut seen = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        match tokio::time::timeout_at(started + limit, stream.read(&mut buf)).await {
-            Err(_) => return (String::from_utf8_lossy(&seen).into_owned(), None),
-            Ok(Ok(0) | Err(_)) => return (String::from_utf8_lossy(&seen).into_owned(), Some(started.elapsed())),
-            Ok(Ok(n)) => seen.extend_from_slice(&buf[..n]),
-        }
-    }
 }
 
 #[tokio::test]
