@@ -4,7 +4,8 @@
 //! cargo test -p stadion-controller --test kube_kubectl -- --ignored --test-threads=1
 //! ```
 //!
-//! Server-side apply of the Agones-style examples with strict field validation, `kubectl get
+//! Server-side apply of the Agones-style examples with strict field validation
+//! (`--validate=strict`, which kubectl sends as `fieldValidation=Strict`), `kubectl get
 //! gs,gss,flt,fas` with the CRDs' printer columns, `kubectl scale fleet`, `kubectl describe`
 //! showing the controller's Events, and a Fleet deletion that leaves nothing behind.
 
@@ -81,14 +82,13 @@ async fn kubectl_works_as_agones_users_use_it() {
     std::fs::write(&file, serde_json::to_string(&json!({"apiVersion": "v1", "kind": "List", "items": docs})).unwrap())
         .unwrap();
     let file = file.to_str().unwrap().to_owned();
-    let out = ok(&["apply", "--server-side", "--field-validation=Strict", "-n", &ns, "-f", &file]).await;
+    let out = ok(&["apply", "--server-side", "--validate=strict", "-n", &ns, "-f", &file]).await;
     assert!(out.contains("fleet.agones.dev/simple-game-server serverside-applied"), "{out}");
     // Strict means strict: a misspelt field is refused by name.
     let mut typo = example("fleet.yaml").remove(0);
     typo["spec"]["replcas"] = json!(2);
     std::fs::write(&file, typo.to_string()).unwrap();
-    let (success, _, stderr) =
-        kubectl(&["apply", "--server-side", "--field-validation=Strict", "-n", &ns, "-f", &file]).await;
+    let (success, _, stderr) = kubectl(&["apply", "--server-side", "--validate=strict", "-n", &ns, "-f", &file]).await;
     assert!(!success && stderr.contains("replcas"), "{stderr}");
     let _ = std::fs::remove_file(&file);
 
