@@ -28,9 +28,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::http::StatusCode;
+use axum::http::{Extensions, StatusCode};
 use axum::response::Response;
-use tokio::net::TcpListener;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
@@ -112,18 +113,49 @@ impl HttpServer {
         router: Router,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) {
+        let plain = |stream: TcpStream| std::future::ready(Some((stream, Extensions::new())));
+        self.serve_with_handshake(listener, plain, router, shutdown).await;
+    }
+
+    /// [`serve`](Self::serve) for a protocol under HTTP (TLS): each accepted connection first
+    /// goes through `handshake`, which returns the stream to speak HTTP on and extensions added
+    /// to every request of that connection (the client's certificate, say), or `None` to drop
+    /// it. A handshake counts against [`HttpTimeouts::header_read`]: one that does not finish
+    /// by then is dropped, so a client that connects and says nothing holds nothing for long.
+    pub async fn serve_with_handshake<H, Fut, Io>(
+        self,
+        listener: TcpListener,
+        handshake: H,
+        router: Router,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) where
+        H: Fn(TcpStream) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Option<(Io, Extensions)>> + Send + 'static,
+        Io: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
         let address = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
         let shared = Arc::new(connection::Shared { timeouts: self.timeouts, refuse: self.refuse.clone() });
         let (stop, stopped) = watch::channel(false);
         let mut connections = JoinSet::new();
+        let name = self.name;
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
                 () = &mut shutdown => break,
                 accepted = listener.accept() => match accepted {
-                    Ok((stream, _peer)) => {
+                    Ok((stream, peer)) => {
                         let _ = stream.set_nodelay(true);
-                        connections.spawn(connection::serve(stream, router.clone(), shared.clone(), stopped.clone()));
+                        let handshaking = handshake(stream);
+                        let (router, shared, stopped) = (router.clone(), shared.clone(), stopped.clone());
+                        connections.spawn(async move {
+                            match tokio::time::timeout(shared.timeouts.header_read, handshaking).await {
+                                Ok(Some((io, extensions))) => {
+                                    connection::serve(io, extensions, router, shared, stopped).await;
+                                }
+                                Ok(None) => {}
+                                Err(_) => tracing::debug!(server = name, %peer, "handshake timed out; dropping the connection"),
+                            }
+                        });
                     }
                     Err(error) if is_per_connection(&error) => {}
                     Err(error) => {

@@ -85,6 +85,30 @@ impl ApiError {
         Self { causes, ..Self::new(StatusCode::UNPROCESSABLE_ENTITY, "Invalid", message) }
     }
 
+    /// 401: the caller is not known (no or an untrusted client certificate).
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "Unauthorized", message)
+    }
+
+    /// 403: the caller is known but may not do this.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "Forbidden", message)
+    }
+
+    /// An answer the shared serve path gives on its own (408 for a body that never arrived),
+    /// with the reason Kubernetes uses for that code.
+    pub fn from_code(code: StatusCode, message: impl Into<String>) -> Self {
+        let reason = match code {
+            StatusCode::REQUEST_TIMEOUT => "Timeout",
+            StatusCode::BAD_REQUEST => "BadRequest",
+            StatusCode::PAYLOAD_TOO_LARGE => "RequestEntityTooLarge",
+            StatusCode::TOO_MANY_REQUESTS => "TooManyRequests",
+            code if code.is_server_error() => "InternalError",
+            _ => "BadRequest",
+        };
+        Self::new(code, reason, message)
+    }
+
     /// 503: the API server (or the GameServer cache) cannot be used right now.
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", message)

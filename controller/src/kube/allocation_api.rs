@@ -14,31 +14,28 @@ pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use axum::Router;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
+use axum::http::Extensions;
+use axum::response::IntoResponse;
+use stadion_sdk::http_server::{HttpServer, HttpTimeouts};
+use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 
 pub use crate::allocation_api::{
     ApiState, GROUP, GROUP_VERSION, KIND, PLURAL, SINGULAR, SyncedView, VERSION, router, status,
 };
 
-use self::front_proxy::ClientAuth;
+use self::front_proxy::{ClientAuth, FrontProxyAuth, PeerCertificates};
 use self::tls::TlsSource;
 use super::allocator::KubeAllocator;
 use super::{Error, Result};
+use crate::allocation_api::status::ApiError;
 
 /// Name of the Service the APIService points at (also a name in the self-signed certificate).
 pub const SERVICE_NAME: &str = "stadion-allocation";
-
-/// A client that has not finished its TLS handshake by then is dropped.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Where and how the allocation API listens.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -66,69 +63,93 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener> {
         .map_err(|source| Error::Io { what: format!("binding allocation API on {addr}"), source })
 }
 
-/// Serves `router` over TLS on `listener` until `shutdown` resolves. Each connection speaks
-/// HTTP/2 or HTTP/1.1, whichever ALPN chose.
+/// Serves `router` over TLS on `listener` until `shutdown` resolves, on the shared serve path
+/// and its timeouts ([`HttpServer`]; the handshake counts against the header-read timeout).
+/// Each connection speaks HTTP/2 or HTTP/1.1, whichever ALPN chose; the client's certificate
+/// chain, if it sent one, goes with each of its requests as [`PeerCertificates`].
 pub async fn serve_on(
     listener: TcpListener,
     tls: Arc<rustls::ServerConfig>,
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
-    let acceptor = TlsAcceptor::from(tls);
-    let mut shutdown = std::pin::pin!(shutdown);
-    loop {
-        let (tcp, peer) = tokio::select! {
-            () = &mut shutdown => return,
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
-                Err(error) => {
-                    // Out of file descriptors and the like: back off instead of spinning.
-                    warn!(%error, "allocation API accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-        };
-        tokio::spawn(serve_connection(acceptor.clone(), tcp, peer, router.clone()));
-    }
+    serve_with_timeouts(listener, tls, router, HttpTimeouts::DEFAULT, shutdown).await;
 }
 
-async fn serve_connection(acceptor: TlsAcceptor, tcp: tokio::net::TcpStream, peer: SocketAddr, router: Router) {
-    let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-        Ok(Ok(stream)) => stream,
-        Ok(Err(error)) => {
-            debug!(%peer, %error, "TLS handshake failed");
-            return;
-        }
-        Err(_) => {
-            debug!(%peer, "TLS handshake timed out");
-            return;
+/// [`serve_on`] with other timeouts (tests).
+pub async fn serve_with_timeouts(
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    router: Router,
+    timeouts: HttpTimeouts,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    let acceptor = TlsAcceptor::from(tls);
+    let handshake = move |tcp: TcpStream| {
+        let acceptor = acceptor.clone();
+        async move {
+            let peer = tcp.peer_addr().ok();
+            match acceptor.accept(tcp).await {
+                Ok(stream) => {
+                    let mut extensions = Extensions::new();
+                    if let Some(chain) = stream.get_ref().1.peer_certificates() {
+                        let chain = chain.iter().map(|c| c.clone().into_owned()).collect();
+                        extensions.insert(PeerCertificates(Arc::new(chain)));
+                    }
+                    Some((stream, extensions))
+                }
+                Err(error) => {
+                    debug!(?peer, %error, "allocation API TLS handshake failed");
+                    None
+                }
+            }
         }
     };
-    let service = TowerToHyperService::new(router);
-    if let Err(error) = auto::Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(stream), service).await {
-        debug!(%peer, %error, "allocation API connection ended with an error");
+    HttpServer::new("allocation API", |code, message| ApiError::from_code(code, message).into_response())
+        .timeouts(timeouts)
+        .serve_with_handshake(listener, handshake, router, shutdown)
+        .await;
+}
+
+/// The routes, behind the front-proxy check when callers must be the aggregator.
+pub fn authenticated_router(state: ApiState, auth: Option<Arc<FrontProxyAuth>>) -> Router {
+    match auth {
+        Some(auth) => router(state).layer(axum::middleware::from_fn_with_state(auth, front_proxy::authenticate)),
+        None => router(state),
     }
 }
 
-/// Builds the TLS configuration (reading the front-proxy CA through `client` when callers must
-/// be the aggregator), binds `config.addr` and returns the server future: what
-/// `stadion controller` spawns.
+/// Reads the aggregator's settings (when callers must be the aggregator), builds the TLS
+/// configuration, binds `config.addr` and returns the server future: what `stadion
+/// controller` spawns. That future also follows the authentication ConfigMap, so a rotated
+/// front-proxy CA is taken up while it serves.
 pub async fn start(
     config: &AllocationApiConfig,
     client: &kube::Client,
     allocator: KubeAllocator,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<impl Future<Output = ()> + Send + 'static> {
-    let client_ca = match config.client_auth {
-        ClientAuth::FrontProxy => Some(front_proxy::front_proxy_ca(client).await?),
+    let auth = match config.client_auth {
+        ClientAuth::FrontProxy => Some(Arc::new(FrontProxyAuth::new(front_proxy::read(client).await?))),
         ClientAuth::Off => None,
     };
-    let tls = config.tls.server_config(client_ca.as_deref())?;
+    let tls = config.tls.server_config(auth.is_some())?;
     let listener = bind(config.addr).await?;
     let self_signed = matches!(config.tls, TlsSource::SelfSigned { .. });
     info!(addr = %config.addr, self_signed, client_auth = ?config.client_auth, "allocation API (allocation.agones.dev/v1) listening");
-    Ok(serve_on(listener, tls, router(ApiState::new(allocator)), shutdown))
+    let watching = auth.clone().map(|auth| front_proxy::watch(client.clone(), auth));
+    let serving = serve_on(listener, tls, authenticated_router(ApiState::new(allocator), auth), shutdown);
+    Ok(async move {
+        match watching {
+            Some(watching) => {
+                tokio::select! {
+                    () = serving => {}
+                    () = watching => {}
+                }
+            }
+            None => serving.await,
+        }
+    })
 }
 
 #[cfg(test)]

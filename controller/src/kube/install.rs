@@ -50,9 +50,63 @@ impl Default for InstallOptions {
     }
 }
 
+/// The Secret holding the allocation API's serving certificate.
+pub const ALLOCATION_TLS_SECRET: &str = "stadion-allocation-tls";
+/// Pod-template annotation of the controller that changes with that certificate, so applying a
+/// new install rolls the controller onto the certificate its APIService now trusts.
+pub const ALLOCATION_TLS_ANNOTATION: &str = "stadion.dev/allocation-tls-fingerprint";
+
+/// A CA and a serving certificate it signed for the allocation Service's DNS names, in PEM.
+#[derive(Clone, Debug)]
+pub struct AllocationTls {
+    /// The CA certificate (the APIService's `caBundle`).
+    pub ca: String,
+    /// The serving certificate (`tls.crt`).
+    pub cert: String,
+    /// Its private key (`tls.key`).
+    pub key: String,
+}
+
+impl AllocationTls {
+    /// Makes a fresh CA and a certificate for Service `service` in `namespace` (rcgen's default
+    /// validity, which does not expire in practice: rotate by rendering the install again).
+    pub fn generate(service: &str, namespace: &str) -> Result<Self> {
+        use rcgen::{
+            BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+            KeyUsagePurpose,
+        };
+        let failed = |e: rcgen::Error| Error::Render { file: "allocation TLS".into(), message: e.to_string() };
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(failed)?;
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        ca_params.distinguished_name.push(DnType::CommonName, format!("{service}-ca"));
+        ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().map_err(failed)?).map_err(failed)?;
+        let names = vec![
+            format!("{service}.{namespace}.svc"),
+            format!("{service}.{namespace}.svc.cluster.local"),
+            format!("{service}.{namespace}"),
+            service.to_owned(),
+        ];
+        let mut params = CertificateParams::new(names).map_err(failed)?;
+        params.distinguished_name.push(DnType::CommonName, format!("{service}.{namespace}.svc"));
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+        let key = KeyPair::generate().map_err(failed)?;
+        let cert = params.signed_by(&key, &ca).map_err(failed)?;
+        Ok(Self { ca: ca.pem(), cert: cert.pem(), key: key.serialize_pem() })
+    }
+}
+
 /// Renders the install: `crds` (file name, YAML) first, then the deploy manifests with the
-/// overrides of `options` applied, as one multi-document YAML stream.
+/// overrides of `options` applied, as one multi-document YAML stream. The allocation API's
+/// certificate is made fresh for each render.
 pub fn render(options: &InstallOptions, crds: &[(&str, String)]) -> Result<String> {
+    let tls = AllocationTls::generate(crate::kube::allocation_api::SERVICE_NAME, &options.namespace)?;
+    render_with_tls(options, crds, &tls)
+}
+
+/// [`render`] with a given allocation API certificate.
+pub fn render_with_tls(options: &InstallOptions, crds: &[(&str, String)], tls: &AllocationTls) -> Result<String> {
     let mut out = String::new();
     for (file, yaml) in crds {
         for doc in parse_documents(file, yaml)? {
@@ -72,6 +126,7 @@ pub fn render(options: &InstallOptions, crds: &[(&str, String)]) -> Result<Strin
             }
             let mut doc = doc;
             retarget(&mut doc, options);
+            add_allocation_tls(&mut doc, tls);
             push_document(&mut out, file, &doc)?;
         }
     }
@@ -149,6 +204,42 @@ fn retarget(doc: &mut Value, options: &InstallOptions) {
     }
 }
 
+/// The certificate into its Secret, its CA into the APIService, its fingerprint onto the
+/// controller's Pods.
+fn add_allocation_tls(doc: &mut Value, tls: &AllocationTls) {
+    use base64::Engine;
+    let encode = |pem: &str| Value::String(base64::engine::general_purpose::STANDARD.encode(pem));
+    let kind = doc["kind"].as_str().unwrap_or_default().to_owned();
+    let name = doc["metadata"]["name"].as_str().unwrap_or_default().to_owned();
+    match (kind.as_str(), name.as_str()) {
+        ("Secret", ALLOCATION_TLS_SECRET) => {
+            doc["data"] = serde_json::json!({
+                "tls.crt": encode(&tls.cert), "tls.key": encode(&tls.key), "ca.crt": encode(&tls.ca),
+            });
+        }
+        ("APIService", _) => {
+            if let Some(spec) = doc.get_mut("spec").and_then(Value::as_object_mut) {
+                spec.insert("caBundle".to_owned(), encode(&tls.ca));
+            }
+        }
+        ("Deployment", "stadion-controller") => {
+            let fingerprint = fingerprint(&tls.cert);
+            let metadata = &mut doc["spec"]["template"]["metadata"];
+            if !metadata["annotations"].is_object() {
+                metadata["annotations"] = serde_json::json!({});
+            }
+            set_str(&mut metadata["annotations"], ALLOCATION_TLS_ANNOTATION, &fingerprint);
+        }
+        _ => {}
+    }
+}
+
+/// A short stable digest of a PEM text (FNV-1a, 64 bits): only to tell certificates apart.
+fn fingerprint(pem: &str) -> String {
+    let hash = pem.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    format!("{hash:016x}")
+}
+
 fn set_str(map: &mut Value, key: &str, value: &str) {
     if let Some(map) = map.as_object_mut() {
         map.insert(key.to_owned(), Value::String(value.to_owned()));
@@ -192,6 +283,7 @@ mod tests {
             ("Service", "stadion-matchmaker"),
             ("ConfigMap", "stadion-matchmaker-config"),
             ("Service", "stadion-allocation"),
+            ("Secret", "stadion-allocation-tls"),
             ("APIService", "v1.allocation.agones.dev"),
             ("ClusterRole", "stadion-allocator"),
             ("RoleBinding", "stadion-controller-auth-reader"),
@@ -328,7 +420,7 @@ mod tests {
         let spec = &api_service["spec"];
         assert_eq!(spec["group"].as_str(), Some(GROUP));
         assert_eq!(spec["version"].as_str(), Some(VERSION));
-        assert_eq!(spec["insecureSkipTLSVerify"].as_bool(), Some(true));
+        assert!(spec.get("insecureSkipTLSVerify").is_none(), "the aggregator verifies the certificate");
         assert_eq!(spec["groupPriorityMinimum"].as_u64(), Some(1000));
         assert_eq!(spec["versionPriority"].as_u64(), Some(15));
         assert_eq!(spec["service"]["name"].as_str(), Some(SERVICE_NAME));
@@ -356,6 +448,64 @@ mod tests {
         let reader = &find(&docs, "RoleBinding", "stadion-controller-auth-reader", Some("kube-system"))[0];
         assert_eq!(reader["roleRef"]["name"].as_str(), Some("extension-apiserver-authentication-reader"));
         assert_eq!(reader["subjects"][0]["name"].as_str(), Some("stadion-controller"));
+    }
+
+    /// The APIService's caBundle trusts the certificate in the Secret the controller mounts, and
+    /// that certificate names the Service the aggregator dials.
+    #[test]
+    fn allocation_certificate_is_trusted_by_the_api_service() {
+        use base64::Engine;
+        use rustls::client::danger::ServerCertVerifier;
+        use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+        let options = InstallOptions { namespace: "games-system".into(), ..InstallOptions::default() };
+        let docs = docs(&render(&options, &[]).unwrap());
+        let decode = |v: &Value| base64::engine::general_purpose::STANDARD.decode(v.as_str().expect("base64")).unwrap();
+        let api_service = &find(&docs, "APIService", "v1.allocation.agones.dev", None)[0];
+        let ca_pem = decode(&api_service["spec"]["caBundle"]);
+        let secret = &find(&docs, "Secret", ALLOCATION_TLS_SECRET, Some("games-system"))[0];
+        assert_eq!(secret["type"].as_str(), Some("kubernetes.io/tls"));
+        assert_eq!(decode(&secret["data"]["ca.crt"]), ca_pem);
+        let cert_pem = decode(&secret["data"]["tls.crt"]);
+        // The key is the certificate's: rustls accepts the pair.
+        let dir = std::env::temp_dir().join(format!("stadion-install-tls-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("tls.crt"), &cert_pem).unwrap();
+        std::fs::write(dir.join("tls.key"), decode(&secret["data"]["tls.key"])).unwrap();
+        let source =
+            crate::kube::allocation_api::tls::TlsSource::Files { cert: dir.join("tls.crt"), key: dir.join("tls.key") };
+        source.server_config(true).expect("the Secret's certificate and key match");
+        std::fs::remove_dir_all(&dir).unwrap();
+        // The CA verifies the certificate for the name the aggregator checks.
+        let ca = crate::kube::allocation_api::tls::parse_pem_bundle(&ca_pem, std::path::Path::new("ca")).unwrap();
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(ca[0].clone()).unwrap();
+        let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(
+            std::sync::Arc::new(roots),
+            std::sync::Arc::new(rustls::crypto::ring::default_provider()),
+        )
+        .build()
+        .unwrap();
+        let leaf: Vec<CertificateDer<'static>> =
+            crate::kube::allocation_api::tls::parse_pem_bundle(&cert_pem, std::path::Path::new("tls.crt")).unwrap();
+        let name = ServerName::try_from("stadion-allocation.games-system.svc").unwrap();
+        verifier.verify_server_cert(&leaf[0], &[], &name, &[], UnixTime::now()).expect("trusted for the Service name");
+        let elsewhere = ServerName::try_from("stadion-allocation.stadion-system.svc").unwrap();
+        assert!(verifier.verify_server_cert(&leaf[0], &[], &elsewhere, &[], UnixTime::now()).is_err());
+        // The controller mounts that Secret and serves its files, and rolls when it changes.
+        let controller = &find(&docs, "Deployment", "stadion-controller", Some("games-system"))[0];
+        let pod = &controller["spec"]["template"];
+        assert_eq!(pod["spec"]["volumes"][0]["secret"]["secretName"].as_str(), Some(ALLOCATION_TLS_SECRET));
+        let container = &pod["spec"]["containers"][0];
+        let mount = container["volumeMounts"][0]["mountPath"].as_str().unwrap();
+        let env = container["env"].as_array().unwrap();
+        let cert_env = env.iter().find(|v| v["name"] == "STADION_TLS_CERT").unwrap();
+        assert_eq!(cert_env["value"].as_str(), Some(format!("{mount}/tls.crt").as_str()));
+        let key_env = env.iter().find(|v| v["name"] == "STADION_TLS_KEY").unwrap();
+        assert_eq!(key_env["value"].as_str(), Some(format!("{mount}/tls.key").as_str()));
+        assert_eq!(
+            pod["metadata"]["annotations"][ALLOCATION_TLS_ANNOTATION].as_str(),
+            Some(fingerprint(std::str::from_utf8(&cert_pem).unwrap()).as_str())
+        );
     }
 
     /// What users bind to allocate: create on gameserverallocations, nothing else.

@@ -10,11 +10,11 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::http::{HeaderValue, Request, Response, StatusCode, Version, header};
+use axum::http::{Extensions, HeaderValue, Request, Response, StatusCode, Version, header};
 use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 use tokio::time::{Instant, Sleep};
 use tower::ServiceExt;
@@ -80,12 +80,24 @@ impl Drop for InFlight {
 }
 
 /// Serves one connection until it ends, is idle too long, or the server stops.
-pub(super) async fn serve(stream: TcpStream, router: Router, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+/// `extensions` (what the connection's handshake learnt) are added to each of its requests.
+pub(super) async fn serve<Io>(
+    stream: Io,
+    extensions: Extensions,
+    router: Router,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+) where
+    Io: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let activity = Arc::new(Activity::new());
     let service = {
         let activity = activity.clone();
         let shared = shared.clone();
-        hyper::service::service_fn(move |request| handle(request, router.clone(), activity.clone(), shared.clone()))
+        hyper::service::service_fn(move |mut request: Request<Incoming>| {
+            request.extensions_mut().extend(extensions.clone());
+            handle(request, router.clone(), activity.clone(), shared.clone())
+        })
     };
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder.http1().timer(TokioTimer::new()).header_read_timeout(shared.timeouts.header_read);

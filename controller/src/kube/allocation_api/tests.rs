@@ -2,6 +2,7 @@
 //! whose API server is the scripted mock of [`crate::kube::fixtures`].
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{APIGroup, APIGroupList, APIResourceList, Status};
@@ -12,12 +13,19 @@ use serde_json::{Value, json};
 use stadion_crds::GameServer;
 use tokio::sync::{oneshot, watch};
 
+use super::front_proxy::FrontProxyAuth;
 use super::tls::TlsSource;
-use super::{ApiState, router, serve_on};
+use super::{ApiState, authenticated_router, serve_with_timeouts};
 use crate::kube::allocator::KubeAllocator;
 use crate::kube::fixtures::{ApiServer, Expect, gameserver, set_state};
 
 const GS_PATH: &str = "/apis/agones.dev/v1/namespaces/default/gameservers";
+/// Short, so the timeout tests do not wait long.
+const TIMEOUTS: stadion_sdk::http_server::HttpTimeouts = stadion_sdk::http_server::HttpTimeouts {
+    header_read: Duration::from_millis(500),
+    body_read: Duration::from_millis(500),
+    idle: Duration::from_secs(5),
+};
 const COLLECTION: &str = "/apis/allocation.agones.dev/v1/namespaces/default/gameserverallocations";
 
 fn ready(name: &str) -> GameServer {
@@ -62,17 +70,18 @@ async fn start_with(state: ApiState, tls: &TlsSource, writer: Writer<GameServer>
     start_verifying(state, tls, None, writer).await
 }
 
-/// A running server that requires client certificates from `client_ca` when given.
+/// A running server that admits only the front proxy `auth` describes, when given.
 pub(super) async fn start_verifying(
     state: ApiState,
     tls: &TlsSource,
-    client_ca: Option<&[rustls::pki_types::CertificateDer<'static>]>,
+    auth: Option<Arc<FrontProxyAuth>>,
     writer: Writer<GameServer>,
 ) -> Running {
     let listener = super::bind("127.0.0.1:0".parse::<SocketAddr>().unwrap()).await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(serve_on(listener, tls.server_config(client_ca).unwrap(), router(state), async {
+    let config = tls.server_config(auth.is_some()).unwrap();
+    tokio::spawn(serve_with_timeouts(listener, config, authenticated_router(state, auth), TIMEOUTS, async {
         let _ = stopped.await;
     }));
     let http = reqwest::Client::builder().danger_accept_invalid_certs(true).build().unwrap();
@@ -349,8 +358,82 @@ async fn given_certificate_files_are_served() {
     assert_eq!(served[0].as_ref(), certified.cert.der().as_ref());
     // A missing or empty file is an error naming it.
     let missing = TlsSource::Files { cert: dir.join("nope.crt"), key };
-    assert!(missing.server_config(None).unwrap_err().to_string().contains("nope.crt"));
+    assert!(missing.server_config(false).unwrap_err().to_string().contains("nope.crt"));
     std::fs::write(&cert, "not a certificate").unwrap();
-    assert!(tls.server_config(None).unwrap_err().to_string().contains("tls.crt"));
+    assert!(tls.server_config(false).unwrap_err().to_string().contains("tls.crt"));
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The allocation API is on the shared serve path: a client that connects and never finishes
+/// a handshake, or sends a head and never its body, holds nothing past the timeouts.
+#[tokio::test]
+async fn silent_and_slow_clients_are_cut_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (server, _api) = start(vec![]).await;
+    let port = server.base.rsplit(':').next().unwrap().to_owned();
+    // Connected, no ClientHello: dropped after the header-read timeout.
+    let mut silent = tokio::net::TcpStream::connect(format!("127.0.0.1:{port}")).await.unwrap();
+    let mut buf = [0u8; 16];
+    let read = tokio::time::timeout(Duration::from_secs(3), silent.read(&mut buf)).await;
+    assert!(matches!(read, Ok(Ok(0)) | Ok(Err(_))), "the server closed the silent connection: {read:?}");
+
+    // A create whose declared body never comes: 408 as a Status.
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(insecure_client()));
+    let tcp = tokio::net::TcpStream::connect(format!("127.0.0.1:{port}")).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let mut tls = connector.connect(name, tcp).await.unwrap();
+    let head = format!(
+        "POST {COLLECTION} HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{{"
+    );
+    tls.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(3), tls.read_to_end(&mut answer)).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("\"kind\":\"Status\"") && answer.contains("\"reason\":\"Timeout\""), "{answer}");
+}
+
+/// A TLS client that trusts any server certificate (the tests' servers are self-signed).
+fn insecure_client() -> rustls::ClientConfig {
+    #[derive(Debug)]
+    struct AnyServer(rustls::crypto::WebPkiSupportedAlgorithms);
+    impl rustls::client::danger::ServerCertVerifier for AnyServer {
+        fn verify_server_cert(
+            &self,
+            _: &rustls::pki_types::CertificateDer<'_>,
+            _: &[rustls::pki_types::CertificateDer<'_>],
+            _: &rustls::pki_types::ServerName<'_>,
+            _: &[u8],
+            _: rustls::pki_types::UnixTime,
+        ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+            Ok(rustls::client::danger::ServerCertVerified::assertion())
+        }
+        fn verify_tls12_signature(
+            &self,
+            m: &[u8],
+            c: &rustls::pki_types::CertificateDer<'_>,
+            d: &rustls::DigitallySignedStruct,
+        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls12_signature(m, c, d, &self.0)
+        }
+        fn verify_tls13_signature(
+            &self,
+            m: &[u8],
+            c: &rustls::pki_types::CertificateDer<'_>,
+            d: &rustls::DigitallySignedStruct,
+        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls13_signature(m, c, d, &self.0)
+        }
+        fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+            self.0.supported_schemes()
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let algorithms = provider.signature_verification_algorithms;
+    rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AnyServer(algorithms)))
+        .with_no_client_auth()
 }

@@ -1,17 +1,22 @@
 //! The allocation API's server certificate: the files an operator gives, or a self-signed one
 //! made at start.
 //!
-//! The kube-apiserver's aggregator is the only intended client, and the APIService says
-//! `insecureSkipTLSVerify: true`, so a certificate nobody can verify is enough to encrypt the
-//! hop; operators who want the aggregator to verify it pass their own files and a `caBundle`.
+//! The kube-apiserver's aggregator is the only intended client and verifies the certificate
+//! against the APIService's `caBundle`: `stadion install --print` makes a CA and a certificate
+//! for the Service's DNS names, puts them in Secret `stadion-allocation-tls` (mounted into the
+//! controller, `--tls-cert`/`--tls-key`) and the CA in the APIService. The self-signed source is
+//! for running the controller outside a cluster.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use rustls::client::danger::HandshakeSignatureValid;
+use rustls::crypto::WebPkiSupportedAlgorithms;
+use rustls::pki_types::UnixTime;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-use rustls::server::WebPkiClientVerifier;
-use rustls::{RootCertStore, ServerConfig};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::{DigitallySignedStruct, DistinguishedName, ServerConfig, SignatureScheme};
 
 /// Where the server certificate comes from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -55,9 +60,6 @@ pub enum TlsError {
     /// rustls refused the certificate and key (e.g. they do not match).
     #[error("TLS configuration: {0}")]
     Rustls(#[from] rustls::Error),
-    /// The client CA bundle cannot verify anything (empty, or no usable certificate).
-    #[error("client CA bundle: {0}")]
-    ClientCa(String),
 }
 
 impl TlsSource {
@@ -85,30 +87,73 @@ impl TlsSource {
     }
 
     /// A rustls server configuration (HTTP/2 and HTTP/1.1 by ALPN) for this source. With
-    /// `client_ca`, every client must present a certificate one of those CAs signed.
-    pub fn server_config(&self, client_ca: Option<&[CertificateDer<'static>]>) -> Result<Arc<ServerConfig>, TlsError> {
+    /// `request_client_cert`, the handshake asks clients for a certificate and checks they hold
+    /// its key; whether it is the aggregator's is decided per request
+    /// ([`super::front_proxy::authenticate`]), against the CA of the moment.
+    pub fn server_config(&self, request_client_cert: bool) -> Result<Arc<ServerConfig>, TlsError> {
         let (chain, key) = self.load()?;
         // Explicitly ring, as kube is built with: other crates in the tree enable a second
         // provider, and then rustls cannot pick a process default on its own.
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let builder = ServerConfig::builder_with_provider(provider.clone()).with_safe_default_protocol_versions()?;
-        let builder = match client_ca {
-            None => builder.with_no_client_auth(),
-            Some(cas) => {
-                let mut roots = RootCertStore::empty();
-                let (added, _ignored) = roots.add_parsable_certificates(cas.iter().cloned());
-                if added == 0 {
-                    return Err(TlsError::ClientCa("no usable CA certificate".to_owned()));
-                }
-                let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
-                    .build()
-                    .map_err(|e| TlsError::ClientCa(e.to_string()))?;
-                builder.with_client_cert_verifier(verifier)
-            }
+        let algorithms = provider.signature_verification_algorithms;
+        let builder = ServerConfig::builder_with_provider(provider).with_safe_default_protocol_versions()?;
+        let builder = if request_client_cert {
+            builder.with_client_cert_verifier(Arc::new(RequestClientCert { algorithms }))
+        } else {
+            builder.with_no_client_auth()
         };
         let mut config = builder.with_single_cert(chain, key)?;
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(Arc::new(config))
+    }
+}
+
+/// Asks for a client certificate, optional, and accepts any chain whose key the client proves
+/// it holds (the handshake signature). Trust is checked per request, so a CA rotation needs no
+/// new listener and a refusal can be a `Status` the caller reads.
+#[derive(Debug)]
+struct RequestClientCert {
+    algorithms: WebPkiSupportedAlgorithms,
+}
+
+impl ClientCertVerifier for RequestClientCert {
+    fn client_auth_mandatory(&self) -> bool {
+        false
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        Ok(ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algorithms.supported_schemes()
     }
 }
 
