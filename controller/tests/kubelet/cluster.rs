@@ -269,3 +269,11 @@ pub async fn allocate(world: &World, fleet: &str, count: usize) -> Vec<String> {
     task.abort();
     names
 }
+
+/// [`fleet`] with RollingUpdate at 25% / 25%.
+pub fn rolling_fleet(world: &World, name: &str, replicas: i32) -> Fleet {
+    let mut fleet = fleet(world, name, replicas, "Packed", dynamic_udp());
+    let strategy = json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}});
+    fleet.spec.strategy = Some(serde_json::from_value(strategy).expect("a strategy"));
+    fleet
+}

@@ -32,6 +32,7 @@ pub mod cluster;
 pub mod node;
 pub mod pod;
 pub mod ports;
+pub mod sampler;
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
