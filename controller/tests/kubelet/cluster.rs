@@ -166,9 +166,16 @@ impl World {
         (stop, task)
     }
 
-    /// Deletes the Nodes and the namespace (the kubelet stops when dropped).
+    /// Deletes the Nodes and the namespace (the kubelet stops when dropped). The servers'
+    /// finalizers are dropped first: the controller that would release them may be gone.
     pub async fn clean_up(self) {
         drop(self.kubelet);
+        let gameservers: Api<GameServer> = Api::namespaced(self.client.clone(), &self.namespace);
+        let release = json!({"metadata": {"finalizers": null}});
+        for gs in servers(&gameservers).await {
+            let name = gs.metadata.name.clone().unwrap_or_default();
+            let _ = gameservers.patch(&name, &PatchParams::default(), &Patch::Merge(&release)).await;
+        }
         for node in &self.nodes {
             node.remove(&self.client).await;
         }
