@@ -112,7 +112,10 @@ async fn main() {
 
     let fleets: Api<Fleet> = Api::namespaced(world.client.clone(), &world.namespace);
     let started = Instant::now();
-    fleets.create(&PostParams::default(), &fleet(&world, "scale", replicas, "Packed", dynamic_udp())).await.expect("fleet");
+    fleets
+        .create(&PostParams::default(), &fleet(&world, "scale", replicas, "Packed", dynamic_udp()))
+        .await
+        .expect("fleet");
     let mut half = None;
     let took = loop {
         let ready = fleets.get("scale").await.ok().and_then(|f| f.status).map_or(0, |s| s.ready_replicas);
@@ -129,12 +132,18 @@ async fn main() {
     let rss = status_kib(pid, "VmRSS:").unwrap_or(0);
     let peak = status_kib(pid, "VmHWM:").unwrap_or(0);
     let budget = f64::from(replicas) * 5.0 / raw;
-    println!("fleet of {replicas}: all Ready {:.1} s after apply (half at {:.1} s)", took.as_secs_f64(), half.unwrap_or(took).as_secs_f64());
     println!(
-        "5 writes per server at the raw rate: {budget:.1} s; measured / that: {:.2}",
-        took.as_secs_f64() / budget
+        "fleet of {replicas}: all Ready {:.1} s after apply (half at {:.1} s)",
+        took.as_secs_f64(),
+        half.unwrap_or(took).as_secs_f64()
     );
-    println!("controller RSS: {} MiB idle, {} MiB at {replicas} Ready, peak {} MiB", idle_rss / 1024, rss / 1024, peak / 1024);
+    println!("5 writes per server at the raw rate: {budget:.1} s; measured / that: {:.2}", took.as_secs_f64() / budget);
+    println!(
+        "controller RSS: {} MiB idle, {} MiB at {replicas} Ready, peak {} MiB",
+        idle_rss / 1024,
+        rss / 1024,
+        peak / 1024
+    );
 
     let _ = controller.kill();
     let _ = controller.wait();

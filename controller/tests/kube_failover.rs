@@ -134,11 +134,8 @@ async fn kill_leader(leases: &Api<Lease>, replicas: &mut [Replica]) -> (String, 
 async fn the_standby_takes_over_mid_scale_up_and_the_fleet_converges_to_exactly_500() {
     const TARGET: usize = 500;
     const ALLOCATED: usize = 5;
-    // Room for every Pod on any Node. Dynamic ports are picked before scheduling, and once a
-    // Pod lands elsewhere its port is free again on the Node it was reserved on, so ports repeat
-    // across Nodes; when Packed Nodes fill up on Pod count, a Pod whose port is taken on every
-    // Node with room stays Pending (seen here with 6 Nodes of 250). That is port placement
-    // under Node capacity, not failover, so capacity is not the limit in this test.
+    // Room for every Pod on any Node: this test is about failover, not about where host ports
+    // fit when Packed Nodes fill up on Pod count (core/tests/ports.rs and the kube_scale bench).
     let world = World::new(6, 600, Mode::Simulated).await;
     let logs = std::env::temp_dir().join(format!("stadion-failover-{}", world.run));
     std::fs::create_dir_all(&logs).expect("log dir");

@@ -79,12 +79,15 @@ pub struct KubeletConfig {
     pub pod_ip_octet: u8,
 }
 
+/// A Pod's task and the channel that hands it the Pod's newer versions.
+type PodTask = (watch::Sender<Arc<Pod>>, JoinHandle<()>);
+
 /// Shared by the watch loop and every Pod's task.
 pub struct Shared {
     client: Client,
     config: KubeletConfig,
     next_pod: AtomicU32,
-    pods: Mutex<HashMap<String, (watch::Sender<Arc<Pod>>, JoinHandle<()>)>>,
+    pods: Mutex<HashMap<String, PodTask>>,
     /// Live container processes: (pod, container) → pid.
     pids: Mutex<HashMap<(String, String), i32>>,
 }
