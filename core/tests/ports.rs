@@ -99,6 +99,38 @@ fn any_node_requests_pack_onto_the_fullest_node_that_fits() {
 }
 
 #[test]
+fn ports_for_the_scheduler_prefer_ones_no_node_uses_so_a_moved_reservation_is_not_handed_out_again() {
+    let mut ports = PortAllocator::new(PortRanges::new());
+    ports.add_node("n1");
+    ports.add_node("n2");
+    let a = ports.allocate(&server("a", vec![dynamic("g")]), None).unwrap();
+    assert_eq!((a.node.as_str(), a.host_ports.clone()), ("n1", vec![(0, 7000)]));
+    // The scheduler put `a` on n2: 7000 is free on n1 again, but a Pod holding it could no
+    // longer go to n2. The next server gets a port taken nowhere.
+    ports.move_to_node("default/a", "n2").unwrap();
+    let b = ports.allocate(&server("b", vec![dynamic("g")]), None).unwrap();
+    assert_eq!(b.host_ports, vec![(0, 7001)]);
+    ports.move_to_node("default/b", "n1").unwrap();
+    let c = ports.allocate(&server("c", vec![dynamic("g")]), None).unwrap();
+    assert_eq!(c.host_ports, vec![(0, 7002)], "not 7000 (on n2) nor 7001 (on n1)");
+    // Only once every port is taken somewhere do ports repeat across nodes.
+    let tiny = PortRanges::new().with("default", 7000, 7001).unwrap();
+    let mut ports = PortAllocator::new(tiny);
+    ports.add_node("n1");
+    ports.add_node("n2");
+    let held: Vec<i32> = ["a", "b", "c"]
+        .iter()
+        .map(|n| ports.allocate(&server(n, vec![dynamic("g")]), None).unwrap().host_ports[0].1)
+        .collect();
+    assert_eq!(held, [7000, 7001, 7000]);
+    // On a known node (the local runtime) ports stay dense: lowest free first.
+    let mut local = PortAllocator::new(PortRanges::new());
+    local.allocate(&server("x", vec![dynamic("g")]), Some("n1")).unwrap();
+    let y = local.allocate(&server("y", vec![dynamic("g")]), Some("n2")).unwrap();
+    assert_eq!(y.host_ports, vec![(0, 7000)]);
+}
+
+#[test]
 fn rebuild_records_existing_servers_and_reports_collisions() {
     let mut a = GameServerBuilder::new("a").node("n1").build();
     a.spec.ports[0].host_port = Some(7005);
