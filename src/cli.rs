@@ -7,6 +7,7 @@ pub mod crds;
 pub mod get;
 pub mod install;
 pub mod matchmaker;
+pub mod matchmaker_feed;
 pub mod orphan_guard;
 pub mod sdk_server;
 pub mod simple_game_server;
