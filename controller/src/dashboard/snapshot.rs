@@ -249,7 +249,7 @@ pub fn row(gs: &GameServer) -> ServerRow {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
     use stadion_crds::GameServerState;
