@@ -114,16 +114,24 @@ impl Up {
 
     async fn ticket_assigned(&self, skill: f64, player: &str) -> String {
         let ticket = json!({"queue": "duel", "players": [{"id": player, "attributes": {"skill": skill}}]});
-        let created: Value =
-            self.http.post(format!("{}/v1/tickets", self.api)).json(&ticket).send().await.expect("ticket").json().await.expect("JSON");
+        let created: Value = self
+            .http
+            .post(format!("{}/v1/tickets", self.api))
+            .json(&ticket)
+            .send()
+            .await
+            .expect("ticket")
+            .json()
+            .await
+            .expect("JSON");
         created["id"].as_str().unwrap_or_else(|| panic!("{created}")).to_owned()
     }
 }
 
 fn artifact_dir() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("target")
-    });
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
     target.join("test-artifacts")
 }
 
@@ -132,7 +140,10 @@ async fn the_dashboard_shows_the_fleet_allocations_and_assignments_live() {
     let (chromium, chromedriver) = browser_binaries();
     let scratch = Scratch::new("dashboard-browser");
     let mut up = up_with_matchmaker(&scratch, 3, "21600-21699");
-    eventually(SETTLE, "3 Ready servers", || async { (up.fleet_field("simple-game-server", "ready").await? == 3).then_some(()) }).await;
+    eventually(SETTLE, "3 Ready servers", || async {
+        (up.fleet_field("simple-game-server", "ready").await? == 3).then_some(())
+    })
+    .await;
     let driver = Driver::start(&chromedriver);
     let client = browser(&driver, &chromium).await;
     client.goto(&format!("{}/", up.admin)).await.expect("the dashboard loads");

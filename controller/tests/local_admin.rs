@@ -144,8 +144,14 @@ async fn the_dashboard_page_and_its_live_stream_outlast_the_idle_timeout_and_end
     let snapshot: Value =
         http.get(format!("http://{addr}/api/dashboard/snapshot")).send().await.unwrap().json().await.unwrap();
     assert_eq!(snapshot["gameservers"][0]["name"], "gs-live");
-    let details: Value =
-        http.get(format!("http://{addr}/api/dashboard/gameservers/default/gs-live")).send().await.unwrap().json().await.unwrap();
+    let details: Value = http
+        .get(format!("http://{addr}/api/dashboard/gameservers/default/gs-live"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(details, serde_json::json!({"events": [], "output": []}));
 
     // An open tab does not hold the server up.

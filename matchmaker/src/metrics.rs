@@ -191,7 +191,11 @@ impl Metrics {
         let mut recent = self.recent_mut();
         for wait in waits {
             histogram.observe(wait);
-            push_bounded(&mut recent.waits, WaitSample { queue: queue.to_owned(), at_ms, seconds: wait }, RECENT_SAMPLES);
+            push_bounded(
+                &mut recent.waits,
+                WaitSample { queue: queue.to_owned(), at_ms, seconds: wait },
+                RECENT_SAMPLES,
+            );
         }
         let record = AssignmentRecord {
             at_ms,

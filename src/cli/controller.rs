@@ -7,9 +7,9 @@ use std::process::ExitCode;
 use std::str::FromStr;
 
 use anyhow::Context;
+use stadion_controller::dashboard::auth::Tokens;
 use stadion_controller::kube::allocation_api::front_proxy::ClientAuth;
 use stadion_controller::kube::allocation_api::tls::TlsSource;
-use stadion_controller::dashboard::auth::Tokens;
 use stadion_controller::kube::allocation_api::{AllocationApiConfig, SERVICE_NAME};
 use stadion_controller::kube::dashboard::DashboardConfig;
 use stadion_controller::kube::install::{DEFAULT_IMAGE, DEFAULT_NAMESPACE, SDK_SERVICE_ACCOUNT};
@@ -193,7 +193,8 @@ mod tests {
         let open = parse(&["--dashboard-address", "127.0.0.1:8090"]).expect("parses").args;
         let refused = super::dashboard_config(&open).expect_err("no token");
         assert!(refused.contains("needs a bearer token"), "{refused}");
-        let with = parse(&["--dashboard-address", "127.0.0.1:8090", "--dashboard-tokens", "a, b"]).expect("parses").args;
+        let with =
+            parse(&["--dashboard-address", "127.0.0.1:8090", "--dashboard-tokens", "a, b"]).expect("parses").args;
         let config = super::dashboard_config(&with).expect("served").expect("on");
         assert_eq!(config.address, "127.0.0.1:8090".parse().unwrap());
         assert!(parse(&["--dashboard-address", "nowhere"]).is_err());

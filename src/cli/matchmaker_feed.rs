@@ -28,7 +28,11 @@ impl MatchmakerFeed for Feed {
         let recent = metrics.recent();
         MatchmakerSummary {
             queues,
-            waits: recent.waits.into_iter().map(|w| Wait { queue: w.queue, at_ms: w.at_ms, seconds: w.seconds }).collect(),
+            waits: recent
+                .waits
+                .into_iter()
+                .map(|w| Wait { queue: w.queue, at_ms: w.at_ms, seconds: w.seconds })
+                .collect(),
             matches: recent.matches,
             allocations: metrics
                 .allocation_outcomes()

@@ -39,13 +39,15 @@ pub async fn require_bearer(State(tokens): State<Tokens>, request: Request, next
         .and_then(|v| v.trim_start().split_once(' '))
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, token)| token.trim().to_owned());
-    let query_token = request.uri().query().and_then(|query| {
-        query.split('&').find_map(|pair| pair.strip_prefix("access_token=")).map(percent_decoded)
-    });
+    let query_token = request
+        .uri()
+        .query()
+        .and_then(|query| query.split('&').find_map(|pair| pair.strip_prefix("access_token=")).map(percent_decoded));
     match header_token.or(query_token) {
         Some(token) if tokens.accepts(&token) => next.run(request).await,
         presented => {
-            let message = if presented.is_some() { "the bearer token is not accepted" } else { "a bearer token is required" };
+            let message =
+                if presented.is_some() { "the bearer token is not accepted" } else { "a bearer token is required" };
             let mut response = crate::http_refusal(StatusCode::UNAUTHORIZED, message.to_owned());
             response.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
             response.into_response()

@@ -160,12 +160,8 @@ pub fn view(summary: &MatchmakerSummary, now_ms: i64) -> MatchmakerView {
         .queues
         .iter()
         .map(|queue| {
-            let mut waits: Vec<f64> = summary
-                .waits
-                .iter()
-                .filter(|w| w.queue == queue.name && w.at_ms >= since)
-                .map(|w| w.seconds)
-                .collect();
+            let mut waits: Vec<f64> =
+                summary.waits.iter().filter(|w| w.queue == queue.name && w.at_ms >= since).map(|w| w.seconds).collect();
             waits.sort_by(f64::total_cmp);
             let rate_since = now_ms - RATE_WINDOW_MS;
             let matches = summary.matches.iter().filter(|(q, at)| *q == queue.name && *at >= rate_since).count();
@@ -241,8 +237,18 @@ mod tests {
             matches: vec![("duel".into(), now - 2_000), ("duel".into(), now - 60_000)],
             allocations: vec![AllocationCount { source: "match".into(), outcome: "allocated".into(), count: 3 }],
             assignments: vec![
-                Assignment { at_ms: now - 2, queue: "duel".into(), tickets: vec!["t-1".into()], gameserver: "gs-1".into() },
-                Assignment { at_ms: now - 1, queue: "duel".into(), tickets: vec!["t-2".into()], gameserver: "gs-2".into() },
+                Assignment {
+                    at_ms: now - 2,
+                    queue: "duel".into(),
+                    tickets: vec!["t-1".into()],
+                    gameserver: "gs-1".into(),
+                },
+                Assignment {
+                    at_ms: now - 1,
+                    queue: "duel".into(),
+                    tickets: vec!["t-2".into()],
+                    gameserver: "gs-2".into(),
+                },
             ],
         };
         let view = view(&summary, now);

@@ -148,7 +148,9 @@ pub fn fleets(objects: &Objects) -> Vec<FleetView> {
                 .sets
                 .iter()
                 .map(AsRef::as_ref)
-                .filter(|s| s.namespace() == fleet.namespace() && label(&s.metadata, labels::FLEET) == Some(fleet.name()))
+                .filter(|s| {
+                    s.namespace() == fleet.namespace() && label(&s.metadata, labels::FLEET) == Some(fleet.name())
+                })
                 .collect();
             sets.sort_by(|a, b| {
                 let created = |s: &GameServerSet| s.metadata.creation_timestamp.as_ref().map(|t| t.0);
@@ -338,7 +340,8 @@ pub(crate) mod tests {
             autoscalers: vec![],
         };
         let view = &fleets(&objects)[0];
-        let names: Vec<(&str, i32, i32)> = view.rollout.iter().map(|s| (s.name.as_str(), s.desired, s.current)).collect();
+        let names: Vec<(&str, i32, i32)> =
+            view.rollout.iter().map(|s| (s.name.as_str(), s.desired, s.current)).collect();
         assert_eq!(names, [("arena-new", 2, 1), ("arena-old", 0, 1)]);
     }
 
@@ -348,7 +351,10 @@ pub(crate) mod tests {
         gs.metadata.annotations = Some([(labels::LAST_ALLOCATED.to_owned(), "2026-01-01T00:01:00Z".to_owned())].into());
         let row = row(&gs);
         assert_eq!(row.key, "default/a");
-        assert_eq!((row.state.as_str(), row.address.as_str(), row.ports.as_slice()), ("Allocated", "127.0.0.1", &["default:7001".to_owned()][..]));
+        assert_eq!(
+            (row.state.as_str(), row.address.as_str(), row.ports.as_slice()),
+            ("Allocated", "127.0.0.1", &["default:7001".to_owned()][..])
+        );
         assert_eq!(row.fleet.as_deref(), Some("arena"));
         assert_eq!(row.labels, BTreeMap::from([("mode".to_owned(), "duel".to_owned())]));
         assert_eq!(row.last_allocated.as_deref(), Some("2026-01-01T00:01:00Z"));

@@ -12,9 +12,9 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::Stream;
 use tokio::sync::{broadcast, watch};
 
+use super::DashboardSource;
 use super::matchmaker::{MatchmakerFeed, view};
 use super::snapshot::{fleets, rows};
-use super::DashboardSource;
 
 /// At most this many frames a second reach a watcher, however fast the fleet changes.
 pub const FRAME_PERIOD: Duration = Duration::from_millis(250);
@@ -178,7 +178,8 @@ impl Hub {
         let receiver = self.deltas.subscribe();
         let (seq, json) = self.snapshot();
         let first = Event::default().event("snapshot").data(json);
-        let watcher = Watcher { hub: self.clone(), receiver, seen: seq, closing: self.closing.subscribe(), first: Some(first) };
+        let watcher =
+            Watcher { hub: self.clone(), receiver, seen: seq, closing: self.closing.subscribe(), first: Some(first) };
         let stream = futures::stream::unfold(watcher, |mut watcher| async move {
             let event = watcher.next().await?;
             Some((Ok(event), watcher))
@@ -262,7 +263,8 @@ mod tests {
         let hub = Arc::new(Hub::new(source.clone(), None));
         let receiver = hub.deltas.subscribe();
         let (seq, _) = hub.snapshot();
-        let mut watcher = Watcher { hub: hub.clone(), receiver, seen: seq, closing: hub.closing.subscribe(), first: None };
+        let mut watcher =
+            Watcher { hub: hub.clone(), receiver, seen: seq, closing: hub.closing.subscribe(), first: None };
         source.set_state(1, GameServerState::Allocated);
         hub.refresh();
         let next = tokio::time::timeout(Duration::from_secs(1), watcher.next()).await.expect("in time");

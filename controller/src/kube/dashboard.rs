@@ -64,7 +64,8 @@ impl DashboardSource for KubeDashboardSource {
 
     async fn details(&self, namespace: &str, name: &str) -> ServerDetails {
         let events: Api<Event> = Api::namespaced(self.client.clone(), namespace);
-        let params = ListParams::default().fields(&format!("involvedObject.kind=GameServer,involvedObject.name={name}"));
+        let params =
+            ListParams::default().fields(&format!("involvedObject.kind=GameServer,involvedObject.name={name}"));
         let listed = match tokio::time::timeout(EVENTS_TIMEOUT, events.list(&params)).await {
             Ok(Ok(list)) => list.items,
             Ok(Err(error)) => {

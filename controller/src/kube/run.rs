@@ -220,9 +220,10 @@ pub async fn run_with_dashboard(
     let (fleet_store, autoscaler_store) = (fleet_controller.store(), autoscaler_controller.store());
     let set_store = set_controller.store();
     if let Some(dashboard) = dashboard {
-        let listener = super::dashboard::bind(dashboard.address)
-            .await
-            .map_err(|source| super::Error::Io { what: format!("binding the dashboard to {}", dashboard.address), source })?;
+        let listener = super::dashboard::bind(dashboard.address).await.map_err(|source| super::Error::Io {
+            what: format!("binding the dashboard to {}", dashboard.address),
+            source,
+        })?;
         info!(addr = %dashboard.address, "dashboard listening");
         let source = KubeDashboardSource {
             client: client.clone(),

@@ -32,13 +32,13 @@ use stadion_crds::{GameServer, GameServerSet, labels};
 
 use super::allocator::LocalAllocator;
 use super::dashboard::LocalDashboardSource;
-use super::recorder::LocalRecorder;
-use super::supervisor::OutputTails;
-use crate::dashboard::{Dashboard, MatchmakerFeed};
 use super::error::{Error, Result};
+use super::recorder::LocalRecorder;
 use super::runtime::{CrashLoopSummary, CrashLoops, FleetSummary, GameServerSummary, LocalRuntime, Snapshot};
 use super::store::{Selector, Store};
+use super::supervisor::OutputTails;
 use crate::allocation_api::{self, ApiState};
+use crate::dashboard::{Dashboard, MatchmakerFeed};
 use stadion_core::gameserverset::aggregate_status;
 
 /// What the admin routes use: the store, the sets' crash-loop table, the allocator, and what

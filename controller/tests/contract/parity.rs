@@ -59,7 +59,11 @@ async fn drive(rt: &impl Runtime) {
 
 /// Scrapes `url` until every family of `want` is there (gauges follow caches, node samples
 /// come on their own period), then returns what it found.
-async fn scrape_until(http: &reqwest::Client, url: &str, want: &BTreeMap<String, BTreeSet<String>>) -> BTreeMap<String, BTreeSet<String>> {
+async fn scrape_until(
+    http: &reqwest::Client,
+    url: &str,
+    want: &BTreeMap<String, BTreeSet<String>>,
+) -> BTreeMap<String, BTreeSet<String>> {
     let start = Instant::now();
     loop {
         let found = families(&scrape(http, url).await);
@@ -129,7 +133,8 @@ async fn the_kube_dashboard_needs_its_token_and_serves_the_fleet() {
     .await;
     assert_eq!(fleet["namespace"], kube.namespace());
     // A browser presents the token in the query, as its page and EventSource can.
-    let page = http.get(format!("http://{}/?access_token={DASHBOARD_TOKEN}", kube.dashboard)).send().await.expect("page");
+    let page =
+        http.get(format!("http://{}/?access_token={DASHBOARD_TOKEN}", kube.dashboard)).send().await.expect("page");
     assert_eq!(page.status().as_u16(), 200);
     assert!(page.text().await.expect("html").contains("<title>Stadion dashboard</title>"));
     kube.finish().await;

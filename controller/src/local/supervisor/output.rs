@@ -187,7 +187,8 @@ mod tests {
     async fn pumped_lines_join_the_tail_even_when_output_is_discarded() {
         let tails = OutputTails::default();
         let input: &[u8] = b"ready\nplayers 2\n";
-        pump(input, "gs-1".into(), OutputStream::Stdout, OutputSink::Discard, (tails.clone(), "default/gs-1".into())).await;
+        pump(input, "gs-1".into(), OutputStream::Stdout, OutputSink::Discard, (tails.clone(), "default/gs-1".into()))
+            .await;
         assert_eq!(tails.tail("default/gs-1"), ["ready", "players 2"]);
     }
 }
