@@ -7,6 +7,7 @@ pub mod crds;
 pub mod get;
 pub mod install;
 pub mod matchmaker;
+pub mod matchmaker_feed;
 pub mod orphan_guard;
 pub mod pod_sandbox;
 pub mod sdk_server;

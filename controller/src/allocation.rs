@@ -71,15 +71,18 @@ pub trait GameServerView: ObjectStore<GameServer> {
     }
 }
 
-/// Where allocation durations go: `agones_gameserver_allocations_duration_seconds`, labelled
-/// from the request and its answer (the controller's [`Metrics`](crate::metrics::Metrics)).
+/// Where allocation durations and attempts go: `agones_gameserver_allocations_duration_seconds`
+/// and `agones_gameserver_allocations_retry_total`, labelled from the request and its answer
+/// (the controller's [`Metrics`](crate::metrics::Metrics)).
 pub trait AllocationMetrics: Send + Sync {
-    /// One allocation of `request` that ended with `result` after `elapsed`.
+    /// One allocation of `request` that ended with `result` after `elapsed`, having tried
+    /// `attempts` compare-and-swap writes (0 when no server matched or it failed before one).
     fn observe_allocation(
         &self,
         request: &GameServerAllocation,
         result: &Result<AllocationOutcome, AllocateError>,
         elapsed: Duration,
+        attempts: usize,
     );
 }
 
@@ -143,6 +146,7 @@ impl<S: GameServerView> AllocationExecutor<S> {
         let span = info_span!("allocate", namespace = request.namespace());
         let result = self.try_allocate(request).instrument(span.clone()).await;
         let _entered = span.enter();
+        let tried = result.as_ref().map_or(0, |finished| finished.attempts);
         let result = match result {
             Ok(Finished { outcome, attempts }) => {
                 match &outcome {
@@ -162,7 +166,7 @@ impl<S: GameServerView> AllocationExecutor<S> {
             }
         };
         if let Some(metrics) = self.metrics.get() {
-            metrics.observe_allocation(request.request(), &result, started.elapsed());
+            metrics.observe_allocation(request.request(), &result, started.elapsed(), tried);
         }
         result
     }

@@ -9,6 +9,7 @@ pub mod allocation_api;
 pub mod allocator;
 pub mod connect;
 pub mod context;
+pub mod dashboard;
 pub mod discovery;
 pub mod events;
 pub mod fleet;

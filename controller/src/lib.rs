@@ -8,6 +8,7 @@
 
 pub mod allocation;
 pub mod allocation_api;
+pub mod dashboard;
 pub mod executor;
 pub mod kube;
 pub mod local;

@@ -13,6 +13,7 @@
 
 pub mod admin;
 pub mod allocator;
+pub mod dashboard;
 pub mod error;
 pub mod files;
 pub mod metrics;

@@ -162,6 +162,11 @@ fn allocation_histogram() -> Histogram {
     Histogram::new([0.0, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.0, 3.0])
 }
 
+fn retry_histogram() -> Histogram {
+    // Agones' buckets: one per attempt up to five.
+    Histogram::new([1.0, 2.0, 3.0, 4.0, 5.0])
+}
+
 fn state_duration_histogram() -> Histogram {
     Histogram::new(std::iter::once(0.0).chain(exponential_buckets(1.0, 2.0, 15)))
 }
@@ -218,6 +223,8 @@ pub struct Metrics {
     pub gameservers_node_count: Histogram,
     /// `agones_gameserver_allocations_duration_seconds`.
     pub allocations_duration: HistogramFamily<AllocationLabels>,
+    /// `agones_gameserver_allocations_retry_total`: writes tried per allocation.
+    pub allocations_retry: HistogramFamily<AllocationLabels>,
     /// `stadion_reconcile_total` (controller only).
     pub reconciles: Family<ReconcileLabels, Counter>,
     /// `stadion_reconcile_errors_total` (controller only).
@@ -289,6 +296,7 @@ impl Metrics {
             nodes_count: Family::default(),
             gameservers_node_count: node_count_histogram(),
             allocations_duration: Family::new_with_constructor(allocation_histogram),
+            allocations_retry: Family::new_with_constructor(retry_histogram),
             reconciles: Family::default(),
             reconcile_errors: Family::default(),
             reconcile_duration: Family::new_with_constructor(reconcile_histogram),
@@ -377,6 +385,11 @@ impl Metrics {
             "The distribution of gameserver allocation requests latencies.",
             self.allocations_duration.clone(),
         );
+        r.register(
+            "agones_gameserver_allocations_retry_total",
+            "The count of gameserver allocation retry until it succeeds",
+            self.allocations_retry.clone(),
+        );
     }
 
     /// The Prometheus text exposition (OpenMetrics) of every registered metric.
@@ -412,4 +425,5 @@ pub const AGONES_FAMILIES: &[&str] = &[
     "agones_nodes_count",
     "agones_gameservers_node_count",
     "agones_gameserver_allocations_duration_seconds",
+    "agones_gameserver_allocations_retry_total",
 ];

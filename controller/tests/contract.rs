@@ -23,6 +23,7 @@ mod contract {
     pub mod local;
     pub mod manifests;
     pub mod observe;
+    pub mod parity;
     pub mod runtime;
     pub mod scenarios;
     pub mod sdk;

@@ -7,9 +7,11 @@ use std::process::ExitCode;
 use std::str::FromStr;
 
 use anyhow::Context;
+use stadion_controller::dashboard::auth::Tokens;
 use stadion_controller::kube::allocation_api::front_proxy::ClientAuth;
 use stadion_controller::kube::allocation_api::tls::TlsSource;
 use stadion_controller::kube::allocation_api::{AllocationApiConfig, SERVICE_NAME};
+use stadion_controller::kube::dashboard::DashboardConfig;
 use stadion_controller::kube::install::{DEFAULT_IMAGE, DEFAULT_NAMESPACE, SDK_SERVICE_ACCOUNT};
 use stadion_controller::kube::run::{ControllerConfig, run_with_default_client};
 use stadion_core::ports::PortRanges;
@@ -73,6 +75,39 @@ pub struct Args {
     /// PEM private key of `--tls-cert`.
     #[arg(long, env = "STADION_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// Where the read-only web dashboard listens (`off`: not served). It needs a bearer token
+    /// (`--dashboard-tokens-file` or `STADION_DASHBOARD_TOKENS`); browsers pass it as
+    /// `?access_token=`.
+    #[arg(long, env = "STADION_DASHBOARD_ADDRESS", value_name = "ADDR|off", default_value = "off")]
+    pub dashboard_address: ListenAddr,
+    /// A file with the dashboard's accepted bearer tokens, one per line (blank lines and `#`
+    /// comments ignored), as the matchmaker's `auth.tokensFile`.
+    #[arg(long, env = "STADION_DASHBOARD_TOKENS_FILE", value_name = "FILE")]
+    pub dashboard_tokens_file: Option<PathBuf>,
+    /// The dashboard's accepted bearer tokens, comma-separated (as the matchmaker's
+    /// `auth.tokensEnv`).
+    #[arg(long, env = "STADION_DASHBOARD_TOKENS", value_name = "TOKENS", hide_env_values = true)]
+    pub dashboard_tokens: Option<String>,
+}
+
+/// The dashboard's settings, or a usage message: it is never served without a token.
+fn dashboard_config(args: &Args) -> Result<Option<DashboardConfig>, String> {
+    let Some(address) = args.dashboard_address.0 else { return Ok(None) };
+    let mut tokens: Vec<String> = Vec::new();
+    if let Some(file) = &args.dashboard_tokens_file {
+        let text = std::fs::read_to_string(file)
+            .map_err(|error| format!("--dashboard-tokens-file {}: {error}", file.display()))?;
+        tokens.extend(text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(String::from));
+    }
+    if let Some(list) = &args.dashboard_tokens {
+        tokens.extend(list.split(',').map(str::trim).filter(|t| !t.is_empty()).map(String::from));
+    }
+    match Tokens::new(tokens) {
+        Some(tokens) => Ok(Some(DashboardConfig { address, tokens })),
+        None => Err(format!(
+            "--dashboard-address {address}: the dashboard needs a bearer token: set --dashboard-tokens-file or STADION_DASHBOARD_TOKENS"
+        )),
+    }
 }
 
 /// A listen address, or `off`.
@@ -93,6 +128,13 @@ impl FromStr for ListenAddr {
 /// Runs `stadion controller` until SIGTERM or Ctrl-C.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     super::init_tracing(args.log_json, "info");
+    let dashboard = match dashboard_config(&args) {
+        Ok(dashboard) => dashboard,
+        Err(message) => {
+            eprintln!("stadion controller: {message}");
+            return Ok(ExitCode::from(super::EXIT_USAGE));
+        }
+    };
     let port_ranges =
         PortRanges::new().with(DEFAULT_PORT_RANGE, args.min_port, args.max_port).context("--min-port/--max-port")?;
     let identity =
@@ -120,7 +162,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
     runtime.block_on(async move {
-        run_with_default_client(config, super::shutdown_signal()).await?;
+        run_with_default_client(config, dashboard, super::shutdown_signal()).await?;
         Ok::<_, anyhow::Error>(ExitCode::SUCCESS)
     })
 }
@@ -141,6 +183,21 @@ mod tests {
         let parse = |value: &str| Controller::try_parse_from(["controller", "--allocation-ttl", value]);
         assert_eq!(parse("90").expect("seconds").args.allocation_ttl.to_string(), "1m30s");
         assert_eq!(parse("soon").expect_err("refused").exit_code(), 2);
+    }
+
+    #[test]
+    fn the_dashboard_is_off_by_default_and_never_served_without_a_token() {
+        let parse =
+            |args: &[&str]| Controller::try_parse_from(std::iter::once("controller").chain(args.iter().copied()));
+        assert!(matches!(super::dashboard_config(&parse(&[]).expect("parses").args), Ok(None)));
+        let open = parse(&["--dashboard-address", "127.0.0.1:8090"]).expect("parses").args;
+        let refused = super::dashboard_config(&open).expect_err("no token");
+        assert!(refused.contains("needs a bearer token"), "{refused}");
+        let with =
+            parse(&["--dashboard-address", "127.0.0.1:8090", "--dashboard-tokens", "a, b"]).expect("parses").args;
+        let config = super::dashboard_config(&with).expect("served").expect("on");
+        assert_eq!(config.address, "127.0.0.1:8090".parse().unwrap());
+        assert!(parse(&["--dashboard-address", "nowhere"]).is_err());
     }
 
     #[test]

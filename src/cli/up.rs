@@ -158,17 +158,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 return Ok(usage_error(&error));
             }
         }
-        let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
-        let admin_address = admin.local_addr().map(|a| a.to_string()).unwrap_or_default();
-        let admin_task = tokio::spawn(admin::serve(admin, admin::AdminState::of(&runtime), async {
-            let _ = admin_stopped.await;
-        }));
-        if !args.quiet {
-            eprintln!("stadion up: admin endpoint on http://{admin_address}/api/fleets — Ctrl-C to stop");
-        }
-        let (stop_matchmaker, matchmaker_stopped) = tokio::sync::oneshot::channel::<()>();
-        let mut reload = None;
-        let matchmaker_task = match queues {
+        // Built before the admin endpoint, so the dashboard shows its panel from the start.
+        let matchmaker = match queues {
             Some((path, config)) => {
                 let listener = tokio::net::TcpListener::bind(args.matchmaker_addr)
                     .await
@@ -177,7 +168,26 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 if !args.quiet {
                     explain_matchmaker(&address, &path, &config);
                 }
-                let matchmaker = Matchmaker::new(config, Arc::new(runtime.allocator()))?;
+                Some((path, listener, Matchmaker::new(config, Arc::new(runtime.allocator()))?))
+            }
+            None => None,
+        };
+        let mut admin_state = admin::AdminState::of(&runtime);
+        if let Some((_, _, matchmaker)) = &matchmaker {
+            admin_state = admin_state.with_matchmaker(Arc::new(super::matchmaker_feed::Feed(matchmaker.clone())));
+        }
+        let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
+        let admin_address = admin.local_addr().map(|a| a.to_string()).unwrap_or_default();
+        let admin_task = tokio::spawn(admin::serve(admin, admin_state, async {
+            let _ = admin_stopped.await;
+        }));
+        if !args.quiet {
+            eprintln!("stadion up: dashboard on http://{admin_address}/ (JSON under /api/fleets) — Ctrl-C to stop");
+        }
+        let (stop_matchmaker, matchmaker_stopped) = tokio::sync::oneshot::channel::<()>();
+        let mut reload = None;
+        let matchmaker_task = match matchmaker {
+            Some((path, listener, matchmaker)) => {
                 reload = Some((ConfigWatch::new(&path), matchmaker.clone()));
                 Some(tokio::spawn(stadion_matchmaker::http::serve_listener(listener, matchmaker, async {
                     let _ = matchmaker_stopped.await;

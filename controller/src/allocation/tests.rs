@@ -298,7 +298,7 @@ async fn other_store_failures_are_backend_errors() {
 }
 
 #[derive(Default)]
-struct Recorded(Mutex<Vec<(String, String)>>);
+struct Recorded(Mutex<Vec<(String, String)>>, Mutex<Vec<usize>>);
 
 impl AllocationMetrics for Recorded {
     fn observe_allocation(
@@ -306,9 +306,11 @@ impl AllocationMetrics for Recorded {
         request: &GameServerAllocation,
         result: &Result<AllocationOutcome, stadion_core::allocator::AllocateError>,
         _elapsed: Duration,
+        attempts: usize,
     ) {
         let labels = crate::metrics::allocation_labels(request, result);
         self.0.lock().unwrap().push((labels.fleet_name, labels.status));
+        self.1.lock().unwrap().push(attempts);
     }
 }
 
@@ -334,6 +336,10 @@ async fn every_answer_is_timed_with_its_status_and_fleet_and_counted_off_the_pat
     let recorded = metrics.0.lock().unwrap().clone();
     let expected = [("arena", "Allocated"), ("none", "Contention"), ("none", "UnAllocated")];
     assert_eq!(recorded, expected.map(|(f, s)| (f.to_owned(), s.to_owned())));
+    let attempts = metrics.1.lock().unwrap().clone();
+    assert_eq!(attempts[0], 1, "the first write won");
+    assert!(attempts[1] >= 1, "Contention came from a lost write: {attempts:?}");
+    assert_eq!(attempts[2], 0, "nothing matched, nothing was written");
 }
 
 /// The embedded store's fleets; the first status write is preceded by a foreign status write

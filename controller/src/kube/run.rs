@@ -22,6 +22,7 @@ use tracing::{error, info, warn};
 use super::allocation_api::{self, AllocationApiConfig};
 use super::allocator::KubeAllocator;
 use super::context::{Context, KubeStores};
+use super::dashboard::{DashboardConfig, KubeDashboardSource};
 use super::events::EventPublisher;
 use super::lease::{LeaderElection, Leadership};
 use super::metrics::{self, Metrics, Readiness};
@@ -137,19 +138,30 @@ fn on_leadership(leadership: &Leadership) -> impl futures::Stream<Item = ()> + S
 }
 
 /// Connects with the ambient configuration (KUBECONFIG, or the in-cluster ServiceAccount) and
-/// runs the controller until `shutdown` resolves.
+/// runs the controller (and the dashboard, when configured) until `shutdown` resolves.
 pub async fn run_with_default_client(
     config: ControllerConfig,
+    dashboard: Option<DashboardConfig>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     let client = super::connect::client(None).await?;
-    run(client, config, shutdown).await
+    run_with_dashboard(client, config, dashboard, shutdown).await
 }
 
 /// Runs the controller until `shutdown` resolves. Fails fast when the CRDs are missing.
 pub async fn run(
     client: Client,
     config: ControllerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    run_with_dashboard(client, config, None, shutdown).await
+}
+
+/// [`run`], also serving the read-only web dashboard when `dashboard` is given.
+pub async fn run_with_dashboard(
+    client: Client,
+    config: ControllerConfig,
+    dashboard: Option<DashboardConfig>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     discovery::ensure_crds_installed(&client).await?;
@@ -207,6 +219,21 @@ pub async fn run(
     let autoscaler_controller = Controller::new(scoped::<FleetAutoscaler>(&client, ns), watcher::Config::default());
     let (fleet_store, autoscaler_store) = (fleet_controller.store(), autoscaler_controller.store());
     let set_store = set_controller.store();
+    if let Some(dashboard) = dashboard {
+        let listener = super::dashboard::bind(dashboard.address).await.map_err(|source| super::Error::Io {
+            what: format!("binding the dashboard to {}", dashboard.address),
+            source,
+        })?;
+        info!(addr = %dashboard.address, "dashboard listening");
+        let source = KubeDashboardSource {
+            client: client.clone(),
+            gameservers: gs_controller.store(),
+            sets: set_store.clone(),
+            fleets: fleet_store.clone(),
+            autoscalers: autoscaler_store.clone(),
+        };
+        tokio::spawn(super::dashboard::serve(listener, source, dashboard.tokens, stopped()));
+    }
     let events = EventPublisher::new(client.clone(), Some(config.identity.clone()));
     let stores = KubeStores {
         gameservers: KubeStore::new(client.clone(), gs_controller.store()),

@@ -10,6 +10,7 @@
 //! - `GET /metrics`: Agones' metrics ([`super::metrics`]).
 //! - `GET /api/fleetautoscalers` and the `/apis/…` lists `stadion get` reads: [`super::resources`].
 //! - `GET /healthz`: `ok` while the runtime runs.
+//! - `GET /`: the web dashboard ([`crate::dashboard`]), live over Server-Sent Events.
 //!
 //! Errors are `{"error": "<message>", "code": <status>}`: 404 for an unknown path, 405 for a
 //! method a path does not have, 415 for a body that is not JSON, 408 for a body that never
@@ -30,25 +31,46 @@ use serde::Serialize;
 use stadion_crds::{GameServer, GameServerSet, labels};
 
 use super::allocator::LocalAllocator;
+use super::dashboard::LocalDashboardSource;
 use super::error::{Error, Result};
+use super::recorder::LocalRecorder;
 use super::runtime::{CrashLoopSummary, CrashLoops, FleetSummary, GameServerSummary, LocalRuntime, Snapshot};
 use super::store::{Selector, Store};
+use super::supervisor::OutputTails;
 use crate::allocation_api::{self, ApiState};
+use crate::dashboard::{Dashboard, MatchmakerFeed};
 use stadion_core::gameserverset::aggregate_status;
 
-/// What the admin routes use: the store, the sets' crash-loop table and the allocator.
-#[derive(Clone, Debug)]
+/// What the admin routes use: the store, the sets' crash-loop table, the allocator, and what
+/// the dashboard shows besides the store (Events, output tails, the matchmaker).
+#[derive(Clone)]
 pub struct AdminState {
     store: Store,
     crash_loops: CrashLoops,
     allocator: LocalAllocator,
+    recorder: LocalRecorder,
+    tails: OutputTails,
+    matchmaker: Option<Arc<dyn MatchmakerFeed>>,
+}
+
+impl std::fmt::Debug for AdminState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminState").field("store", &self.store).finish_non_exhaustive()
+    }
 }
 
 impl AdminState {
-    /// The admin view of `store` allocating through `allocator`, with no crash-loop history (a
-    /// store no runtime drives).
+    /// The admin view of `store` allocating through `allocator`, with no crash-loop history,
+    /// Events or output (a store no runtime drives).
     pub fn new(store: Store, allocator: LocalAllocator) -> Self {
-        Self { store, crash_loops: CrashLoops::default(), allocator }
+        Self {
+            store,
+            crash_loops: CrashLoops::default(),
+            allocator,
+            recorder: LocalRecorder::new(),
+            tails: OutputTails::default(),
+            matchmaker: None,
+        }
     }
 
     /// The admin view of a running runtime.
@@ -57,7 +79,25 @@ impl AdminState {
             store: runtime.store().clone(),
             crash_loops: runtime.crash_loops().clone(),
             allocator: runtime.allocator(),
+            recorder: runtime.recorder().clone(),
+            tails: runtime.output_tails().clone(),
+            matchmaker: None,
         }
+    }
+
+    /// The dashboard also shows this matchmaker.
+    pub fn with_matchmaker(mut self, matchmaker: Arc<dyn MatchmakerFeed>) -> Self {
+        self.matchmaker = Some(matchmaker);
+        self
+    }
+
+    fn dashboard(&self) -> Dashboard {
+        let source = LocalDashboardSource {
+            store: self.store.clone(),
+            recorder: self.recorder.clone(),
+            tails: self.tails.clone(),
+        };
+        Dashboard::new(Arc::new(source), self.matchmaker.clone())
     }
 }
 
@@ -84,6 +124,12 @@ pub struct GameServerSetSummary {
 
 /// The admin routes over `state`, allocating through its allocator.
 pub fn router(state: AdminState) -> Router {
+    routes(state).0
+}
+
+/// The routes, and the dashboard whose live streams must end for the server to stop.
+fn routes(state: AdminState) -> (Router, Dashboard) {
+    let dashboard = state.dashboard();
     let allocations = allocation_api::api_routes(ApiState::new(state.allocator.clone()));
     let routes = Router::new()
         .route("/api/fleets", get(fleets))
@@ -94,11 +140,12 @@ pub fn router(state: AdminState) -> Router {
         .merge(super::metrics::router(state.store.clone(), state.allocator.metrics().clone()))
         .merge(super::resources::router(state.store))
         .merge(allocations)
+        .merge(dashboard.router())
         .fallback(|uri: Uri| async move { refusal(StatusCode::NOT_FOUND, format!("no route {}", uri.path())) })
         .method_not_allowed_fallback(|method: Method, uri: Uri| async move {
             refusal(StatusCode::METHOD_NOT_ALLOWED, format!("method {method} is not allowed on {}", uri.path()))
         });
-    RequestGuard::json_only(Arc::new(refusal)).wrap(routes)
+    (RequestGuard::json_only(Arc::new(refusal)).wrap(routes), dashboard)
 }
 
 fn refusal(status: StatusCode, message: String) -> Response {
@@ -161,5 +208,10 @@ pub async fn serve_with(
     timeouts: HttpTimeouts,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
-    HttpServer::new("admin", refusal).timeouts(timeouts).serve(listener, router(state), shutdown).await;
+    let (router, dashboard) = routes(state);
+    let shutdown = async move {
+        shutdown.await;
+        dashboard.close();
+    };
+    HttpServer::new("admin", refusal).timeouts(timeouts).serve(listener, router, shutdown).await;
 }

@@ -259,6 +259,11 @@ impl LocalRuntime {
         &self.shared.recorder
     }
 
+    /// The last lines each game printed (key `namespace/name`), for the dashboard.
+    pub fn output_tails(&self) -> &super::supervisor::OutputTails {
+        self.shared.supervisor.output_tails()
+    }
+
     /// Each GameServerSet's CrashLoopBackOff, for the admin API.
     pub fn crash_loops(&self) -> &CrashLoops {
         &self.shared.crash_loops

@@ -26,7 +26,7 @@ use tokio::sync::{mpsc, watch};
 
 pub use command::{ProcessSpec, SELF_PROGRAM, local_problems, process_spec};
 pub use orphans::{GuardCommand, OrphanGuard, guard_groups};
-pub use output::{OutputSink, OutputStream};
+pub use output::{OutputSink, OutputStream, OutputTails};
 
 use super::error::{Error, Result};
 
@@ -103,6 +103,7 @@ struct Inner {
     running: Mutex<HashMap<String, Running>>,
     exits: mpsc::UnboundedSender<ProcessExit>,
     guard: Option<OrphanGuard>,
+    tails: OutputTails,
 }
 
 #[derive(Debug)]
@@ -137,7 +138,13 @@ impl Supervisor {
                 None
             }
         });
-        (Self { inner: Arc::new(Inner { config, running: Mutex::new(HashMap::new()), exits, guard }) }, receiver)
+        let inner = Inner { config, running: Mutex::new(HashMap::new()), exits, guard, tails: OutputTails::default() };
+        (Self { inner: Arc::new(inner) }, receiver)
+    }
+
+    /// The last lines each process printed, by the key it was started under.
+    pub fn output_tails(&self) -> &OutputTails {
+        &self.inner.tails
     }
 
     fn running(&self) -> std::sync::MutexGuard<'_, HashMap<String, Running>> {
@@ -181,11 +188,12 @@ impl Supervisor {
             });
         };
         let sink = &self.inner.config.output;
+        let tail = || (self.inner.tails.clone(), key.to_owned());
         if let Some(stdout) = child.stdout.take() {
-            tokio::spawn(output::pump(stdout, spec.label.clone(), OutputStream::Stdout, sink.clone()));
+            tokio::spawn(output::pump(stdout, spec.label.clone(), OutputStream::Stdout, sink.clone(), tail()));
         }
         if let Some(stderr) = child.stderr.take() {
-            tokio::spawn(output::pump(stderr, spec.label.clone(), OutputStream::Stderr, sink.clone()));
+            tokio::spawn(output::pump(stderr, spec.label.clone(), OutputStream::Stderr, sink.clone(), tail()));
         }
         let stopping = Arc::new(AtomicBool::new(false));
         let (exited_tx, exited) = watch::channel(None);

@@ -237,6 +237,12 @@ impl Metrics {
         self.allocations_duration.get_or_create(labels).observe(elapsed.as_secs_f64());
     }
 
+    /// Records how many compare-and-swap writes one allocation took
+    /// (`agones_gameserver_allocations_retry_total`, a histogram as in Agones).
+    pub fn observe_allocation_attempts(&self, labels: &AllocationLabels, attempts: usize) {
+        self.allocations_retry.get_or_create(labels).observe(attempts as f64);
+    }
+
     /// Records one reconcile of `controller` that took `elapsed` and failed with `error` (its
     /// `kind()`), if it did.
     pub fn observe_reconcile(&self, controller: &str, elapsed: Duration, error: Option<&str>) {
@@ -257,8 +263,11 @@ impl crate::allocation::AllocationMetrics for Metrics {
         request: &GameServerAllocation,
         result: &Result<AllocationOutcome, AllocateError>,
         elapsed: Duration,
+        attempts: usize,
     ) {
-        Metrics::observe_allocation(self, &allocation_labels(request, result), elapsed);
+        let labels = allocation_labels(request, result);
+        Metrics::observe_allocation(self, &labels, elapsed);
+        self.observe_allocation_attempts(&labels, attempts);
     }
 }
 

@@ -213,7 +213,16 @@ fn allocation_labels_follow_agones() {
     assert_eq!((failed.status.as_str(), failed.fleet_name.as_str()), ("error", "none"));
     let metrics = Metrics::new();
     metrics.observe_allocation(&allocated, Duration::from_millis(30));
+    metrics.observe_allocation_attempts(&allocated, 2);
     let text = metrics.encode();
+    has(
+        &text,
+        r#"agones_gameserver_allocations_retry_total_bucket{le="1.0",cluster_name="none",fleet_name="f",is_multicluster="false",scheduling_strategy="Distributed",status="Allocated"} 0"#,
+    );
+    has(
+        &text,
+        r#"agones_gameserver_allocations_retry_total_bucket{le="2.0",cluster_name="none",fleet_name="f",is_multicluster="false",scheduling_strategy="Distributed",status="Allocated"} 1"#,
+    );
     has(
         &text,
         r#"agones_gameserver_allocations_duration_seconds_bucket{le="0.025",cluster_name="none",fleet_name="f",is_multicluster="false",scheduling_strategy="Distributed",status="Allocated"} 0"#,
@@ -250,6 +259,7 @@ fn every_listed_family_is_exported_and_only_the_controller_adds_its_own() {
     metrics.observe_nodes(["n1"], [&gs], true);
     let labels = allocation_labels(&GameServerAllocation::default(), &Ok(AllocationOutcome::UnAllocated));
     metrics.observe_allocation(&labels, Duration::from_millis(1));
+    metrics.observe_allocation_attempts(&labels, 0);
     let text = metrics.encode();
     for family in AGONES_FAMILIES {
         // prometheus-client names a counter's family without its `_total` suffix.

@@ -15,8 +15,10 @@ use kube::{Api, Client, Resource};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
+use stadion_controller::dashboard::auth::Tokens;
 use stadion_controller::kube::allocator::KubeAllocator;
-use stadion_controller::kube::run::{ControllerConfig, run};
+use stadion_controller::kube::dashboard::DashboardConfig;
+use stadion_controller::kube::run::{ControllerConfig, run_with_dashboard};
 use stadion_core::allocator::Allocator;
 use stadion_core::ports::PortRanges;
 use stadion_crds::manifest::{Resource as Manifest, parse_documents};
@@ -32,8 +34,21 @@ use kubelet::Games;
 /// Label (and taint) of the harness's Node, which no real kubelet runs.
 pub const NODE_LABEL: &str = "stadion.dev/test-node";
 
+/// The bearer token of every kube contract runtime's dashboard.
+pub const DASHBOARD_TOKEN: &str = "contract-token";
+
+/// A free loopback address (bound, then released for the controller to bind).
+fn free_address() -> std::net::SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    listener.local_addr().expect("its address")
+}
+
 /// A kube runtime started for one scenario.
 pub struct KubeContract {
+    /// Where its `/metrics` is served.
+    pub metrics: std::net::SocketAddr,
+    /// Where its dashboard is served (token [`DASHBOARD_TOKEN`]).
+    pub dashboard: std::net::SocketAddr,
     name: &'static str,
     client: Client,
     namespace: String,
@@ -92,10 +107,11 @@ impl KubeContract {
         fake: Option<FakeApiServer>,
     ) -> Self {
         let (stop, stopped) = oneshot::channel::<()>();
+        let (metrics, dashboard) = (free_address(), free_address());
         let config = ControllerConfig {
             sidecar_image: "stadion:contract".into(),
             sdk_service_account: "default".into(),
-            metrics_addr: "127.0.0.1:0".parse().expect("an address"),
+            metrics_addr: metrics,
             leader_election: false,
             lease_namespace: namespace.clone(),
             identity: "contract".into(),
@@ -104,7 +120,9 @@ impl KubeContract {
             allocation_api: None,
             allocation_ttl: Default::default(),
         };
-        let controller = tokio::spawn(run(client.clone(), config, async {
+        let tokens = Tokens::new(vec![DASHBOARD_TOKEN.to_owned()]).expect("a token");
+        let dashboard_config = DashboardConfig { address: dashboard, tokens };
+        let controller = tokio::spawn(run_with_dashboard(client.clone(), config, Some(dashboard_config), async {
             let _ = stopped.await;
         }));
         let games = Arc::new(Games::default());
@@ -113,6 +131,8 @@ impl KubeContract {
         let driver = tokio::spawn(driver);
         allocator.cache().wait_until_ready().await.expect("the allocator's GameServer cache fills");
         Self {
+            metrics,
+            dashboard,
             name,
             client,
             namespace,

@@ -28,6 +28,11 @@ impl LocalContract {
         Self { runtime: local_runtime::runtime() }
     }
 
+    /// What `stadion up`'s admin endpoint serves of this runtime.
+    pub fn admin_state(&self) -> stadion_controller::local::admin::AdminState {
+        stadion_controller::local::admin::AdminState::of(&self.runtime)
+    }
+
     /// Shuts the runtime down and checks no game process outlived it.
     pub async fn finish(self) {
         let pids: Vec<u32> = self

@@ -416,7 +416,8 @@ impl State {
             .filter_map(|k| self.tickets.get(k))
             .map(|r| seconds(now.saturating_sub(r.engine.enqueued_at)))
             .collect();
-        self.metrics.assigned(&pending.queue, waits);
+        let tickets = pending.tickets.iter().filter_map(|k| self.tickets.get(k)).map(|r| r.view.id.as_str());
+        self.metrics.assigned(&pending.queue, waits, tickets, &status.game_server_name);
         for key in pending.tickets {
             self.transition(key, TicketState::Assigned, now, |t| t.assignment = Some(assignment.clone()));
         }
