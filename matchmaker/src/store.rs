@@ -81,7 +81,7 @@ pub struct StoredMatch {
 #[serde(tag = "op", content = "v", rename_all = "camelCase")]
 pub enum Change {
     /// A ticket was created or changed: its whole stored form.
-    Ticket(StoredTicket),
+    Ticket(Box<StoredTicket>),
     /// A ticket's retention ended.
     Forget(Uuid),
     /// A match formed.
@@ -164,7 +164,7 @@ impl Fold {
         match change {
             Change::Ticket(ticket) => {
                 if let Ok(id) = Uuid::parse_str(&ticket.ticket.id) {
-                    self.tickets.insert(id, ticket);
+                    self.tickets.insert(id, *ticket);
                 }
             }
             Change::Forget(id) => {

@@ -148,13 +148,13 @@ impl State {
             return;
         }
         let Some(record) = self.tickets.get(&key) else { return };
-        self.store.record(Change::Ticket(StoredTicket {
+        self.store.record(Change::Ticket(Box::new(StoredTicket {
             ticket: record.view.clone(),
             enqueued_at: record.enqueued_at,
             deadline: record.deadline,
             forget_at: record.forget_at,
             match_id: record.match_id,
-        }));
+        })));
     }
 
     /// Creates a searching ticket, or returns the one created earlier with the same

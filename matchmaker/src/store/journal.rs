@@ -254,8 +254,11 @@ fn write_snapshot(path: &Path, stored: &Stored) -> Result<u64, StoreError> {
     let temporary = path.with_extension("jsonl.tmp");
     let mut out = std::io::BufWriter::new(File::create(&temporary).map_err(|e| io_error(&temporary, e))?);
     let mut size = 0u64;
-    let changes =
-        stored.tickets.iter().cloned().map(Change::Ticket).chain(stored.matches.iter().cloned().map(Change::Match));
+    let changes = stored
+        .tickets
+        .iter()
+        .map(|t| Change::Ticket(Box::new(t.clone())))
+        .chain(stored.matches.iter().cloned().map(Change::Match));
     for change in changes {
         let mut line = serde_json::to_vec(&change).map_err(|e| io_error(&temporary, e))?;
         line.push(b'\n');

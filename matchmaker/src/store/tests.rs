@@ -62,13 +62,13 @@ async fn a_reopened_journal_holds_the_latest_state_of_every_live_ticket_and_matc
     {
         let store = JournalStore::open(&dir.0).unwrap();
         assert!(store.load().unwrap().is_empty());
-        store.record(Change::Ticket(alice.clone()));
-        store.record(Change::Ticket(bob.clone()));
-        store.record(Change::Ticket(carol.clone()));
+        store.record(Change::Ticket(Box::new(alice.clone())));
+        store.record(Change::Ticket(Box::new(bob.clone())));
+        store.record(Change::Ticket(Box::new(carol.clone())));
         bob.ticket.state = TicketState::Matched;
         bob.match_id = Some(waiting.id);
         store.record(Change::Match(waiting.clone()));
-        store.record(Change::Ticket(bob.clone()));
+        store.record(Change::Ticket(Box::new(bob.clone())));
         store.record(Change::Forget(uuid(&carol)));
         let done = StoredMatch { id: Uuid::new_v4(), ..waiting.clone() };
         store.record(Change::Match(done.clone()));
@@ -89,12 +89,12 @@ async fn persisted_means_written_to_the_file() {
     let dir = TempDir::new();
     let store = JournalStore::open(&dir.0).unwrap();
     let alice = ticket("alice", TicketState::Searching, 1);
-    store.record(Change::Ticket(alice.clone()));
+    store.record(Change::Ticket(Box::new(alice.clone())));
     store.persisted().await.unwrap();
     // Read behind the store's back, as a restarted process would after a kill -9.
     let text = std::fs::read_to_string(dir.0.join(JOURNAL_FILE)).unwrap();
     let change: Change = serde_json::from_str(text.lines().last().unwrap()).unwrap();
-    assert_eq!(change, Change::Ticket(alice));
+    assert_eq!(change, Change::Ticket(Box::new(alice)));
 }
 
 #[test]
@@ -102,7 +102,7 @@ fn a_torn_last_line_is_skipped_and_the_rest_kept() {
     let dir = TempDir::new();
     std::fs::create_dir_all(&dir.0).unwrap();
     let alice = ticket("alice", TicketState::Assigned, 1);
-    let mut text = serde_json::to_string(&Change::Ticket(alice.clone())).unwrap();
+    let mut text = serde_json::to_string(&Change::Ticket(Box::new(alice.clone()))).unwrap();
     text.push('\n');
     text.push_str(r#"{"op":"ticket","v":{"ticket":{"id":"#);
     std::fs::write(dir.0.join(JOURNAL_FILE), text).unwrap();
@@ -125,10 +125,10 @@ async fn the_writer_compacts_a_journal_grown_past_twice_its_snapshot() {
     let mut alice = ticket("alice", TicketState::Searching, 1);
     let path = dir.0.join(JOURNAL_FILE);
     // Rewrite one ticket until the journal passes the compaction threshold.
-    let line = serde_json::to_vec(&Change::Ticket(alice.clone())).unwrap().len() as u64 + 1;
+    let line = serde_json::to_vec(&Change::Ticket(Box::new(alice.clone()))).unwrap().len() as u64 + 1;
     for i in 0..(COMPACT_MIN_BYTES / line * 3 / 2) {
         alice.deadline = i;
-        store.record(Change::Ticket(alice.clone()));
+        store.record(Change::Ticket(Box::new(alice.clone())));
     }
     store.persisted().await.unwrap();
     let size = std::fs::metadata(&path).unwrap().len();
@@ -141,7 +141,7 @@ async fn the_writer_compacts_a_journal_grown_past_twice_its_snapshot() {
 #[tokio::test]
 async fn the_memory_store_keeps_nothing() {
     let store = MemoryStore;
-    store.record(Change::Ticket(ticket("alice", TicketState::Searching, 1)));
+    store.record(Change::Ticket(Box::new(ticket("alice", TicketState::Searching, 1))));
     store.persisted().await.unwrap();
     assert!(store.load().unwrap().is_empty());
 }

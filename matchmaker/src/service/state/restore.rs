@@ -124,3 +124,104 @@ impl State {
         Some(MatchJob { id: m.id, queue: m.queue, request, wake })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::config::MatchmakerConfig;
+    use crate::metrics::Metrics;
+    use crate::store::MemoryStore;
+    use crate::ticket::{AttributeValue, MatchInfo, Player, Ticket};
+
+    fn state() -> State {
+        let config = MatchmakerConfig::from_yaml_str(
+            "queues:\n  - name: duel\n    players: {min: 2, max: 2}\n    skill: {attribute: mmr, initialSpread: 0, widenPerSecond: 0, maxSpread: 0}\n",
+        )
+        .unwrap();
+        State::new(&config.queues, 1000, Arc::new(Metrics::new()), Arc::new(MemoryStore))
+    }
+
+    fn stored(player: &str, queue: &str, state: TicketState, mmr: f64) -> StoredTicket {
+        let players = vec![Player {
+            id: player.to_owned(),
+            attributes: [("mmr".to_owned(), AttributeValue::Number(mmr))].into(),
+            latencies: Default::default(),
+        }];
+        let ticket = Ticket {
+            id: Uuid::new_v4().to_string(),
+            queue: queue.to_owned(),
+            state,
+            players,
+            idempotency_key: None,
+            created_at: String::new(),
+            updated_at: String::new(),
+            match_info: None,
+            assignment: None,
+            reason: None,
+        };
+        StoredTicket { ticket, enqueued_at: 100, deadline: 1_000_000, forget_at: None, match_id: None }
+    }
+
+    fn id(t: &StoredTicket) -> Uuid {
+        Uuid::parse_str(&t.ticket.id).unwrap()
+    }
+
+    fn info() -> MatchInfo {
+        MatchInfo { id: Uuid::new_v4().to_string(), teams: vec![], region: None, formed_at: String::new() }
+    }
+
+    #[test]
+    fn a_match_missing_a_ticket_is_not_resumed_and_its_tickets_search_again() {
+        let mut state = state();
+        let (mut a, mut b, mut lone) = (
+            stored("a", "duel", TicketState::Matched, 1.0),
+            stored("b", "duel", TicketState::Matched, 2.0),
+            stored("lone", "duel", TicketState::Matched, 3.0),
+        );
+        let whole =
+            StoredMatch { id: Uuid::new_v4(), queue: "duel".to_owned(), tickets: vec![id(&a), id(&b)], info: info() };
+        let broken = StoredMatch {
+            id: Uuid::new_v4(),
+            queue: "duel".to_owned(),
+            tickets: vec![id(&lone), Uuid::new_v4()],
+            info: info(),
+        };
+        (a.match_id, b.match_id, lone.match_id) = (Some(whole.id), Some(whole.id), Some(broken.id));
+        // Without its match stored at all.
+        let mut stray = stored("stray", "duel", TicketState::Matched, 4.0);
+        stray.match_id = Some(Uuid::new_v4());
+        let stored =
+            Stored { tickets: vec![a.clone(), b, lone.clone(), stray.clone()], matches: vec![whole.clone(), broken] };
+        let jobs = state.restore(stored, 5_000);
+        assert_eq!(jobs.iter().map(|j| j.id).collect::<Vec<_>>(), vec![whole.id]);
+        assert!(state.is_pending(whole.id));
+        for t in [&lone, &stray] {
+            assert_eq!(state.ticket(&t.ticket.id).unwrap().state, TicketState::Searching, "{}", t.ticket.id);
+        }
+        assert_eq!(state.queues["duel"].pool.len(), 2);
+        // A resumed match's tickets keep at least the adoption grace.
+        let key = state.by_id[&id(&a)];
+        assert!(state.tickets[&key].deadline >= 5_000 + ADOPT_GRACE);
+    }
+
+    #[test]
+    fn tickets_of_a_removed_queue_fail_and_final_ones_keep_their_retention() {
+        let mut state = state();
+        let gone = stored("g", "gone", TicketState::Searching, 1.0);
+        let mut done = stored("d", "duel", TicketState::Assigned, 1.0);
+        done.forget_at = Some(4_000);
+        state.restore(Stored { tickets: vec![gone.clone(), done.clone()], matches: vec![] }, 3_000);
+        let failed = state.ticket(&gone.ticket.id).unwrap();
+        assert_eq!(failed.state, TicketState::Failed);
+        assert!(failed.reason.unwrap().contains("after a restart"));
+        assert_eq!(state.ticket(&done.ticket.id).unwrap().state, TicketState::Assigned);
+        state.tick(3_999);
+        assert!(state.ticket(&done.ticket.id).is_ok(), "kept until its retention ends");
+        state.tick(4_000);
+        assert!(state.ticket(&done.ticket.id).is_err(), "forgotten at its stored time");
+    }
+}
