@@ -89,7 +89,7 @@ fn game_processes(scratch: &Scratch) -> Vec<(std::path::PathBuf, Vec<String>)> {
 
 fn up(scratch: &Scratch, port_range: &str, isolation: &str) -> Up {
     let fleet = test_fleet(scratch, 2);
-    support::up_with_flags(scratch, &[&fleet], port_range, &["--isolation", isolation])
+    support::up_on_with(scratch, &[&fleet], port_range, &["--isolation", isolation])
 }
 
 #[tokio::test(flavor = "multi_thread")]

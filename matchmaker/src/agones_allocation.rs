@@ -170,7 +170,7 @@ pub fn grpc_code(error: &Error) -> tonic::Code {
     match error {
         Error::Invalid(_) | Error::UnknownFields(_) | Error::MalformedBody(_) => tonic::Code::InvalidArgument,
         Error::Unavailable | Error::PayloadTooLarge { .. } => tonic::Code::ResourceExhausted,
-        Error::Backend(_) => tonic::Code::Unavailable,
+        Error::Backend(_) | Error::Store(_) => tonic::Code::Unavailable,
         Error::Conflict { .. } | Error::Contention => tonic::Code::Aborted,
         Error::Unauthorized => tonic::Code::Unauthenticated,
         Error::NotFound(_) => tonic::Code::NotFound,

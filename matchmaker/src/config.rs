@@ -15,7 +15,7 @@ use stadion_crds::common::SchedulingStrategy;
 
 use crate::Error;
 
-pub use metadata::{MatchMetadata, MetadataTemplate, TemplateVars};
+pub use metadata::{MATCH_ID_LABEL, MatchMetadata, MetadataTemplate, TemplateVars};
 
 /// Everything the matchmaker is configured with.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -32,6 +32,11 @@ pub struct MatchmakerConfig {
     /// HTTP request limits and authentication.
     #[serde(default)]
     pub http: HttpConfig,
+    /// Folder for the embedded store's journal, so a restart resumes every ticket and match
+    /// (relative paths resolve against the config file's folder). Unset: tickets live in
+    /// memory only. `--state-dir` overrides it; a change applies at the next start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_dir: Option<PathBuf>,
 }
 
 /// HTTP edge settings.
@@ -183,6 +188,11 @@ impl MatchmakerConfig {
             .map_err(|source| Error::ConfigRead { path: path.display().to_string(), source })?;
         let mut config = Self::parse_yaml(&text, Some(&path.display().to_string()))?;
         config.resolve_tokens(path.parent())?;
+        if let (Some(base), Some(dir)) = (path.parent(), &config.state_dir)
+            && dir.is_relative()
+        {
+            config.state_dir = Some(base.join(dir));
+        }
         config.validate()?;
         Ok(config)
     }

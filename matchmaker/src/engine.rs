@@ -19,7 +19,7 @@
 mod pool;
 mod teams;
 
-pub use pool::Pool;
+pub use pool::{Pool, RoundCursor};
 pub use teams::{TeamPacker, balance_teams};
 
 use crate::config::QueueConfig;

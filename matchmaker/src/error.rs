@@ -73,6 +73,9 @@ pub enum Error {
         /// What was wrong and what to send instead.
         message: String,
     },
+    /// The ticket store could not read or write (HTTP 503).
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
     /// The HTTP server could not bind or failed while serving.
     #[error("cannot serve on {addr}: {source}")]
     Serve {
@@ -104,6 +107,7 @@ impl Error {
             Error::Refused { status: 408, .. } => "request_timeout",
             Error::Refused { status: 415, .. } => "unsupported_media_type",
             Error::Refused { .. } => "refused",
+            Error::Store(_) => "store",
             Error::Serve { .. } => "serve",
         }
     }

@@ -74,7 +74,7 @@ async fn create_ticket(
         }
         None => None,
     };
-    let (ticket, created) = matchmaker.submit(request, header_key)?;
+    let (ticket, created) = matchmaker.submit(request, header_key).await?;
     let status = if created { StatusCode::CREATED } else { StatusCode::OK };
     let location = format!("/v1/tickets/{}", ticket.id);
     Ok((status, [(header::LOCATION, location)], Json(ticket)).into_response())
@@ -85,7 +85,7 @@ async fn get_ticket(State(matchmaker): State<Matchmaker>, Path(id): Path<String>
 }
 
 async fn cancel_ticket(State(matchmaker): State<Matchmaker>, Path(id): Path<String>) -> Result<Json<Ticket>, Error> {
-    matchmaker.cancel(&id).map(Json)
+    matchmaker.cancel(&id).await.map(Json)
 }
 
 async fn allocate(

@@ -7,6 +7,7 @@
 //! - [`config`]: the queues YAML, validated at start.
 //! - [`engine`]: pure matching over tickets and a clock.
 //! - [`Matchmaker`]: ticket states, the engine loop and allocation.
+//! - [`store`]: what survives a restart (tickets, waiting matches), in memory or in a journal.
 //! - [`http`]: the axum edge — [`Matchmaker::router`] to mount, [`http::serve`] to run alone.
 //! - [`agones_allocation`]: Agones' allocation service (gRPC and REST) for backends written
 //!   against Agones, mounted by the same router.
@@ -24,6 +25,7 @@ mod error;
 pub mod http;
 pub mod metrics;
 mod service;
+pub mod store;
 pub mod ticket;
 
 pub use config::MatchmakerConfig;

@@ -1,8 +1,8 @@
 //! The matchmaker service: tickets, the engine loop and allocation, behind [`Matchmaker`].
 //!
-//! Synchronous state lives behind one mutex ([`state::State`]); the background loop
-//! ([`Matchmaker::run`]) ticks the engine and spawns one allocation task per match. The HTTP
-//! layer only calls the methods here.
+//! Synchronous state lives behind one mutex ([`state::State`]), which records every change in
+//! a [`TicketStore`]; the background loop ([`Matchmaker::run`]) ticks the engine and spawns one
+//! allocation task per match. The HTTP layer only calls the methods here.
 
 mod allocation;
 mod state;
@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use stadion_crds::FieldErrors;
 use stadion_crds::allocation::{GameServerAllocation, GameServerAllocationState, GameServerAllocationStatus};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 
@@ -22,6 +22,7 @@ use crate::config::MatchmakerConfig;
 use crate::config::validate::dns_label;
 use crate::engine::Millis;
 use crate::metrics::Metrics;
+use crate::store::{JournalStore, MemoryStore, TicketStore};
 use crate::ticket::{Ticket, TicketRequest};
 use crate::{AllocateError, AllocationOutcome, Allocator, Error};
 use stadion_core::allocator::admit_allocation;
@@ -41,6 +42,14 @@ struct Inner {
     allocator: Arc<dyn Allocator>,
     state: Mutex<state::State>,
     metrics: Arc<Metrics>,
+    store: Arc<dyn TicketStore>,
+    /// Matches formed outside a tick (on arrival, or restored from the store) for the loop
+    /// to allocate.
+    jobs: mpsc::UnboundedSender<state::MatchJob>,
+    /// The loop's end of `jobs`, taken when it starts.
+    job_queue: Mutex<Option<mpsc::UnboundedReceiver<state::MatchJob>>>,
+    /// The clock: Unix milliseconds when the matchmaker started, plus monotonic time since.
+    base: Millis,
     epoch: Instant,
     closing: watch::Sender<bool>,
 }
@@ -52,15 +61,49 @@ impl std::fmt::Debug for Matchmaker {
 }
 
 impl Matchmaker {
-    /// A matchmaker for `config` (validated again here) allocating through `allocator`.
+    /// A matchmaker for `config` (validated again here) allocating through `allocator`, with
+    /// its tickets in memory, or journaled in `config.state_dir` when set (resuming what the
+    /// journal holds).
     pub fn new(config: MatchmakerConfig, allocator: Arc<dyn Allocator>) -> Result<Self, Error> {
+        let store: Arc<dyn TicketStore> = match &config.state_dir {
+            Some(dir) => Arc::new(JournalStore::open(dir)?),
+            None => Arc::new(MemoryStore),
+        };
+        Self::with_store(config, allocator, store)
+    }
+
+    /// A matchmaker keeping its tickets in `store`, resuming every ticket and waiting match the
+    /// store holds (matches are allocated again once [`Matchmaker::run`] starts).
+    pub fn with_store(
+        config: MatchmakerConfig,
+        allocator: Arc<dyn Allocator>,
+        store: Arc<dyn TicketStore>,
+    ) -> Result<Self, Error> {
         config.validate()?;
+        let stored = store.load()?;
         let metrics = Arc::new(Metrics::new());
         let retention = config.assigned_retention.as_millis() as Millis;
-        let state = state::State::new(&config.queues, retention, metrics.clone());
+        let mut state = state::State::new(&config.queues, retention, metrics.clone(), store.clone());
+        let base = unix_millis();
+        let (jobs, job_queue) = mpsc::unbounded_channel();
+        for job in state.restore(stored, base) {
+            let _ = jobs.send(job);
+        }
+        tracing::info!(store = %store.describe(), "matchmaker ticket store");
         let (closing, _) = watch::channel(false);
         let config = RwLock::new(Arc::new(config));
-        let inner = Inner { config, allocator, state: Mutex::new(state), metrics, epoch: Instant::now(), closing };
+        let inner = Inner {
+            config,
+            allocator,
+            state: Mutex::new(state),
+            metrics,
+            store,
+            jobs,
+            job_queue: Mutex::new(Some(job_queue)),
+            base,
+            epoch: Instant::now(),
+            closing,
+        };
         Ok(Self { inner: Arc::new(inner) })
     }
 
@@ -76,9 +119,14 @@ impl Matchmaker {
     /// formed are allocated as formed. `tickInterval` and `assignedRetention` apply at once;
     /// the `http` section (body limit, auth) is bound when the server starts, so a change there
     /// waits for a restart and is reported in [`Reconfigured::http_changed`].
-    pub fn reconfigure(&self, config: MatchmakerConfig) -> Result<Reconfigured, Error> {
+    pub fn reconfigure(&self, mut config: MatchmakerConfig) -> Result<Reconfigured, Error> {
         config.validate()?;
         let previous = self.config();
+        // The store stays the one opened at start.
+        if config.state_dir.is_some() && config.state_dir != previous.state_dir {
+            tracing::warn!(now = ?previous.state_dir, edited = ?config.state_dir, "stateDir changes apply when the matchmaker restarts");
+        }
+        config.state_dir.clone_from(&previous.state_dir);
         let http_changed = serde_json::to_value(&previous.http).ok() != serde_json::to_value(&config.http).ok()
             || previous.http.tokens != config.http.tokens;
         let retention = config.assigned_retention.as_millis() as Millis;
@@ -95,7 +143,12 @@ impl Matchmaker {
     }
 
     fn now(&self) -> Millis {
-        self.inner.epoch.elapsed().as_millis() as Millis
+        self.inner.base + self.inner.epoch.elapsed().as_millis() as Millis
+    }
+
+    /// Resolves once every change made so far is durable in the store.
+    async fn persisted(&self) -> Result<(), Error> {
+        self.inner.store.persisted().await.map_err(Error::Store)
     }
 
     fn with_state<T>(&self, f: impl FnOnce(&mut state::State) -> T) -> T {
@@ -106,13 +159,23 @@ impl Matchmaker {
     }
 
     /// Creates a ticket (`true`), or returns the earlier one for the same idempotency key
-    /// (`false`). `header_key` is the `Idempotency-Key` header, if any.
-    pub fn submit(&self, request: TicketRequest, header_key: Option<String>) -> Result<(Ticket, bool), Error> {
+    /// (`false`). `header_key` is the `Idempotency-Key` header, if any. Returns once the store
+    /// holds the ticket durably.
+    pub async fn submit(&self, request: TicketRequest, header_key: Option<String>) -> Result<(Ticket, bool), Error> {
         let config = self.config();
         let queue = config.queue(&request.queue);
         let prepared = submit::prepare(request, header_key, queue)?;
         let now = self.now();
-        self.with_state(|state| state.submit(prepared, now))
+        let (submitted, arrivals) = self.with_state(|state| {
+            let submitted = state.submit(prepared, now);
+            (submitted, state.take_arrivals())
+        });
+        for job in arrivals {
+            let _ = self.inner.jobs.send(job);
+        }
+        let submitted = submitted?;
+        self.persisted().await?;
+        Ok(submitted)
     }
 
     /// The ticket with `id`.
@@ -121,9 +184,12 @@ impl Matchmaker {
     }
 
     /// Cancels a ticket not yet assigned (`Conflict` if it is assigned, timed out or failed).
-    pub fn cancel(&self, id: &str) -> Result<Ticket, Error> {
+    /// Returns once the store holds the cancellation durably.
+    pub async fn cancel(&self, id: &str) -> Result<Ticket, Error> {
         let now = self.now();
-        self.with_state(|state| state.cancel(id, now))
+        let cancelled = self.with_state(|state| state.cancel(id, now))?;
+        self.persisted().await?;
+        Ok(cancelled)
     }
 
     /// The ticket's state now and on every change; the sender closes when it is forgotten.
@@ -171,24 +237,36 @@ impl Matchmaker {
         AgonesAllocationService::new(self.inner.allocator.clone(), self.inner.metrics.clone())
     }
 
-    /// Runs one engine round now (the background loop calls this every `tickInterval`) and
-    /// starts allocating the matches it formed on `tasks`.
-    async fn tick(&self, tasks: &mut JoinSet<()>) {
-        // A round over a large backlog is CPU-bound; keep it off the async workers that serve
-        // HTTP.
-        let matchmaker = self.clone();
-        let jobs = tokio::task::spawn_blocking(move || {
-            let now = matchmaker.now();
-            matchmaker.with_state(|state| state.tick(now))
-        })
-        .await;
-        match jobs {
-            Ok(jobs) => {
-                for job in jobs {
-                    tasks.spawn(allocation::allocate_match(self.clone(), job));
+    /// Runs one engine round now (the background loop calls this every `tickInterval`) in
+    /// slices of [`ROUND_SLICE`] anchors, releasing the state lock between them, and starts
+    /// allocating the matches it formed (and those formed on arrival meanwhile) on `tasks`.
+    async fn tick(&self, tasks: &mut JoinSet<()>, arrivals: &mut mpsc::UnboundedReceiver<state::MatchJob>) {
+        let now = self.now();
+        let mut round = self.with_state(|state| state.begin_round(now));
+        while !round.is_done() {
+            // A slice is CPU-bound; keep it off the async workers that serve HTTP.
+            let matchmaker = self.clone();
+            let slice = tokio::task::spawn_blocking(move || {
+                let jobs = matchmaker.with_state(|state| state.step(&mut round, ROUND_SLICE));
+                (round, jobs)
+            })
+            .await;
+            let jobs = match slice {
+                Ok((next, jobs)) => {
+                    round = next;
+                    jobs
                 }
+                Err(error) => {
+                    tracing::error!(%error, "engine round panicked");
+                    return;
+                }
+            };
+            for job in jobs {
+                tasks.spawn(allocation::allocate_match(self.clone(), job));
             }
-            Err(error) => tracing::error!(%error, "engine round panicked"),
+            while let Ok(job) = arrivals.try_recv() {
+                tasks.spawn(allocation::allocate_match(self.clone(), job));
+            }
         }
     }
 
@@ -198,6 +276,11 @@ impl Matchmaker {
         let matchmaker = self.clone();
         tokio::spawn(async move {
             let mut tasks = JoinSet::new();
+            let taken = matchmaker.inner.job_queue.lock().unwrap_or_else(PoisonError::into_inner).take();
+            let Some(mut arrivals) = taken else {
+                tracing::error!("the matchmaker loop is already running");
+                return;
+            };
             let ticks = |period| {
                 let mut interval = tokio::time::interval(period);
                 interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -208,7 +291,10 @@ impl Matchmaker {
             loop {
                 tokio::select! {
                     () = &mut shutdown => break,
-                    _ = interval.tick() => matchmaker.tick(&mut tasks).await,
+                    _ = interval.tick() => matchmaker.tick(&mut tasks, &mut arrivals).await,
+                    Some(job) = arrivals.recv() => {
+                        tasks.spawn(allocation::allocate_match(matchmaker.clone(), job));
+                    }
                     Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
                 }
                 // A reloaded configuration may have a new tickInterval.
@@ -231,6 +317,15 @@ impl Matchmaker {
     pub(crate) fn closing(&self) -> watch::Receiver<bool> {
         self.inner.closing.subscribe()
     }
+}
+
+/// Anchors one slice of a round tries while holding the state lock (about a millisecond of
+/// work), so a submission never waits behind a large backlog's round.
+const ROUND_SLICE: usize = 256;
+
+/// The wall clock in Unix milliseconds (0 before 1970, which no real clock reports).
+fn unix_millis() -> Millis {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as Millis)
 }
 
 /// What [`Matchmaker::reconfigure`] changed.

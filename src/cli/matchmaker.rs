@@ -24,6 +24,10 @@ pub struct Args {
     /// Only allocate GameServers in this namespace (all namespaces when unset).
     #[arg(long, env = "STADION_WATCH_NAMESPACE")]
     pub namespace: Option<String>,
+    /// Keep tickets and waiting matches in a journal in this folder, so a restart resumes
+    /// them (overrides the config's `stateDir`). Unset: tickets live in memory only.
+    #[arg(long, env = "STADION_MATCHMAKER_STATE_DIR", value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
     /// Log as JSON lines instead of text.
     #[arg(long, env = "STADION_LOG_JSON", value_parser = super::boolish())]
     pub log_json: bool,
@@ -33,7 +37,7 @@ pub struct Args {
 /// starts.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     super::init_tracing(args.log_json, "info");
-    let config = match MatchmakerConfig::from_yaml_file(&args.config) {
+    let mut config = match MatchmakerConfig::from_yaml_file(&args.config) {
         Ok(config) => config,
         // A read error names the file itself; the others say where in it.
         Err(error @ stadion_matchmaker::Error::ConfigRead { .. }) => {
@@ -45,6 +49,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(super::EXIT_USAGE));
         }
     };
+    if let Some(dir) = &args.state_dir {
+        config.state_dir = Some(dir.clone());
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
     runtime.block_on(async move {
         let (allocator, watch) = KubeAllocator::from_environment(args.namespace.as_deref())

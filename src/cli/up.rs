@@ -84,6 +84,10 @@ pub struct Args {
     /// Where the matchmaker's HTTP API listens (`/v1/tickets`, `/v1/allocations`).
     #[arg(long, env = "STADION_MATCHMAKER_ADDR", default_value = "127.0.0.1:9600", value_parser = super::socket_addr)]
     pub matchmaker_addr: SocketAddr,
+    /// Keep the matchmaker's tickets and waiting matches in a journal in this folder, so a
+    /// restart of `up` resumes them (overrides the queue configuration's `stateDir`).
+    #[arg(long, env = "STADION_STATE_DIR", value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
     /// Shut an Allocated server down once its last allocation is this old and no players are
     /// connected (`90s`, `5m`, `1h30m`, seconds, or `off`). A server's
     /// `stadion.dev/allocation-ttl` annotation wins over this.
@@ -271,6 +275,9 @@ fn matchmaker_config(args: &Args) -> anyhow::Result<Option<(PathBuf, MatchmakerC
             let files = stadion_controller::local::files::manifest_files(&args.paths)?;
             let found: Vec<PathBuf> = files.into_iter().filter(|file| is_queue_config(file)).collect();
             match found.as_slice() {
+                [] if args.state_dir.is_some() => anyhow::bail!(
+                    "--state-dir keeps the matchmaker's tickets, but no matchmaker runs: give a queue configuration with --matchmaker-config or among the paths"
+                ),
                 [] => return Ok(None),
                 [one] => one.clone(),
                 several => anyhow::bail!(
@@ -280,8 +287,11 @@ fn matchmaker_config(args: &Args) -> anyhow::Result<Option<(PathBuf, MatchmakerC
             }
         }
     };
-    let config = MatchmakerConfig::from_yaml_file(&path)
+    let mut config = MatchmakerConfig::from_yaml_file(&path)
         .map_err(|error| anyhow::anyhow!(config_reload::describe_error(&path, &error)))?;
+    if let Some(dir) = &args.state_dir {
+        config.state_dir = Some(dir.clone());
+    }
     Ok(Some((path, config)))
 }
 

@@ -285,11 +285,11 @@ pub struct Up {
 /// when a queue configuration is among the paths), host ports from `port_range`, a 2 s grace
 /// period and fast file polling.
 pub fn up_on(scratch: &Scratch, paths: &[&Path], port_range: &str) -> Up {
-    up_with_flags(scratch, paths, port_range, &[])
+    up_on_with(scratch, paths, port_range, &[])
 }
 
-/// [`up_on`] with more flags of `stadion up`.
-pub fn up_with_flags(scratch: &Scratch, paths: &[&Path], port_range: &str, flags: &[&str]) -> Up {
+/// [`up_on`] with `extra` flags (`--state-dir`, …) before the paths.
+pub fn up_on_with(scratch: &Scratch, paths: &[&Path], port_range: &str, extra: &[&str]) -> Up {
     let (admin, api) =
         (SocketAddr::from(([127, 0, 0, 1], free_port())), SocketAddr::from(([127, 0, 0, 1], free_port())));
     let mut args = vec![
@@ -305,7 +305,7 @@ pub fn up_with_flags(scratch: &Scratch, paths: &[&Path], port_range: &str, flags
         "--poll-ms".to_owned(),
         "100".to_owned(),
     ];
-    args.extend(flags.iter().map(|f| (*f).to_owned()));
+    args.extend(extra.iter().map(|a| (*a).to_owned()));
     args.extend(paths.iter().map(|p| p.display().to_string()));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     Up {

@@ -43,6 +43,9 @@ pub struct Pool {
     stalled_by_bucket: HashMap<RegionId, Vec<TicketKey>>,
 }
 
+/// Where a round in slices has got to: the (enqueued at, key) of the last anchor it tried.
+pub type RoundCursor = (Millis, TicketKey);
+
 /// The best candidate match found for one anchor in one region.
 struct Candidate {
     chosen: Vec<TicketKey>,
@@ -117,9 +120,39 @@ impl Pool {
 
     /// Forms every match it can at `now`, oldest tickets first, and removes their tickets.
     pub fn tick(&mut self, now: Millis) -> Vec<FormedMatch> {
-        let anchors: Vec<TicketKey> = self.anchors.iter().map(|&(_, key)| key).collect();
+        self.tick_slice(now, None, usize::MAX).0
+    }
+
+    /// Tries `key`, a ticket just inserted, as the anchor of a match at `now` (its neighbours
+    /// still oldest first): the match it completes, its tickets removed. Lets a ticket that
+    /// completes a match be matched when it arrives rather than at the next tick; O(k · log n).
+    pub fn match_arrival(&mut self, key: TicketKey, now: Millis) -> Option<FormedMatch> {
+        let found = self.best_match_for(key, now)?;
+        let formed = self.form(found, now);
+        for key in formed.tickets() {
+            self.remove(key);
+        }
+        Some(formed)
+    }
+
+    /// One slice of a round: [`Pool::tick`] over at most `budget` anchors, those after
+    /// `after` (the cursor an earlier slice returned; `None` starts the round). Returns the
+    /// matches and where the next slice continues (`None` once the round is complete), so a
+    /// caller can release its lock between slices however large the backlog is.
+    pub fn tick_slice(
+        &mut self,
+        now: Millis,
+        after: Option<RoundCursor>,
+        budget: usize,
+    ) -> (Vec<FormedMatch>, Option<RoundCursor>) {
+        let range = match after {
+            None => self.anchors.range(..),
+            Some(cursor) => self.anchors.range((Bound::Excluded(cursor), Bound::Unbounded)),
+        };
+        let anchors: Vec<RoundCursor> = range.take(budget).copied().collect();
+        let next = (anchors.len() == budget).then(|| anchors.last().copied()).flatten();
         let mut formed = Vec::new();
-        for anchor in anchors {
+        for (_, anchor) in anchors {
             if self.stalled.contains(&anchor) {
                 continue;
             }
@@ -135,7 +168,7 @@ impl Pool {
             }
             formed.push(formed_match);
         }
-        formed
+        (formed, next)
     }
 
     fn stall_if_widened(&mut self, key: TicketKey, now: Millis) {

@@ -225,3 +225,42 @@ fn a_stalled_ticket_is_retried_when_its_bucket_changes() {
     pool.insert(ticket(2, 30, 105.0));
     assert_eq!(pool.tick(40).len(), 1, "a newcomer wakes it");
 }
+
+#[test]
+fn an_arrival_that_completes_a_match_is_matched_at_once_with_the_oldest_neighbours() {
+    let rules = Rules { skill: skill_rule(100.0, 0.0, 100.0), ..ffa(2, 2) };
+    let mut pool = pool_with(rules, [ticket(1, 0, 500.0), ticket(2, 5, 900.0), ticket(3, 10, 520.0)]);
+    pool.insert(ticket(4, 20, 510.0));
+    let formed = pool.match_arrival(4, 20).expect("4 completes a match");
+    let mut keys: Vec<_> = formed.tickets().collect();
+    keys.sort();
+    assert_eq!(keys, vec![1, 4], "the oldest compatible ticket joins the newcomer");
+    assert_eq!(pool.len(), 2);
+    // An arrival that completes nothing stays searching.
+    pool.insert(ticket(5, 30, 2000.0));
+    assert_eq!(pool.match_arrival(5, 30), None);
+    assert!(pool.get(5).is_some());
+}
+
+#[test]
+fn a_round_in_slices_forms_what_one_tick_forms() {
+    let tickets: Vec<EngineTicket> = (0..200).map(|k| ticket(k, k * 3, (k % 17) as f64 * 40.0)).collect();
+    // Still widening, so no ticket stalls (and wakes) mid-round.
+    let rules = || Rules { skill: skill_rule(60.0, 1.0, 10_000.0), ..ffa(2, 3) };
+    let mut whole = pool_with(rules(), tickets.clone());
+    let expected = whole.tick(1000);
+    let mut sliced = pool_with(rules(), tickets);
+    let (mut formed, mut cursor, mut slices) = (Vec::new(), None, 0);
+    loop {
+        let (more, next) = sliced.tick_slice(1000, cursor, 7);
+        formed.extend(more);
+        slices += 1;
+        match next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    assert!(slices > 5, "the budget splits the round");
+    assert_eq!(formed, expected);
+    assert_eq!(sliced.len(), whole.len());
+}

@@ -17,7 +17,7 @@ impl Error {
             Error::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Error::Invalid(_) | Error::UnknownFields(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Error::Unavailable => StatusCode::TOO_MANY_REQUESTS,
-            Error::Backend(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Backend(_) | Error::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Refused { status, .. } => StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_REQUEST),
             Error::ConfigRead { .. } | Error::ConfigParse { .. } | Error::Config(_) | Error::Serve { .. } => {
                 StatusCode::INTERNAL_SERVER_ERROR

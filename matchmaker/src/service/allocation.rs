@@ -45,6 +45,18 @@ pub async fn allocate_match(matchmaker: Matchmaker, job: MatchJob) {
     let mut capacity: watch::Receiver<u64> = matchmaker.inner.allocator.capacity_changes();
     let mut backoff = Backoff::new(RETRY_BASE, RETRY_MAX);
     let namespace = request.namespace().to_owned();
+    // Never take a server for a match the store may not hold yet: after a crash it would be
+    // neither resumed nor released.
+    while let Err(error) = matchmaker.persisted().await {
+        tracing::warn!(r#match = %job.id, %error, "match not yet stored; waiting before allocating");
+        tokio::select! {
+            () = tokio::time::sleep(backoff.next_delay()) => {}
+            () = job.wake.notified() => {}
+        }
+        if !matchmaker.with_state(|s| s.is_pending(job.id)) {
+            return;
+        }
+    }
     loop {
         if !matchmaker.with_state(|s| s.is_pending(job.id)) {
             return;

@@ -8,18 +8,25 @@ use std::sync::Arc;
 
 use stadion_core::allocator::{AdmittedAllocation, admit_allocation};
 use stadion_crds::FieldErrors;
-use stadion_crds::allocation::{GameServerAllocation, GameServerAllocationSpec, GameServerAllocationStatus};
+use stadion_crds::allocation::{
+    GameServerAllocation, GameServerAllocationSpec, GameServerAllocationStatus, GameServerSelector,
+};
+use stadion_crds::gameserver::GameServerState;
 use tokio::sync::{Notify, watch};
 use uuid::Uuid;
 
 use super::submit::PreparedTicket;
 use crate::Error;
+use crate::config::MATCH_ID_LABEL;
 use crate::config::{QueueConfig, TemplateVars};
 use crate::engine::{EngineTicket, FormedMatch, Millis, Pool, RegionId, Rules, TicketKey};
 use crate::metrics::Metrics;
+use crate::store::{Change, StoredMatch, StoredTicket, TicketStore};
 use crate::ticket::{Assignment, MatchInfo, Ticket, TicketState};
 
 mod reload;
+mod restore;
+mod round;
 
 pub use reload::QueueChanges;
 
@@ -32,12 +39,16 @@ struct QueueRuntime {
 /// One ticket and everything kept about it.
 struct Record {
     view: Ticket,
-    engine: EngineTicket,
+    /// When its wait started; its engine form lives in the pool only, recomputed from the
+    /// view when it searches again.
+    enqueued_at: Millis,
     fingerprint: u64,
     deadline: Millis,
     match_id: Option<Uuid>,
     forget_at: Option<Millis>,
-    events: watch::Sender<Arc<Ticket>>,
+    /// The event stream, opened by the first watcher and closed once none is left, so a
+    /// ticket nobody watches carries no channel and no second copy of its view.
+    events: Option<watch::Sender<Arc<Ticket>>>,
 }
 
 /// A match waiting for (or in the middle of) its allocation.
@@ -85,6 +96,9 @@ pub struct State {
     next_key: TicketKey,
     retention: Millis,
     metrics: Arc<Metrics>,
+    store: Arc<dyn TicketStore>,
+    /// Matches formed on a ticket's arrival, for the service to allocate.
+    arrivals: Vec<MatchJob>,
 }
 
 fn now_rfc3339() -> String {
@@ -96,8 +110,8 @@ fn seconds(ms: Millis) -> f64 {
 }
 
 impl State {
-    /// Empty state for these queues.
-    pub fn new(queues: &[QueueConfig], retention: Millis, metrics: Arc<Metrics>) -> Self {
+    /// Empty state for these queues, recording every change in `store`.
+    pub fn new(queues: &[QueueConfig], retention: Millis, metrics: Arc<Metrics>, store: Arc<dyn TicketStore>) -> Self {
         let queues = queues
             .iter()
             .map(|q| {
@@ -118,7 +132,29 @@ impl State {
             next_key: 0,
             retention,
             metrics,
+            store,
+            arrivals: Vec::new(),
         }
+    }
+
+    /// Takes the matches formed on arrival since the last call.
+    pub fn take_arrivals(&mut self) -> Vec<MatchJob> {
+        std::mem::take(&mut self.arrivals)
+    }
+
+    /// Hands the ticket's current form to the store.
+    fn persist(&self, key: TicketKey) {
+        if !self.store.keeps_changes() {
+            return;
+        }
+        let Some(record) = self.tickets.get(&key) else { return };
+        self.store.record(Change::Ticket(Box::new(StoredTicket {
+            ticket: record.view.clone(),
+            enqueued_at: record.enqueued_at,
+            deadline: record.deadline,
+            forget_at: record.forget_at,
+            match_id: record.match_id,
+        })));
     }
 
     /// Creates a searching ticket, or returns the one created earlier with the same
@@ -168,9 +204,8 @@ impl State {
             assignment: None,
             reason: None,
         };
-        let (events, _) = watch::channel(Arc::new(view.clone()));
         if let Some(queue) = self.queues.get_mut(&view.queue) {
-            queue.pool.insert(engine.clone());
+            queue.pool.insert(engine);
         }
         for player in &view.players {
             self.live_players.insert(player.id.clone(), key);
@@ -184,14 +219,24 @@ impl State {
         tracing::debug!(ticket = %id, queue = %view.queue, players = view.players.len(), "ticket created");
         let record = Record {
             view: view.clone(),
-            engine,
+            enqueued_at: now,
             fingerprint: prepared.fingerprint,
             deadline: now + timeout,
             match_id: None,
             forget_at: None,
-            events,
+            events: None,
         };
         self.tickets.insert(key, record);
+        self.persist(key);
+        // A ticket that completes a match is matched now, not at the next tick.
+        let queue = self.queues.get_mut(&view.queue);
+        if let Some((config, formed)) =
+            queue.and_then(|q| q.pool.match_arrival(key, now).map(|m| (q.config.clone(), m)))
+        {
+            let job = self.register_match(&config, formed, now);
+            self.arrivals.push(job);
+            return Ok((self.tickets[&key].view.clone(), true));
+        }
         Ok((view, true))
     }
 
@@ -219,9 +264,11 @@ impl State {
     }
 
     /// A stream of the ticket's states, starting with the current one.
-    pub fn watch(&self, id: &str) -> Result<watch::Receiver<Arc<Ticket>>, Error> {
+    pub fn watch(&mut self, id: &str) -> Result<watch::Receiver<Arc<Ticket>>, Error> {
         let key = self.key_of(id)?;
-        Ok(self.tickets[&key].events.subscribe())
+        let record = self.tickets.get_mut(&key).ok_or_else(|| Error::NotFound(format!("ticket `{id}`")))?;
+        let view = &record.view;
+        Ok(record.events.get_or_insert_with(|| watch::channel(Arc::new(view.clone())).0).subscribe())
     }
 
     /// Cancels a ticket that is not assigned; a match it was in dissolves and its match-mates
@@ -277,12 +324,20 @@ impl State {
             record.forget_at = Some(now + retention);
             self.forget.insert((now + retention, key));
         }
-        record.events.send_replace(Arc::new(record.view.clone()));
+        if let Some(events) = &record.events {
+            if events.receiver_count() == 0 {
+                record.events = None;
+            } else {
+                events.send_replace(Arc::new(record.view.clone()));
+            }
+        }
+        self.persist(key);
     }
 
     /// Dissolves a waiting match: its tickets still `matched` return to searching.
     fn dissolve(&mut self, match_id: Uuid, now: Millis) {
         let Some(pending) = self.matches.remove(&match_id) else { return };
+        self.store.record(Change::MatchDone(match_id));
         pending.wake.notify_one();
         tracing::info!(r#match = %match_id, queue = %pending.queue, "match dissolved; its other tickets search again");
         for key in pending.tickets {
@@ -291,36 +346,38 @@ impl State {
                 continue;
             }
             record.match_id = None;
-            let engine = record.engine.clone();
-            let Some(queue) = self.queues.get_mut(&pending.queue) else {
-                // A configuration reload removed the queue while the match waited.
-                let reason = format!("queue `{}` was removed from the configuration", pending.queue);
-                self.transition(key, TicketState::Failed, now, |t| t.reason = Some(reason));
+            if self.requeue(key, &pending.queue) {
+                self.transition(key, TicketState::Searching, now, |t| t.match_info = None);
                 continue;
-            };
-            queue.pool.insert(engine);
-            self.transition(key, TicketState::Searching, now, |t| t.match_info = None);
-        }
-    }
-
-    /// One engine round at `now`: time out expired tickets, forget old ones, form matches.
-    /// Returns the new matches for allocation.
-    pub fn tick(&mut self, now: Millis) -> Vec<MatchJob> {
-        self.expire(now);
-        self.forget_expired(now);
-        let mut formed = Vec::new();
-        for queue in self.queues.values_mut() {
-            if !queue.pool.is_empty() {
-                formed.extend(queue.pool.tick(now).into_iter().map(|m| (queue.config.clone(), m)));
             }
+            // A configuration reload removed or changed the queue while the match waited.
+            let reason = match self.queues.contains_key(&pending.queue) {
+                true => format!("no longer fits queue `{}` after a configuration change", pending.queue),
+                false => format!("queue `{}` was removed from the configuration", pending.queue),
+            };
+            self.transition(key, TicketState::Failed, now, |t| t.reason = Some(reason));
         }
-        formed.into_iter().map(|(config, m)| self.register_match(&config, m, now)).collect()
     }
 
-    fn expire(&mut self, now: Millis) {
-        while let Some(&(deadline, key)) = self.deadlines.first() {
+    /// One whole engine round at `now` (see [`State::step`] for the sliced form the service
+    /// runs): time out expired tickets, forget old ones, form matches. Returns the new matches
+    /// for allocation.
+    #[cfg(test)]
+    pub fn tick(&mut self, now: Millis) -> Vec<MatchJob> {
+        let mut round = self.begin_round(now);
+        let mut jobs = Vec::new();
+        while !round.is_done() {
+            jobs.extend(self.step(&mut round, usize::MAX));
+        }
+        jobs
+    }
+
+    /// Times out at most `budget` tickets whose deadline passed; `true` when none is left.
+    fn expire(&mut self, now: Millis, budget: usize) -> bool {
+        for _ in 0..budget {
+            let Some(&(deadline, key)) = self.deadlines.first() else { return true };
             if deadline > now {
-                break;
+                return true;
             }
             self.deadlines.pop_first();
             let Some(record) = self.tickets.get(&key) else { continue };
@@ -338,18 +395,22 @@ impl State {
                 self.dissolve(match_id, now);
             }
         }
+        false
     }
 
-    fn forget_expired(&mut self, now: Millis) {
-        while let Some(&(at, key)) = self.forget.first() {
+    /// Forgets at most `budget` tickets whose retention ended; `true` when none is left.
+    fn forget_expired(&mut self, now: Millis, budget: usize) -> bool {
+        for _ in 0..budget {
+            let Some(&(at, key)) = self.forget.first() else { return true };
             if at > now {
-                break;
+                return true;
             }
             self.forget.pop_first();
             let Some(record) = self.tickets.remove(&key) else { continue };
             self.metrics.ticket_state(&record.view.queue, Some(record.view.state), None);
             if let Ok(uuid) = Uuid::parse_str(&record.view.id) {
                 self.by_id.remove(&uuid);
+                self.store.record(Change::Forget(uuid));
             }
             if let Some(idem) = &record.view.idempotency_key
                 && self.idempotency.get(idem) == Some(&key)
@@ -357,6 +418,7 @@ impl State {
                 self.idempotency.remove(idem);
             }
         }
+        false
     }
 
     fn register_match(&mut self, config: &QueueConfig, formed: FormedMatch, now: Millis) -> MatchJob {
@@ -377,9 +439,21 @@ impl State {
         let waits: Vec<f64> = keys
             .iter()
             .filter_map(|k| self.tickets.get(k))
-            .map(|r| seconds(now.saturating_sub(r.engine.enqueued_at)))
+            .map(|r| seconds(now.saturating_sub(r.enqueued_at)))
             .collect();
         self.metrics.matched(&config.name, waits);
+        // The match is stored before its tickets name it, so a reader never sees a ticket
+        // waiting in a match it does not know.
+        self.store.record(Change::Match(StoredMatch {
+            id,
+            queue: config.name.clone(),
+            tickets: keys
+                .iter()
+                .filter_map(|k| self.tickets.get(k))
+                .filter_map(|r| Uuid::parse_str(&r.view.id).ok())
+                .collect(),
+            info: info.clone(),
+        }));
         for &key in &keys {
             if let Some(record) = self.tickets.get_mut(&key) {
                 record.match_id = Some(id);
@@ -387,7 +461,7 @@ impl State {
             self.transition(key, TicketState::Matched, now, |t| t.match_info = Some(info.clone()));
         }
         tracing::info!(r#match = %id, queue = %config.name, tickets = keys.len(), region = ?info.region, "match formed");
-        let request = allocation_request(config, &info);
+        let request = allocation_request(config, &info, false);
         let wake = Arc::new(Notify::new());
         self.matches.insert(id, PendingMatch { queue: config.name.clone(), tickets: keys, info, wake: wake.clone() });
         MatchJob { id, queue: config.name.clone(), request, wake }
@@ -414,13 +488,14 @@ impl State {
             .tickets
             .iter()
             .filter_map(|k| self.tickets.get(k))
-            .map(|r| seconds(now.saturating_sub(r.engine.enqueued_at)))
+            .map(|r| seconds(now.saturating_sub(r.enqueued_at)))
             .collect();
         let tickets = pending.tickets.iter().filter_map(|k| self.tickets.get(k)).map(|r| r.view.id.as_str());
         self.metrics.assigned(&pending.queue, waits, tickets, &status.game_server_name);
         for key in pending.tickets {
             self.transition(key, TicketState::Assigned, now, |t| t.assignment = Some(assignment.clone()));
         }
+        self.store.record(Change::MatchDone(match_id));
         tracing::info!(r#match = %match_id, gameserver = %status.game_server_name, address = %status.address, "match assigned");
         AssignOutcome::Assigned
     }
@@ -432,12 +507,16 @@ impl State {
         for key in pending.tickets {
             self.transition(key, TicketState::Failed, now, |t| t.reason = Some(reason.to_owned()));
         }
+        self.store.record(Change::MatchDone(match_id));
     }
 }
 
 /// The GameServerAllocation for a match: the queue's target, narrowed to the match's region
-/// when the latency rule names a region label, with the configured metadata rendered.
-fn allocation_request(config: &QueueConfig, info: &MatchInfo) -> Result<AdmittedAllocation, FieldErrors> {
+/// when the latency rule names a region label, with the configured metadata rendered and the
+/// match id always in the `stadion.dev/match-id` label. `adopt` (a match resumed after a
+/// restart) first asks for the Allocated server already labelled with the match's id, so a
+/// server allocated just before a crash is adopted rather than leaked.
+fn allocation_request(config: &QueueConfig, info: &MatchInfo, adopt: bool) -> Result<AdmittedAllocation, FieldErrors> {
     let mut selectors = config.allocation.selectors.clone();
     if let (Some(label), Some(region)) = (config.latency.as_ref().and_then(|l| l.region_label.as_ref()), &info.region) {
         if selectors.is_empty() {
@@ -457,10 +536,25 @@ fn allocation_request(config: &QueueConfig, info: &MatchInfo) -> Result<Admitted
         region: info.region.as_deref().unwrap_or(""),
         teams: &info.teams,
     };
+    let mut metadata = config.metadata.render(&vars);
+    metadata.labels.entry(MATCH_ID_LABEL.to_owned()).or_insert_with(|| info.id.clone());
+    if adopt {
+        if selectors.is_empty() {
+            // No selectors means any Ready server; keep that after the adopting one.
+            selectors.push(Default::default());
+        }
+        let mut own = GameServerSelector::default();
+        own.label_selector
+            .match_labels
+            .get_or_insert_with(Default::default)
+            .insert(MATCH_ID_LABEL.to_owned(), info.id.clone());
+        own.game_server_state = Some(GameServerState::Allocated);
+        selectors.insert(0, own);
+    }
     let mut request = GameServerAllocation::new(GameServerAllocationSpec {
         selectors,
         scheduling: Some(config.allocation.scheduling),
-        metadata: Some(config.metadata.render(&vars)),
+        metadata: Some(metadata),
         ..Default::default()
     });
     request.metadata.namespace = Some(config.allocation.namespace.clone());

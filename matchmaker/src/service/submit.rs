@@ -8,7 +8,7 @@ use stadion_crds::FieldErrors;
 use crate::Error;
 use crate::config::QueueConfig;
 use crate::config::validate::label_value;
-use crate::ticket::{AttributeValue, TicketRequest};
+use crate::ticket::{AttributeValue, Player, TicketRequest};
 
 /// Longest idempotency key and player id accepted.
 const MAX_KEY_LEN: usize = 256;
@@ -59,9 +59,16 @@ pub fn prepare(
     let skill = party_skill(&request, queue, &mut errors);
     let latencies = party_latencies(&request, queue, &mut errors);
     errors.into_result().map_err(Error::Invalid)?;
+    let fingerprint = fingerprint(&request.queue, &request.players);
+    Ok(PreparedTicket { size: request.players.len() as u32, skill, latencies, fingerprint, request })
+}
+
+/// Hash of a ticket's queue and players, to tell an idempotent retry from a conflicting reuse
+/// of its key (recomputed, not stored, when tickets are restored).
+pub fn fingerprint(queue: &str, players: &[Player]) -> u64 {
     let mut hasher = DefaultHasher::new();
-    serde_json::to_string(&(&request.queue, &request.players)).unwrap_or_default().hash(&mut hasher);
-    Ok(PreparedTicket { size: request.players.len() as u32, skill, latencies, fingerprint: hasher.finish(), request })
+    serde_json::to_string(&(queue, players)).unwrap_or_default().hash(&mut hasher);
+    hasher.finish()
 }
 
 fn check_players(request: &TicketRequest, queue: &QueueConfig, errors: &mut FieldErrors) {

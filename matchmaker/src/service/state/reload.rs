@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::{QueueRuntime, State};
 use crate::config::QueueConfig;
-use crate::engine::{Millis, Pool, RegionId, Rules, TicketKey};
+use crate::engine::{EngineTicket, Millis, Pool, RegionId, Rules, TicketKey};
 use crate::service::submit;
 use crate::ticket::{TicketRequest, TicketState};
 
@@ -88,6 +88,7 @@ impl State {
     pub(super) fn requeue(&mut self, key: TicketKey, queue: &str) -> bool {
         let Some(config) = self.queues.get(queue).map(|q| q.config.clone()) else { return false };
         let Some(record) = self.tickets.get(&key) else { return false };
+        let enqueued_at = record.enqueued_at;
         let request = TicketRequest {
             queue: record.view.queue.clone(),
             players: record.view.players.clone(),
@@ -97,11 +98,7 @@ impl State {
         let mut latencies: Vec<(RegionId, f64)> =
             prepared.latencies.iter().map(|(name, ms)| (self.intern_region(name), *ms)).collect();
         latencies.sort_by_key(|(r, _)| *r);
-        let Some(record) = self.tickets.get_mut(&key) else { return false };
-        record.engine.size = prepared.size;
-        record.engine.skill = prepared.skill;
-        record.engine.latencies = latencies;
-        let engine = record.engine.clone();
+        let engine = EngineTicket { key, enqueued_at, size: prepared.size, skill: prepared.skill, latencies };
         match self.queues.get_mut(queue) {
             Some(runtime) => runtime.pool.insert(engine),
             None => false,

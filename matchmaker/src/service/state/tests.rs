@@ -17,6 +17,7 @@ enum Op {
     Advance(u16),
     Assign(u8),
     Fail(u8),
+    Watch(u8),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -26,6 +27,7 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (0u16..1500).prop_map(Op::Advance),
         2 => any::<u8>().prop_map(Op::Assign),
         1 => any::<u8>().prop_map(Op::Fail),
+        1 => any::<u8>().prop_map(Op::Watch),
     ]
 }
 
@@ -34,7 +36,7 @@ fn state() -> State {
         "assignedRetention: 1s\nqueues:\n  - name: duel\n    players: {min: 2, max: 2}\n    ticketTimeout: 2s\n    skill: {attribute: mmr, initialSpread: 0, widenPerSecond: 1, maxSpread: 2}\n",
     )
     .unwrap();
-    State::new(&config.queues, 1000, Arc::new(Metrics::new()))
+    State::new(&config.queues, 1000, Arc::new(Metrics::new()), Arc::new(crate::store::MemoryStore))
 }
 
 fn request(player: u8, skill: u8) -> TicketRequest {
@@ -67,7 +69,9 @@ fn check(state: &State) -> Result<(), TestCaseError> {
             TicketState::Matched => prop_assert!(!queued && in_matches.contains(key)),
             _ => prop_assert!(!queued && !in_matches.contains(key) && record.match_id.is_none()),
         }
-        prop_assert_eq!(&record.events.borrow().state, &record.view.state, "event stream in step");
+        if let Some(events) = &record.events {
+            prop_assert_eq!(&events.borrow().state, &record.view.state, "event stream in step");
+        }
     }
     let searching = state.tickets.values().filter(|r| r.view.state == TicketState::Searching).count();
     prop_assert_eq!(pool.len(), searching);
@@ -82,6 +86,7 @@ proptest! {
         let mut state = state();
         let mut now: Millis = 0;
         let mut ids: Vec<String> = Vec::new();
+        let mut watchers = Vec::new();
         for op in ops {
             match op {
                 Op::Submit { player, skill } => {
@@ -89,6 +94,11 @@ proptest! {
                     let prepared = prepare(request(player, skill), None, queue.as_deref()).unwrap();
                     if let Ok((ticket, true)) = state.submit(prepared, now) {
                         ids.push(ticket.id);
+                    }
+                }
+                Op::Watch(i) if !ids.is_empty() => {
+                    if let Ok(watcher) = state.watch(&ids[i as usize % ids.len()]) {
+                        watchers.push(watcher);
                     }
                 }
                 Op::Cancel(i) if !ids.is_empty() => {
@@ -112,6 +122,13 @@ proptest! {
                 _ => {}
             }
             check(&state)?;
+            for watcher in &watchers {
+                // A watcher sees the latest state of a ticket still held.
+                let seen = watcher.borrow().clone();
+                if let Ok(ticket) = state.ticket(&seen.id) {
+                    prop_assert_eq!(seen.state, ticket.state);
+                }
+            }
         }
         // Every ticket created is still held, or was forgotten only after its retention.
         for id in &ids {

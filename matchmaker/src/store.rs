@@ -1,0 +1,193 @@
+//! What must survive a restart, behind one trait: tickets (their state, assignment and
+//! idempotency key) and the matches waiting for a server.
+//!
+//! The engine's pools are not stored: they are rebuilt from the searching tickets on start.
+//! The service calls [`TicketStore::record`] for every change while it holds its state lock, so
+//! changes reach the store in the order they happened, and awaits [`TicketStore::persisted`]
+//! before it acknowledges a change to a caller (a created or cancelled ticket) or starts an
+//! allocation (so a server is never taken for a match the store does not know).
+//!
+//! - [`MemoryStore`]: nothing survives the process (the default).
+//! - [`JournalStore`]: an append-only journal in a folder (`--state-dir`), compacted into a
+//!   snapshot on open and whenever it has grown well past the live data.
+
+mod journal;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::engine::Millis;
+use crate::ticket::{MatchInfo, Ticket};
+
+pub use journal::JournalStore;
+
+/// What [`TicketStore::persisted`] resolves to.
+pub type Persisted = Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send>>;
+
+/// A store failed to read or write its data.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("ticket store {location}: {message}")]
+pub struct StoreError {
+    /// Which store or file.
+    pub location: String,
+    /// What went wrong.
+    pub message: String,
+}
+
+impl StoreError {
+    fn new(location: impl std::fmt::Display, message: impl std::fmt::Display) -> Self {
+        Self { location: location.to_string(), message: message.to_string() }
+    }
+}
+
+/// One ticket as stored: its API view and the times the service schedules it by
+/// (milliseconds since the Unix epoch, so they mean the same after a restart).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoredTicket {
+    /// The ticket as the API reports it.
+    pub ticket: Ticket,
+    /// When it started searching (its wait widens the match rules).
+    pub enqueued_at: Millis,
+    /// When it times out unless assigned.
+    pub deadline: Millis,
+    /// When a ticket in a final state is forgotten.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forget_at: Option<Millis>,
+    /// The match a `matched` ticket waits in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub match_id: Option<Uuid>,
+}
+
+/// A match formed and waiting for (or in the middle of) its allocation.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoredMatch {
+    /// Match id (also the `stadion.dev/match-id` label its server gets).
+    pub id: Uuid,
+    /// Its queue.
+    pub queue: String,
+    /// Its tickets' ids.
+    pub tickets: Vec<Uuid>,
+    /// Teams, region and formation time.
+    pub info: MatchInfo,
+}
+
+/// One change, in the order the service made it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", content = "v", rename_all = "camelCase")]
+pub enum Change {
+    /// A ticket was created or changed: its whole stored form.
+    Ticket(Box<StoredTicket>),
+    /// A ticket's retention ended.
+    Forget(Uuid),
+    /// A match formed.
+    Match(StoredMatch),
+    /// A match was assigned, dissolved or failed.
+    MatchDone(Uuid),
+}
+
+/// Everything a store held when it opened.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Stored {
+    /// Every ticket not yet forgotten.
+    pub tickets: Vec<StoredTicket>,
+    /// Every match still waiting for its server.
+    pub matches: Vec<StoredMatch>,
+}
+
+impl Stored {
+    /// Whether nothing was stored.
+    pub fn is_empty(&self) -> bool {
+        self.tickets.is_empty() && self.matches.is_empty()
+    }
+}
+
+/// Where tickets and waiting matches are kept.
+pub trait TicketStore: Send + Sync + 'static {
+    /// Everything the store held when it opened, for the service to resume from. Called once.
+    fn load(&self) -> Result<Stored, StoreError>;
+
+    /// Records a change. Called under the service's state lock, in order; must not wait for
+    /// I/O (a durable store queues the change and writes it in its next batch).
+    fn record(&self, change: Change);
+
+    /// Resolves once every change recorded before the call is durable (at once for a store
+    /// that keeps nothing).
+    fn persisted(&self) -> Persisted;
+
+    /// A short description for logs (`memory`, `journal in /var/lib/stadion`).
+    fn describe(&self) -> String;
+
+    /// Whether it keeps changes at all; `false` lets the service skip building them.
+    fn keeps_changes(&self) -> bool {
+        true
+    }
+}
+
+/// Keeps nothing: tickets live only in the service's memory.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MemoryStore;
+
+impl TicketStore for MemoryStore {
+    fn load(&self) -> Result<Stored, StoreError> {
+        Ok(Stored::default())
+    }
+
+    fn record(&self, _change: Change) {}
+
+    fn persisted(&self) -> Persisted {
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    fn describe(&self) -> String {
+        "memory".to_owned()
+    }
+
+    fn keeps_changes(&self) -> bool {
+        false
+    }
+}
+
+/// Folds changes into the live tickets and matches (what a compaction keeps).
+#[derive(Debug, Default)]
+struct Fold {
+    tickets: std::collections::HashMap<Uuid, StoredTicket>,
+    matches: std::collections::HashMap<Uuid, StoredMatch>,
+}
+
+impl Fold {
+    fn apply(&mut self, change: Change) {
+        match change {
+            Change::Ticket(ticket) => {
+                if let Ok(id) = Uuid::parse_str(&ticket.ticket.id) {
+                    self.tickets.insert(id, *ticket);
+                }
+            }
+            Change::Forget(id) => {
+                self.tickets.remove(&id);
+            }
+            Change::Match(m) => {
+                self.matches.insert(m.id, m);
+            }
+            Change::MatchDone(id) => {
+                self.matches.remove(&id);
+            }
+        }
+    }
+
+    /// The live data, oldest tickets first (the order they were created in).
+    fn into_stored(self) -> Stored {
+        let mut tickets: Vec<StoredTicket> = self.tickets.into_values().collect();
+        tickets.sort_by(|a, b| (a.enqueued_at, &a.ticket.id).cmp(&(b.enqueued_at, &b.ticket.id)));
+        let mut matches: Vec<StoredMatch> = self.matches.into_values().collect();
+        matches.sort_by(|a, b| (&a.info.formed_at, a.id).cmp(&(&b.info.formed_at, b.id)));
+        Stored { tickets, matches }
+    }
+}
+
+#[cfg(test)]
+mod tests;

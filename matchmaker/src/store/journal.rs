@@ -1,0 +1,276 @@
+//! The embedded store's durable form: one JSON line per [`Change`] appended to
+//! `<dir>/tickets.jsonl`, written and `fdatasync`ed by one writer thread in batches.
+//!
+//! Durability: [`TicketStore::persisted`] resolves only after every change recorded before it
+//! has been written and synced to disk, so a ticket acknowledged to a client (201 on create,
+//! 200 on cancel) survives a crash of the process or the machine. Changes the matchmaker makes
+//! on its own (matched, assigned, timed out) are synced in the next batch, a few milliseconds
+//! later; a crash before that loses only those, and the restarted matchmaker redoes them (a
+//! match whose assignment was lost adopts the server already labelled with its id). The writer
+//! batches whatever accumulated while the previous batch was syncing, so a burst of requests
+//! shares one sync (group commit).
+//!
+//! Compaction: on open, the journal is folded into its live tickets and matches and rewritten
+//! as a snapshot (a temporary file renamed over the journal, so a crash mid-way keeps the old
+//! one); the writer compacts again whenever the file has grown past twice the last snapshot
+//! (and at least [`COMPACT_MIN_BYTES`]). A `lock` file held with an exclusive lock keeps a
+//! second matchmaker off the same folder.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use super::{Change, Fold, Persisted, StoreError, Stored, TicketStore};
+
+/// The journal's file name inside the state folder.
+pub const JOURNAL_FILE: &str = "tickets.jsonl";
+/// The lock file's name inside the state folder.
+pub const LOCK_FILE: &str = "lock";
+/// The journal is never compacted below this size.
+pub const COMPACT_MIN_BYTES: u64 = 8 * 1024 * 1024;
+/// Pause before a failed write is tried again.
+const RETRY_WRITE: Duration = Duration::from_millis(500);
+
+/// Changes recorded but not yet handed to the writer.
+#[derive(Default)]
+struct Pending {
+    bytes: Vec<u8>,
+    /// Number of changes recorded so far.
+    seq: u64,
+    closed: bool,
+}
+
+/// What the writer has made durable.
+#[derive(Clone, Debug, Default)]
+struct Durable {
+    seq: u64,
+    error: Option<String>,
+}
+
+struct Shared {
+    pending: Mutex<Pending>,
+    wake: Condvar,
+}
+
+/// The embedded store with a journal in a folder.
+pub struct JournalStore {
+    dir: PathBuf,
+    shared: Arc<Shared>,
+    durable: watch::Receiver<Durable>,
+    loaded: Mutex<Option<Stored>>,
+    writer: Option<JoinHandle<()>>,
+    _lock: File,
+}
+
+impl std::fmt::Debug for JournalStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JournalStore").field("dir", &self.dir).finish_non_exhaustive()
+    }
+}
+
+fn io_error(path: &Path, error: impl std::fmt::Display) -> StoreError {
+    StoreError::new(path.display(), error)
+}
+
+impl JournalStore {
+    /// Opens (creating it if needed) the state folder `dir`: takes its lock, reads and compacts
+    /// the journal, and starts the writer.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let dir = dir.as_ref().to_path_buf();
+        std::fs::create_dir_all(&dir).map_err(|e| io_error(&dir, format!("cannot create the state folder: {e}")))?;
+        let lock_path = dir.join(LOCK_FILE);
+        let lock = File::create(&lock_path).map_err(|e| io_error(&lock_path, e))?;
+        lock.try_lock().map_err(|e| match e {
+            std::fs::TryLockError::WouldBlock => {
+                io_error(&dir, "is in use by another matchmaker (its lock file is held)")
+            }
+            std::fs::TryLockError::Error(e) => io_error(&lock_path, e),
+        })?;
+        let path = dir.join(JOURNAL_FILE);
+        let stored = read_journal(&path)?;
+        let size = write_snapshot(&path, &stored)?;
+        let file = OpenOptions::new().append(true).open(&path).map_err(|e| io_error(&path, e))?;
+        let shared = Arc::new(Shared { pending: Mutex::new(Pending::default()), wake: Condvar::new() });
+        let (durable_tx, durable) = watch::channel(Durable::default());
+        let writer =
+            Writer { path: path.clone(), file, size, snapshot: size, shared: shared.clone(), durable: durable_tx };
+        let writer = std::thread::Builder::new()
+            .name("stadion-journal".to_owned())
+            .spawn(move || writer.run())
+            .map_err(|e| io_error(&path, format!("cannot start the journal writer: {e}")))?;
+        tracing::info!(dir = %dir.display(), tickets = stored.tickets.len(), matches = stored.matches.len(), "ticket journal opened");
+        Ok(Self { dir, shared, durable, loaded: Mutex::new(Some(stored)), writer: Some(writer), _lock: lock })
+    }
+
+    /// The state folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+impl TicketStore for JournalStore {
+    fn load(&self) -> Result<Stored, StoreError> {
+        Ok(self.loaded.lock().unwrap_or_else(PoisonError::into_inner).take().unwrap_or_default())
+    }
+
+    fn record(&self, change: Change) {
+        let mut pending = self.shared.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        // Serializing our own data types cannot fail.
+        if serde_json::to_writer(&mut pending.bytes, &change).is_ok() {
+            pending.bytes.push(b'\n');
+            pending.seq += 1;
+        }
+        drop(pending);
+        self.shared.wake.notify_one();
+    }
+
+    fn persisted(&self) -> Persisted {
+        let target = self.shared.pending.lock().unwrap_or_else(PoisonError::into_inner).seq;
+        let mut durable = self.durable.clone();
+        let location = self.dir.display().to_string();
+        Box::pin(async move {
+            let done = durable
+                .wait_for(|d| d.seq >= target || d.error.is_some())
+                .await
+                .map_err(|_| StoreError::new(&location, "the journal writer stopped"))?
+                .clone();
+            match done.error {
+                Some(error) if done.seq < target => Err(StoreError::new(&location, error)),
+                _ => Ok(()),
+            }
+        })
+    }
+
+    fn describe(&self) -> String {
+        format!("journal in {}", self.dir.display())
+    }
+}
+
+impl Drop for JournalStore {
+    fn drop(&mut self) {
+        self.shared.pending.lock().unwrap_or_else(PoisonError::into_inner).closed = true;
+        self.shared.wake.notify_one();
+        if let Some(writer) = self.writer.take() {
+            // The writer flushes what is pending, then stops.
+            let _ = writer.join();
+        }
+    }
+}
+
+/// The thread that owns the journal file.
+struct Writer {
+    path: PathBuf,
+    file: File,
+    size: u64,
+    snapshot: u64,
+    shared: Arc<Shared>,
+    durable: watch::Sender<Durable>,
+}
+
+impl Writer {
+    fn run(mut self) {
+        loop {
+            let (bytes, seq) = {
+                let mut pending = self.shared.pending.lock().unwrap_or_else(PoisonError::into_inner);
+                while pending.bytes.is_empty() && !pending.closed {
+                    pending = self.shared.wake.wait(pending).unwrap_or_else(PoisonError::into_inner);
+                }
+                if pending.bytes.is_empty() {
+                    return;
+                }
+                (std::mem::take(&mut pending.bytes), pending.seq)
+            };
+            // A failed write is retried whole: changes are upserts, so a line written twice
+            // replays to the same state.
+            while let Err(error) = self.file.write_all(&bytes).and_then(|()| self.file.sync_data()) {
+                tracing::error!(file = %self.path.display(), %error, "cannot write the ticket journal; retrying");
+                self.durable.send_modify(|d| d.error = Some(error.to_string()));
+                std::thread::sleep(RETRY_WRITE);
+            }
+            self.durable.send_replace(Durable { seq, error: None });
+            self.size += bytes.len() as u64;
+            if self.size > COMPACT_MIN_BYTES.max(self.snapshot * 2) {
+                self.compact();
+            }
+        }
+    }
+
+    fn compact(&mut self) {
+        let result = read_journal(&self.path).and_then(|stored| {
+            let size = write_snapshot(&self.path, &stored)?;
+            let file = OpenOptions::new().append(true).open(&self.path).map_err(|e| io_error(&self.path, e))?;
+            Ok((size, file))
+        });
+        match result {
+            Ok((size, file)) => {
+                tracing::debug!(file = %self.path.display(), before = self.size, after = size, "ticket journal compacted");
+                (self.file, self.size, self.snapshot) = (file, size, size);
+            }
+            Err(error) => {
+                tracing::warn!(%error, "ticket journal not compacted; appending to it as it is");
+                // Do not try again before it has grown as much again.
+                self.snapshot = self.size;
+            }
+        }
+    }
+}
+
+/// Folds the journal at `path` (absent: empty). A line that does not parse — the torn tail of
+/// a batch cut short by a power loss — is skipped with a warning.
+fn read_journal(path: &Path) -> Result<Stored, StoreError> {
+    let file = match File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Stored::default()),
+        Err(e) => return Err(io_error(path, e)),
+    };
+    let mut fold = Fold::default();
+    let mut skipped = 0usize;
+    for (number, line) in BufReader::new(file).split(b'\n').enumerate() {
+        let line = line.map_err(|e| io_error(path, e))?;
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        match serde_json::from_slice::<Change>(&line) {
+            Ok(change) => fold.apply(change),
+            Err(error) => {
+                skipped += 1;
+                tracing::warn!(file = %path.display(), line = number + 1, %error, "journal line skipped");
+            }
+        }
+    }
+    if skipped > 0 {
+        tracing::warn!(file = %path.display(), skipped, "ticket journal had unreadable lines");
+    }
+    Ok(fold.into_stored())
+}
+
+/// Replaces the journal at `path` with the lines of `stored`, atomically; returns its size.
+fn write_snapshot(path: &Path, stored: &Stored) -> Result<u64, StoreError> {
+    let temporary = path.with_extension("jsonl.tmp");
+    let mut out = std::io::BufWriter::new(File::create(&temporary).map_err(|e| io_error(&temporary, e))?);
+    let mut size = 0u64;
+    let changes = stored
+        .tickets
+        .iter()
+        .map(|t| Change::Ticket(Box::new(t.clone())))
+        .chain(stored.matches.iter().cloned().map(Change::Match));
+    for change in changes {
+        let mut line = serde_json::to_vec(&change).map_err(|e| io_error(&temporary, e))?;
+        line.push(b'\n');
+        out.write_all(&line).map_err(|e| io_error(&temporary, e))?;
+        size += line.len() as u64;
+    }
+    let file = out.into_inner().map_err(|e| io_error(&temporary, e.error()))?;
+    file.sync_all().map_err(|e| io_error(&temporary, e))?;
+    std::fs::rename(&temporary, path).map_err(|e| io_error(path, e))?;
+    // The rename itself is durable only once the folder is synced.
+    if let Some(dir) = path.parent() {
+        File::open(dir).and_then(|d| d.sync_all()).map_err(|e| io_error(dir, e))?;
+    }
+    Ok(size)
+}

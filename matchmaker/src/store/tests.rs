@@ -1,0 +1,147 @@
+use std::path::PathBuf;
+
+use uuid::Uuid;
+
+use super::journal::{COMPACT_MIN_BYTES, JOURNAL_FILE};
+use super::*;
+use crate::ticket::{Player, TicketState};
+
+/// A fresh folder under the system temp dir, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> Self {
+        let dir = std::env::temp_dir().join(format!("stadion-store-test-{}", Uuid::new_v4()));
+        Self(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn ticket(player: &str, state: TicketState, enqueued_at: Millis) -> StoredTicket {
+    StoredTicket {
+        ticket: Ticket {
+            id: Uuid::new_v4().to_string(),
+            queue: "duel".to_owned(),
+            state,
+            players: vec![Player {
+                id: player.to_owned(),
+                attributes: Default::default(),
+                latencies: Default::default(),
+            }],
+            idempotency_key: Some(format!("key-{player}")),
+            created_at: "2026-01-01T00:00:00Z".to_owned(),
+            updated_at: "2026-01-01T00:00:00Z".to_owned(),
+            match_info: None,
+            assignment: None,
+            reason: None,
+        },
+        enqueued_at,
+        deadline: enqueued_at + 60_000,
+        forget_at: None,
+        match_id: None,
+    }
+}
+
+fn uuid(t: &StoredTicket) -> Uuid {
+    Uuid::parse_str(&t.ticket.id).unwrap()
+}
+
+#[tokio::test]
+async fn a_reopened_journal_holds_the_latest_state_of_every_live_ticket_and_match() {
+    let dir = TempDir::new();
+    let alice = ticket("alice", TicketState::Searching, 1);
+    let mut bob = ticket("bob", TicketState::Searching, 2);
+    let carol = ticket("carol", TicketState::Searching, 3);
+    let info = MatchInfo { id: Uuid::new_v4().to_string(), teams: vec![], region: None, formed_at: "x".to_owned() };
+    let waiting = StoredMatch { id: Uuid::new_v4(), queue: "duel".to_owned(), tickets: vec![uuid(&bob)], info };
+    {
+        let store = JournalStore::open(&dir.0).unwrap();
+        assert!(store.load().unwrap().is_empty());
+        store.record(Change::Ticket(Box::new(alice.clone())));
+        store.record(Change::Ticket(Box::new(bob.clone())));
+        store.record(Change::Ticket(Box::new(carol.clone())));
+        bob.ticket.state = TicketState::Matched;
+        bob.match_id = Some(waiting.id);
+        store.record(Change::Match(waiting.clone()));
+        store.record(Change::Ticket(Box::new(bob.clone())));
+        store.record(Change::Forget(uuid(&carol)));
+        let done = StoredMatch { id: Uuid::new_v4(), ..waiting.clone() };
+        store.record(Change::Match(done.clone()));
+        store.record(Change::MatchDone(done.id));
+        store.persisted().await.unwrap();
+    }
+    let store = JournalStore::open(&dir.0).unwrap();
+    let stored = store.load().unwrap();
+    assert_eq!(stored.tickets, vec![alice, bob], "latest state of each live ticket, oldest first");
+    assert_eq!(stored.matches, vec![waiting]);
+    // Opening compacted the journal to exactly the live lines.
+    let text = std::fs::read_to_string(dir.0.join(JOURNAL_FILE)).unwrap();
+    assert_eq!(text.lines().count(), 3, "{text}");
+}
+
+#[tokio::test]
+async fn persisted_means_written_to_the_file() {
+    let dir = TempDir::new();
+    let store = JournalStore::open(&dir.0).unwrap();
+    let alice = ticket("alice", TicketState::Searching, 1);
+    store.record(Change::Ticket(Box::new(alice.clone())));
+    store.persisted().await.unwrap();
+    // Read behind the store's back, as a restarted process would after a kill -9.
+    let text = std::fs::read_to_string(dir.0.join(JOURNAL_FILE)).unwrap();
+    let change: Change = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    assert_eq!(change, Change::Ticket(Box::new(alice)));
+}
+
+#[test]
+fn a_torn_last_line_is_skipped_and_the_rest_kept() {
+    let dir = TempDir::new();
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let alice = ticket("alice", TicketState::Assigned, 1);
+    let mut text = serde_json::to_string(&Change::Ticket(Box::new(alice.clone()))).unwrap();
+    text.push('\n');
+    text.push_str(r#"{"op":"ticket","v":{"ticket":{"id":"#);
+    std::fs::write(dir.0.join(JOURNAL_FILE), text).unwrap();
+    let store = JournalStore::open(&dir.0).unwrap();
+    assert_eq!(store.load().unwrap().tickets, vec![alice]);
+}
+
+#[test]
+fn a_second_matchmaker_cannot_open_the_same_folder() {
+    let dir = TempDir::new();
+    let _first = JournalStore::open(&dir.0).unwrap();
+    let error = JournalStore::open(&dir.0).unwrap_err();
+    assert!(error.message.contains("in use by another matchmaker"), "{error}");
+}
+
+#[tokio::test]
+async fn the_writer_compacts_a_journal_grown_past_twice_its_snapshot() {
+    let dir = TempDir::new();
+    let store = JournalStore::open(&dir.0).unwrap();
+    let mut alice = ticket("alice", TicketState::Searching, 1);
+    let path = dir.0.join(JOURNAL_FILE);
+    // Rewrite one ticket until the journal passes the compaction threshold.
+    let line = serde_json::to_vec(&Change::Ticket(Box::new(alice.clone()))).unwrap().len() as u64 + 1;
+    for i in 0..(COMPACT_MIN_BYTES / line * 3 / 2) {
+        alice.deadline = i;
+        store.record(Change::Ticket(Box::new(alice.clone())));
+    }
+    store.persisted().await.unwrap();
+    let size = std::fs::metadata(&path).unwrap().len();
+    assert!(size < COMPACT_MIN_BYTES, "journal not compacted: {size} bytes");
+    drop(store);
+    let stored = JournalStore::open(&dir.0).unwrap().load().unwrap();
+    assert_eq!(stored.tickets, vec![alice], "the last write survives compaction");
+}
+
+#[tokio::test]
+async fn the_memory_store_keeps_nothing() {
+    let store = MemoryStore;
+    store.record(Change::Ticket(Box::new(ticket("alice", TicketState::Searching, 1))));
+    store.persisted().await.unwrap();
+    assert!(store.load().unwrap().is_empty());
+}

@@ -1,0 +1,150 @@
+//! `stadion up --state-dir`: a kill -9 of `up` loses no ticket. After a restart on the same
+//! folder, assigned tickets keep their assignment, searching ones search again (and match with
+//! newcomers), a match that was waiting for a server gets one, a cancelled ticket stays
+//! cancelled, and an idempotency key still gives back its ticket.
+
+mod support;
+
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use serde_json::{Value, json};
+use support::{Scratch, Up, copy_example, eventually, get_json, test_fleet, up_on_with};
+
+const SETTLE: Duration = Duration::from_secs(60);
+
+fn duel(id: &str, skill: f64) -> Value {
+    json!({"queue": "duel", "players": [{"id": id, "attributes": {"skill": skill}}]})
+}
+
+fn squad(id: &str) -> Value {
+    json!({"queue": "teams-2v2", "players": [{"id": id, "attributes": {"skill": 1000.0}, "latencies": {"local": 10.0}}]})
+}
+
+impl Up {
+    /// POSTs a ticket (with an `Idempotency-Key` when `key` is given): status and body.
+    async fn post(&self, ticket: &Value, key: Option<&str>) -> (u16, Value) {
+        let mut request = self.http.post(format!("{}/v1/tickets", self.api)).json(ticket);
+        if let Some(key) = key {
+            request = request.header("idempotency-key", key);
+        }
+        let response = request.send().await.expect("POST /v1/tickets");
+        let status = response.status().as_u16();
+        (status, response.json().await.expect("ticket JSON"))
+    }
+
+    async fn created(&self, ticket: &Value, key: Option<&str>) -> String {
+        let (status, body) = self.post(ticket, key).await;
+        assert_eq!(status, 201, "{body}");
+        body["id"].as_str().expect("id").to_owned()
+    }
+
+    async fn ticket(&self, id: &str) -> Value {
+        let url = format!("{}/v1/tickets/{id}", self.api);
+        eventually(SETTLE, &format!("GET ticket {id}"), || get_json(&self.http, &url)).await
+    }
+
+    async fn reaches(&self, id: &str, state: &str) -> Value {
+        let url = format!("{}/v1/tickets/{id}", self.api);
+        eventually(SETTLE, &format!("ticket {id} {state}"), || async {
+            let ticket = get_json(&self.http, &url).await?;
+            (ticket["state"] == state).then_some(ticket)
+        })
+        .await
+    }
+
+    async fn ready(&self, n: i64) {
+        eventually(SETTLE, &format!("{n} Ready servers"), || async {
+            (self.fleet_field("simple-game-server", "ready").await == Some(n)).then_some(())
+        })
+        .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_up_resumes_every_ticket_from_its_state_dir() {
+    let scratch = Scratch::new("up-mm-restart");
+    let fleet = test_fleet(&scratch, 1);
+    let queues = copy_example(&scratch, "matchmaker.yaml", |text| text);
+    let state = scratch.dir.join("state");
+    let state_arg = state.display().to_string();
+    let flags = ["--state-dir", state_arg.as_str()];
+
+    let mut up = up_on_with(&scratch, &[&fleet, &queues], "21500-21549", &flags);
+    up.ready(1).await;
+    // Assigned: a duel takes the only server.
+    let alice = up.created(&duel("alice", 1500.0), Some("key-alice")).await;
+    let bob = up.created(&duel("bob", 1510.0), None).await;
+    let alice_before = up.reaches(&alice, "assigned").await;
+    let bob_before = up.reaches(&bob, "assigned").await;
+    // Matched, waiting for a server none is free.
+    let frank = up.created(&duel("frank", 900.0), None).await;
+    let gina = up.created(&duel("gina", 910.0), None).await;
+    up.reaches(&frank, "matched").await;
+    up.reaches(&gina, "matched").await;
+    // Searching: two of the four a 2v2 needs, one with an idempotency key.
+    let carol = up.created(&squad("carol"), None).await;
+    let dave = up.created(&squad("dave"), Some("key-dave")).await;
+    // Cancelled.
+    let erin = up.created(&squad("erin"), None).await;
+    let cancel = up.http.delete(format!("{}/v1/tickets/{erin}", up.api)).send().await.expect("DELETE");
+    assert_eq!(cancel.status().as_u16(), 200);
+
+    up.process.signal(Signal::SIGKILL);
+    assert!(up.process.wait_exit(Duration::from_secs(10)).is_some(), "up survived SIGKILL");
+
+    let up = up_on_with(&scratch, &[&fleet, &queues], "21550-21599", &flags);
+    // Answers before its fleet is back: the tickets come from the journal.
+    let alice_after = up.ticket(&alice).await;
+    assert_eq!(alice_after["state"], "assigned", "{alice_after}");
+    assert_eq!(alice_after["assignment"], alice_before["assignment"], "assignment kept");
+    assert_eq!(up.ticket(&bob).await["assignment"], bob_before["assignment"]);
+    assert_eq!(up.ticket(&erin).await["state"], "cancelled");
+    for id in [&carol, &dave] {
+        assert_eq!(up.ticket(id).await["state"], "searching");
+    }
+    // Idempotency keys give back the same tickets.
+    let (status, again) = up.post(&squad("dave"), Some("key-dave")).await;
+    assert_eq!((status, again["id"].as_str()), (200, Some(dave.as_str())), "{again}");
+    let (status, again) = up.post(&duel("alice", 1500.0), Some("key-alice")).await;
+    assert_eq!((status, again["id"].as_str(), again["state"].as_str()), (200, Some(alice.as_str()), Some("assigned")));
+    // A player with a live ticket still cannot queue twice.
+    let (status, conflict) = up.post(&squad("carol"), None).await;
+    assert_eq!(status, 409, "{conflict}");
+
+    // The waiting duel gets the fresh server.
+    let frank_after = up.reaches(&frank, "assigned").await;
+    let gina_after = up.reaches(&gina, "assigned").await;
+    assert_eq!(frank_after["assignment"]["matchId"], frank_after["match"]["id"]);
+    assert_eq!(frank_after["assignment"], gina_after["assignment"]);
+    assert_ne!(frank_after["assignment"]["gameServerName"], alice_before["assignment"]["gameServerName"]);
+
+    // The searching tickets are back in the pool: two newcomers complete the 2v2 (it waits for
+    // a server, none being free, which shows it formed).
+    let heidi = up.created(&squad("heidi"), None).await;
+    let ivan = up.created(&squad("ivan"), None).await;
+    let matched = up.reaches(&carol, "matched").await;
+    let mut players: Vec<String> = matched["match"]["teams"]
+        .as_array()
+        .expect("teams")
+        .iter()
+        .flat_map(|team| team.as_array().cloned().unwrap_or_default())
+        .filter_map(|p| p.as_str().map(str::to_owned))
+        .collect();
+    players.sort();
+    assert_eq!(players, ["carol", "dave", "heidi", "ivan"], "{matched}");
+    for id in [&dave, &heidi, &ivan] {
+        assert_eq!(up.ticket(id).await["match"]["id"], matched["match"]["id"]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn state_dir_without_a_matchmaker_is_a_usage_error() {
+    let scratch = Scratch::new("up-mm-state-no-queues");
+    let fleet = test_fleet(&scratch, 1);
+    let state = scratch.dir.join("state").display().to_string();
+    let mut up = up_on_with(&scratch, &[&fleet], "21600-21609", &["--state-dir", &state]);
+    let status = up.process.wait_exit(Duration::from_secs(20)).expect("up exits");
+    assert_eq!(status.code(), Some(2), "{}", up.process.output());
+    assert!(up.process.output().contains("--state-dir"), "{}", up.process.output());
+}
