@@ -11,6 +11,7 @@ use stadion_sdk::http_server::HttpTimeouts;
 use stadion_sdk::http_server::probe::until_closed;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 
 async fn start() -> std::net::SocketAddr {
     let listener = admin::bind("127.0.0.1:0".parse().expect("addr")).await.expect("bind");
