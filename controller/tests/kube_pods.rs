@@ -196,19 +196,33 @@ async fn the_real_scheduler_never_puts_two_pods_with_one_host_port_on_a_node() {
     let message =
         pending.status.unwrap().conditions.unwrap().into_iter().find(|c| c.type_ == "PodScheduled").unwrap().message;
     assert!(message.unwrap_or_default().contains("free ports"), "the scheduler names host ports as the reason");
-    // A Node frees up (the server on it exits): the pending Pod takes its place on that Node.
+    // A Node frees up (the server on it exits): a pending Pod takes its place on that Node. Which
+    // one is the scheduler's choice: the one left Unschedulable, or the replacement the fleet
+    // creates for the leaving server, which wants the same port.
     let leaving = &ready[0];
+    let freed = leaving.status.clone().unwrap().node_name;
     assert_eq!(ask(leaving, "EXIT").await, "ACK EXIT");
-    eventually("the pending Pod scheduled where the port was freed", WAIT, || async {
-        let pod = pods.get_opt(&pending.metadata.name.clone().unwrap()).await.ok()??;
-        let node = pod.spec.and_then(|s| s.node_name)?;
-        (node == leaving.status.clone().unwrap().node_name).then_some(())
+    eventually("a pending Pod scheduled where the port was freed", WAIT, || async {
+        let list = pods.list(&ListParams::default()).await.ok()?.items;
+        list.into_iter()
+            .any(|p| {
+                let on_freed = p.spec.as_ref().and_then(|s| s.node_name.as_ref()) == Some(&freed);
+                on_freed && p.metadata.name != leaving.metadata.name && p.metadata.deletion_timestamp.is_none()
+            })
+            .then_some(())
     })
     .await;
     eventually("2 Ready again", WAIT, || async {
         (in_state(&gameservers, GameServerState::Ready).await.len() == 2).then_some(())
     })
     .await;
+    let mut per_node: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
+    for pod in pods.list(&ListParams::default()).await.expect("list Pods").items {
+        if let Some(node) = pod.spec.and_then(|s| s.node_name).filter(|_| pod.metadata.deletion_timestamp.is_none()) {
+            *per_node.entry(node).or_default() += 1;
+        }
+    }
+    assert!(per_node.values().all(|&n| n == 1), "one Pod with the port per Node: {per_node:?}");
 
     fleets.delete("fixed", &DeleteParams::foreground()).await.expect("delete fleet");
     eventually("nothing left", WAIT, || async {
