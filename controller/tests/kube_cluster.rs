@@ -14,10 +14,8 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use serde_json::json;
@@ -31,94 +29,9 @@ use stadion_crds::{Fleet, GameServer, GameServerAllocation, GameServerSet, GameS
 use stadion_sdk::server::{self, SdkServerHandle, ServeOptions};
 use tokio::sync::oneshot;
 
-const TIMEOUT: Duration = Duration::from_secs(90);
-const MANAGER: &str = "stadion-cluster-test";
+mod kube_support;
 
-/// Polls `check` every 250 ms until it returns `Some`, or fails after [`TIMEOUT`].
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + TIMEOUT;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
-
-async fn install_crds(client: &Client) {
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for (file, yaml) in stadion_crds::crd::render_all().expect("CRDs render") {
-        let crd: CustomResourceDefinition = serde_saphyr::from_str(&yaml).unwrap_or_else(|e| panic!("{file}: {e}"));
-        let name = crd.metadata.name.clone().expect("CRD name");
-        crds.patch(&name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&crd)).await.expect("apply CRD");
-    }
-    eventually("the CRDs to be served", || async {
-        stadion_controller::kube::discovery::ensure_crds_installed(client).await.ok()
-    })
-    .await;
-}
-
-/// A Node nobody runs: tainted and labelled so only the test's Pods go there.
-async fn create_node(client: &Client, name: &str) {
-    let nodes: Api<Node> = Api::all(client.clone());
-    let node: Node = serde_json::from_value(json!({
-        "apiVersion": "v1", "kind": "Node",
-        "metadata": {"name": name, "labels": {"stadion.dev/test-node": name}},
-        "spec": {"taints": [{"key": "stadion.dev/test-node", "value": name, "effect": "NoSchedule"}]}
-    }))
-    .unwrap();
-    nodes.create(&PostParams::default(), &node).await.expect("create node");
-    let status = json!({"status": {
-        "addresses": [
-            {"type": "InternalIP", "address": "10.250.0.7"},
-            {"type": "ExternalIP", "address": "203.0.113.77"},
-            {"type": "Hostname", "address": name}
-        ],
-        "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "simulated"}]
-    }});
-    nodes.patch_status(name, &PatchParams::default(), &Patch::Merge(&status)).await.expect("node status");
-}
-
-/// What a kubelet would do for our Pods: bind, run, and finish deleting them.
-async fn play_kubelet(client: Client, namespace: String, node: String) {
-    let pods: Api<Pod> = Api::namespaced(client, &namespace);
-    loop {
-        let Ok(list) = pods.list(&ListParams::default().labels("agones.dev/role=gameserver")).await else {
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            continue;
-        };
-        for pod in list.items {
-            let name = pod.metadata.name.clone().unwrap_or_default();
-            if pod.metadata.deletion_timestamp.is_some() {
-                let _ = pods.delete(&name, &DeleteParams { grace_period_seconds: Some(0), ..Default::default() }).await;
-                continue;
-            }
-            if pod.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_none() {
-                let binding = json!({
-                    "apiVersion": "v1", "kind": "Binding",
-                    "metadata": {"name": name},
-                    "target": {"apiVersion": "v1", "kind": "Node", "name": node}
-                });
-                let bound: Result<serde_json::Value, _> =
-                    pods.create_subresource("binding", &name, &PostParams::default(), &binding).await;
-                if let Err(error) = bound {
-                    eprintln!("binding {name}: {error}");
-                }
-                continue;
-            }
-            if pod.status.as_ref().and_then(|s| s.phase.as_deref()) != Some("Running") {
-                let status = json!({"status": {"phase": "Running", "podIP": "10.250.1.1"}});
-                let _ = pods.patch_status(&name, &PatchParams::default(), &Patch::Merge(&status)).await;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
-}
+use kube_support::{MANAGER, create_node, eventually, install_crds, play_kubelet};
 
 fn test_fleet(namespace: &str, node: &str) -> Fleet {
     serde_json::from_value(json!({

@@ -1,6 +1,6 @@
 //! What the allocation and kubectl cluster tests share: a namespace, a simulated Node and
 //! kubelet, the CRDs, the controller in-process, and servers driven Ready through the SDK's
-//! kube backend. (The fleet suite, kube_cluster.rs, keeps its own copies.)
+//! kube backend. The fleet suite (kube_cluster.rs) uses its polling, CRD install, Node and kubelet.
 
 #![allow(dead_code)]
 
@@ -23,7 +23,7 @@ use stadion_sdk::server::{self, SdkServerHandle, ServeOptions};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-pub const TIMEOUT: Duration = Duration::from_secs(60);
+pub const TIMEOUT: Duration = Duration::from_secs(90);
 pub const MANAGER: &str = "stadion-cluster-test";
 
 /// Polls `check` every 250 ms until it returns `Some`, or fails after [`TIMEOUT`].
@@ -200,7 +200,7 @@ impl Cluster {
 }
 
 /// A Node nobody runs: tainted and labelled so only the test's Pods go there.
-async fn create_node(client: &Client, name: &str) {
+pub async fn create_node(client: &Client, name: &str) {
     let nodes: Api<Node> = Api::all(client.clone());
     let node: Node = serde_json::from_value(json!({
         "apiVersion": "v1", "kind": "Node",
@@ -221,7 +221,7 @@ async fn create_node(client: &Client, name: &str) {
 }
 
 /// What a kubelet would do for our Pods: bind, run, and finish deleting them.
-async fn play_kubelet(client: Client, namespace: String, node: String) {
+pub async fn play_kubelet(client: Client, namespace: String, node: String) {
     let pods: Api<Pod> = Api::namespaced(client, &namespace);
     loop {
         let Ok(list) = pods.list(&ListParams::default().labels("agones.dev/role=gameserver")).await else {
@@ -240,8 +240,11 @@ async fn play_kubelet(client: Client, namespace: String, node: String) {
                     "metadata": {"name": name},
                     "target": {"apiVersion": "v1", "kind": "Node", "name": node}
                 });
-                let _: Result<serde_json::Value, _> =
+                let bound: Result<serde_json::Value, _> =
                     pods.create_subresource("binding", &name, &PostParams::default(), &binding).await;
+                if let Err(error) = bound {
+                    eprintln!("binding {name}: {error}");
+                }
                 continue;
             }
             if pod.status.as_ref().and_then(|s| s.phase.as_deref()) != Some("Running") {
