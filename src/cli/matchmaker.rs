@@ -125,4 +125,27 @@ mod tests {
         let config = MatchmakerConfig::from_yaml_str(queues).expect("the shipped queues validate");
         assert!(!config.queues.is_empty());
     }
+
+    /// The Redis the install's matchmaker manifest points to (commented out) is the Service
+    /// deploy/redis/ ships, and that Service selects its Pods on Redis' port.
+    #[test]
+    fn the_redis_manifest_serves_the_url_the_matchmaker_manifest_names() {
+        let install = include_str!("../../deploy/40-matchmaker.yaml");
+        let url = install
+            .lines()
+            .find_map(|line| line.trim().strip_prefix("#   value: redis://"))
+            .expect("a commented Redis URL in the matchmaker manifest");
+        let (host, port) = url.split_once('/').map_or(url, |(authority, _)| authority).split_once(':').unwrap();
+        let redis = include_str!("../../deploy/redis/matchmaker-redis.yaml");
+        let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(redis).expect("Redis YAML parses");
+        let service = docs.iter().find(|doc| doc["kind"] == "Service").expect("a Service");
+        let deployment = docs.iter().find(|doc| doc["kind"] == "Deployment").expect("a Deployment");
+        let name = service["metadata"]["name"].as_str().unwrap();
+        let namespace = service["metadata"]["namespace"].as_str().unwrap();
+        assert_eq!(host, format!("{name}.{namespace}"));
+        assert_eq!(service["spec"]["ports"][0]["port"].as_u64(), port.parse().ok());
+        assert_eq!(service["spec"]["selector"], deployment["spec"]["template"]["metadata"]["labels"]);
+        let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+        assert_eq!(container["ports"][0]["containerPort"].as_u64(), port.parse().ok());
+    }
 }
