@@ -144,3 +144,13 @@ fn durations_use_the_one_grammar_and_bad_ones_name_the_field() {
     assert!(message.contains("queues[0].ticketTimeout"), "{message}");
     assert!(message.contains("1h30m, 90s, 300ms, 1.5m"), "{message}");
 }
+
+#[test]
+fn one_ticket_store_at_a_time_and_redis_takes_a_redis_url() {
+    let config = MatchmakerConfig::from_yaml_str(&format!("redis: redis://cache:6379/0\n{MINIMAL}")).unwrap();
+    assert_eq!(config.redis.as_deref(), Some("redis://cache:6379/0"));
+    let message = errors_of(&format!("redis: redis://cache:6379/0\nstateDir: /var/lib/stadion\n{MINIMAL}"));
+    assert!(message.contains("redis") && message.contains("stateDir"), "{message}");
+    let message = errors_of(&format!("redis: cache:6379\n{MINIMAL}"));
+    assert!(message.contains("redis") && message.contains("not a Redis URL"), "{message}");
+}
