@@ -12,14 +12,17 @@
 //! absent `managedFields` is the one omission the API server fills in from what it stores.
 
 use std::future::Future;
+use std::sync::Arc;
 
-use futures::{StreamExt, future};
+use futures::{StreamExt, TryStreamExt, future};
 use k8s_openapi::api::core::v1::{ContainerStatus, Node, NodeSpec, NodeStatus, Pod, PodSpec, PodStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::runtime::reflector::{self, ReflectHandle, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Resource};
 use serde::de::DeserializeOwned;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
 use tracing::warn;
 
 /// How many changes a cache's subscribers may trail its watch by before the watch waits for
@@ -78,29 +81,53 @@ pub fn trim_node(node: &mut Node) {
     node.status = Some(NodeStatus { addresses, ..NodeStatus::default() });
 }
 
+/// One subscriber's changes: every object the cache stored or replaced, and every one it lost.
+pub type Changes<K> = futures::stream::Select<ReflectHandle<K>, ReceiverStream<Arc<K>>>;
+
 /// A cache fed by its own watch, each object passed through `trim` first, and one change
 /// stream per subscriber (`SUBSCRIBERS` of them). The returned task feeds it until `stopped`
 /// resolves; nothing is dispatched before it runs.
+///
+/// A shared cache tells its subscribers about stored objects only; deletions are sent beside
+/// them, as kube-runtime's `owns` watches saw them (a GameServer whose finalizer was just
+/// released must wake its set, a Pod removed at once its GameServer). A subscriber that only
+/// reconciles the kind itself finds a deleted object gone and does nothing.
 pub fn watched<K, const SUBSCRIBERS: usize>(
     api: Api<K>,
     config: watcher::Config,
     trim: fn(&mut K),
     stopped: impl Future<Output = ()> + Send + 'static,
-) -> (Store<K>, [ReflectHandle<K>; SUBSCRIBERS], impl Future<Output = ()> + Send + 'static)
+) -> (Store<K>, [Changes<K>; SUBSCRIBERS], impl Future<Output = ()> + Send + 'static)
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
 {
     let (reader, writer) = reflector::store_shared(SUBSCRIBER_BUFFER);
-    let subscribers =
-        std::array::from_fn(|_| writer.subscribe().expect("a shared store always hands out subscriptions"));
-    let stream = reflector::reflector(writer, watcher(api, config).default_backoff().modify(trim))
-        .take_until(stopped)
-        .for_each(|event| {
-            if let Err(error) = event {
-                warn!(%error, kind = K::kind(&()).as_ref(), "watch failed; retrying");
+    let mut deletions = Vec::with_capacity(SUBSCRIBERS);
+    let subscribers = std::array::from_fn(|_| {
+        let (tx, rx) = mpsc::channel(SUBSCRIBER_BUFFER);
+        deletions.push(tx);
+        let stored = writer.subscribe().expect("a shared store always hands out subscriptions");
+        futures::stream::select(stored, ReceiverStream::new(rx))
+    });
+    let events = watcher(api, config).default_backoff().modify(trim).and_then(move |event| {
+        let deletions = deletions.clone();
+        async move {
+            if let watcher::Event::Delete(gone) = &event {
+                let gone = Arc::new(gone.clone());
+                for subscriber in &deletions {
+                    // A subscriber that stopped listening is shutting down: nothing to tell.
+                    let _ = subscriber.send(Arc::clone(&gone)).await;
+                }
             }
-            future::ready(())
-        });
+            Ok(event)
+        }
+    });
+    let stream = reflector::reflector(writer, events).take_until(stopped).for_each(|event| {
+        if let Err(error) = event {
+            warn!(%error, kind = K::kind(&()).as_ref(), "watch failed; retrying");
+        }
+        future::ready(())
+    });
     (reader, subscribers, stream)
 }
 
