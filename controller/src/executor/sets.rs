@@ -55,21 +55,26 @@ async fn pass(
     record_validity(&mut plan.status.conditions, &FieldErrors::default(), set.metadata.generation, now);
 
     let subject = EventSubject::of(set);
-    // A pass's creations are independent of each other: a few in flight at once, so a batch
-    // costs a few round trips to the API server instead of one per server.
-    let mut attempts = Vec::with_capacity(plan.create.len());
-    for batch in plan.create.chunks(PARALLEL_CREATES) {
-        let results = futures::future::join_all(batch.iter().map(|gs| seams.gameservers.create(gs))).await;
-        attempts.extend(batch.iter().map(|gs| object_key(namespace, gs.name())).zip(results));
-    }
+    // A pass's creations are independent of each other: after a first one alone (so an API
+    // server refusing them all costs one request, not a batch), several are in flight at once,
+    // and a batch costs a round trip to the API server instead of one per server. A refused
+    // create stops the pass after its batch.
+    let (first, rest) = plan.create.split_at(plan.create.len().min(1));
     let (mut created, mut refused) = (0, None);
-    for (key, result) in attempts {
-        match writes.settle::<_, GameServer>(Operation::Create, &key, result) {
-            Ok(Some(_)) => created += 1,
-            Ok(None) => {}
-            Err(error) => {
-                refused.get_or_insert(error);
+    for batch in std::iter::once(first).chain(rest.chunks(PARALLEL_CREATES)) {
+        let results = futures::future::join_all(batch.iter().map(|gs| seams.gameservers.create(gs))).await;
+        for (gs, result) in batch.iter().zip(results) {
+            let key = object_key(namespace, gs.name());
+            match writes.settle::<_, GameServer>(Operation::Create, &key, result) {
+                Ok(Some(_)) => created += 1,
+                Ok(None) => {}
+                Err(error) => {
+                    refused.get_or_insert(error);
+                }
             }
+        }
+        if refused.is_some() {
+            break;
         }
     }
     if created > 0 {
