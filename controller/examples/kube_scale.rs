@@ -16,7 +16,9 @@
 //!
 //! Raw rate: 16 tasks each replacing its own GameServer back to back (PUT, resourceVersion from
 //! the last answer) for 10 s, in a namespace no controller watches. Controller memory: `VmRSS`
-//! once all are Ready (after 5 s of quiet) and `VmHWM` (peak), from `/proc`.
+//! once all are Ready (after 5 s of quiet) and `VmHWM` (peak), from `/proc`, with the heap
+//! (`RssAnon`) apart from the mapped binary. GameServer writes: the API server's own request
+//! counter (`/metrics`), from apply to all Ready, by verb and answer code.
 
 #[path = "../tests/kubelet/mod.rs"]
 mod kubelet;
@@ -42,6 +44,29 @@ fn status_kib(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with(field))?;
     line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// GameServer writes the API server has answered so far, by verb and code, from its
+/// `apiserver_request_total` counter (everyone's: controller, sidecars, raw writers).
+async fn gameserver_writes(client: &Client) -> std::collections::BTreeMap<(String, String), f64> {
+    let request = http::Request::get("/metrics").body(Vec::new()).expect("metrics request");
+    let text = client.request_text(request).await.unwrap_or_default();
+    let mut writes = std::collections::BTreeMap::new();
+    for line in text.lines().filter(|l| l.starts_with("apiserver_request_total{")) {
+        let Some((labels, value)) = line.rsplit_once(' ') else { continue };
+        let label = |name: &str| {
+            let start = labels.find(&format!("{name}=\""))? + name.len() + 2;
+            Some(labels[start..].split('"').next()?.to_owned())
+        };
+        if label("resource").as_deref() != Some("gameservers") {
+            continue;
+        }
+        let (Some(verb), Some(code)) = (label("verb"), label("code")) else { continue };
+        if matches!(verb.as_str(), "POST" | "PUT" | "PATCH" | "DELETE") {
+            *writes.entry((verb, code)).or_insert(0.0) += value.parse::<f64>().unwrap_or(0.0);
+        }
+    }
+    writes
 }
 
 /// GameServer replaces per second, `RAW_WORKERS` at a time, in a namespace of their own.
@@ -111,6 +136,7 @@ async fn main() {
     let idle_rss = status_kib(pid, "VmRSS:").unwrap_or(0);
 
     let fleets: Api<Fleet> = Api::namespaced(world.client.clone(), &world.namespace);
+    let writes_before = gameserver_writes(&world.client).await;
     let started = Instant::now();
     fleets
         .create(&PostParams::default(), &fleet(&world, "scale", replicas, "Packed", dynamic_udp()))
@@ -128,8 +154,13 @@ async fn main() {
         assert!(started.elapsed() < Duration::from_secs(600), "not all Ready after 10 minutes ({ready}/{replicas})");
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
+    let mut writes = gameserver_writes(&world.client).await;
+    for (key, before) in writes_before {
+        *writes.entry(key).or_insert(0.0) -= before;
+    }
     tokio::time::sleep(Duration::from_secs(5)).await;
     let rss = status_kib(pid, "VmRSS:").unwrap_or(0);
+    let (anon, file) = (status_kib(pid, "RssAnon:").unwrap_or(0), status_kib(pid, "RssFile:").unwrap_or(0));
     let peak = status_kib(pid, "VmHWM:").unwrap_or(0);
     let budget = f64::from(replicas) * 5.0 / raw;
     println!(
@@ -143,6 +174,19 @@ async fn main() {
         idle_rss / 1024,
         rss / 1024,
         peak / 1024
+    );
+    println!(
+        "  of which at {replicas} Ready: {} MiB heap (RssAnon), {} MiB the mapped binary and libraries",
+        anon / 1024,
+        file / 1024
+    );
+    let total: f64 = writes.values().sum();
+    let by_kind: Vec<String> =
+        writes.iter().filter(|(_, n)| **n > 0.0).map(|((verb, code), n)| format!("{verb} {code}: {n:.0}")).collect();
+    println!(
+        "GameServer writes from apply to all Ready (everyone's): {total:.0}, {:.1} per server ({})",
+        total / f64::from(replicas),
+        by_kind.join(", ")
     );
 
     let _ = controller.kill();

@@ -7,6 +7,7 @@
 
 pub mod allocation_api;
 pub mod allocator;
+pub mod caches;
 pub mod connect;
 pub mod context;
 pub mod dashboard;

@@ -14,6 +14,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
@@ -236,6 +237,42 @@ async fn fleet_lifecycle_on_a_real_api_server() {
     let _ = stop.send(());
     controller.await.expect("controller task").expect("controller ran cleanly");
     let _ = Api::<Node>::all(client.clone()).delete(&node, &DeleteParams::default()).await;
+    let _ = namespaces.delete(&namespace, &DeleteParams::default()).await;
+}
+
+/// `stadion controller` told to stop as soon as it has started (a rollout that replaces the Pod
+/// at once, a SIGTERM during start-up) exits instead of hanging: before its caches were ever
+/// filled, and again once they were.
+#[tokio::test]
+#[ignore = "needs cluster"]
+async fn stopping_right_after_start_returns() {
+    let client = stadion_controller::kube::connect::client(None).await.expect("KUBECONFIG points at a cluster");
+    let namespace = format!("stadion-stop-{:x}", rand::random::<u32>());
+    install_crds(&client).await;
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": namespace}})).unwrap();
+    namespaces.create(&PostParams::default(), &ns).await.expect("create namespace");
+    let config = ControllerConfig {
+        sidecar_image: "stadion:test".into(),
+        sdk_service_account: "default".into(),
+        metrics_addr: "127.0.0.1:0".parse().unwrap(),
+        leader_election: true,
+        lease_namespace: namespace.clone(),
+        identity: "stop-test".into(),
+        namespace: Some(namespace.clone()),
+        port_ranges: PortRanges::default(),
+        allocation_api: None,
+        allocation_ttl: Default::default(),
+    };
+    for stop_after in [Duration::ZERO, Duration::from_millis(50), Duration::from_secs(3)] {
+        let running = run(client.clone(), config.clone(), tokio::time::sleep(stop_after));
+        let stopped = tokio::time::timeout(stop_after + Duration::from_secs(20), running).await;
+        assert!(
+            matches!(stopped, Ok(Ok(()))),
+            "stopped {stop_after:?} after start, run did not return cleanly: {:?}",
+            stopped.map(|r| r.map_err(|e| e.to_string()))
+        );
+    }
     let _ = namespaces.delete(&namespace, &DeleteParams::default()).await;
 }
 

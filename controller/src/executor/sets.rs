@@ -14,6 +14,9 @@ use super::{
     ExecError, Operation, Outcome, RESYNC, SETS, SETTLE_CHECK, Seams, Writes, admit_owner, observed, read, until,
 };
 
+/// How many of one pass's GameServer creations are in flight at once.
+const PARALLEL_CREATES: usize = 16;
+
 /// One pass over `set` at `now`: recorded, traced, and what to do next.
 pub async fn execute_set(
     set: &GameServerSet,
@@ -52,17 +55,35 @@ async fn pass(
     record_validity(&mut plan.status.conditions, &FieldErrors::default(), set.metadata.generation, now);
 
     let subject = EventSubject::of(set);
-    let mut created = 0;
-    for gs in &plan.create {
-        let key = object_key(namespace, gs.name());
-        if writes.settle::<_, GameServer>(Operation::Create, &key, seams.gameservers.create(gs).await)?.is_some() {
-            created += 1;
+    // A pass's creations are independent of each other: after a first one alone (so an API
+    // server refusing them all costs one request, not a batch), several are in flight at once,
+    // and a batch costs a round trip to the API server instead of one per server. A refused
+    // create stops the pass after its batch.
+    let (first, rest) = plan.create.split_at(plan.create.len().min(1));
+    let (mut created, mut refused) = (0, None);
+    for batch in std::iter::once(first).chain(rest.chunks(PARALLEL_CREATES)) {
+        let results = futures::future::join_all(batch.iter().map(|gs| seams.gameservers.create(gs))).await;
+        for (gs, result) in batch.iter().zip(results) {
+            let key = object_key(namespace, gs.name());
+            match writes.settle::<_, GameServer>(Operation::Create, &key, result) {
+                Ok(Some(_)) => created += 1,
+                Ok(None) => {}
+                Err(error) => {
+                    refused.get_or_insert(error);
+                }
+            }
+        }
+        if refused.is_some() {
+            break;
         }
     }
     if created > 0 {
         tracing::info!(created, "created GameServers");
         let note = format!("Created {created} GameServer(s)");
         seams.recorder.event(&subject, EventType::Normal, reason::SUCCESSFUL_CREATE, note).await;
+    }
+    if let Some(error) = refused {
+        return Err(error);
     }
     for gs in plan.shutdown.iter().chain(&plan.overflow) {
         // Guarded by the version the plan saw: a server allocated meanwhile must not be shut

@@ -456,3 +456,56 @@ async fn one_webhook_client_serves_every_call() {
     assert_eq!(webhooks.clients_built(), 1, "built once, reused");
     server.abort();
 }
+
+/// The embedded store with GameServer creates that take a while, counting how many overlap.
+struct Slow {
+    store: Store,
+    in_flight: std::sync::atomic::AtomicUsize,
+    most: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait]
+impl ObjectStore<GameServer> for Slow {
+    async fn get(&self, namespace: &str, name: &str) -> StoreResult<Option<Arc<GameServer>>> {
+        ObjectStore::<GameServer>::get(&self.store, namespace, name).await
+    }
+
+    async fn list(&self, namespace: Option<&str>) -> StoreResult<Vec<Arc<GameServer>>> {
+        ObjectStore::<GameServer>::list(&self.store, namespace).await
+    }
+
+    async fn create(&self, object: &GameServer) -> StoreResult<Arc<GameServer>> {
+        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most.fetch_max(now, Ordering::SeqCst);
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        self.store.create(object).await
+    }
+
+    async fn replace(&self, object: &GameServer) -> StoreResult<Arc<GameServer>> {
+        self.store.replace(object).await
+    }
+
+    async fn replace_status(&self, object: &GameServer) -> StoreResult<Arc<GameServer>> {
+        self.store.replace_status(object).await
+    }
+
+    async fn delete(&self, namespace: &str, name: &str) -> StoreResult<()> {
+        ObjectStore::<GameServer>::delete(&self.store, namespace, name).await
+    }
+}
+
+#[tokio::test]
+async fn a_scale_up_sends_its_creations_several_at_a_time_but_boundedly() {
+    let (store, recorder) = (Store::new(), LocalRecorder::new());
+    let set = stored_set(&store, "wide", 40, SchedulingStrategy::Packed);
+    let slow = Slow { store: store.clone(), in_flight: Default::default(), most: Default::default() };
+    let seams = Seams { gameservers: &slow, ..seams(&store, &recorder) };
+    let mut names = SeededNames::new(3);
+    execute_set(&set, seams, &mut names, now(), &SetScalingOptions::default()).await.expect("pass");
+    assert_eq!(owned(&store, &set.metadata).len(), 40, "every planned server created");
+    let most = slow.most.load(Ordering::SeqCst);
+    assert!((2..=16).contains(&most), "{most} creations were in flight at once");
+    let events = recorder.events_for("GameServerSet", "default", "wide");
+    assert_eq!(events[0].note, "Created 40 GameServer(s)");
+}

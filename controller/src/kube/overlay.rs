@@ -6,6 +6,7 @@
 //! the same or a newer resourceVersion, or no longer holds a deleted object).
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kube::Resource;
@@ -19,7 +20,7 @@ const TTL: Duration = Duration::from_secs(60);
 /// Recent writes and deletions of one kind, by `namespace/name`.
 #[derive(Debug)]
 pub struct WriteOverlay<K> {
-    written: HashMap<String, (Instant, K)>,
+    written: HashMap<String, (Instant, Arc<K>)>,
     deleted: HashMap<String, Instant>,
 }
 
@@ -39,10 +40,10 @@ pub fn key_of<K: Resource>(obj: &K) -> String {
     object_key(meta.namespace.as_deref().unwrap_or("default"), meta.name.as_deref().unwrap_or_default())
 }
 
-impl<K: Resource + Clone> WriteOverlay<K> {
+impl<K: Resource> WriteOverlay<K> {
     /// Remembers a created or updated server (as the API server returned it).
-    pub fn wrote(&mut self, gs: K) {
-        let key = key_of(&gs);
+    pub fn wrote(&mut self, gs: Arc<K>) {
+        let key = key_of(&*gs);
         self.deleted.remove(&key);
         self.written.insert(key, (Instant::now(), gs));
     }
@@ -54,21 +55,21 @@ impl<K: Resource + Clone> WriteOverlay<K> {
     }
 
     /// `cached` with our newer writes swapped in, our creations added and our deletions removed;
-    /// entries the cache has caught up with are forgotten.
-    pub fn view(&mut self, cached: Vec<K>, belongs: impl Fn(&K) -> bool) -> Vec<K> {
+    /// entries the cache has caught up with are forgotten. Objects are shared, never copied.
+    pub fn view(&mut self, cached: Vec<Arc<K>>, belongs: impl Fn(&K) -> bool) -> Vec<Arc<K>> {
         let now = Instant::now();
         self.written.retain(|_, (at, _)| now.duration_since(*at) < TTL);
         self.deleted.retain(|_, at| now.duration_since(*at) < TTL);
         let mut seen = HashSet::new();
         let mut out = Vec::with_capacity(cached.len());
         for gs in cached {
-            let key = key_of(&gs);
+            let key = key_of(&*gs);
             seen.insert(key.clone());
             if self.deleted.contains_key(&key) {
                 continue;
             }
             match self.written.get(&key) {
-                Some((_, ours)) if version(ours) > version(&gs) => out.push(ours.clone()),
+                Some((_, ours)) if version(&**ours) > version(&*gs) => out.push(Arc::clone(ours)),
                 Some(_) => {
                     self.written.remove(&key);
                     out.push(gs);
@@ -79,7 +80,11 @@ impl<K: Resource + Clone> WriteOverlay<K> {
         // Deletions the cache no longer shows are done.
         self.deleted.retain(|key, _| seen.contains(key));
         out.extend(
-            self.written.iter().filter(|(key, _)| !seen.contains(*key)).map(|(_, (_, gs))| gs.clone()).filter(&belongs),
+            self.written
+                .iter()
+                .filter(|(key, _)| !seen.contains(*key))
+                .map(|(_, (_, gs))| Arc::clone(gs))
+                .filter(|gs| belongs(gs)),
         );
         out
     }
@@ -91,10 +96,10 @@ mod tests {
     use crate::kube::fixtures::gameserver;
     use stadion_crds::GameServer;
 
-    fn at(name: &str, rv: &str) -> GameServer {
+    fn at(name: &str, rv: &str) -> Arc<GameServer> {
         let mut gs = gameserver(name);
         gs.metadata.resource_version = Some(rv.into());
-        gs
+        Arc::new(gs)
     }
 
     #[test]
@@ -103,7 +108,7 @@ mod tests {
         overlay.wrote(at("new", "10"));
         overlay.deleted("default/gone".into());
         let view = overlay.view(vec![at("gone", "3"), at("old", "4")], |_| true);
-        let names: Vec<_> = view.iter().map(GameServer::name).collect();
+        let names: Vec<_> = view.iter().map(|gs| gs.name()).collect();
         assert_eq!(names, ["old", "new"]);
         // The cache catches up: the write is forgotten, the cached copy used.
         let view = overlay.view(vec![at("new", "11")], |_| true);
@@ -114,9 +119,9 @@ mod tests {
     #[test]
     fn newer_write_wins_over_stale_cache() {
         let mut overlay = WriteOverlay::<GameServer>::default();
-        let mut ours = at("a", "9");
+        let mut ours = Arc::unwrap_or_clone(at("a", "9"));
         ours.metadata.labels = Some([("x".to_owned(), "y".to_owned())].into());
-        overlay.wrote(ours);
+        overlay.wrote(Arc::new(ours));
         let view = overlay.view(vec![at("a", "5")], |_| true);
         assert_eq!(view[0].metadata.resource_version.as_deref(), Some("9"));
     }

@@ -10,8 +10,8 @@ use futures::{FutureExt, StreamExt, future};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::ListParams;
-use kube::runtime::reflector::{self, Store};
-use kube::runtime::{Controller, WatchStreamExt, watcher};
+use kube::runtime::reflector::Store;
+use kube::runtime::{Controller, watcher};
 use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
 use stadion_crds::allocation_ttl::AllocationTtl;
@@ -21,6 +21,7 @@ use tracing::{error, info, warn};
 
 use super::allocation_api::{self, AllocationApiConfig};
 use super::allocator::KubeAllocator;
+use super::caches::{trim_node, trim_object, trim_pod, watched};
 use super::context::{Context, KubeStores};
 use super::dashboard::{DashboardConfig, KubeDashboardSource};
 use super::events::EventPublisher;
@@ -70,22 +71,6 @@ where
     }
 }
 
-/// A store fed by its own watch, and the task feeding it.
-fn cache<K>(api: Api<K>, config: watcher::Config) -> (Store<K>, impl Future<Output = ()> + Send + 'static)
-where
-    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
-{
-    let (reader, writer) = reflector::store();
-    let stream =
-        reflector::reflector(writer, watcher(api, config).default_backoff()).applied_objects().for_each(|event| {
-            if let Err(error) = event {
-                warn!(%error, kind = K::kind(&()).as_ref(), "watch failed; retrying");
-            }
-            future::ready(())
-        });
-    (reader, stream)
-}
-
 /// Rebuilds host-port book-keeping from every GameServer and Node, so a restarted controller
 /// never hands out a port a running server holds.
 async fn rebuild_ports(client: &Client, config: &ControllerConfig) -> Result<PortAllocator> {
@@ -100,33 +85,55 @@ async fn rebuild_ports(client: &Client, config: &ControllerConfig) -> Result<Por
     Ok(allocator)
 }
 
+/// How many reconciles of one controller run at once. Unbounded, a fleet of 1,000 starting up
+/// had hundreds in flight, each holding its own connection to the API server (TLS state and
+/// buffers, about 100 KiB apiece, kept in the pool afterwards): most of the controller's memory,
+/// for no gain, since the API server's write rate, not the number of requests waiting on it,
+/// bounds how fast servers get written. The rest wait in the controller's queue (one entry per
+/// object, however many times it was triggered).
+const RECONCILES_IN_FLIGHT: u16 = 32;
+
 /// Each controller reads other kinds from caches fed by separate watches, which may trail the
 /// event that triggered it by a few milliseconds; a short debounce lets them catch up (and folds
 /// bursts of events on one object into one reconcile).
 fn controller_config() -> kube::runtime::controller::Config {
-    kube::runtime::controller::Config::default().debounce(Duration::from_millis(250))
+    kube::runtime::controller::Config::default().debounce(Duration::from_millis(250)).concurrency(RECONCILES_IN_FLIGHT)
 }
 
 /// Runs one kube-runtime controller the way all four run: debounced, every object reconciled
 /// again when this replica becomes the leader, stopping when `stopped` resolves.
-fn drive<K, E, Fut>(
+///
+/// kube-runtime holds a controller's reconciles until its cache has been filled once, and a
+/// graceful shutdown waits for them; stopped before the cache was ever filled (say, right after
+/// start, or with the API server unreachable), it would wait forever. Nothing has been
+/// reconciled then, so there is nothing to finish: it stops at once.
+fn drive<K, E, Fut, Stop>(
     controller: Controller<K>,
     reconcile: impl FnMut(Arc<K>, Arc<Context>) -> Fut,
     error_policy: impl Fn(Arc<K>, &E, Arc<Context>) -> kube::runtime::controller::Action,
     ctx: &Arc<Context>,
     leadership: &Leadership,
-    stopped: impl Future<Output = ()> + Send + Sync + 'static,
+    stopped: impl Fn() -> Stop,
 ) -> impl Future<Output = ()>
 where
     K: Clone + Resource<DynamicType = ()> + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
     E: std::error::Error + Send + 'static,
     Fut: futures::TryFuture<Ok = kube::runtime::controller::Action, Error = E> + Send + 'static,
+    Stop: Future<Output = ()> + Send + Sync + 'static,
 {
+    let cache = controller.store();
+    let stopped_unfilled = stopped().then(move |()| async move {
+        if let Some(Ok(())) = cache.wait_until_ready().now_or_never() {
+            // Filled: the graceful shutdown below lets the reconciles under way finish.
+            future::pending::<()>().await;
+        }
+    });
     controller
         .with_config(controller_config())
         .reconcile_all_on(on_leadership(leadership))
-        .graceful_shutdown_on(stopped)
+        .graceful_shutdown_on(stopped())
         .run(reconcile, error_policy, ctx.clone())
+        .take_until(stopped_unfilled)
         .for_each(|_| future::ready(()))
 }
 
@@ -204,21 +211,32 @@ pub async fn run_with_dashboard(
 
     let ns = config.namespace.as_deref();
     let pod_selector = format!("{}={}", labels::ROLE, labels::ROLE_GAMESERVER);
-    let (nodes, nodes_task) = cache(Api::<Node>::all(client.clone()), watcher::Config::default());
-    let (pods, pods_task) = cache(scoped::<Pod>(&client, ns), watcher::Config::default().labels(&pod_selector));
+    let all = watcher::Config::default;
+    // One watch per kind; the controllers a kind triggers share its cache's change stream.
+    let (nodes, [], nodes_task) = watched(Api::<Node>::all(client.clone()), all(), trim_node, stopped());
+    let (pods, [pods_changed], pods_task) =
+        watched(scoped::<Pod>(&client, ns), all().labels(&pod_selector), trim_pod, stopped());
     tokio::spawn(nodes_task);
     tokio::spawn(pods_task);
 
     let ports = rebuild_ports(&client, &config).await?;
-    let gs_controller = Controller::new(scoped::<GameServer>(&client, ns), watcher::Config::default())
-        .owns(scoped::<Pod>(&client, ns), watcher::Config::default().labels(&pod_selector));
-    let set_controller = Controller::new(scoped::<GameServerSet>(&client, ns), watcher::Config::default())
-        .owns(scoped::<GameServer>(&client, ns), watcher::Config::default());
-    let fleet_controller = Controller::new(scoped::<Fleet>(&client, ns), watcher::Config::default())
-        .owns(scoped::<GameServerSet>(&client, ns), watcher::Config::default());
-    let autoscaler_controller = Controller::new(scoped::<FleetAutoscaler>(&client, ns), watcher::Config::default());
-    let (fleet_store, autoscaler_store) = (fleet_controller.store(), autoscaler_controller.store());
-    let set_store = set_controller.store();
+    let (gs_store, [gs_changed, gs_owned], gs_task) = watched(scoped(&client, ns), all(), trim_object, stopped());
+    let (set_store, [sets_changed, sets_owned], sets_task) =
+        watched(scoped(&client, ns), all(), trim_object, stopped());
+    let (fleet_store, [fleets_changed], fleets_task) = watched(scoped(&client, ns), all(), trim_object, stopped());
+    let (autoscaler_store, [autoscalers_changed], autoscalers_task) =
+        watched(scoped(&client, ns), all(), trim_object, stopped());
+    for task in [gs_task.boxed(), sets_task.boxed(), fleets_task.boxed(), autoscalers_task.boxed()] {
+        tokio::spawn(task);
+    }
+    let gs_controller =
+        Controller::<GameServer>::for_shared_stream(gs_changed, gs_store.clone()).owns_shared_stream(pods_changed);
+    let set_controller =
+        Controller::<GameServerSet>::for_shared_stream(sets_changed, set_store.clone()).owns_shared_stream(gs_owned);
+    let fleet_controller =
+        Controller::<Fleet>::for_shared_stream(fleets_changed, fleet_store.clone()).owns_shared_stream(sets_owned);
+    let autoscaler_controller =
+        Controller::<FleetAutoscaler>::for_shared_stream(autoscalers_changed, autoscaler_store.clone());
     if let Some(dashboard) = dashboard {
         let listener = super::dashboard::bind(dashboard.address).await.map_err(|source| super::Error::Io {
             what: format!("binding the dashboard to {}", dashboard.address),
@@ -227,7 +245,7 @@ pub async fn run_with_dashboard(
         info!(addr = %dashboard.address, "dashboard listening");
         let source = KubeDashboardSource {
             client: client.clone(),
-            gameservers: gs_controller.store(),
+            gameservers: gs_store.clone(),
             sets: set_store.clone(),
             fleets: fleet_store.clone(),
             autoscalers: autoscaler_store.clone(),
@@ -236,8 +254,8 @@ pub async fn run_with_dashboard(
     }
     let events = EventPublisher::new(client.clone(), Some(config.identity.clone()));
     let stores = KubeStores {
-        gameservers: KubeStore::new(client.clone(), gs_controller.store()),
-        sets: KubeStore::new(client.clone(), set_controller.store()),
+        gameservers: KubeStore::new(client.clone(), gs_store.clone()),
+        sets: KubeStore::new(client.clone(), set_store.clone()),
         fleets: KubeStore::new(client.clone(), fleet_store.clone()),
         autoscalers: KubeStore::new(client.clone(), autoscaler_store.clone()),
     };
@@ -254,7 +272,7 @@ pub async fn run_with_dashboard(
         ports: Mutex::new(ports),
         nodes: nodes.clone(),
         pods: pods.clone(),
-        gameservers: gs_controller.store(),
+        gameservers: gs_store.clone(),
         stores,
         webhooks: WebhookClient::new(),
         gameserver_defaults: GameServerDefaults { allocation_ttl: config.allocation_ttl },
@@ -280,17 +298,17 @@ pub async fn run_with_dashboard(
     }
 
     let gameservers =
-        drive(gs_controller, gameserver::reconcile, gameserver::error_policy, &ctx, &leadership, stopped());
+        drive(gs_controller, gameserver::reconcile, gameserver::error_policy, &ctx, &leadership, &stopped);
     let sets =
-        drive(set_controller, gameserverset::reconcile, gameserverset::error_policy, &ctx, &leadership, stopped());
-    let fleets = drive(fleet_controller, fleet::reconcile, fleet::error_policy, &ctx, &leadership, stopped());
+        drive(set_controller, gameserverset::reconcile, gameserverset::error_policy, &ctx, &leadership, &stopped);
+    let fleets = drive(fleet_controller, fleet::reconcile, fleet::error_policy, &ctx, &leadership, &stopped);
     let autoscalers = drive(
         autoscaler_controller,
         fleetautoscaler::reconcile,
         fleetautoscaler::error_policy,
         &ctx,
         &leadership,
-        stopped(),
+        &stopped,
     );
 
     // Ready once the caches reconciles read from are filled.

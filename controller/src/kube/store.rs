@@ -71,9 +71,11 @@ impl<K: KubeKind> KubeStore<K> {
         Api::namespaced(self.client.clone(), namespace)
     }
 
-    fn remember(&self, written: &K) -> Arc<K> {
-        self.overlay().wrote(written.clone());
-        Arc::new(written.clone())
+    fn remember(&self, mut written: K) -> Arc<K> {
+        super::caches::trim_object(&mut written);
+        let written = Arc::new(written);
+        self.overlay().wrote(Arc::clone(&written));
+        written
     }
 }
 
@@ -86,8 +88,8 @@ impl<K: KubeKind> ObjectStore<K> for KubeStore<K> {
 
     async fn list(&self, namespace: Option<&str>) -> StoreResult<Vec<Arc<K>>> {
         let in_scope = |object: &K| namespace.is_none_or(|ns| object.namespace_or_default() == ns);
-        let cached: Vec<K> = self.cache.state().iter().filter(|o| in_scope(o)).map(|o| (**o).clone()).collect();
-        Ok(self.overlay().view(cached, in_scope).into_iter().map(Arc::new).collect())
+        let cached = self.cache.state_filter(|o| in_scope(o));
+        Ok(self.overlay().view(cached, in_scope))
     }
 
     async fn create(&self, object: &K) -> StoreResult<Arc<K>> {
@@ -97,7 +99,7 @@ impl<K: KubeKind> ObjectStore<K> for KubeStore<K> {
             .create(&PostParams::default(), object)
             .await
             .map_err(|e| store_error::<K>(e, namespace, object.name_or_empty()))?;
-        Ok(self.remember(&written))
+        Ok(self.remember(written))
     }
 
     async fn replace(&self, object: &K) -> StoreResult<Arc<K>> {
@@ -107,7 +109,7 @@ impl<K: KubeKind> ObjectStore<K> for KubeStore<K> {
             .replace(name, &PostParams::default(), object)
             .await
             .map_err(|e| store_error::<K>(e, namespace, name))?;
-        Ok(self.remember(&written))
+        Ok(self.remember(written))
     }
 
     async fn replace_status(&self, object: &K) -> StoreResult<Arc<K>> {
@@ -124,7 +126,7 @@ impl<K: KubeKind> ObjectStore<K> for KubeStore<K> {
             api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch)).await
         }
         .map_err(|e| store_error::<K>(e, namespace, name))?;
-        Ok(self.remember(&written))
+        Ok(self.remember(written))
     }
 
     async fn delete(&self, namespace: &str, name: &str) -> StoreResult<()> {
