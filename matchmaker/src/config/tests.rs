@@ -144,3 +144,21 @@ fn durations_use_the_one_grammar_and_bad_ones_name_the_field() {
     assert!(message.contains("queues[0].ticketTimeout"), "{message}");
     assert!(message.contains("1h30m, 90s, 300ms, 1.5m"), "{message}");
 }
+
+#[test]
+fn backfill_names_exactly_one_list_or_counter() {
+    let with = |backfill: &str| format!("{MINIMAL}    backfill: {backfill}\n");
+    let config = MatchmakerConfig::from_yaml_str(&with("{list: players}")).unwrap();
+    assert_eq!(config.queues[0].backfill.as_ref().and_then(BackfillConfig::seats), Some(SeatTracker::List("players")));
+    let config = MatchmakerConfig::from_yaml_str(&with("{counter: sessions}")).unwrap();
+    assert_eq!(
+        config.queues[0].backfill.as_ref().and_then(BackfillConfig::seats),
+        Some(SeatTracker::Counter("sessions"))
+    );
+    assert!(
+        errors_of(&with("{list: a, counter: b}")).contains("queues[0].backfill: set only one of `list` and `counter`")
+    );
+    assert!(errors_of(&with("{}")).contains("queues[0].backfill: set `list`"));
+    assert!(errors_of(&with("{list: ' '}")).contains("queues[0].backfill.list: must name"));
+    assert!(errors_of(&with("{lists: players}")).contains("backfill"), "unknown fields are refused");
+}
