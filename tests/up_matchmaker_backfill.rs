@@ -100,8 +100,9 @@ async fn sixty_four_racing_tickets_never_overfill_the_running_match() {
     let scratch = Scratch::new("up-backfill-race");
     let up = up_with_matchmaker(&scratch, 1, "21900-21949");
     up.ready_servers(1).await;
-    let first = up.assigned(&up.create(lobby("p-a")).await).await;
-    up.assigned(&up.create(lobby("p-b")).await).await;
+    let (a, b) = (up.create(lobby("p-a")).await, up.create(lobby("p-b")).await);
+    let first = up.assigned(&a).await;
+    up.assigned(&b).await;
     let server = endpoint(&first);
     // The game seats three players of its own: the matchmaker still counts 6 free seats, the
     // server has 3.

@@ -455,7 +455,7 @@ impl State {
         self.store.record(Change::MatchDone(match_id));
         tracing::info!(r#match = %match_id, gameserver = %status.game_server_name, address = %status.address, "match assigned");
         if let Some(window) = pending.window {
-            self.open_match(match_id, &pending.queue, window, pending.info, assignment, status, now);
+            self.open_match(match_id, &pending.queue, window, pending.info, status, now);
         }
         AssignOutcome::Assigned
     }

@@ -34,7 +34,6 @@ pub(super) struct RunningMatch {
     queue: String,
     namespace: String,
     info: MatchInfo,
-    assignment: Assignment,
 }
 
 /// A ticket placed into an open match, waiting for the server's answer.
@@ -154,7 +153,7 @@ fn seat_request(
 }
 
 impl State {
-    /// Opens the match `id` just assigned `assignment`, if its queue backfills and its server
+    /// Opens the match `id` just assigned the server in `status`, if its queue backfills and its server
     /// reported free seats, and fills it from the queue's searching tickets at once.
     pub(super) fn open_match(
         &mut self,
@@ -162,7 +161,6 @@ impl State {
         queue: &str,
         window: OpenMatch,
         info: MatchInfo,
-        assignment: Assignment,
         status: &GameServerAllocationStatus,
         now: Millis,
     ) {
@@ -179,7 +177,7 @@ impl State {
         let key = self.next_open;
         self.next_open += 1;
         let namespace = config.allocation.namespace.clone();
-        self.running.insert(key, RunningMatch { id, queue: queue.to_owned(), namespace, info, assignment });
+        self.running.insert(key, RunningMatch { id, queue: queue.to_owned(), namespace, info });
         if let Some(runtime) = self.queues.get_mut(queue) {
             runtime.open.open(key, OpenMatch { room, in_flight: 0, ..window });
         }
@@ -308,9 +306,6 @@ impl State {
         };
         let wait = seconds(now.saturating_sub(record.enqueued_at));
         self.metrics.assigned(&pending.queue, vec![wait], [record.view.id.as_str()], &status.game_server_name);
-        if let Some(running) = self.running.get_mut(&pending.open) {
-            running.assignment = assignment.clone();
-        }
         self.transition(ticket, TicketState::Assigned, now, |t| t.assignment = Some(assignment));
         if let Some(queue) = self.queues.get(&pending.queue)
             && queue.open.get(pending.open).is_some_and(|m| m.room > 0)
