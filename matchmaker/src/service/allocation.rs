@@ -80,7 +80,7 @@ async fn allocate_backfill(matchmaker: Matchmaker, job: BackfillJob) {
                 metrics.allocation("backfill");
                 let answer = matchmaker.with_state(|s| s.backfill_assigned(ticket, &status, now));
                 if let BackfillAnswer::Undo(undo) = answer {
-                    undo_backfill(&matchmaker, job.match_id, undo).await;
+                    undo_backfill(&matchmaker, job.match_id, *undo).await;
                 }
                 return;
             }

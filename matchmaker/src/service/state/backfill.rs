@@ -63,7 +63,7 @@ pub enum BackfillAnswer {
     Assigned,
     /// The ticket left (cancelled or timed out) while its players were being added: take them
     /// off the server again with this request.
-    Undo(Result<AdmittedAllocation, FieldErrors>),
+    Undo(Box<Result<AdmittedAllocation, FieldErrors>>),
 }
 
 /// Seats free in `status` for `tracker`, if the server has that list or counter.
@@ -291,7 +291,7 @@ impl State {
                 }
                 _ => Err(FieldErrors(vec![stadion_crds::FieldError::new("backfill", "match closed")])),
             };
-            return BackfillAnswer::Undo(undo);
+            return BackfillAnswer::Undo(Box::new(undo));
         }
         let teams = record.view.match_info.as_ref().map(|m| m.teams.clone()).unwrap_or_default();
         let match_id = record.view.match_info.as_ref().map(|m| m.id.clone()).unwrap_or_default();
