@@ -6,7 +6,7 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
@@ -92,6 +92,17 @@ fn up(scratch: &Scratch, port_range: &str, isolation: &str) -> Up {
     support::up_on_with(scratch, &[&fleet], port_range, &["--isolation", isolation])
 }
 
+/// One line sent over TCP to `port` on loopback, and the line it answers.
+fn tcp_line(port: u16, line: &str) -> String {
+    let address = SocketAddr::from(([127, 0, 0, 1], port));
+    let stream = TcpStream::connect_timeout(&address, Duration::from_secs(2)).expect("a TCP connection");
+    stream.set_read_timeout(Some(Duration::from_secs(5))).expect("a read timeout");
+    (&stream).write_all(format!("{line}\n").as_bytes()).expect("the line sent");
+    let mut answer = String::new();
+    BufReader::new(&stream).read_line(&mut answer).expect("a line back");
+    answer
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn isolated_games_get_a_pods_network_and_no_host_process_reaches_their_sidecars() {
     let scratch = Scratch::new("up-isolation");
@@ -132,4 +143,31 @@ async fn without_isolation_the_same_scan_finds_every_sidecar() {
     let servers = ready_servers(&up, 2).await;
     let exposed = sidecars_found_by_scanning(&servers);
     assert_eq!(exposed.len(), 2, "one REST sidecar per server on host loopback, found {exposed:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn isolated_games_are_reached_over_tcp_through_their_host_port() {
+    let scratch = Scratch::new("up-isolation-tcp");
+    // The same fleet with a TCPUDP port, its game serving TCP too on container port 7654.
+    let fleet = test_fleet(&scratch, 2);
+    let text = std::fs::read_to_string(&fleet)
+        .expect("the fleet")
+        .replace("protocol: UDP", "protocol: TCPUDP")
+        .replace(r#"args: ["--health-interval-ms", "250"]"#, r#"args: ["--health-interval-ms", "250", "--tcp"]"#);
+    assert!(text.contains("TCPUDP") && text.contains("--tcp"), "{text}");
+    std::fs::write(&fleet, text).expect("the fleet rewritten");
+    let up = support::up_on_with(&scratch, &[&fleet], "17700-17749", &["--isolation", "network"]);
+    let servers = ready_servers(&up, 2).await;
+    for (name, port) in &servers {
+        // TCP and UDP share the host port, each relayed to the game in its own namespace.
+        assert_eq!(tcp_line(*port, "hello").trim(), format!("ECHO {name}: hello"), "TCP on host port {port}");
+        let reply = udp_request(SocketAddr::from(([127, 0, 0, 1], *port)), "hello");
+        assert_eq!(reply.trim(), format!("ECHO {name}: hello"), "UDP on host port {port}");
+    }
+    // Connections are relayed one by one: several at once each reach the game and get answers.
+    let (name, port) = servers[0].clone();
+    let clients: Vec<_> = (0..8).map(|i| std::thread::spawn(move || tcp_line(port, &format!("client-{i}")))).collect();
+    for (i, client) in clients.into_iter().enumerate() {
+        assert_eq!(client.join().expect("a client").trim(), format!("ECHO {name}: client-{i}"));
+    }
 }

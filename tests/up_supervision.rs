@@ -137,12 +137,13 @@ async fn a_crash_looping_fleet_backs_off_and_its_healthy_neighbour_is_replaced_a
     let replaced_in = killed.elapsed();
     assert!(replaced_in < Duration::from_secs(8), "replacement took {replaced_in:?}");
 
-    // 40 s of a game that exits at once: starts at about 0 s, 10 s and 30 s, never a hot loop.
-    // (The bound is 6 starts in 60 s; this window is shorter to keep the test quick.)
-    let window = Duration::from_secs(40);
+    // 60 s of a game that exits at once: starts at about 0 s, 10 s and 30 s (the next at 70 s),
+    // never a hot loop. The bound is at most 6 starts in 60 s; the kubelet's schedule
+    // gives 3, and one more is allowed for a start that races the window's end.
+    let window = Duration::from_secs(60);
     tokio::time::sleep(window.saturating_sub(began.elapsed())).await;
     let seen = starts(&marker);
-    assert!(seen >= 2, "the broken fleet is retried: {seen} starts in {:?}", began.elapsed());
+    assert!(seen >= 3, "the broken fleet is retried at 10 s and 30 s: {seen} starts in {:?}", began.elapsed());
     assert!(seen <= 4, "the broken fleet backs off: {seen} starts in {:?}", began.elapsed());
 
     process.signal(Signal::SIGTERM);

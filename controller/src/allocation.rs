@@ -34,7 +34,7 @@ use async_trait::async_trait;
 use stadion_core::NodeLoad;
 use stadion_core::allocation::{AllocationCandidate, candidates, selector_matches};
 use stadion_core::allocator::{AdmittedAllocation, AllocateError, AllocationOutcome};
-use stadion_core::store::{ObjectStore, StoreError, StoreResult};
+use stadion_core::store::{EventSubject, EventType, ObjectStore, Recorder, StoreError, StoreResult, reason};
 use stadion_crds::allocation::{GameServerAllocation, GameServerSelector};
 use stadion_crds::validation::FieldErrors;
 use stadion_crds::{GameServer, labels};
@@ -92,6 +92,7 @@ pub struct AllocationExecutor<S> {
     claims: ClaimSet,
     fleet_counts: Arc<FleetAllocationCounts>,
     metrics: OnceLock<Arc<dyn AllocationMetrics>>,
+    recorder: OnceLock<Arc<dyn Recorder>>,
     seed: AtomicU64,
 }
 
@@ -119,7 +120,23 @@ impl<S: GameServerView> AllocationExecutor<S> {
     /// An executor over `store`, counting allocations into `fleet_counts` (whose flusher the
     /// runtime runs). `seed` starts the Distributed shuffle.
     pub fn new(store: S, fleet_counts: Arc<FleetAllocationCounts>, seed: u64) -> Self {
-        Self { store, claims: ClaimSet::default(), fleet_counts, metrics: OnceLock::new(), seed: AtomicU64::new(seed) }
+        Self {
+            store,
+            claims: ClaimSet::default(),
+            fleet_counts,
+            metrics: OnceLock::new(),
+            recorder: OnceLock::new(),
+            seed: AtomicU64::new(seed),
+        }
+    }
+
+    /// Records a Normal `Allocated` Event on every server it allocates, as Agones' allocator
+    /// does (set once; later calls are ignored). The Event is sent beside the answer, never
+    /// before it.
+    pub fn set_recorder(&self, recorder: Arc<dyn Recorder>) {
+        if self.recorder.set(recorder).is_err() {
+            warn!("the allocation recorder was already set; keeping the first");
+        }
     }
 
     /// Records every allocation's duration into `metrics` from now on (set once; later calls
@@ -235,6 +252,13 @@ impl<S: GameServerView> AllocationExecutor<S> {
                     claim.won();
                     for warning in &attempt.warnings {
                         warn!(gameserver = written.name(), warning, "allocation action not applied");
+                    }
+                    if let Some(recorder) = self.recorder.get() {
+                        let (recorder, subject) = (recorder.clone(), EventSubject::of(&*written));
+                        tokio::spawn(async move {
+                            let note = reason::ALLOCATED.to_owned();
+                            recorder.event(&subject, EventType::Normal, reason::ALLOCATED, note).await;
+                        });
                     }
                     let fleet = written.metadata.labels.as_ref().and_then(|l| l.get(labels::FLEET)).cloned();
                     if let Some(fleet) = &fleet {

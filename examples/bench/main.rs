@@ -11,9 +11,11 @@
 //! 3. Allocations per second through `POST /v1/allocations` and Agones' `POST /gameserverallocation`,
 //!    vs `GET /healthz` on the same server.
 //! 4. Ticket → assigned latency (p50/p99) at 100 and 1,000 tickets/s, vs the `/healthz` round trip.
+//! 5. Allocation latency next to a server hammered by SDK writes, vs the same with it quiet.
 //!
 //! Not part of `cargo test`: it needs minutes and a machine that can hold the fleet.
 
+mod hot;
 mod load;
 mod procs;
 
@@ -50,9 +52,13 @@ struct Options {
     /// Seconds of tickets at 1,000/s.
     #[arg(long, default_value_t = 0.8)]
     fast_seconds: f64,
-    /// Skip the matchmaker rows (allocations and tickets).
+    /// Skip the matchmaker rows (allocations, tickets and the hot neighbour).
     #[arg(long)]
     no_matchmaker: bool,
+    /// Allocations per hot-neighbour row (0 skips them): a second fleet of twice as many
+    /// servers is allocated from with a third fleet's server quiet, then under SDK writes.
+    #[arg(long, default_value_t = 100)]
+    hot_allocations: usize,
 }
 
 /// One row of the result table.
@@ -221,6 +227,10 @@ async fn with_up(
 
     if !options.no_matchmaker {
         matchmaker_rows(&http, &format!("http://{api}"), options, rows).await?;
+        if options.hot_allocations > 0 {
+            let (api, allocations) = (format!("http://{api}"), options.hot_allocations);
+            hot::rows(&http, scratch, &admin_url, &api, allocations, options.concurrency, rows).await?;
+        }
     }
     up.terminate();
     let stop_started = Instant::now();

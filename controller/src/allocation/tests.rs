@@ -484,4 +484,34 @@ async fn a_server_this_process_just_reallocated_is_read_again_not_skipped() {
     assert!(!matches!(third, AllocationOutcome::Allocated(_)), "{third:?}");
     let stored = store.api::<GameServer>().get("default", "gs-1").expect("server");
     assert_eq!(stored.status.as_ref().map(|s| s.lists["players"].values.len()), Some(2));
+
+#[tokio::test]
+async fn each_allocated_server_gets_a_normal_allocated_event_as_in_agones() {
+    let store = store_with_ready(2, None);
+    let executor = executor(store.clone());
+    let recorder = crate::local::recorder::LocalRecorder::new();
+    executor.set_recorder(Arc::new(recorder.clone()));
+    let Ok(AllocationOutcome::Allocated(status)) = executor.allocate(&packed()).await else {
+        panic!("a server is allocated");
+    };
+    let events = async {
+        loop {
+            let events = recorder.events_for("GameServer", "default", &status.game_server_name);
+            if !events.is_empty() {
+                return events;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    let events = tokio::time::timeout(Duration::from_secs(5), events).await.expect("the Event is recorded");
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(
+        (events[0].type_, events[0].reason.as_str(), events[0].note.as_str()),
+        ("Normal", "Allocated", "Allocated")
+    );
+    // The server it did not allocate has none.
+    let all = ObjectStore::<GameServer>::list(&store, None).await.expect("the servers");
+    let other = all.into_iter().find(|gs| gs.name() != status.game_server_name);
+    let other = other.expect("the other server");
+    assert!(recorder.events_for("GameServer", "default", other.name()).is_empty());
 }

@@ -21,13 +21,15 @@ use stadion_core::allocation::release_allocation;
 use stadion_core::allocator::{
     AdmittedAllocation, AllocateError, AllocationOutcome, Allocator, CapacityEvent, wakes_waiting_matches,
 };
-use stadion_core::store::{ObjectStore, StoreResult, StoredObject};
+use stadion_core::store::{ObjectStore, Recorder, StoreResult, StoredObject};
 use stadion_crds::{Fleet, GameServer, GameServerState};
 use tokio::sync::watch;
 use tracing::{Instrument, info, info_span, warn};
 
 use super::api_status;
+use super::events::EventPublisher;
 use super::metrics::Metrics;
+use super::recorder::KubeRecorder;
 use super::store::store_error;
 use crate::allocation::fleet_counts::{FleetAllocationCounts, FleetCountFlusher, FleetStatusStore};
 use crate::allocation::{AllocationExecutor, GameServerView};
@@ -234,8 +236,16 @@ impl KubeAllocator {
         self
     }
 
-    /// An allocator with its own GameServer watch (all namespaces, or one), and the future that
-    /// drives that watch: spawn it. The future ends only if the watch stream does.
+    /// Records a Normal `Allocated` Event on each allocated server through `recorder`, as
+    /// Agones' allocator does (`kubectl describe gs` shows it).
+    pub fn with_recorder(self, recorder: Arc<dyn Recorder>) -> Self {
+        self.executor.set_recorder(recorder);
+        self
+    }
+
+    /// An allocator with its own GameServer watch (all namespaces, or one) and Event recorder,
+    /// and the future that drives that watch: spawn it. The future ends only if the watch
+    /// stream does.
     pub fn watching(client: Client, namespace: Option<&str>) -> (Self, impl Future<Output = ()> + Send + 'static) {
         let api: Api<GameServer> = match namespace {
             Some(ns) => Api::namespaced(client.clone(), ns),
@@ -243,7 +253,9 @@ impl KubeAllocator {
         };
         let (reader, writer) = reflector::store();
         let (capacity, _) = watch::channel(0);
-        let allocator = Self::new(client, reader, capacity);
+        let publisher = EventPublisher::new(client.clone(), None);
+        let recorder = KubeRecorder::new(publisher, Arc::new(Metrics::controller()));
+        let allocator = Self::new(client, reader, capacity).with_recorder(Arc::new(recorder));
         let events = reflector::reflector(writer, watcher(api, watcher::Config::default()).default_backoff());
         let driver = track_capacity(events, allocator.capacity.clone()).instrument(info_span!("allocator_watch"));
         (allocator, driver)

@@ -263,8 +263,9 @@ pub async fn run_with_dashboard(
     // Not leader-gated: every allocation is a guarded write, so any replica may answer.
     if let Some(api) = &config.allocation_api {
         let (capacity, _) = watch::channel(0);
-        let allocator =
-            KubeAllocator::new(client.clone(), ctx.gameservers.clone(), capacity).with_metrics(metrics.clone());
+        let allocator = KubeAllocator::new(client.clone(), ctx.gameservers.clone(), capacity)
+            .with_metrics(metrics.clone())
+            .with_recorder(Arc::new(ctx.recorder.clone()));
         // An add-on must not take the fleets down with it: if it cannot start (no front-proxy
         // CA readable, port taken), the controller runs without it and says why, loudly.
         match allocation_api::start(api, &client, allocator, stopped()).await {

@@ -10,6 +10,7 @@ use stadion_core::store::{ObjectStore, StoreResult};
 use stadion_crds::{Fleet, GameServer};
 use tokio::sync::watch;
 
+use super::recorder::LocalRecorder;
 use super::store::{Store, StoreError};
 use crate::allocation::fleet_counts::{FleetAllocationCounts, FleetCountFlusher, FleetStatusStore};
 use crate::allocation::{AllocationExecutor, GameServerView};
@@ -61,6 +62,13 @@ impl LocalAllocator {
         let metrics = Arc::new(Metrics::new());
         executor.set_metrics(metrics.clone());
         Self { executor: Arc::new(executor), capacity, fleet_counts, metrics, _flusher: Arc::new(flusher) }
+    }
+
+    /// Records an `Allocated` Event on each allocated server into `recorder` (the runtime's,
+    /// which the admin API and the dashboard show).
+    pub fn with_recorder(self, recorder: LocalRecorder) -> Self {
+        self.executor.set_recorder(Arc::new(recorder));
+        self
     }
 
     /// The metrics allocations are recorded into (what `stadion up` serves at `/metrics`).

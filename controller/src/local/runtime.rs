@@ -242,7 +242,7 @@ impl LocalRuntime {
             tokio::spawn(fleets::run(shared.clone(), stopped.clone())),
             tokio::spawn(autoscalers::run(shared.clone(), stopped.clone())),
         ];
-        let allocator = LocalAllocator::new(store.clone(), capacity);
+        let allocator = LocalAllocator::new(store.clone(), capacity).with_recorder(shared.recorder.clone());
         let node = shared.config.node_name.clone();
         tasks.push(tokio::spawn(super::metrics::run(store, allocator.metrics().clone(), node, stopped)));
         tracing::info!(address = %shared.config.address, node = %shared.config.node_name, "local runtime started");

@@ -139,3 +139,46 @@ async fn the_kube_dashboard_needs_its_token_and_serves_the_fleet() {
     assert!(page.text().await.expect("html").contains("<title>Stadion dashboard</title>"));
     kube.finish().await;
 }
+
+/// An expanded server row in the kube dashboard: the server's own Events, as the API server's
+/// field selector on `involvedObject` lists them, oldest first, with the `Allocated` Event the
+/// allocator records (as Agones' does).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs cluster"]
+async fn the_kube_dashboard_shows_a_servers_events_from_the_cluster() {
+    let Some(kube) = KubeContract::over_cluster().await else {
+        eprintln!("skipped: KUBECONFIG is not set, so there is no cluster to run against");
+        return;
+    };
+    let http = reqwest::Client::new();
+    kube.apply(&SetYaml::fleet("arena", 2).render()).await.expect("the fleet applies");
+    eventually(&kube, LIMIT, "2 Ready servers", async || {
+        let ready = kube.fleet("arena").await?.status?.ready_replicas;
+        (ready >= 2).then_some(())
+    })
+    .await;
+    let server = allocate_one(&kube, "arena").await;
+    let url = format!("http://{}/api/dashboard/gameservers/{}/{server}", kube.dashboard, kube.namespace());
+    let events = eventually(&kube, LIMIT, "the server's Events on the dashboard", async || {
+        let response = http.get(&url).bearer_auth(DASHBOARD_TOKEN).send().await.ok()?;
+        assert_eq!(response.status().as_u16(), 200);
+        let details: Value = response.json().await.ok()?;
+        let reasons: Vec<String> =
+            details["events"].as_array()?.iter().filter_map(|e| e["reason"].as_str().map(str::to_owned)).collect();
+        let all = ["Creating", "Scheduled", "Ready", "Allocated"];
+        all.iter().all(|r| reasons.iter().any(|x| x == r)).then_some(details)
+    })
+    .await;
+    let lines = events["events"].as_array().expect("events");
+    let reasons: Vec<&str> = lines.iter().filter_map(|e| e["reason"].as_str()).collect();
+    // Oldest first, as the server went through its states; the allocator's Event last.
+    let at = |reason: &str| reasons.iter().position(|r| *r == reason).expect("the reason");
+    assert!(at("Creating") < at("Scheduled") && at("Scheduled") < at("Ready"), "{reasons:?}");
+    assert!(at("Ready") < at("Allocated"), "{reasons:?}");
+    assert!(lines.iter().all(|e| e["type"] == "Normal" || e["type"] == "Warning"), "{events}");
+    assert!(lines.iter().all(|e| e["time"].as_str().is_some_and(|t| !t.is_empty())), "{events}");
+    assert!(events["output"].is_null(), "{events}");
+    let times: Vec<&str> = lines.iter().filter_map(|e| e["time"].as_str()).collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "oldest first: {times:?}");
+    kube.finish().await;
+}
