@@ -1,8 +1,11 @@
-//! `stadion up --state-dir`: a kill -9 of `up` loses no ticket. After a restart on the same
-//! folder, assigned tickets keep their assignment, searching ones search again (and match with
-//! newcomers), a match that was waiting for a server gets one, a cancelled ticket stays
-//! cancelled, and an idempotency key still gives back its ticket.
+//! `stadion up --state-dir` and `stadion up --redis-url`: a kill -9 of `up` loses no ticket.
+//! After a restart on the same folder (or Redis), assigned tickets keep their assignment,
+//! searching ones search again (and match with newcomers), a match that was waiting for a
+//! server gets one, a cancelled ticket stays cancelled, and an idempotency key still gives back
+//! its ticket.
 
+#[path = "../matchmaker/tests/support/redis.rs"]
+mod redis_server;
 mod support;
 
 use std::time::Duration;
@@ -64,13 +67,24 @@ impl Up {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_killed_up_resumes_every_ticket_from_its_state_dir() {
     let scratch = Scratch::new("up-mm-restart");
-    let fleet = test_fleet(&scratch, 1);
-    let queues = copy_example(&scratch, "matchmaker.yaml", |text| text);
-    let state = scratch.dir.join("state");
-    let state_arg = state.display().to_string();
-    let flags = ["--state-dir", state_arg.as_str()];
+    let state = scratch.dir.join("state").display().to_string();
+    resumes_every_ticket_after_a_kill(&scratch, &["--state-dir", &state], ["21500-21549", "21550-21599"]).await;
+}
 
-    let mut up = up_on_with(&scratch, &[&fleet, &queues], "21500-21549", &flags);
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_up_resumes_every_ticket_from_redis() {
+    let scratch = Scratch::new("up-mm-restart-redis");
+    let redis = redis_server::RedisServer::start();
+    resumes_every_ticket_after_a_kill(&scratch, &["--redis-url", &redis.url()], ["23300-23349", "23350-23399"]).await;
+}
+
+/// Tickets in every state before a kill -9 of `up` with the store `flags`, then a restart on
+/// the same store with host ports from the second range.
+async fn resumes_every_ticket_after_a_kill(scratch: &Scratch, flags: &[&str], ports: [&str; 2]) {
+    let fleet = test_fleet(scratch, 1);
+    let queues = copy_example(scratch, "matchmaker.yaml", |text| text);
+
+    let mut up = up_on_with(scratch, &[&fleet, &queues], ports[0], flags);
     up.ready(1).await;
     // Assigned: a duel takes the only server.
     let alice = up.created(&duel("alice", 1500.0), Some("key-alice")).await;
@@ -93,8 +107,8 @@ async fn a_killed_up_resumes_every_ticket_from_its_state_dir() {
     up.process.signal(Signal::SIGKILL);
     assert!(up.process.wait_exit(Duration::from_secs(10)).is_some(), "up survived SIGKILL");
 
-    let up = up_on_with(&scratch, &[&fleet, &queues], "21550-21599", &flags);
-    // Answers before its fleet is back: the tickets come from the journal.
+    let up = up_on_with(scratch, &[&fleet, &queues], ports[1], flags);
+    // Answers before its fleet is back: the tickets come from the store.
     let alice_after = up.ticket(&alice).await;
     assert_eq!(alice_after["state"], "assigned", "{alice_after}");
     assert_eq!(alice_after["assignment"], alice_before["assignment"], "assignment kept");
@@ -147,4 +161,25 @@ async fn state_dir_without_a_matchmaker_is_a_usage_error() {
     let status = up.process.wait_exit(Duration::from_secs(20)).expect("up exits");
     assert_eq!(status.code(), Some(2), "{}", up.process.output());
     assert!(up.process.output().contains("--state-dir"), "{}", up.process.output());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn redis_url_with_state_dir_or_an_unreachable_redis_is_a_usage_error() {
+    let scratch = Scratch::new("up-mm-redis-usage");
+    let fleet = test_fleet(&scratch, 1);
+    let queues = copy_example(&scratch, "matchmaker.yaml", |text| text);
+    let state = scratch.dir.join("state").display().to_string();
+    let both = ["--redis-url", "redis://127.0.0.1:1/0", "--state-dir", state.as_str()];
+    let mut up = up_on_with(&scratch, &[&fleet, &queues], "23400-23409", &both);
+    let status = up.process.wait_exit(Duration::from_secs(20)).expect("up exits");
+    assert_eq!(status.code(), Some(2), "{}", up.process.output());
+    assert!(up.process.output().contains("--redis-url"), "{}", up.process.output());
+
+    // Nothing listens on the port: refused at start, naming the URL.
+    let port = support::free_port();
+    let url = format!("redis://127.0.0.1:{port}/0");
+    let mut up = up_on_with(&scratch, &[&fleet, &queues], "23410-23419", &["--redis-url", &url]);
+    let status = up.process.wait_exit(Duration::from_secs(30)).expect("up exits");
+    assert_eq!(status.code(), Some(2), "{}", up.process.output());
+    assert!(up.process.output().contains(&url), "{}", up.process.output());
 }

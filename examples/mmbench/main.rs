@@ -5,6 +5,7 @@
 //! cargo build --release -p stadion --bin stadion --example mmbench
 //! target/release/examples/mmbench                      # embedded store, in memory
 //! target/release/examples/mmbench --store journal      # embedded store with --state-dir
+//! target/release/examples/mmbench --store redis        # Redis store (its own redis-server)
 //! ```
 //!
 //! 1. Ticket ingest (`POST /v1/tickets`, `--clients` clients) vs `GET /healthz` on the same server.
@@ -39,6 +40,9 @@ enum Store {
     Memory,
     /// Embedded, journaled in a `--state-dir`.
     Journal,
+    /// Redis (`--redis-url`): a `redis-server` the bench starts on a free port unless
+    /// `--redis-url` names one.
+    Redis,
 }
 
 /// Options of the bench.
@@ -50,6 +54,10 @@ struct Options {
     /// The ticket store under test.
     #[arg(long, value_enum, default_value_t = Store::Memory)]
     store: Store,
+    /// With `--store redis`: an existing Redis (its matchmaker keys are overwritten) instead of
+    /// a `redis-server` started for the run.
+    #[arg(long, value_name = "URL")]
+    redis_url: Option<String>,
     /// Concurrent clients for the ingest rows.
     #[arg(long, default_value_t = 64)]
     clients: usize,
@@ -161,6 +169,15 @@ async fn run(stadion: &Path, scratch: &Path, options: &Options, rows: &mut Vec<R
     args.extend(["--matchmaker-addr".to_owned(), api.clone()]);
     if options.store == Store::Journal {
         args.extend(["--state-dir".to_owned(), scratch.join("state").display().to_string()]);
+    }
+    // A redis-server for the run, kept until it ends (dropping it stops the server).
+    let own_redis = match (options.store, &options.redis_url) {
+        (Store::Redis, None) => Some(start_redis(scratch).await?),
+        _ => None,
+    };
+    if options.store == Store::Redis {
+        let url = options.redis_url.clone().or_else(|| own_redis.as_ref().map(|(_, url)| url.clone()));
+        args.extend(["--redis-url".to_owned(), url.unwrap_or_default()]);
     }
     args.push(scratch.display().to_string());
     let env = [("RUST_LOG".to_owned(), "warn".to_owned())];
@@ -345,4 +362,24 @@ where
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// A `redis-server` without persistence on a free port, its files in `scratch`.
+async fn start_redis(scratch: &Path) -> anyhow::Result<(Proc, String)> {
+    let port = free_port()?;
+    let args: Vec<String> = ["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        .iter()
+        .map(|a| (*a).to_owned())
+        .chain(["--dir".to_owned(), scratch.display().to_string()])
+        .collect();
+    let mut server = Proc::spawn(Path::new("redis-server"), &args, &[], Some(&scratch.join("redis.log")))
+        .context("starting redis-server (apt-get install redis-server)")?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+        if server.exited() || Instant::now() > deadline {
+            bail!("redis-server did not start on port {port}; see {}", scratch.join("redis.log").display());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok((server, format!("redis://127.0.0.1:{port}/0")))
 }

@@ -37,6 +37,11 @@ pub struct MatchmakerConfig {
     /// memory only. `--state-dir` overrides it; a change applies at the next start.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state_dir: Option<PathBuf>,
+    /// Redis URL (`redis://host:6379/0`, `rediss://…` is not supported) for the Redis ticket
+    /// store instead of the embedded one. `--redis-url` overrides it; a change applies at the
+    /// next start. Cannot be combined with `stateDir`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redis: Option<String>,
 }
 
 /// HTTP edge settings.

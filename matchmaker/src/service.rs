@@ -25,7 +25,7 @@ use crate::config::MatchmakerConfig;
 use crate::config::validate::dns_label;
 use crate::engine::Millis;
 use crate::metrics::Metrics;
-use crate::store::{JournalStore, MemoryStore, TicketStore};
+use crate::store::{JournalStore, MemoryStore, RedisStore, TicketStore};
 use crate::ticket::{Ticket, TicketRequest};
 use crate::{AllocateError, AllocationOutcome, Allocator, Error};
 use stadion_core::allocator::admit_allocation;
@@ -69,12 +69,33 @@ impl Matchmaker {
     /// A matchmaker for `config` (validated again here) allocating through `allocator`, with
     /// its tickets in memory, or journaled in `config.state_dir` when set (resuming what the
     /// journal holds).
+    /// A config naming a Redis store needs [`Matchmaker::open`], which can connect.
     pub fn new(config: MatchmakerConfig, allocator: Arc<dyn Allocator>) -> Result<Self, Error> {
-        let store: Arc<dyn TicketStore> = match &config.state_dir {
-            Some(dir) => Arc::new(JournalStore::open(dir)?),
-            None => Arc::new(MemoryStore),
+        config.validate()?;
+        let store: Arc<dyn TicketStore> = match (&config.state_dir, &config.redis) {
+            (_, Some(url)) => {
+                return Err(Error::Store(crate::store::StoreError {
+                    location: format!("redis {}", crate::store::redacted(url)),
+                    message: "a Redis store is opened with Matchmaker::open".to_owned(),
+                }));
+            }
+            (Some(dir), None) => Arc::new(JournalStore::open(dir)?),
+            (None, None) => Arc::new(MemoryStore),
         };
         Self::with_store(config, allocator, store)
+    }
+
+    /// [`Matchmaker::new`] for every store: with `config.redis` set, connects to Redis and
+    /// resumes what it holds (failing, naming the URL, when it cannot be reached).
+    pub async fn open(config: MatchmakerConfig, allocator: Arc<dyn Allocator>) -> Result<Self, Error> {
+        config.validate()?;
+        match &config.redis {
+            Some(url) => {
+                let store = Arc::new(RedisStore::connect(url).await?);
+                Self::with_store(config, allocator, store)
+            }
+            None => Self::new(config, allocator),
+        }
     }
 
     /// A matchmaker keeping its tickets in `store`, resuming every ticket and waiting match the
@@ -134,6 +155,10 @@ impl Matchmaker {
             tracing::warn!(now = ?previous.state_dir, edited = ?config.state_dir, "stateDir changes apply when the matchmaker restarts");
         }
         config.state_dir.clone_from(&previous.state_dir);
+        if config.redis.is_some() && config.redis != previous.redis {
+            tracing::warn!("redis changes apply when the matchmaker restarts");
+        }
+        config.redis.clone_from(&previous.redis);
         let http_changed = serde_json::to_value(&previous.http).ok() != serde_json::to_value(&config.http).ok()
             || previous.http.tokens != config.http.tokens;
         let retention = config.assigned_retention.as_millis() as Millis;

@@ -10,8 +10,10 @@
 //! - [`MemoryStore`]: nothing survives the process (the default).
 //! - [`JournalStore`]: an append-only journal in a folder (`--state-dir`), compacted into a
 //!   snapshot on open and whenever it has grown well past the live data.
+//! - [`RedisStore`]: two Redis hashes (`--redis-url`), written in fenced batches under a lease.
 
 mod journal;
+mod redis;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -22,6 +24,7 @@ use uuid::Uuid;
 use crate::engine::Millis;
 use crate::ticket::{MatchInfo, Ticket};
 
+pub use self::redis::{KEY_PREFIX, LEASE_TTL, RedisStore, redacted};
 pub use journal::JournalStore;
 
 /// What [`TicketStore::persisted`] resolves to.

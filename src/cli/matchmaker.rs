@@ -28,6 +28,11 @@ pub struct Args {
     /// them (overrides the config's `stateDir`). Unset: tickets live in memory only.
     #[arg(long, env = "STADION_MATCHMAKER_STATE_DIR", value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
+    /// Keep tickets and waiting matches in Redis at this URL (`redis://host:6379/0`) instead
+    /// (overrides the config's `redis`); a restart resumes them. Cannot be combined with
+    /// `--state-dir`.
+    #[arg(long, env = "STADION_MATCHMAKER_REDIS_URL", value_name = "URL", conflicts_with = "state_dir")]
+    pub redis_url: Option<String>,
     /// Log as JSON lines instead of text.
     #[arg(long, env = "STADION_LOG_JSON", value_parser = super::boolish())]
     pub log_json: bool,
@@ -52,13 +57,29 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if let Some(dir) = &args.state_dir {
         config.state_dir = Some(dir.clone());
     }
+    if let Some(url) = &args.redis_url {
+        config.redis = Some(url.clone());
+    }
+    // `stateDir` in the file and `--redis-url`, or the other way round.
+    if let Err(error) = config.validate() {
+        eprintln!("stadion matchmaker: {}", super::config_reload::describe_error(&args.config, &error));
+        return Ok(ExitCode::from(super::EXIT_USAGE));
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
     runtime.block_on(async move {
         let (allocator, watch) = KubeAllocator::from_environment(args.namespace.as_deref())
             .await
             .context("connecting to the Kubernetes API (KUBECONFIG or in-cluster)")?;
         tokio::spawn(watch);
-        let matchmaker = Matchmaker::new(config, Arc::new(allocator)).context("starting the matchmaker")?;
+        let matchmaker = match Matchmaker::open(config, Arc::new(allocator)).await {
+            Ok(matchmaker) => matchmaker,
+            // An unreachable or busy store is the operator's to fix, like a bad flag.
+            Err(error @ stadion_matchmaker::Error::Store(_)) => {
+                eprintln!("stadion matchmaker: {error}");
+                return Ok(ExitCode::from(super::EXIT_USAGE));
+            }
+            Err(error) => return Err(anyhow::Error::new(error).context("starting the matchmaker")),
+        };
         tokio::spawn(reload_on_change(ConfigWatch::new(&args.config), matchmaker.clone()));
         tracing::info!(addr = %args.listen, "matchmaker listening");
         stadion_matchmaker::http::serve(args.listen, matchmaker, super::shutdown_signal())
@@ -103,5 +124,28 @@ mod tests {
         let queues = configmap["data"]["matchmaker.yaml"].as_str().expect("data.matchmaker.yaml");
         let config = MatchmakerConfig::from_yaml_str(queues).expect("the shipped queues validate");
         assert!(!config.queues.is_empty());
+    }
+
+    /// The Redis the install's matchmaker manifest points to (commented out) is the Service
+    /// deploy/redis/ ships, and that Service selects its Pods on Redis' port.
+    #[test]
+    fn the_redis_manifest_serves_the_url_the_matchmaker_manifest_names() {
+        let install = include_str!("../../deploy/40-matchmaker.yaml");
+        let url = install
+            .lines()
+            .find_map(|line| line.trim().strip_prefix("#   value: redis://"))
+            .expect("a commented Redis URL in the matchmaker manifest");
+        let (host, port) = url.split_once('/').map_or(url, |(authority, _)| authority).split_once(':').unwrap();
+        let redis = include_str!("../../deploy/redis/matchmaker-redis.yaml");
+        let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(redis).expect("Redis YAML parses");
+        let service = docs.iter().find(|doc| doc["kind"] == "Service").expect("a Service");
+        let deployment = docs.iter().find(|doc| doc["kind"] == "Deployment").expect("a Deployment");
+        let name = service["metadata"]["name"].as_str().unwrap();
+        let namespace = service["metadata"]["namespace"].as_str().unwrap();
+        assert_eq!(host, format!("{name}.{namespace}"));
+        assert_eq!(service["spec"]["ports"][0]["port"].as_u64(), port.parse().ok());
+        assert_eq!(service["spec"]["selector"], deployment["spec"]["template"]["metadata"]["labels"]);
+        let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+        assert_eq!(container["ports"][0]["containerPort"].as_u64(), port.parse().ok());
     }
 }

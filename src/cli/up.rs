@@ -88,6 +88,11 @@ pub struct Args {
     /// restart of `up` resumes them (overrides the queue configuration's `stateDir`).
     #[arg(long, env = "STADION_STATE_DIR", value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
+    /// Keep the matchmaker's tickets and waiting matches in Redis at this URL
+    /// (`redis://127.0.0.1:6379/0`) instead, so a restart of `up` resumes them (overrides the
+    /// queue configuration's `redis`). Cannot be combined with `--state-dir`.
+    #[arg(long, env = "STADION_REDIS_URL", value_name = "URL", conflicts_with = "state_dir")]
+    pub redis_url: Option<String>,
     /// Shut an Allocated server down once its last allocation is this old and no players are
     /// connected (`90s`, `5m`, `1h30m`, seconds, or `off`). A server's
     /// `stadion.dev/allocation-ttl` annotation wins over this.
@@ -172,7 +177,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 if !args.quiet {
                     explain_matchmaker(&address, &path, &config);
                 }
-                Some((path, listener, Matchmaker::new(config, Arc::new(runtime.allocator()))?))
+                match Matchmaker::open(config, Arc::new(runtime.allocator())).await {
+                    Ok(matchmaker) => Some((path, listener, matchmaker)),
+                    // An unreachable or busy store is the operator's to fix, like a bad flag.
+                    Err(error @ stadion_matchmaker::Error::Store(_)) => {
+                        runtime.shutdown().await;
+                        return Ok(usage_error(&error));
+                    }
+                    Err(error) => return Err(error.into()),
+                }
             }
             None => None,
         };
@@ -275,8 +288,9 @@ fn matchmaker_config(args: &Args) -> anyhow::Result<Option<(PathBuf, MatchmakerC
             let files = stadion_controller::local::files::manifest_files(&args.paths)?;
             let found: Vec<PathBuf> = files.into_iter().filter(|file| is_queue_config(file)).collect();
             match found.as_slice() {
-                [] if args.state_dir.is_some() => anyhow::bail!(
-                    "--state-dir keeps the matchmaker's tickets, but no matchmaker runs: give a queue configuration with --matchmaker-config or among the paths"
+                [] if args.state_dir.is_some() || args.redis_url.is_some() => anyhow::bail!(
+                    "{} keeps the matchmaker's tickets, but no matchmaker runs: give a queue configuration with --matchmaker-config or among the paths",
+                    if args.state_dir.is_some() { "--state-dir" } else { "--redis-url" }
                 ),
                 [] => return Ok(None),
                 [one] => one.clone(),
@@ -292,6 +306,11 @@ fn matchmaker_config(args: &Args) -> anyhow::Result<Option<(PathBuf, MatchmakerC
     if let Some(dir) = &args.state_dir {
         config.state_dir = Some(dir.clone());
     }
+    if let Some(url) = &args.redis_url {
+        config.redis = Some(url.clone());
+    }
+    // `stateDir` in the file and `--redis-url`, or the other way round.
+    config.validate().map_err(|error| anyhow::anyhow!(config_reload::describe_error(&path, &error)))?;
     Ok(Some((path, config)))
 }
 

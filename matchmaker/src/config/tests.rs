@@ -162,3 +162,13 @@ fn backfill_names_exactly_one_list_or_counter() {
     assert!(errors_of(&with("{list: ' '}")).contains("queues[0].backfill.list: must name"));
     assert!(errors_of(&with("{lists: players}")).contains("backfill"), "unknown fields are refused");
 }
+
+#[test]
+fn one_ticket_store_at_a_time_and_redis_takes_a_redis_url() {
+    let config = MatchmakerConfig::from_yaml_str(&format!("redis: redis://cache:6379/0\n{MINIMAL}")).unwrap();
+    assert_eq!(config.redis.as_deref(), Some("redis://cache:6379/0"));
+    let message = errors_of(&format!("redis: redis://cache:6379/0\nstateDir: /var/lib/stadion\n{MINIMAL}"));
+    assert!(message.contains("redis") && message.contains("stateDir"), "{message}");
+    let message = errors_of(&format!("redis: cache:6379\n{MINIMAL}"));
+    assert!(message.contains("redis") && message.contains("not a Redis URL"), "{message}");
+}

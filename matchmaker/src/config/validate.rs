@@ -19,6 +19,14 @@ pub fn config(config: &MatchmakerConfig) -> FieldErrors {
     if config.http.max_body_bytes < 1024 {
         errors.push("http.maxBodyBytes", "must be ≥ 1024");
     }
+    if config.state_dir.is_some() && config.redis.is_some() {
+        errors.push("redis", "cannot be combined with stateDir (--state-dir): choose one ticket store");
+    }
+    if let Some(url) = &config.redis
+        && !(url.starts_with("redis://") || url.starts_with("redis+unix://") || url.starts_with("unix://"))
+    {
+        errors.push("redis", format!("`{url}` is not a Redis URL (redis://host:port/db)"));
+    }
     let mut names = HashSet::new();
     for (i, queue) in config.queues.iter().enumerate() {
         let path = format!("queues[{i}]");

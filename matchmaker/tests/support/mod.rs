@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod redis;
+
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -160,7 +162,7 @@ impl TestServer {
         fleet: Arc<FakeFleet>,
         timeouts: stadion_sdk::http_server::HttpTimeouts,
     ) -> Self {
-        let matchmaker = Matchmaker::new(config, fleet).unwrap();
+        let matchmaker = Matchmaker::open(config, fleet).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stopped) = oneshot::channel::<()>();

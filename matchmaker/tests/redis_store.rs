@@ -1,0 +1,190 @@
+//! The Redis ticket store against a real `redis-server` (each test starts its own): a restart
+//! resumes every ticket, match and idempotency key; the lease keeps a second matchmaker off
+//! the data and fences one that lost it; a Redis lost while running answers 503 JSON and the
+//! store reconnects.
+
+mod support;
+
+use std::time::Duration;
+
+use redis::AsyncCommands;
+use serde_json::json;
+use stadion_crds::gameserver::GameServerState;
+use stadion_matchmaker::store::{KEY_PREFIX, RedisStore};
+use support::redis::RedisServer;
+use support::{DUEL, FakeFleet, TestServer, config, solo};
+
+fn redis_config(redis: &RedisServer) -> stadion_matchmaker::MatchmakerConfig {
+    let mut config = config(DUEL);
+    config.redis = Some(redis.url());
+    config
+}
+
+/// Posts until the answer is not 503 (the store may still be reconnecting): the first try
+/// that got 503 may have created the ticket, so `body` should carry an idempotency key.
+async fn post_until_stored(server: &TestServer, body: &serde_json::Value) -> (u16, serde_json::Value) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, ticket) = server.post_ticket(body).await;
+        if status != 503 || tokio::time::Instant::now() > deadline {
+            return (status, ticket);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_restart_resumes_searching_matched_and_assigned_tickets_and_idempotency_keys() {
+    let redis = RedisServer::start();
+    let fleet = FakeFleet::new(1);
+    let server = TestServer::start(redis_config(&redis), fleet.clone()).await;
+    // An assigned pair (the one server), a matched pair waiting for a server, a searcher.
+    let (_, a) = server.post_ticket(&solo("duel", "a", 1000.0)).await;
+    let (_, b) = server.post_ticket(&solo("duel", "b", 1010.0)).await;
+    let assigned = server.wait_for_state(a["id"].as_str().unwrap(), "assigned").await;
+    let (_, c) = server.post_ticket(&solo("duel", "c", 3000.0)).await;
+    let (_, d) = server.post_ticket(&solo("duel", "d", 3010.0)).await;
+    let matched = server.wait_for_state(c["id"].as_str().unwrap(), "matched").await;
+    let match_id = matched["match"]["id"].as_str().unwrap().to_owned();
+    let mut keyed = solo("duel", "e", 9000.0);
+    keyed["idempotencyKey"] = json!("retry-me");
+    let (status, e) = server.post_ticket(&keyed).await;
+    assert_eq!(status, 201);
+    // What a client was told is in Redis itself.
+    let stored: Vec<String> = redis.client().await.hkeys(format!("{KEY_PREFIX}tickets")).await.unwrap();
+    assert_eq!(stored.len(), 5, "{stored:?}");
+    server.shutdown().await.unwrap();
+
+    let fleet = FakeFleet::new(1);
+    let server = TestServer::start(redis_config(&redis), fleet.clone()).await;
+    let (_, again) = server.get_ticket(a["id"].as_str().unwrap()).await;
+    assert_eq!(again["state"], "assigned");
+    assert_eq!(again["assignment"], assigned["assignment"]);
+    assert_eq!(server.get_ticket(b["id"].as_str().unwrap()).await.1["state"], "assigned");
+    // The waiting match first asks for the server that may already carry its id.
+    let resumed = server.wait_for_state(d["id"].as_str().unwrap(), "assigned").await;
+    assert_eq!(resumed["assignment"]["matchId"], match_id.as_str());
+    let first = fleet.requests.lock().unwrap()[0].clone();
+    assert_eq!(first.spec.selectors[0].game_server_state, Some(GameServerState::Allocated), "{first:?}");
+    assert_eq!(first.spec.selectors[0].label_selector.match_labels.as_ref().unwrap()["stadion.dev/match-id"], match_id);
+    assert_eq!(server.get_ticket(e["id"].as_str().unwrap()).await.1["state"], "searching");
+    let (status, retried) = server.post_ticket(&keyed).await;
+    assert_eq!((status, &retried["id"]), (200, &e["id"]), "the key still names its ticket: {retried}");
+    let mut reused = solo("duel", "f", 9000.0);
+    reused["idempotencyKey"] = json!("retry-me");
+    assert_eq!(server.post_ticket(&reused).await.0, 409);
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn cancel_timeouts_and_retention_hold_across_a_restart() {
+    let redis = RedisServer::start();
+    let short = || {
+        let mut config = redis_config(&redis);
+        config.assigned_retention = Duration::from_millis(700);
+        config
+    };
+    let server = TestServer::start(short(), FakeFleet::new(0)).await;
+    let (_, lonely) = server.post_ticket(&solo("lonely", "l", 1.0)).await;
+    let (_, gone) = server.post_ticket(&solo("duel", "g", 1.0)).await;
+    let gone = gone["id"].as_str().unwrap().to_owned();
+    let cancel = server.client.delete(server.url(&format!("/v1/tickets/{gone}"))).send().await.unwrap();
+    assert_eq!(cancel.status().as_u16(), 200);
+    server.shutdown().await.unwrap();
+
+    // Down for longer than the lonely queue's 300 ms timeout and the 700 ms retention.
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    let server = TestServer::start(short(), FakeFleet::new(0)).await;
+    let ticket = server.wait_for_state(lonely["id"].as_str().unwrap(), "timed_out").await;
+    assert!(ticket["reason"].as_str().unwrap().contains("ticketTimeout"), "{ticket}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while server.get_ticket(&gone).await.0 != 404 {
+        assert!(tokio::time::Instant::now() < deadline, "cancelled ticket outlived its retention");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Forgotten in Redis too, not just in memory.
+    let mut client = redis.client().await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let left: bool = client.hexists(format!("{KEY_PREFIX}tickets"), &gone).await.unwrap();
+        if !left {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "a forgotten ticket stayed in Redis");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_second_matchmaker_on_the_same_redis_is_refused_naming_it() {
+    let redis = RedisServer::start();
+    let server = TestServer::start(redis_config(&redis), FakeFleet::new(0)).await;
+    let started = tokio::time::Instant::now();
+    let error = stadion_matchmaker::Matchmaker::open(redis_config(&redis), FakeFleet::new(0)).await.unwrap_err();
+    let message = error.to_string();
+    assert!(message.contains(&redis.url()) && message.contains("in use by another matchmaker"), "{message}");
+    // It waited for a killed owner's lease to lapse, no longer.
+    assert!(started.elapsed() < Duration::from_secs(8), "{:?}", started.elapsed());
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_unreachable_redis_is_an_error_naming_its_url() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("redis://127.0.0.1:{port}/0");
+    let error = RedisStore::connect(&url).await.unwrap_err();
+    assert!(error.to_string().contains(&url), "{error}");
+    assert!(error.to_string().contains("cannot connect"), "{error}");
+}
+
+#[tokio::test]
+async fn a_matchmaker_that_lost_its_lease_writes_nothing_and_answers_503() {
+    let redis = RedisServer::start();
+    let server = TestServer::start(redis_config(&redis), FakeFleet::new(0)).await;
+    let (status, _) = server.post_ticket(&solo("duel", "before", 1.0)).await;
+    assert_eq!(status, 201);
+    // Another matchmaker took the lease (as after a pause longer than its TTL).
+    let mut client = redis.client().await;
+    let _: () = client.set(format!("{KEY_PREFIX}lease"), "99:someone-else").await.unwrap();
+    let (status, body) = server.post_ticket(&solo("duel", "after", 500.0)).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["code"], "store", "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("lease"), "{body}");
+    let stored: Vec<String> = client.hvals(format!("{KEY_PREFIX}tickets")).await.unwrap();
+    assert_eq!(stored.len(), 1, "the fenced matchmaker wrote nothing more: {stored:?}");
+    assert!(stored[0].contains("\"before\""));
+    // The new owner's lease is left alone.
+    let lease: String = client.get(format!("{KEY_PREFIX}lease")).await.unwrap();
+    assert_eq!(lease, "99:someone-else");
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_redis_lost_while_running_answers_503_json_and_the_store_reconnects() {
+    let mut redis = RedisServer::start();
+    let server = TestServer::start(redis_config(&redis), FakeFleet::new(0)).await;
+    assert_eq!(server.post_ticket(&solo("duel", "a", 1.0)).await.0, 201);
+    redis.kill();
+    let started = tokio::time::Instant::now();
+    let (status, body) = server.post_ticket(&solo("duel", "b", 500.0)).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["code"], "store", "{body}");
+    assert!(started.elapsed() < Duration::from_secs(5), "the answer waited {:?}", started.elapsed());
+    // Reads are served from memory meanwhile.
+    assert_eq!(server.client.get(server.url("/healthz")).send().await.unwrap().status().as_u16(), 200);
+
+    redis.restart();
+    // A client retries with its idempotency key until the store answers.
+    let mut retried = solo("duel", "c", 900.0);
+    retried["idempotencyKey"] = json!("c-once");
+    let (status, body) = post_until_stored(&server, &retried).await;
+    assert!(status == 201 || status == 200, "{status} {body}");
+    assert_eq!(body["players"][0]["id"], "c", "{body}");
+    // The ticket refused with 503 was kept and written once Redis was back.
+    let mut client = redis.client().await;
+    let players: Vec<String> = client.hvals(format!("{KEY_PREFIX}tickets")).await.unwrap();
+    assert!(players.iter().any(|t| t.contains("\"b\"")), "{players:?}");
+    assert!(players.iter().any(|t| t.contains("\"c\"")), "{players:?}");
+    server.shutdown().await.unwrap();
+}
