@@ -216,8 +216,12 @@ impl Matchmaker {
         let id = admitted.id.to_string();
         let mut view = admitted.view.clone();
         match self.inner.admission.admit(admitted, self.inner.store.as_ref())? {
-            // A retry: the earlier ticket as it is now.
-            Admit::Existing(existing) => return Ok((self.ticket(&existing.to_string())?, false)),
+            // A retry: the earlier ticket as it is now, once the store holds it (the first
+            // attempt may have been answered 503 before its write reached the store).
+            Admit::Existing(existing) => {
+                self.persisted().await?;
+                return Ok((self.ticket(&existing.to_string())?, false));
+            }
             Admit::New => {}
         }
         if let Some(current) = self.match_if_idle(&id) {
