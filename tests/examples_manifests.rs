@@ -169,6 +169,9 @@ fn matchmaker_config_loads_with_a_duel_and_a_two_by_two_queue() {
     assert_eq!((teams.count, teams.min_players, teams.max_players), (2, 1, 1));
     assert!(duel.skill.is_some(), "duel matches by skill");
 
+    let lobby = config.queue("lobby").expect("lobby queue");
+    assert_eq!(lobby.backfill.as_ref().and_then(|b| b.list.as_deref()), Some("players"), "the lobby backfills");
+
     let two_by_two = config.queue("teams-2v2").expect("teams-2v2 queue");
     let teams = two_by_two.teams.expect("2×2 is a team match");
     assert_eq!((teams.count, teams.min_players, teams.max_players), (2, 2, 2));

@@ -231,9 +231,11 @@ impl<S: GameServerView> AllocationExecutor<S> {
                     continue;
                 }
                 // Allocated by this process since the snapshot was taken.
-                Claim::Taken => continue,
-                // Known stale from a write that conflicted: look at the server as it is now.
-                Claim::Stale => {
+                Claim::Taken if !reallocates(&selectors, candidate.selector_index) => continue,
+                // Known stale from a write that conflicted, or taken by this process for a
+                // selector that allocates Allocated servers again (backfill into a running
+                // match): look at the server as it is now.
+                Claim::Taken | Claim::Stale => {
                     match self.reread(&candidate, &selectors).await? {
                         Some(fresh) => queue.push_front(fresh),
                         None => lost = true,
@@ -317,6 +319,12 @@ impl<S: GameServerView> AllocationExecutor<S> {
             rereads: candidate.rereads + 1,
         }))
     }
+}
+
+/// Whether selector `index` picks servers already Allocated, which one server can satisfy
+/// again after each allocation (a running match taking late joiners).
+fn reallocates(selectors: &[GameServerSelector], index: usize) -> bool {
+    selectors.get(index).is_some_and(|s| s.game_server_state == Some(stadion_crds::GameServerState::Allocated))
 }
 
 fn backend(error: StoreError) -> AllocateError {

@@ -106,6 +106,47 @@ pub struct QueueConfig {
     /// Labels and annotations written on the allocated server (templates; see [`MatchMetadata`]).
     #[serde(default)]
     pub metadata: MatchMetadata,
+    /// Late joiners: a running match takes new tickets while its server has room; absent means
+    /// a match is closed once it has its server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backfill: Option<BackfillConfig>,
+}
+
+/// Where a backfill queue's servers keep their room: exactly one of `list` (one value per
+/// player, the player ids) or `counter` (one count per player). A match's players are added on
+/// allocation, and a late joiner is added by a compare-and-swap that first checks the room, so
+/// the server is never overfilled.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BackfillConfig {
+    /// The GameServer List of player ids (Agones `status.lists.<name>`); room is capacity −
+    /// length.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub list: Option<String>,
+    /// The GameServer Counter of players (Agones `status.counters.<name>`); room is capacity −
+    /// count.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counter: Option<String>,
+}
+
+/// Where a backfill queue counts its players on the server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SeatTracker<'a> {
+    /// A List holding every player id.
+    List(&'a str),
+    /// A Counter counting players.
+    Counter(&'a str),
+}
+
+impl BackfillConfig {
+    /// The list or counter seats are tracked in (`None` only for a config validation refuses).
+    pub fn seats(&self) -> Option<SeatTracker<'_>> {
+        match (&self.list, &self.counter) {
+            (Some(list), None) => Some(SeatTracker::List(list)),
+            (None, Some(counter)) => Some(SeatTracker::Counter(counter)),
+            _ => None,
+        }
+    }
 }
 
 /// Team match size.

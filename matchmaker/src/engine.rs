@@ -15,10 +15,15 @@
 //!
 //! Every ticket must accept the match, so waiting widens a ticket's own tolerance without
 //! forcing a newcomer into a match it would reject.
+//!
+//! Backfill ([`OpenMatches`]) extends the same rules to a running match: a late ticket joins it
+//! only within the windows the match formed with, and only into seats its server reported free.
 
+mod backfill;
 mod pool;
 mod teams;
 
+pub use backfill::{OpenKey, OpenMatch, OpenMatches, Placement};
 pub use pool::{Pool, RoundCursor};
 pub use teams::{TeamPacker, balance_teams};
 
@@ -185,6 +190,15 @@ pub struct FormedMatch {
     pub region: Option<RegionId>,
     /// When it formed.
     pub formed_at: Millis,
+    /// Lowest ticket skill in it (0 without a skill rule).
+    pub skill_low: f64,
+    /// Highest ticket skill in it (0 without a skill rule).
+    pub skill_high: f64,
+    /// The tightest skill spread its tickets accepted when it formed (infinite without a
+    /// rule): the window a late joiner must keep it within.
+    pub spread: f64,
+    /// Players per team, in team order.
+    pub team_sizes: Vec<u32>,
 }
 
 impl FormedMatch {

@@ -4,12 +4,13 @@
 //! a [`TicketStore`]; the background loop ([`Matchmaker::run`]) ticks the engine and spawns one
 //! allocation task per match. The HTTP layer only calls the methods here.
 
+mod admission;
 mod allocation;
 mod state;
 mod submit;
 
 use std::future::Future;
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, TryLockError};
 
 use stadion_crds::FieldErrors;
 use stadion_crds::allocation::{GameServerAllocation, GameServerAllocationState, GameServerAllocationStatus};
@@ -18,6 +19,8 @@ use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 
 use crate::agones_allocation::AgonesAllocationService;
+use admission::{Admission, Admit, Admitted};
+
 use crate::config::MatchmakerConfig;
 use crate::config::validate::dns_label;
 use crate::engine::Millis;
@@ -41,13 +44,15 @@ struct Inner {
     config: RwLock<Arc<MatchmakerConfig>>,
     allocator: Arc<dyn Allocator>,
     state: Mutex<state::State>,
+    /// New tickets' admission, taken without the state lock.
+    admission: Arc<Admission>,
     metrics: Arc<Metrics>,
     store: Arc<dyn TicketStore>,
     /// Matches formed outside a tick (on arrival, or restored from the store) for the loop
     /// to allocate.
-    jobs: mpsc::UnboundedSender<state::MatchJob>,
+    jobs: mpsc::UnboundedSender<state::Job>,
     /// The loop's end of `jobs`, taken when it starts.
-    job_queue: Mutex<Option<mpsc::UnboundedReceiver<state::MatchJob>>>,
+    job_queue: Mutex<Option<mpsc::UnboundedReceiver<state::Job>>>,
     /// The clock: Unix milliseconds when the matchmaker started, plus monotonic time since.
     base: Millis,
     epoch: Instant,
@@ -108,15 +113,17 @@ impl Matchmaker {
         let base = unix_millis();
         let (jobs, job_queue) = mpsc::unbounded_channel();
         for job in state.restore(stored, base) {
-            let _ = jobs.send(job);
+            let _ = jobs.send(state::Job::Match(job));
         }
         tracing::info!(store = %store.describe(), "matchmaker ticket store");
         let (closing, _) = watch::channel(false);
         let config = RwLock::new(Arc::new(config));
+        let admission = state.admission();
         let inner = Inner {
             config,
             allocator,
             state: Mutex::new(state),
+            admission,
             metrics,
             store,
             jobs,
@@ -180,27 +187,66 @@ impl Matchmaker {
         // A panic while holding the lock leaves state that is still internally consistent
         // per transition, so keep serving rather than poisoning every later request.
         let mut guard = self.inner.state.lock().unwrap_or_else(PoisonError::into_inner);
-        f(&mut guard)
+        // Tickets admitted meanwhile enter first, so every reader sees them.
+        guard.drain_inbox();
+        let result = f(&mut guard);
+        // Matches formed and backfills placed by this change go to the loop.
+        let arrivals = guard.take_arrivals();
+        drop(guard);
+        for job in arrivals {
+            let _ = self.inner.jobs.send(job);
+        }
+        result
     }
 
     /// Creates a ticket (`true`), or returns the earlier one for the same idempotency key
     /// (`false`). `header_key` is the `Idempotency-Key` header, if any. Returns once the store
     /// holds the ticket durably.
+    ///
+    /// Validation and admission (idempotency, live players) never take the state lock, so a
+    /// submission never waits for a matching round: when a round's slice holds the lock, the
+    /// ticket waits in the admission inbox and the next holder of the lock matches it.
     pub async fn submit(&self, request: TicketRequest, header_key: Option<String>) -> Result<(Ticket, bool), Error> {
         let config = self.config();
         let queue = config.queue(&request.queue);
         let prepared = submit::prepare(request, header_key, queue)?;
         let now = self.now();
-        let (submitted, arrivals) = self.with_state(|state| {
-            let submitted = state.submit(prepared, now);
-            (submitted, state.take_arrivals())
-        });
+        let timeout = queue.map_or(0, |q| q.ticket_timeout.as_millis() as Millis);
+        let admitted = Admitted::new(prepared, now, now + timeout);
+        let id = admitted.id.to_string();
+        let mut view = admitted.view.clone();
+        match self.inner.admission.admit(admitted, self.inner.store.as_ref())? {
+            // A retry: the earlier ticket as it is now, once the store holds it (the first
+            // attempt may have been answered 503 before its write reached the store).
+            Admit::Existing(existing) => {
+                self.persisted().await?;
+                return Ok((self.ticket(&existing.to_string())?, false));
+            }
+            Admit::New => {}
+        }
+        if let Some(current) = self.match_if_idle(&id) {
+            view = current;
+        }
+        self.persisted().await?;
+        Ok((view, true))
+    }
+
+    /// Moves admitted tickets into the state and matches them now, unless a round's slice holds
+    /// the state lock (it then does so itself); returns ticket `id` as it is afterwards.
+    fn match_if_idle(&self, id: &str) -> Option<Ticket> {
+        let mut state = match self.inner.state.try_lock() {
+            Ok(guard) => guard,
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(TryLockError::WouldBlock) => return None,
+        };
+        state.drain_inbox();
+        let current = state.ticket(id).ok();
+        let arrivals = state.take_arrivals();
+        drop(state);
         for job in arrivals {
             let _ = self.inner.jobs.send(job);
         }
-        let submitted = submitted?;
-        self.persisted().await?;
-        Ok(submitted)
+        current
     }
 
     /// The ticket with `id`.
@@ -265,7 +311,7 @@ impl Matchmaker {
     /// Runs one engine round now (the background loop calls this every `tickInterval`) in
     /// slices of [`ROUND_SLICE`] anchors, releasing the state lock between them, and starts
     /// allocating the matches it formed (and those formed on arrival meanwhile) on `tasks`.
-    async fn tick(&self, tasks: &mut JoinSet<()>, arrivals: &mut mpsc::UnboundedReceiver<state::MatchJob>) {
+    async fn tick(&self, tasks: &mut JoinSet<()>, arrivals: &mut mpsc::UnboundedReceiver<state::Job>) {
         let now = self.now();
         let mut round = self.with_state(|state| state.begin_round(now));
         while !round.is_done() {
@@ -287,10 +333,10 @@ impl Matchmaker {
                 }
             };
             for job in jobs {
-                tasks.spawn(allocation::allocate_match(self.clone(), job));
+                tasks.spawn(allocation::run(self.clone(), job));
             }
             while let Ok(job) = arrivals.try_recv() {
-                tasks.spawn(allocation::allocate_match(self.clone(), job));
+                tasks.spawn(allocation::run(self.clone(), job));
             }
         }
     }
@@ -318,7 +364,7 @@ impl Matchmaker {
                     () = &mut shutdown => break,
                     _ = interval.tick() => matchmaker.tick(&mut tasks, &mut arrivals).await,
                     Some(job) = arrivals.recv() => {
-                        tasks.spawn(allocation::allocate_match(matchmaker.clone(), job));
+                        tasks.spawn(allocation::run(matchmaker.clone(), job));
                     }
                     Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
                 }
@@ -377,3 +423,6 @@ fn check_direct_allocation(request: &mut GameServerAllocation) -> Result<(), Err
     }
     errors.into_result().map_err(Error::Invalid)
 }
+
+#[cfg(test)]
+mod tests;

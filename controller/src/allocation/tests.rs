@@ -399,6 +399,92 @@ async fn the_fleet_count_lands_even_when_the_first_status_write_conflicts() {
     drop(flusher);
 }
 
+/// A view whose snapshot can be frozen, as a watch cache lags behind the writes it saw made.
+struct Lagging {
+    inner: Store,
+    frozen: Mutex<Option<Vec<Arc<GameServer>>>>,
+}
+
+#[async_trait]
+impl ObjectStore<GameServer> for Lagging {
+    async fn get(&self, namespace: &str, name: &str) -> StoreResult<Option<Arc<GameServer>>> {
+        self.inner.get(namespace, name).await
+    }
+
+    async fn list(&self, namespace: Option<&str>) -> StoreResult<Vec<Arc<GameServer>>> {
+        self.inner.list(namespace).await
+    }
+
+    async fn create(&self, object: &GameServer) -> StoreResult<Arc<GameServer>> {
+        self.inner.create(object).await
+    }
+
+    async fn replace(&self, object: &GameServer) -> StoreResult<Arc<GameServer>> {
+        self.inner.replace(object).await
+    }
+
+    async fn replace_status(&self, object: &GameServer) -> StoreResult<Arc<GameServer>> {
+        self.inner.replace_status(object).await
+    }
+
+    async fn delete(&self, namespace: &str, name: &str) -> StoreResult<()> {
+        ObjectStore::<GameServer>::delete(&self.inner, namespace, name).await
+    }
+}
+
+#[async_trait]
+impl GameServerView for Lagging {
+    async fn snapshot(&self) -> StoreResult<Vec<Arc<GameServer>>> {
+        let frozen = self.frozen.lock().expect("frozen").clone();
+        match frozen {
+            Some(servers) => Ok(servers),
+            None => self.inner.list(None).await,
+        }
+    }
+}
+
+/// A backfill's request: the Allocated server of match `m-1` with a free seat, `player` added.
+fn backfill(player: &str) -> AdmittedAllocation {
+    let mut selector = stadion_crds::allocation::GameServerSelector::default();
+    selector.label_selector.match_labels = Some([("stadion.dev/match-id".to_owned(), "m-1".to_owned())].into());
+    selector.game_server_state = Some(GameServerState::Allocated);
+    selector
+        .lists
+        .insert("players".into(), stadion_crds::allocation::ListSelector { min_available: 1, ..Default::default() });
+    let action = stadion_crds::allocation::ListAction { add_values: vec![player.to_owned()], ..Default::default() };
+    let spec = GameServerAllocationSpec {
+        selectors: vec![selector],
+        lists: [("players".to_owned(), action)].into(),
+        ..Default::default()
+    };
+    admit_allocation(GameServerAllocation::new(spec)).expect("a valid request")
+}
+
+#[tokio::test]
+async fn a_server_this_process_just_reallocated_is_read_again_not_skipped() {
+    let store = Store::new();
+    let gs = GameServerBuilder::new("gs-1")
+        .state(GameServerState::Allocated)
+        .label("stadion.dev/match-id", "m-1")
+        .list("players", 2, &[])
+        .build();
+    store.api::<GameServer>().create(gs).expect("server created");
+    let view = Lagging { inner: store.clone(), frozen: Mutex::new(None) };
+    let before = view.inner.list(None).await.expect("list");
+    let executor = executor(view);
+    let first = executor.allocate(&backfill("p1")).await.expect("allocate");
+    assert!(matches!(first, AllocationOutcome::Allocated(_)), "{first:?}");
+    // The view still shows the server as it was before that write.
+    *executor.store().frozen.lock().expect("frozen") = Some(before);
+    let second = executor.allocate(&backfill("p2")).await.expect("allocate");
+    let AllocationOutcome::Allocated(status) = second else { panic!("a lagging view refused the seat: {second:?}") };
+    assert_eq!(status.lists["players"].values, ["p1", "p2"]);
+    // Full now: the fresh copy no longer matches, and nothing is overwritten.
+    let third = executor.allocate(&backfill("p3")).await.expect("allocate");
+    assert!(!matches!(third, AllocationOutcome::Allocated(_)), "{third:?}");
+    let stored = store.api::<GameServer>().get("default", "gs-1").expect("server");
+    assert_eq!(stored.status.as_ref().map(|s| s.lists["players"].values.len()), Some(2));
+
 #[tokio::test]
 async fn each_allocated_server_gets_a_normal_allocated_event_as_in_agones() {
     let store = store_with_ready(2, None);

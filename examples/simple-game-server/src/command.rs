@@ -48,6 +48,15 @@ pub enum Command {
     PlayerDisconnect(String),
     /// `GAMESERVER`: this server's name, state, labels and annotations as one JSON line.
     GameServer,
+    /// `LIST <name>`: SDK GetList (beta): the list's capacity and values, e.g. `4 alice,bob`.
+    List(String),
+    /// `LIST_ADD <name> <value>`: SDK AddListValue (beta).
+    ListAdd {
+        /// The list.
+        name: String,
+        /// The value to add.
+        value: String,
+    },
 }
 
 /// A command keyword with the wrong arguments.
@@ -82,6 +91,8 @@ impl Command {
             Self::PlayerConnect(_) => "PLAYER_CONNECT",
             Self::PlayerDisconnect(_) => "PLAYER_DISCONNECT",
             Self::GameServer => "GAMESERVER",
+            Self::List(_) => "LIST",
+            Self::ListAdd { .. } => "LIST_ADD",
         }
     }
 }
@@ -130,6 +141,16 @@ pub fn parse(input: &str) -> Result<Message, UsageError> {
             }
         }
         "PLAYER_CONNECT" => Ok(Message::Command(Command::PlayerConnect(rest.to_owned()))),
+        "LIST" if !rest.is_empty() && !rest.contains(char::is_whitespace) => {
+            Ok(Message::Command(Command::List(rest.to_owned())))
+        }
+        "LIST" => usage("LIST", "LIST <name>"),
+        "LIST_ADD" => match rest.split_once(char::is_whitespace).map(|(n, v)| (n, v.trim())) {
+            Some((name, value)) if !value.is_empty() && !value.contains(char::is_whitespace) => {
+                Ok(Message::Command(Command::ListAdd { name: name.to_owned(), value: value.to_owned() }))
+            }
+            _ => usage("LIST_ADD", "LIST_ADD <name> <value>"),
+        },
         "PLAYER_DISCONNECT" => Ok(Message::Command(Command::PlayerDisconnect(rest.to_owned()))),
         _ => Ok(Message::Echo(text.to_owned())),
     }
@@ -188,6 +209,11 @@ mod tests {
         );
         assert_eq!(command("PLAYER_CONNECT p-1"), Command::PlayerConnect("p-1".into()));
         assert_eq!(command("PLAYER_DISCONNECT p-1\n"), Command::PlayerDisconnect("p-1".into()));
+        assert_eq!(command("LIST players\n"), Command::List("players".into()));
+        assert_eq!(
+            command("LIST_ADD players bot-1"),
+            Command::ListAdd { name: "players".into(), value: "bot-1".into() }
+        );
     }
 
     #[test]
@@ -197,6 +223,9 @@ mod tests {
             ("RESERVE soon", "RESERVE"),
             ("RESERVE -1", "RESERVE"),
             ("LABEL onlykey", "LABEL"),
+            ("LIST", "LIST"),
+            ("LIST a b", "LIST"),
+            ("LIST_ADD players", "LIST_ADD"),
             ("LABEL key has spaces", "LABEL"),
             ("ANNOTATION", "ANNOTATION"),
             ("EXIT now", "EXIT"),

@@ -147,6 +147,14 @@ impl Game {
                 return Ok(Some(if removed { "disconnected" } else { "not-connected" }.to_owned()));
             }
             Command::GameServer => return Ok(Some(self.describe().await?)),
+            Command::List(name) => {
+                let list = sdk.beta().get_list(name.as_str()).await?;
+                return Ok(Some(format!("{} {}", list.capacity, list.values.join(","))));
+            }
+            Command::ListAdd { name, value } => {
+                let list = sdk.beta().add_list_value(name.as_str(), value.as_str()).await?;
+                return Ok(Some(format!("{} {}", list.capacity, list.values.join(","))));
+            }
         }
         Ok(None)
     }

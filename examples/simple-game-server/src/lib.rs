@@ -16,6 +16,7 @@
 //! | `PLAYERS` | connected player count (alpha) | `ACK PLAYERS <n>` |
 //! | `PLAYER_CONNECT <id>` / `PLAYER_DISCONNECT <id>` | alpha player tracking | `ACK PLAYER_CONNECT connected` |
 //! | `GAMESERVER` | name, state, labels, annotations | `ACK GAMESERVER {json}` |
+//! | `LIST <name>` / `LIST_ADD <name> <v>` | SDK GetList / AddListValue (beta) | `ACK LIST <capacity> <v1,v2>` |
 //!
 //! Failures answer `ERR <COMMAND> <reason>`. With `--tcp` the same protocol is served, one line per
 //! message, on TCP at the same port number.

@@ -146,6 +146,24 @@ fn durations_use_the_one_grammar_and_bad_ones_name_the_field() {
 }
 
 #[test]
+fn backfill_names_exactly_one_list_or_counter() {
+    let with = |backfill: &str| format!("{MINIMAL}    backfill: {backfill}\n");
+    let config = MatchmakerConfig::from_yaml_str(&with("{list: players}")).unwrap();
+    assert_eq!(config.queues[0].backfill.as_ref().and_then(BackfillConfig::seats), Some(SeatTracker::List("players")));
+    let config = MatchmakerConfig::from_yaml_str(&with("{counter: sessions}")).unwrap();
+    assert_eq!(
+        config.queues[0].backfill.as_ref().and_then(BackfillConfig::seats),
+        Some(SeatTracker::Counter("sessions"))
+    );
+    assert!(
+        errors_of(&with("{list: a, counter: b}")).contains("queues[0].backfill: set only one of `list` and `counter`")
+    );
+    assert!(errors_of(&with("{}")).contains("queues[0].backfill: set `list`"));
+    assert!(errors_of(&with("{list: ' '}")).contains("queues[0].backfill.list: must name"));
+    assert!(errors_of(&with("{lists: players}")).contains("backfill"), "unknown fields are refused");
+}
+
+#[test]
 fn one_ticket_store_at_a_time_and_redis_takes_a_redis_url() {
     let config = MatchmakerConfig::from_yaml_str(&format!("redis: redis://cache:6379/0\n{MINIMAL}")).unwrap();
     assert_eq!(config.redis.as_deref(), Some("redis://cache:6379/0"));

@@ -84,6 +84,21 @@ fn queue_config(path: &str, queue: &QueueConfig, errors: &mut FieldErrors) {
         errors.push(format!("{path}.allocation.namespace"), message);
     }
     metadata(path, queue, errors);
+    if let Some(backfill) = &queue.backfill {
+        let path = format!("{path}.backfill");
+        match (&backfill.list, &backfill.counter) {
+            (Some(_), Some(_)) => errors.push(path, "set only one of `list` and `counter`"),
+            (None, None) => errors.push(path, "set `list` (a List of player ids) or `counter` (a Counter of players)"),
+            (Some(name), None) => tracker_name(&format!("{path}.list"), name, errors),
+            (None, Some(name)) => tracker_name(&format!("{path}.counter"), name, errors),
+        }
+    }
+}
+
+fn tracker_name(path: &str, name: &str, errors: &mut FieldErrors) {
+    if name.trim().is_empty() || name.len() > 63 {
+        errors.push(path, "must name the server's list or counter (1 to 63 characters)");
+    }
 }
 
 fn skill_rule(path: &str, rule: &SkillRule, errors: &mut FieldErrors) {

@@ -4,8 +4,12 @@ use std::cmp::Ordering;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::ops::Bound;
 
+use super::backfill::{OpenKey, OpenMatches, Placement};
 use super::teams::{TeamPacker, balance_teams};
 use super::{EngineTicket, FormedMatch, Millis, RegionId, Rules, TicketKey};
+
+/// Most searching tickets one open match looks at per fill, nearest its skill range first.
+const FILL_SCAN: usize = 256;
 
 /// The single bucket used when a queue has no latency rule.
 const ANYWHERE: RegionId = RegionId::MAX;
@@ -171,6 +175,59 @@ impl Pool {
         (formed, next)
     }
 
+    /// Places `key`, a ticket just inserted, into the open match it fits best, reserving its
+    /// seats and taking it out of the pool; `None` (and no change) when none fits.
+    pub fn backfill_arrival(&mut self, key: TicketKey, open: &mut OpenMatches, now: Millis) -> Option<Placement> {
+        let ticket = self.tickets.get(&key)?;
+        let placement = open.place(&self.rules, ticket, now)?;
+        self.remove(key);
+        Some(placement)
+    }
+
+    /// Fills open match `open_key` from the pool at `now`: searching tickets in its region
+    /// whose skill is near enough its range, oldest first, while its server has seats. Each
+    /// ticket placed leaves the pool with its seats reserved. Looks at a bounded number of
+    /// tickets, so a fill costs O(k · log n) however large the pool is.
+    pub fn fill_open(&mut self, open: &mut OpenMatches, open_key: OpenKey, now: Millis) -> Vec<(TicketKey, Placement)> {
+        let Some(target) = open.get(open_key) else { return Vec::new() };
+        if target.room == 0 {
+            return Vec::new();
+        }
+        let region = match (self.rules.latency, target.region) {
+            (None, _) => ANYWHERE,
+            (Some(_), Some(region)) => region,
+            (Some(_), None) => return Vec::new(),
+        };
+        let Some(bucket) = self.by_skill.get(&region) else { return Vec::new() };
+        // Only skills within the match's spread of both ends of its range can join.
+        let (low, high) = (target.skill_high - target.spread, target.skill_low + target.spread);
+        if low > high {
+            return Vec::new();
+        }
+        let start = (Skill(if low.is_finite() { low } else { f64::MIN }), TicketKey::MIN);
+        let mut near: Vec<&EngineTicket> = bucket
+            .range(start..)
+            .take_while(|(skill, _)| skill.0 <= high)
+            .take(FILL_SCAN)
+            .filter_map(|(_, key)| self.tickets.get(key))
+            .collect();
+        near.sort_by_key(|t| (t.enqueued_at, t.key));
+        let mut placed = Vec::new();
+        for ticket in near {
+            let Some(target) = open.get(open_key) else { break };
+            if target.room == 0 {
+                break;
+            }
+            let Some(team) = target.team_for(&self.rules, ticket, now) else { continue };
+            open.take(open_key, ticket, team);
+            placed.push((ticket.key, Placement { open: open_key, team }));
+        }
+        for (key, _) in &placed {
+            self.remove(*key);
+        }
+        placed
+    }
+
     fn stall_if_widened(&mut self, key: TicketKey, now: Millis) {
         let Some(ticket) = self.tickets.get(&key) else { return };
         let waited = now.saturating_sub(ticket.enqueued_at);
@@ -311,6 +368,14 @@ impl Pool {
             teams[team].push(*key);
         }
         let region = (found.region != ANYWHERE).then_some(found.region);
-        FormedMatch { teams, region, formed_at: now }
+        let members: Vec<&EngineTicket> = found.chosen.iter().filter_map(|key| self.tickets.get(key)).collect();
+        let skill_low = members.iter().map(|t| t.skill).fold(f64::INFINITY, f64::min);
+        let skill_high = members.iter().map(|t| t.skill).fold(f64::NEG_INFINITY, f64::max);
+        let spread = members.iter().map(|t| self.rules.spread_at(t, now)).fold(f64::INFINITY, f64::min);
+        let team_sizes = teams
+            .iter()
+            .map(|team| team.iter().filter_map(|key| self.tickets.get(key)).map(|t| t.size).sum())
+            .collect();
+        FormedMatch { teams, region, formed_at: now, skill_low, skill_high, spread, team_sizes }
     }
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use super::Matchmaker;
-use super::state::{AssignOutcome, MatchJob};
+use super::state::{AssignOutcome, BackfillAnswer, BackfillJob, Job, MatchJob};
 use stadion_core::allocation::status_allocation_id;
 use stadion_core::allocator::{AllocateError, AllocationOutcome};
 use stadion_crds::FieldErrors;
@@ -36,8 +36,106 @@ const RETRY_BASE: Duration = Duration::from_millis(100);
 /// Slowest retry; a capacity change retries sooner.
 const RETRY_MAX: Duration = Duration::from_secs(5);
 
+/// Runs one allocation job to its end.
+pub async fn run(matchmaker: Matchmaker, job: Job) {
+    match job {
+        Job::Match(job) => allocate_match(matchmaker, job).await,
+        Job::Backfill(job) => allocate_backfill(matchmaker, job).await,
+    }
+}
+
+/// Tries one backfill loses to concurrent writers of the same server before its ticket gives
+/// its seats back and searches again.
+const BACKFILL_ATTEMPTS: u32 = 50;
+/// Pause after a backfill lost to contention (the server's other writers finish in
+/// milliseconds).
+const BACKFILL_RETRY: Duration = Duration::from_millis(5);
+
+/// Adds a late ticket's players to its running match's server and assigns it there; a server
+/// without room (or gone, or no longer Allocated to the match) closes the match to joiners and
+/// the ticket searches again.
+async fn allocate_backfill(matchmaker: Matchmaker, job: BackfillJob) {
+    let ticket = job.ticket;
+    let request = match job.request {
+        Ok(request) => request,
+        Err(errors) => {
+            tracing::warn!(r#match = %job.match_id, %errors, "backfill request invalid; the match closes to joiners");
+            let now = matchmaker.now();
+            return matchmaker.with_state(|s| s.backfill_refused(ticket, now));
+        }
+    };
+    let mut backoff = Backoff::new(RETRY_BASE, RETRY_MAX);
+    let metrics = matchmaker.inner.metrics.clone();
+    let mut contended = 0;
+    loop {
+        if !matchmaker.with_state(|s| s.is_backfilling(ticket)) {
+            // The ticket left before its players were added: its seats are free again.
+            let now = matchmaker.now();
+            return matchmaker.with_state(|s| s.backfill_abandoned(ticket, now));
+        }
+        let result = matchmaker.inner.allocator.allocate(request.clone()).await;
+        let now = matchmaker.now();
+        let delay = match result {
+            Ok(AllocationOutcome::Allocated(status)) => {
+                metrics.allocation("backfill");
+                let answer = matchmaker.with_state(|s| s.backfill_assigned(ticket, &status, now));
+                if let BackfillAnswer::Undo(undo) = answer {
+                    undo_backfill(&matchmaker, job.match_id, *undo).await;
+                }
+                return;
+            }
+            Ok(AllocationOutcome::UnAllocated) | Err(AllocateError::Invalid(_)) => {
+                metrics.allocation_failure("backfill", "unavailable");
+                tracing::info!(r#match = %job.match_id, "running match has no room for the late ticket");
+                return matchmaker.with_state(|s| s.backfill_refused(ticket, now));
+            }
+            Ok(AllocationOutcome::Contention) => {
+                metrics.allocation_failure("backfill", "contention");
+                contended += 1;
+                BACKFILL_RETRY
+            }
+            Err(AllocateError::Backend(error)) => {
+                metrics.allocation_failure("backfill", "backend");
+                tracing::warn!(r#match = %job.match_id, %error, "backfill allocation failed; retrying");
+                contended += 1;
+                backoff.next_delay()
+            }
+        };
+        if contended >= BACKFILL_ATTEMPTS {
+            tracing::warn!(r#match = %job.match_id, "backfill kept failing; the ticket searches again");
+            return matchmaker.with_state(|s| s.backfill_abandoned(ticket, now));
+        }
+        tokio::time::sleep(delay).await;
+    }
+}
+
+/// Takes the players of a ticket that left during its backfill off the server again.
+async fn undo_backfill(
+    matchmaker: &Matchmaker,
+    match_id: uuid::Uuid,
+    undo: Result<stadion_core::allocator::AdmittedAllocation, FieldErrors>,
+) {
+    let Ok(undo) = undo else {
+        tracing::warn!(r#match = %match_id, "a ticket left during its backfill; its players stay on the server");
+        return;
+    };
+    for _ in 0..BACKFILL_ATTEMPTS {
+        match matchmaker.inner.allocator.allocate(undo.clone()).await {
+            Ok(AllocationOutcome::Contention) => tokio::time::sleep(BACKFILL_RETRY).await,
+            Ok(AllocationOutcome::Allocated(_)) => {
+                tracing::info!(r#match = %match_id, "a ticket left during its backfill; its players were taken off the server");
+                return;
+            }
+            outcome => {
+                tracing::info!(r#match = %match_id, ?outcome, "a ticket left during its backfill; its server is gone or changed");
+                return;
+            }
+        }
+    }
+}
+
 /// Allocates `job` until it succeeds, fails for good, or its match dissolves.
-pub async fn allocate_match(matchmaker: Matchmaker, job: MatchJob) {
+async fn allocate_match(matchmaker: Matchmaker, job: MatchJob) {
     let request = match job.request {
         Ok(request) => request,
         Err(errors) => return fail_invalid(&matchmaker, &job.queue, job.id, &errors),
@@ -70,6 +168,7 @@ pub async fn allocate_match(matchmaker: Matchmaker, job: MatchJob) {
             Ok(AllocationOutcome::Allocated(status)) => {
                 metrics.allocation("match");
                 let now = matchmaker.now();
+                // A backfill match opening places waiting tickets at once (sent on by with_state).
                 if matchmaker.with_state(|s| s.assign(job.id, &status, now)) == AssignOutcome::Dissolved {
                     release_dissolved(&matchmaker, job.id, &namespace, &status).await;
                 }

@@ -15,25 +15,39 @@ use stadion_crds::gameserver::GameServerState;
 use tokio::sync::{Notify, watch};
 use uuid::Uuid;
 
-use super::submit::PreparedTicket;
+use super::admission::Admission;
 use crate::Error;
 use crate::config::MATCH_ID_LABEL;
 use crate::config::{QueueConfig, TemplateVars};
-use crate::engine::{EngineTicket, FormedMatch, Millis, Pool, RegionId, Rules, TicketKey};
+use crate::engine::{FormedMatch, Millis, OpenKey, OpenMatch, OpenMatches, Pool, RegionId, Rules, TicketKey};
 use crate::metrics::Metrics;
 use crate::store::{Change, StoredMatch, StoredTicket, TicketStore};
 use crate::ticket::{Assignment, MatchInfo, Ticket, TicketState};
 
+mod backfill;
+mod ingest;
 mod reload;
 mod restore;
 mod round;
 
+pub use backfill::{BackfillAnswer, BackfillJob};
 pub use reload::QueueChanges;
 
-/// One queue's config and searching tickets.
+/// One queue's config, searching tickets and running matches open to late joiners.
 struct QueueRuntime {
     config: Arc<QueueConfig>,
     pool: Pool,
+    open: OpenMatches,
+}
+
+impl QueueRuntime {
+    fn new(config: &QueueConfig) -> Self {
+        Self {
+            config: Arc::new(config.clone()),
+            pool: Pool::new(Rules::from_queue(config)),
+            open: OpenMatches::default(),
+        }
+    }
 }
 
 /// One ticket and everything kept about it.
@@ -42,7 +56,6 @@ struct Record {
     /// When its wait started; its engine form lives in the pool only, recomputed from the
     /// view when it searches again.
     enqueued_at: Millis,
-    fingerprint: u64,
     deadline: Millis,
     match_id: Option<Uuid>,
     forget_at: Option<Millis>,
@@ -57,6 +70,18 @@ struct PendingMatch {
     tickets: Vec<TicketKey>,
     info: MatchInfo,
     wake: Arc<Notify>,
+    /// The windows it formed with, kept to open it for late joiners once it has a server
+    /// (backfill queues only; a match resumed after a restart does not reopen).
+    window: Option<OpenMatch>,
+}
+
+/// Work for the allocation tasks.
+#[derive(Debug)]
+pub enum Job {
+    /// A new match needs a server.
+    Match(MatchJob),
+    /// A late ticket joins a running match's server.
+    Backfill(BackfillJob),
 }
 
 /// A match to allocate, handed to an allocation task.
@@ -88,8 +113,8 @@ pub struct State {
     region_names: Vec<String>,
     tickets: HashMap<TicketKey, Record>,
     by_id: HashMap<Uuid, TicketKey>,
-    idempotency: HashMap<String, TicketKey>,
-    live_players: HashMap<String, TicketKey>,
+    /// Idempotency keys and live players, shared with ingest (see [`Admission`]).
+    admission: Arc<Admission>,
     matches: HashMap<Uuid, PendingMatch>,
     deadlines: BTreeSet<(Millis, TicketKey)>,
     forget: BTreeSet<(Millis, TicketKey)>,
@@ -97,8 +122,13 @@ pub struct State {
     retention: Millis,
     metrics: Arc<Metrics>,
     store: Arc<dyn TicketStore>,
-    /// Matches formed on a ticket's arrival, for the service to allocate.
-    arrivals: Vec<MatchJob>,
+    /// Matches formed and backfills placed outside a round, for the service to allocate.
+    arrivals: Vec<Job>,
+    /// Running matches open to late joiners, by their key in their queue's open matches.
+    running: HashMap<OpenKey, backfill::RunningMatch>,
+    /// Tickets placed into a running match, waiting for its server's answer.
+    backfills: HashMap<TicketKey, backfill::PendingBackfill>,
+    next_open: OpenKey,
 }
 
 fn now_rfc3339() -> String {
@@ -112,20 +142,14 @@ fn seconds(ms: Millis) -> f64 {
 impl State {
     /// Empty state for these queues, recording every change in `store`.
     pub fn new(queues: &[QueueConfig], retention: Millis, metrics: Arc<Metrics>, store: Arc<dyn TicketStore>) -> Self {
-        let queues = queues
-            .iter()
-            .map(|q| {
-                (q.name.clone(), QueueRuntime { config: Arc::new(q.clone()), pool: Pool::new(Rules::from_queue(q)) })
-            })
-            .collect();
+        let queues = queues.iter().map(|q| (q.name.clone(), QueueRuntime::new(q))).collect();
         Self {
             queues,
             region_ids: HashMap::new(),
             region_names: Vec::new(),
             tickets: HashMap::new(),
             by_id: HashMap::new(),
-            idempotency: HashMap::new(),
-            live_players: HashMap::new(),
+            admission: Arc::new(Admission::default()),
             matches: HashMap::new(),
             deadlines: BTreeSet::new(),
             forget: BTreeSet::new(),
@@ -134,11 +158,14 @@ impl State {
             metrics,
             store,
             arrivals: Vec::new(),
+            running: HashMap::new(),
+            backfills: HashMap::new(),
+            next_open: 0,
         }
     }
 
-    /// Takes the matches formed on arrival since the last call.
-    pub fn take_arrivals(&mut self) -> Vec<MatchJob> {
+    /// Takes the matches formed and backfills placed outside a round since the last call.
+    pub fn take_arrivals(&mut self) -> Vec<Job> {
         std::mem::take(&mut self.arrivals)
     }
 
@@ -157,87 +184,19 @@ impl State {
         })));
     }
 
-    /// Creates a searching ticket, or returns the one created earlier with the same
-    /// idempotency key (`created` is then `false`).
-    pub fn submit(&mut self, prepared: PreparedTicket, now: Millis) -> Result<(Ticket, bool), Error> {
-        if let Some(key) = &prepared.request.idempotency_key
-            && let Some(record) = self.idempotency.get(key).and_then(|k| self.tickets.get(k))
-        {
-            if record.fingerprint != prepared.fingerprint {
-                return Err(Error::Conflict {
-                    message: format!("idempotency key `{key}` was used for a different ticket ({})", record.view.id),
-                    field: Some("idempotencyKey".to_owned()),
-                });
-            }
-            return Ok((record.view.clone(), false));
+    /// A ticket just queued in `queue` joins a running match with room if one fits it, or
+    /// else completes a new match if it can: now, not at the next tick.
+    fn after_queued(&mut self, key: TicketKey, queue: &str, now: Millis) {
+        if self.backfill_arrival(key, queue, now) {
+            return;
         }
-        for (i, player) in prepared.request.players.iter().enumerate() {
-            if let Some(other) = self.live_players.get(&player.id).and_then(|k| self.tickets.get(k)) {
-                return Err(Error::Conflict {
-                    message: format!("player `{}` already has a live ticket {}", player.id, other.view.id),
-                    field: Some(format!("players[{i}].id")),
-                });
-            }
-        }
-        let queue = self
-            .queues
-            .get(&prepared.request.queue)
-            .ok_or_else(|| Error::invalid("queue", format!("unknown queue `{}`", prepared.request.queue)))?;
-        let timeout = queue.config.ticket_timeout.as_millis() as Millis;
-        let key = self.next_key;
-        self.next_key += 1;
-        let id = Uuid::new_v4();
-        let mut latencies: Vec<(RegionId, f64)> =
-            prepared.latencies.iter().map(|(name, ms)| (self.intern_region(name), *ms)).collect();
-        latencies.sort_by_key(|(r, _)| *r);
-        let engine = EngineTicket { key, enqueued_at: now, size: prepared.size, skill: prepared.skill, latencies };
-        let stamp = now_rfc3339();
-        let view = Ticket {
-            id: id.to_string(),
-            queue: prepared.request.queue.clone(),
-            state: TicketState::Searching,
-            players: prepared.request.players.clone(),
-            idempotency_key: prepared.request.idempotency_key.clone(),
-            created_at: stamp.clone(),
-            updated_at: stamp,
-            match_info: None,
-            assignment: None,
-            reason: None,
-        };
-        if let Some(queue) = self.queues.get_mut(&view.queue) {
-            queue.pool.insert(engine);
-        }
-        for player in &view.players {
-            self.live_players.insert(player.id.clone(), key);
-        }
-        if let Some(idem) = &view.idempotency_key {
-            self.idempotency.insert(idem.clone(), key);
-        }
-        self.deadlines.insert((now + timeout, key));
-        self.by_id.insert(id, key);
-        self.metrics.ticket_state(&view.queue, None, Some(TicketState::Searching));
-        tracing::debug!(ticket = %id, queue = %view.queue, players = view.players.len(), "ticket created");
-        let record = Record {
-            view: view.clone(),
-            enqueued_at: now,
-            fingerprint: prepared.fingerprint,
-            deadline: now + timeout,
-            match_id: None,
-            forget_at: None,
-            events: None,
-        };
-        self.tickets.insert(key, record);
-        self.persist(key);
-        // A ticket that completes a match is matched now, not at the next tick.
-        let queue = self.queues.get_mut(&view.queue);
+        let runtime = self.queues.get_mut(queue);
         if let Some((config, formed)) =
-            queue.and_then(|q| q.pool.match_arrival(key, now).map(|m| (q.config.clone(), m)))
+            runtime.and_then(|q| q.pool.match_arrival(key, now).map(|m| (q.config.clone(), m)))
         {
             let job = self.register_match(&config, formed, now);
-            self.arrivals.push(job);
-            return Ok((self.tickets[&key].view.clone(), true));
+            self.arrivals.push(Job::Match(job));
         }
-        Ok((view, true))
     }
 
     fn intern_region(&mut self, name: &str) -> RegionId {
@@ -316,10 +275,8 @@ impl State {
         if state.is_terminal() {
             self.deadlines.remove(&(record.deadline, key));
             record.match_id = None;
-            for player in &record.view.players {
-                if self.live_players.get(&player.id) == Some(&key) {
-                    self.live_players.remove(&player.id);
-                }
+            if let Ok(id) = Uuid::parse_str(&record.view.id) {
+                self.admission.release_players(&record.view.players, id);
             }
             record.forget_at = Some(now + retention);
             self.forget.insert((now + retention, key));
@@ -363,7 +320,7 @@ impl State {
     /// runs): time out expired tickets, forget old ones, form matches. Returns the new matches
     /// for allocation.
     #[cfg(test)]
-    pub fn tick(&mut self, now: Millis) -> Vec<MatchJob> {
+    pub fn tick(&mut self, now: Millis) -> Vec<Job> {
         let mut round = self.begin_round(now);
         let mut jobs = Vec::new();
         while !round.is_done() {
@@ -411,11 +368,9 @@ impl State {
             if let Ok(uuid) = Uuid::parse_str(&record.view.id) {
                 self.by_id.remove(&uuid);
                 self.store.record(Change::Forget(uuid));
-            }
-            if let Some(idem) = &record.view.idempotency_key
-                && self.idempotency.get(idem) == Some(&key)
-            {
-                self.idempotency.remove(idem);
+                if let Some(idem) = &record.view.idempotency_key {
+                    self.admission.forget_key(idem, uuid);
+                }
             }
         }
         false
@@ -463,7 +418,9 @@ impl State {
         tracing::info!(r#match = %id, queue = %config.name, tickets = keys.len(), region = ?info.region, "match formed");
         let request = allocation_request(config, &info, false);
         let wake = Arc::new(Notify::new());
-        self.matches.insert(id, PendingMatch { queue: config.name.clone(), tickets: keys, info, wake: wake.clone() });
+        let window = config.backfill.is_some().then(|| OpenMatch::from_formed(&formed, 0));
+        let pending = PendingMatch { queue: config.name.clone(), tickets: keys, info, wake: wake.clone(), window };
+        self.matches.insert(id, pending);
         MatchJob { id, queue: config.name.clone(), request, wake }
     }
 
@@ -497,6 +454,9 @@ impl State {
         }
         self.store.record(Change::MatchDone(match_id));
         tracing::info!(r#match = %match_id, gameserver = %status.game_server_name, address = %status.address, "match assigned");
+        if let Some(window) = pending.window {
+            self.open_match(match_id, &pending.queue, window, pending.info, status, now);
+        }
         AssignOutcome::Assigned
     }
 
@@ -538,6 +498,12 @@ fn allocation_request(config: &QueueConfig, info: &MatchInfo, adopt: bool) -> Re
     };
     let mut metadata = config.metadata.render(&vars);
     metadata.labels.entry(MATCH_ID_LABEL.to_owned()).or_insert_with(|| info.id.clone());
+    let mut spec = GameServerAllocationSpec::default();
+    if let Some(tracker) = config.backfill.as_ref().and_then(|b| b.seats()) {
+        // The match's players take their seats in the same write that allocates the server.
+        let players: Vec<String> = info.teams.iter().flatten().cloned().collect();
+        backfill::reserve_seats(tracker, &mut selectors, &mut spec, &players);
+    }
     if adopt {
         if selectors.is_empty() {
             // No selectors means any Ready server; keep that after the adopting one.
@@ -555,7 +521,7 @@ fn allocation_request(config: &QueueConfig, info: &MatchInfo, adopt: bool) -> Re
         selectors,
         scheduling: Some(config.allocation.scheduling),
         metadata: Some(metadata),
-        ..Default::default()
+        ..spec
     });
     request.metadata.namespace = Some(config.allocation.namespace.clone());
     // The one admission of a match's request: defaults and every rule, in core.

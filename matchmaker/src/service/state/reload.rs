@@ -2,11 +2,10 @@
 //! ones close, changed ones take their new rules, and tickets in unchanged queues never notice.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use super::{QueueRuntime, State};
 use crate::config::QueueConfig;
-use crate::engine::{EngineTicket, Millis, Pool, RegionId, Rules, TicketKey};
+use crate::engine::{EngineTicket, Millis, RegionId, TicketKey};
 use crate::service::submit;
 use crate::ticket::{TicketRequest, TicketState};
 
@@ -49,9 +48,7 @@ impl State {
                     self.queues.insert(config.name.clone(), runtime);
                 }
                 previous => {
-                    let fresh =
-                        QueueRuntime { config: Arc::new(config.clone()), pool: Pool::new(Rules::from_queue(config)) };
-                    self.queues.insert(config.name.clone(), fresh);
+                    self.queues.insert(config.name.clone(), QueueRuntime::new(config));
                     if previous.is_some() {
                         changes.changed.push(config.name.clone());
                         recheck.push(config.name.clone());
@@ -62,6 +59,8 @@ impl State {
             }
         }
         changes.removed = old.into_keys().collect();
+        // Running matches of a changed or removed queue no longer take late joiners.
+        self.prune_running();
         changes.removed.sort();
         let searching: Vec<(TicketKey, String)> = self
             .tickets

@@ -63,21 +63,16 @@ impl State {
         let terminal = state.is_terminal();
         self.metrics.ticket_state(&queue, None, Some(state));
         if !terminal {
-            for player in &view.players {
-                self.live_players.insert(player.id.clone(), key);
-            }
             self.deadlines.insert((stored.deadline, key));
         }
-        if let Some(idempotency) = &view.idempotency_key {
-            self.idempotency.insert(idempotency.clone(), key);
-        }
+        let fingerprint = submit::fingerprint(&view.queue, &view.players);
+        self.admission.restore(&view, id, fingerprint);
         self.by_id.insert(id, key);
         let forget_at = terminal.then(|| stored.forget_at.unwrap_or(now + self.retention));
         if let Some(at) = forget_at {
             self.forget.insert((at, key));
         }
         let record = Record {
-            fingerprint: submit::fingerprint(&view.queue, &view.players),
             events: None,
             view,
             enqueued_at: stored.enqueued_at,
@@ -119,8 +114,10 @@ impl State {
         tracing::info!(r#match = %m.id, queue = %m.queue, tickets = members.len(), "match resumed; allocating its server again");
         let request = allocation_request(&config, &m.info, true);
         let wake = Arc::new(Notify::new());
-        self.matches
-            .insert(m.id, PendingMatch { queue: m.queue.clone(), tickets: members, info: m.info, wake: wake.clone() });
+        self.matches.insert(
+            m.id,
+            PendingMatch { queue: m.queue.clone(), tickets: members, info: m.info, wake: wake.clone(), window: None },
+        );
         Some(MatchJob { id: m.id, queue: m.queue, request, wake })
     }
 }

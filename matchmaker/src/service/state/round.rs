@@ -1,7 +1,7 @@
 //! A matching round in slices: the service runs one slice per hold of the state lock, so a
 //! round over a large backlog never keeps a submission waiting for long.
 
-use super::{MatchJob, State};
+use super::{Job, State};
 use crate::engine::{Millis, RoundCursor};
 
 /// Where a round over every queue has got to.
@@ -33,26 +33,40 @@ impl State {
     }
 
     /// Runs the next slice of `round`, doing at most about `budget` units of work: time-outs
-    /// and forgetting first, then one queue's next `budget` anchors. Returns the matches it
-    /// formed.
-    pub fn step(&mut self, round: &mut Round, budget: usize) -> Vec<MatchJob> {
+    /// and forgetting first, then for each queue its running matches' late joiners and its next
+    /// `budget` anchors. Returns the matches it formed and the backfills it placed (and those
+    /// placed on arrival since).
+    pub fn step(&mut self, round: &mut Round, budget: usize) -> Vec<Job> {
+        let mut jobs = self.step_queue(round, budget);
+        jobs.append(&mut self.arrivals);
+        jobs
+    }
+
+    fn step_queue(&mut self, round: &mut Round, budget: usize) -> Vec<Job> {
         let now = round.now;
         if !round.housekeeping {
             round.housekeeping = self.expire(now, budget) && self.forget_expired(now, budget);
             return Vec::new();
         }
         let Some(name) = round.queues.get(round.at) else { return Vec::new() };
-        let Some(queue) = self.queues.get_mut(name) else {
+        if !self.queues.contains_key(name) {
             // Removed by a reload since the round began.
             (round.at, round.cursor) = (round.at + 1, None);
             return Vec::new();
-        };
+        }
+        if round.cursor.is_none() {
+            // Running matches with room take waiting tickets before new matches form.
+            let name = name.clone();
+            self.fill_queue(&name, now);
+        }
+        let Some(name) = round.queues.get(round.at) else { return Vec::new() };
+        let Some(queue) = self.queues.get_mut(name) else { return Vec::new() };
         let (formed, next) = queue.pool.tick_slice(now, round.cursor, budget);
         let config = queue.config.clone();
         match next {
             Some(cursor) => round.cursor = Some(cursor),
             None => (round.at, round.cursor) = (round.at + 1, None),
         }
-        formed.into_iter().map(|m| self.register_match(&config, m, now)).collect()
+        formed.into_iter().map(|m| Job::Match(self.register_match(&config, m, now))).collect()
     }
 }

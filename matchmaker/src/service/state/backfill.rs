@@ -1,0 +1,374 @@
+//! Backfill in the ticket state: running matches that take late joiners, and the tickets on
+//! their way into one.
+//!
+//! A match of a queue with `backfill` opens once its server is allocated, with the seats the
+//! server reported free in its list or counter. A new ticket — on arrival, or at a round while
+//! it searches — is placed into an open match by the engine ([`crate::engine::OpenMatches`])
+//! before it may form a new match. It is then `matched` to that match while an allocation
+//! request re-allocates the match's server: a selector on the match's id label, state
+//! Allocated and enough room, with the players added to the list (or the counter incremented),
+//! all in the allocator's one compare-and-swap. The server's answer either assigns the ticket
+//! to the same address and match id, or (no room, server gone or back to Ready) closes the
+//! match and sends the ticket back to search.
+
+use std::collections::BTreeMap;
+
+use stadion_core::allocator::{AdmittedAllocation, admit_allocation};
+use stadion_crds::FieldErrors;
+use stadion_crds::allocation::{
+    CounterAction, CounterActionKind, CounterSelector, GameServerAllocation, GameServerAllocationSpec,
+    GameServerAllocationStatus, GameServerSelector, ListAction, ListSelector,
+};
+use stadion_crds::gameserver::GameServerState;
+use uuid::Uuid;
+
+use super::{Job, State, seconds};
+use crate::config::{MATCH_ID_LABEL, QueueConfig, SeatTracker};
+use crate::engine::{Millis, OpenKey, OpenMatch, Placement, TicketKey};
+use crate::ticket::{Assignment, MatchInfo, TicketState};
+
+/// A running match of a backfill queue, for as long as it is open.
+#[derive(Debug)]
+pub(super) struct RunningMatch {
+    id: Uuid,
+    queue: String,
+    namespace: String,
+    info: MatchInfo,
+}
+
+/// A ticket placed into an open match, waiting for the server's answer.
+#[derive(Debug)]
+pub(super) struct PendingBackfill {
+    open: OpenKey,
+    queue: String,
+    team: usize,
+    size: u32,
+}
+
+/// A late ticket's allocation: re-allocating its match's server with room for its players.
+#[derive(Debug)]
+pub struct BackfillJob {
+    /// The ticket placed.
+    pub ticket: TicketKey,
+    /// The match it joins.
+    pub match_id: Uuid,
+    /// The request, admitted (or why it could not be).
+    pub request: Result<AdmittedAllocation, FieldErrors>,
+}
+
+/// What the service does after a backfill's server answered.
+#[derive(Debug)]
+pub enum BackfillAnswer {
+    /// The ticket is assigned.
+    Assigned,
+    /// The ticket left (cancelled or timed out) while its players were being added: take them
+    /// off the server again with this request.
+    Undo(Box<Result<AdmittedAllocation, FieldErrors>>),
+}
+
+/// Seats free in `status` for `tracker`, if the server has that list or counter.
+pub(super) fn seats_free(tracker: SeatTracker<'_>, status: &GameServerAllocationStatus) -> Option<u32> {
+    let free = match tracker {
+        SeatTracker::List(name) => status.lists.get(name).map(|l| l.capacity - l.values.len() as i64),
+        SeatTracker::Counter(name) => status.counters.get(name).map(|c| c.capacity - c.count),
+    }?;
+    Some(u32::try_from(free.max(0)).unwrap_or(u32::MAX))
+}
+
+/// Narrows `selectors` (none: any Ready server) to servers with room for `players`, and adds
+/// them to the list or counter in `spec`: how a backfill queue's match takes its server.
+pub(super) fn reserve_seats(
+    tracker: SeatTracker<'_>,
+    selectors: &mut Vec<GameServerSelector>,
+    spec: &mut GameServerAllocationSpec,
+    players: &[String],
+) {
+    if selectors.is_empty() {
+        selectors.push(GameServerSelector::default());
+    }
+    let needed = players.len() as i64;
+    for selector in selectors.iter_mut() {
+        match tracker {
+            SeatTracker::List(name) => {
+                let list = selector.lists.entry(name.to_owned()).or_insert_with(ListSelector::default);
+                list.min_available = list.min_available.max(needed);
+            }
+            SeatTracker::Counter(name) => {
+                let counter = selector.counters.entry(name.to_owned()).or_insert_with(CounterSelector::default);
+                counter.min_available = counter.min_available.max(needed);
+            }
+        }
+    }
+    change_seats(tracker, spec, players, CounterActionKind::Increment);
+}
+
+fn change_seats(
+    tracker: SeatTracker<'_>,
+    spec: &mut GameServerAllocationSpec,
+    players: &[String],
+    kind: CounterActionKind,
+) {
+    match tracker {
+        SeatTracker::List(name) => {
+            let action = match kind {
+                CounterActionKind::Increment => ListAction { add_values: players.to_vec(), ..Default::default() },
+                CounterActionKind::Decrement => ListAction { delete_values: players.to_vec(), ..Default::default() },
+            };
+            spec.lists.insert(name.to_owned(), action);
+        }
+        SeatTracker::Counter(name) => {
+            let amount = Some(players.len() as i64);
+            spec.counters.insert(name.to_owned(), CounterAction { action: Some(kind), amount, capacity: None });
+        }
+    }
+}
+
+/// The request that re-allocates `running`'s server with `players` added (or, for an undo,
+/// removed): only while it is still Allocated to this match and, when adding, has room.
+fn seat_request(
+    config: &QueueConfig,
+    tracker: SeatTracker<'_>,
+    running: &RunningMatch,
+    players: &[String],
+    kind: CounterActionKind,
+) -> Result<AdmittedAllocation, FieldErrors> {
+    let mut selector = GameServerSelector::default();
+    selector
+        .label_selector
+        .match_labels
+        .get_or_insert_with(BTreeMap::new)
+        .insert(MATCH_ID_LABEL.to_owned(), running.id.to_string());
+    selector.game_server_state = Some(GameServerState::Allocated);
+    let mut selectors = vec![selector];
+    let mut spec = GameServerAllocationSpec::default();
+    match kind {
+        CounterActionKind::Increment => reserve_seats(tracker, &mut selectors, &mut spec, players),
+        CounterActionKind::Decrement => change_seats(tracker, &mut spec, players, kind),
+    }
+    spec.selectors = selectors;
+    spec.scheduling = Some(config.allocation.scheduling);
+    let mut request = GameServerAllocation::new(spec);
+    request.metadata.namespace = Some(running.namespace.clone());
+    admit_allocation(request)
+}
+
+impl State {
+    /// Opens the match `id` just assigned the server in `status`, if its queue backfills and its server
+    /// reported free seats, and fills it from the queue's searching tickets at once.
+    pub(super) fn open_match(
+        &mut self,
+        id: Uuid,
+        queue: &str,
+        window: OpenMatch,
+        info: MatchInfo,
+        status: &GameServerAllocationStatus,
+        now: Millis,
+    ) {
+        let Some(runtime) = self.queues.get(queue) else { return };
+        let config = runtime.config.clone();
+        let Some(tracker) = config.backfill.as_ref().and_then(|b| b.seats()) else { return };
+        let Some(room) = seats_free(tracker, status) else {
+            tracing::warn!(r#match = %id, gameserver = %status.game_server_name, ?tracker, "backfill queue's server has no such list or counter; the match takes no late joiners");
+            return;
+        };
+        if room == 0 {
+            return;
+        }
+        let key = self.next_open;
+        self.next_open += 1;
+        let namespace = config.allocation.namespace.clone();
+        self.running.insert(key, RunningMatch { id, queue: queue.to_owned(), namespace, info });
+        if let Some(runtime) = self.queues.get_mut(queue) {
+            runtime.open.open(key, OpenMatch { room, in_flight: 0, ..window });
+        }
+        tracing::info!(r#match = %id, queue, room, "match open for late joiners");
+        self.fill_open(queue, key, now);
+    }
+
+    /// Places searching tickets of `queue` into open match `key` while it has room.
+    fn fill_open(&mut self, queue: &str, key: OpenKey, now: Millis) {
+        let Some(runtime) = self.queues.get_mut(queue) else { return };
+        let placed = runtime.pool.fill_open(&mut runtime.open, key, now);
+        for (ticket, placement) in placed {
+            self.start_backfill(ticket, queue, placement, now);
+        }
+    }
+
+    /// Fills every open match of `queue` that has room (a round does this before forming new
+    /// matches, so waiting tickets whose windows widened join running matches first).
+    pub(super) fn fill_queue(&mut self, queue: &str, now: Millis) {
+        let Some(runtime) = self.queues.get(queue) else { return };
+        for key in runtime.open.with_room() {
+            self.fill_open(queue, key, now);
+        }
+    }
+
+    /// Places ticket `key`, just queued in `queue`, into an open match; `true` if it was.
+    pub(super) fn backfill_arrival(&mut self, key: TicketKey, queue: &str, now: Millis) -> bool {
+        let Some(runtime) = self.queues.get_mut(queue) else { return false };
+        if runtime.open.is_empty() {
+            return false;
+        }
+        let Some(placement) = runtime.pool.backfill_arrival(key, &mut runtime.open, now) else { return false };
+        self.start_backfill(key, queue, placement, now);
+        true
+    }
+
+    /// Moves a placed ticket to `matched` in its running match and queues its allocation.
+    fn start_backfill(&mut self, key: TicketKey, queue: &str, placement: Placement, now: Millis) {
+        let Some(running) = self.running.get_mut(&placement.open) else { return };
+        let Some(record) = self.tickets.get(&key) else { return };
+        let players: Vec<String> = record.view.players.iter().map(|p| p.id.clone()).collect();
+        if let Some(team) = running.info.teams.get_mut(placement.team) {
+            team.extend(players.iter().cloned());
+        }
+        let info = running.info.clone();
+        let match_id = running.id;
+        let request = match self.queues.get(queue).map(|q| q.config.clone()) {
+            Some(config) => match config.backfill.as_ref().and_then(|b| b.seats()) {
+                Some(tracker) => seat_request(&config, tracker, running, &players, CounterActionKind::Increment),
+                None => Err(FieldErrors(vec![stadion_crds::FieldError::new("backfill", "no list or counter")])),
+            },
+            None => Err(FieldErrors(vec![stadion_crds::FieldError::new("queue", "removed")])),
+        };
+        let size = players.len() as u32;
+        self.backfills
+            .insert(key, PendingBackfill { open: placement.open, queue: queue.to_owned(), team: placement.team, size });
+        self.transition(key, TicketState::Matched, now, |t| t.match_info = Some(info));
+        tracing::info!(ticket = %self.tickets[&key].view.id, r#match = %match_id, team = placement.team, "ticket placed into a running match");
+        self.arrivals.push(Job::Backfill(BackfillJob { ticket: key, match_id, request }));
+    }
+
+    /// Running matches open to late joiners, over every queue.
+    #[cfg(test)]
+    pub fn open_matches(&self) -> usize {
+        self.queues.values().map(|q| q.open.len()).sum()
+    }
+
+    /// Tickets placed into a running match whose server has not answered yet.
+    #[cfg(test)]
+    pub fn backfills_in_flight(&self) -> usize {
+        self.backfills.len()
+    }
+
+    /// The ticket still waits for its backfill's answer.
+    pub fn is_backfilling(&self, ticket: TicketKey) -> bool {
+        self.backfills.contains_key(&ticket)
+            && self.tickets.get(&ticket).is_some_and(|r| r.view.state == TicketState::Matched)
+    }
+
+    /// The server took the ticket's players: assign it the match's server, and keep the match
+    /// open with the seats the server reports free. A ticket that left meanwhile gets its
+    /// players taken off again.
+    pub fn backfill_assigned(
+        &mut self,
+        ticket: TicketKey,
+        status: &GameServerAllocationStatus,
+        now: Millis,
+    ) -> BackfillAnswer {
+        let Some(pending) = self.backfills.remove(&ticket) else { return BackfillAnswer::Assigned };
+        let config = self.queues.get(&pending.queue).map(|q| q.config.clone());
+        let tracker = config.as_ref().and_then(|c| c.backfill.as_ref()).and_then(|b| b.seats());
+        let reported = tracker.and_then(|t| seats_free(t, status)).unwrap_or(0);
+        if let Some(runtime) = self.queues.get_mut(&pending.queue) {
+            runtime.open.confirm(pending.open, pending.size, reported);
+            if runtime.open.get(pending.open).is_none() {
+                self.running.remove(&pending.open);
+            }
+        }
+        let Some(record) = self.tickets.get(&ticket) else { return BackfillAnswer::Assigned };
+        let players: Vec<String> = record.view.players.iter().map(|p| p.id.clone()).collect();
+        if record.view.state != TicketState::Matched {
+            self.leave_team(ticket, &pending);
+            // Its seats come free once the undo is written; the next answer reports them.
+            if let Some(runtime) = self.queues.get_mut(&pending.queue) {
+                runtime.open.left(pending.open, pending.team, pending.size);
+            }
+            let running = self.running.get(&pending.open);
+            let undo = match (config.as_deref(), tracker, running) {
+                (Some(config), Some(tracker), Some(running)) => {
+                    seat_request(config, tracker, running, &players, CounterActionKind::Decrement)
+                }
+                _ => Err(FieldErrors(vec![stadion_crds::FieldError::new("backfill", "match closed")])),
+            };
+            return BackfillAnswer::Undo(Box::new(undo));
+        }
+        let teams = record.view.match_info.as_ref().map(|m| m.teams.clone()).unwrap_or_default();
+        let match_id = record.view.match_info.as_ref().map(|m| m.id.clone()).unwrap_or_default();
+        let assignment = Assignment {
+            game_server_name: status.game_server_name.clone(),
+            address: status.address.clone(),
+            addresses: status.addresses.clone(),
+            ports: status.ports.clone(),
+            node_name: status.node_name.clone(),
+            match_id,
+            teams,
+        };
+        let wait = seconds(now.saturating_sub(record.enqueued_at));
+        self.metrics.assigned(&pending.queue, vec![wait], [record.view.id.as_str()], &status.game_server_name);
+        self.transition(ticket, TicketState::Assigned, now, |t| t.assignment = Some(assignment));
+        if let Some(queue) = self.queues.get(&pending.queue)
+            && queue.open.get(pending.open).is_some_and(|m| m.room > 0)
+        {
+            let queue = pending.queue.clone();
+            self.fill_open(&queue, pending.open, now);
+        }
+        BackfillAnswer::Assigned
+    }
+
+    /// The server refused the ticket's players (full, shut down, or no longer Allocated to the
+    /// match): the match closes, and the ticket, if still waiting, searches again — for another
+    /// open match or a new one.
+    pub fn backfill_refused(&mut self, ticket: TicketKey, now: Millis) {
+        let Some(pending) = self.backfills.remove(&ticket) else { return };
+        if let Some(runtime) = self.queues.get_mut(&pending.queue) {
+            runtime.open.close(pending.open);
+        }
+        if let Some(running) = self.running.remove(&pending.open) {
+            tracing::info!(r#match = %running.id, queue = %running.queue, "running match closed to late joiners: its server has no room or is gone");
+        }
+        // Every other ticket on its way into that match is refused by the server as well;
+        // they learn it from their own answers.
+        self.search_again(ticket, &pending.queue, now);
+    }
+
+    /// The backfill's call failed for a passing reason and the ticket gives its seats back:
+    /// it searches again.
+    pub fn backfill_abandoned(&mut self, ticket: TicketKey, now: Millis) {
+        let Some(pending) = self.backfills.remove(&ticket) else { return };
+        if let Some(runtime) = self.queues.get_mut(&pending.queue) {
+            runtime.open.give_back(pending.open, pending.team, pending.size);
+        }
+        self.leave_team(ticket, &pending);
+        self.search_again(ticket, &pending.queue, now);
+    }
+
+    /// Takes a ticket's players off the team it was placed on in its running match's teams.
+    fn leave_team(&mut self, ticket: TicketKey, pending: &PendingBackfill) {
+        let Some(record) = self.tickets.get(&ticket) else { return };
+        let Some(running) = self.running.get_mut(&pending.open) else { return };
+        if let Some(team) = running.info.teams.get_mut(pending.team) {
+            team.retain(|id| !record.view.players.iter().any(|p| &p.id == id));
+        }
+    }
+
+    /// Forgets running matches no longer open (their queue changed or was removed).
+    pub(super) fn prune_running(&mut self) {
+        let queues = &self.queues;
+        self.running.retain(|key, running| queues.get(&running.queue).is_some_and(|q| q.open.get(*key).is_some()));
+    }
+
+    fn search_again(&mut self, ticket: TicketKey, queue: &str, now: Millis) {
+        let Some(record) = self.tickets.get(&ticket) else { return };
+        if record.view.state != TicketState::Matched {
+            return;
+        }
+        if !self.requeue(ticket, queue) {
+            let reason = format!("queue `{queue}` no longer takes this ticket");
+            self.transition(ticket, TicketState::Failed, now, |t| t.reason = Some(reason));
+            return;
+        }
+        self.transition(ticket, TicketState::Searching, now, |t| t.match_info = None);
+        self.after_queued(ticket, queue, now);
+    }
+}
