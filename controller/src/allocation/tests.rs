@@ -484,6 +484,7 @@ async fn a_server_this_process_just_reallocated_is_read_again_not_skipped() {
     assert!(!matches!(third, AllocationOutcome::Allocated(_)), "{third:?}");
     let stored = store.api::<GameServer>().get("default", "gs-1").expect("server");
     assert_eq!(stored.status.as_ref().map(|s| s.lists["players"].values.len()), Some(2));
+}
 
 #[tokio::test]
 async fn each_allocated_server_gets_a_normal_allocated_event_as_in_agones() {
