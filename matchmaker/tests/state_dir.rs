@@ -5,7 +5,6 @@
 mod support;
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use stadion_crds::gameserver::GameServerState;
 use support::{DUEL, FakeFleet, TestServer, config, solo};
@@ -57,29 +56,7 @@ async fn a_match_waiting_at_restart_adopts_its_labelled_server_before_taking_a_n
 #[tokio::test]
 async fn timeouts_and_retention_keep_running_while_the_matchmaker_is_down() {
     let dir = StateDir::new();
-    let short = || {
-        let mut config = dir.config(DUEL);
-        config.assigned_retention = Duration::from_millis(700);
-        config
-    };
-    let server = TestServer::start(short(), FakeFleet::new(0)).await;
-    let (_, lonely) = server.post_ticket(&solo("lonely", "l", 1.0)).await;
-    let (_, gone) = server.post_ticket(&solo("duel", "g", 1.0)).await;
-    let gone = gone["id"].as_str().unwrap().to_owned();
-    let cancel = server.client.delete(server.url(&format!("/v1/tickets/{gone}"))).send().await.unwrap();
-    assert_eq!(cancel.status().as_u16(), 200);
-    server.shutdown().await.unwrap();
-
-    // Down for longer than the lonely queue's 300 ms timeout and the 700 ms retention.
-    tokio::time::sleep(Duration::from_millis(900)).await;
-    let server = TestServer::start(short(), FakeFleet::new(0)).await;
-    let ticket = server.wait_for_state(lonely["id"].as_str().unwrap(), "timed_out").await;
-    assert!(ticket["reason"].as_str().unwrap().contains("ticketTimeout"), "{ticket}");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while server.get_ticket(&gone).await.0 != 404 {
-        assert!(tokio::time::Instant::now() < deadline, "cancelled ticket outlived its retention");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let (server, _) = support::restart_after_the_clocks_ran_out(|| dir.config(DUEL)).await;
     server.shutdown().await.unwrap();
 }
 

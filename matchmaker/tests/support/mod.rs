@@ -230,3 +230,35 @@ pub async fn read_events(response: reqwest::Response) -> Vec<Value> {
         tokio::time::timeout(Duration::from_secs(5), response.text()).await.expect("event stream never ended").unwrap();
     text.lines().filter_map(|l| l.strip_prefix("data:")).map(|d| serde_json::from_str(d.trim()).unwrap()).collect()
 }
+
+/// A matchmaker started with `base()` (assigned retention cut to 700 ms) gets one ticket left
+/// searching in the `lonely` queue (300 ms timeout) and one cancelled, then stays down for
+/// longer than both clocks. Restarted with the same configuration, it has timed the first out
+/// and forgotten the second: the clocks kept running while it was down. Returns the restarted
+/// server and the cancelled ticket's id.
+pub async fn restart_after_the_clocks_ran_out(base: impl Fn() -> MatchmakerConfig) -> (TestServer, String) {
+    let short = || {
+        let mut config = base();
+        config.assigned_retention = Duration::from_millis(700);
+        config
+    };
+    let server = TestServer::start(short(), FakeFleet::new(0)).await;
+    let (_, lonely) = server.post_ticket(&solo("lonely", "l", 1.0)).await;
+    let (_, gone) = server.post_ticket(&solo("duel", "g", 1.0)).await;
+    let gone = gone["id"].as_str().unwrap().to_owned();
+    let cancel = server.client.delete(server.url(&format!("/v1/tickets/{gone}"))).send().await.unwrap();
+    assert_eq!(cancel.status().as_u16(), 200);
+    server.shutdown().await.unwrap();
+
+    // Down for longer than the lonely queue's 300 ms timeout and the 700 ms retention.
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    let server = TestServer::start(short(), FakeFleet::new(0)).await;
+    let ticket = server.wait_for_state(lonely["id"].as_str().unwrap(), "timed_out").await;
+    assert!(ticket["reason"].as_str().unwrap().contains("ticketTimeout"), "{ticket}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while server.get_ticket(&gone).await.0 != 404 {
+        assert!(tokio::time::Instant::now() < deadline, "cancelled ticket outlived its retention");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    (server, gone)
+}
