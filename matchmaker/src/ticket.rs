@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use stadion_crds::allocation::GameServerAllocationStatus;
 use stadion_crds::gameserver::GameServerStatusPort;
 use stadion_crds::k8s_openapi::api::core::v1::NodeAddress;
 
@@ -157,4 +158,19 @@ pub struct Assignment {
     pub match_id: String,
     /// Player ids per team.
     pub teams: Vec<Vec<String>>,
+}
+
+impl Assignment {
+    /// Where the allocated server `status` is, for the players of match `match_id` in `teams`.
+    pub fn new(status: &GameServerAllocationStatus, match_id: String, teams: Vec<Vec<String>>) -> Self {
+        Self {
+            game_server_name: status.game_server_name.clone(),
+            address: status.address.clone(),
+            addresses: status.addresses.clone(),
+            ports: status.ports.clone(),
+            node_name: status.node_name.clone(),
+            match_id,
+            teams,
+        }
+    }
 }

@@ -432,15 +432,7 @@ impl State {
     /// Hands every ticket of the match the allocated server.
     pub fn assign(&mut self, match_id: Uuid, status: &GameServerAllocationStatus, now: Millis) -> AssignOutcome {
         let Some(pending) = self.matches.remove(&match_id) else { return AssignOutcome::Dissolved };
-        let assignment = Assignment {
-            game_server_name: status.game_server_name.clone(),
-            address: status.address.clone(),
-            addresses: status.addresses.clone(),
-            ports: status.ports.clone(),
-            node_name: status.node_name.clone(),
-            match_id: match_id.to_string(),
-            teams: pending.info.teams.clone(),
-        };
+        let assignment = Assignment::new(status, match_id.to_string(), pending.info.teams.clone());
         let waits: Vec<f64> = pending
             .tickets
             .iter()

@@ -295,15 +295,7 @@ impl State {
         }
         let teams = record.view.match_info.as_ref().map(|m| m.teams.clone()).unwrap_or_default();
         let match_id = record.view.match_info.as_ref().map(|m| m.id.clone()).unwrap_or_default();
-        let assignment = Assignment {
-            game_server_name: status.game_server_name.clone(),
-            address: status.address.clone(),
-            addresses: status.addresses.clone(),
-            ports: status.ports.clone(),
-            node_name: status.node_name.clone(),
-            match_id,
-            teams,
-        };
+        let assignment = Assignment::new(status, match_id, teams);
         let wait = seconds(now.saturating_sub(record.enqueued_at));
         self.metrics.assigned(&pending.queue, vec![wait], [record.view.id.as_str()], &status.game_server_name);
         self.transition(ticket, TicketState::Assigned, now, |t| t.assignment = Some(assignment));
