@@ -4,9 +4,11 @@
 //! marks them Running, finishes their deletion) and the game (serves each Scheduled server's
 //! SDK over the sidecar's kube backend and calls Ready, as the test game does locally).
 
+mod allocation_api;
 mod cluster;
 mod kubelet;
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,6 +31,7 @@ use tokio::task::JoinHandle;
 use super::fake_api::FakeApiServer;
 use super::runtime::{ObjectKind, Runtime, SdkCall};
 use super::sdk;
+use allocation_api::AllocationEndpoint;
 use kubelet::Games;
 
 /// Label (and taint) of the harness's Node, which no real kubelet runs.
@@ -37,10 +40,18 @@ pub const NODE_LABEL: &str = "stadion.dev/test-node";
 /// The bearer token of every kube contract runtime's dashboard.
 pub const DASHBOARD_TOKEN: &str = "contract-token";
 
-/// A free loopback address (bound, then released for the controller to bind).
+/// A free loopback address (bound, then released for the controller to bind), never one
+/// handed out before in this process: scenarios run in parallel, and a port released here
+/// is free again, for the kernel to give to the next caller, until its controller binds it.
 fn free_address() -> std::net::SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
-    listener.local_addr().expect("its address")
+    static HANDED_OUT: std::sync::Mutex<BTreeSet<u16>> = std::sync::Mutex::new(BTreeSet::new());
+    loop {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+        let address = listener.local_addr().expect("its address");
+        if HANDED_OUT.lock().expect("the port list").insert(address.port()) {
+            return address;
+        }
+    }
 }
 
 /// A kube runtime started for one scenario.
@@ -49,6 +60,8 @@ pub struct KubeContract {
     pub metrics: std::net::SocketAddr,
     /// Where its dashboard is served (token [`DASHBOARD_TOKEN`]).
     pub dashboard: std::net::SocketAddr,
+    /// The controller's own allocation API (`allocation.agones.dev/v1`).
+    pub allocation_api: AllocationEndpoint,
     name: &'static str,
     client: Client,
     namespace: String,
@@ -108,6 +121,7 @@ impl KubeContract {
     ) -> Self {
         let (stop, stopped) = oneshot::channel::<()>();
         let (metrics, dashboard) = (free_address(), free_address());
+        let allocation_api = AllocationEndpoint::new(&namespace);
         let config = ControllerConfig {
             sidecar_image: "stadion:contract".into(),
             sdk_service_account: "default".into(),
@@ -117,7 +131,7 @@ impl KubeContract {
             identity: "contract".into(),
             namespace: Some(namespace.clone()),
             port_ranges: PortRanges::default(),
-            allocation_api: None,
+            allocation_api: Some(allocation_api.config()),
             allocation_ttl: Default::default(),
         };
         let tokens = Tokens::new(vec![DASHBOARD_TOKEN.to_owned()]).expect("a token");
@@ -133,6 +147,7 @@ impl KubeContract {
         Self {
             metrics,
             dashboard,
+            allocation_api,
             name,
             client,
             namespace,
