@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
 /// Result of a burst of requests.
@@ -130,4 +131,30 @@ pub fn wait_udp_answers(ports: &[u16], timeout: Duration) -> anyhow::Result<usiz
         }
     }
     Ok(ports.len() - waiting.len())
+}
+
+/// Submits tickets of queue `bench` at `rate` for `duration`; each waits on its event stream
+/// for `assigned`: how many were sent, and the latencies of those assigned.
+pub async fn ticket_to_assigned(
+    http: &reqwest::Client,
+    api: &str,
+    rate: f64,
+    duration: Duration,
+) -> (usize, Vec<Duration>) {
+    let run = format!("{:x}", std::process::id() as u64 * 1000 + rate as u64);
+    open_loop(rate, duration, |index| {
+        let (http, api, player) = (http.clone(), api.to_owned(), format!("p-{run}-{index}"));
+        async move {
+            let sent = Instant::now();
+            let body = json!({"queue": "bench", "players": [{"id": player}]});
+            let created: Value =
+                http.post(format!("{api}/v1/tickets")).json(&body).send().await.ok()?.json().await.ok()?;
+            let id = created["id"].as_str()?.to_owned();
+            let events = http.get(format!("{api}/v1/tickets/{id}/events")).timeout(Duration::from_secs(60)).send();
+            // The stream ends after a final state, so its whole body holds the outcome.
+            let text = events.await.ok()?.text().await.ok()?;
+            text.contains("\"state\":\"assigned\"").then(|| sent.elapsed())
+        }
+    })
+    .await
 }

@@ -18,14 +18,16 @@
 mod hot;
 mod load;
 mod procs;
+mod report;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, bail};
+use anyhow::bail;
 use clap::Parser;
 use load::{ms, percentile};
-use procs::{Proc, free_port, pss_bytes, rss_bytes};
+use procs::{Proc, free_port, pss_bytes, rss_bytes, wait_for};
+use report::{FLEET, Row};
 use serde_json::{Value, json};
 
 /// Options of the bench.
@@ -61,38 +63,6 @@ struct Options {
     hot_allocations: usize,
 }
 
-/// One row of the result table.
-struct Row {
-    what: String,
-    stadion: String,
-    limit: String,
-    limit_what: String,
-}
-
-const FLEET: &str = "\
-apiVersion: agones.dev/v1
-kind: Fleet
-metadata:
-  name: bench
-spec:
-  replicas: REPLICAS
-  template:
-    spec:
-      ports:
-        - name: default
-          containerPort: 7654
-      health:
-        initialDelaySeconds: 30
-        periodSeconds: 10
-      template:
-        spec:
-          containers:
-            - name: game
-              image: ghcr.io/stadion-dev/simple-game-server:0.1.0
-              command: [\"stadion\", \"simple-game-server\"]
-              args: [\"--health-interval-ms\", \"5000\"]
-";
-
 const QUEUES: &str = "\
 queues:
   - name: bench
@@ -120,11 +90,8 @@ async fn main() -> anyhow::Result<()> {
     let result = with_up(&stadion, &scratch, &options, baseline, game_pss, &mut rows).await;
     let _ = std::fs::remove_dir_all(&scratch);
     result?;
-    println!("\n| measurement | stadion | physical limit | limit measured as |");
-    println!("|---|---|---|---|");
-    for row in rows {
-        println!("| {} | {} | {} | {} |", row.what, row.stadion, row.limit, row.limit_what);
-    }
+    println!();
+    report::print_table("physical limit", &rows);
     Ok(())
 }
 
@@ -289,7 +256,7 @@ async fn matchmaker_rows(
 
     for (rate, seconds) in [(100.0, options.slow_seconds), (1000.0, options.fast_seconds)] {
         eprintln!("bench: tickets at {rate}/s for {seconds} s…");
-        let (sent, latencies) = tickets(http, api, rate, Duration::from_secs_f64(seconds)).await;
+        let (sent, latencies) = load::ticket_to_assigned(http, api, rate, Duration::from_secs_f64(seconds)).await;
         rows.push(Row {
             what: format!("ticket → assigned at {rate:.0} tickets/s ({}/{sent} assigned)", latencies.len()),
             stadion: format!("p50 {} · p99 {}", ms(percentile(&latencies, 0.5)), ms(percentile(&latencies, 0.99))),
@@ -302,45 +269,4 @@ async fn matchmaker_rows(
         });
     }
     Ok(())
-}
-
-/// Submits tickets at `rate` for `duration`; each waits on its event stream for `assigned`.
-async fn tickets(http: &reqwest::Client, api: &str, rate: f64, duration: Duration) -> (usize, Vec<Duration>) {
-    let run = format!("{:x}", std::process::id() as u64 * 1000 + rate as u64);
-    load::open_loop(rate, duration, |index| {
-        let (http, api, player) = (http.clone(), api.to_owned(), format!("p-{run}-{index}"));
-        async move {
-            let sent = Instant::now();
-            let body = json!({"queue": "bench", "players": [{"id": player}]});
-            let created: Value =
-                http.post(format!("{api}/v1/tickets")).json(&body).send().await.ok()?.json().await.ok()?;
-            let id = created["id"].as_str()?.to_owned();
-            let events = http.get(format!("{api}/v1/tickets/{id}/events")).timeout(Duration::from_secs(60)).send();
-            // The stream ends after a final state, so its whole body holds the outcome.
-            let text = events.await.ok()?.text().await.ok()?;
-            text.contains("\"state\":\"assigned\"").then(|| sent.elapsed())
-        }
-    })
-    .await
-}
-
-/// Polls `check` every 100 ms until true; fails if `up` exits or `timeout` passes.
-async fn wait_for<F, Fut>(up: &mut Proc, timeout: Duration, what: &str, check: F) -> anyhow::Result<()>
-where
-    F: Fn() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        if check().await {
-            return Ok(());
-        }
-        if up.exited() {
-            bail!("stadion up exited while waiting for {what} (see its log)");
-        }
-        if Instant::now() > deadline {
-            return Err(anyhow::anyhow!("timed out")).with_context(|| format!("waiting for {what}"));
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }

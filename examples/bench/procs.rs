@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use anyhow::{Context as _, bail};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
@@ -105,4 +106,25 @@ pub fn default_stadion() -> PathBuf {
 /// A free TCP port on loopback.
 pub fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// Polls `check` every 100 ms until true; fails if `up` exits or `timeout` passes.
+pub async fn wait_for<F, Fut>(up: &mut Proc, timeout: Duration, what: &str, check: F) -> anyhow::Result<()>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if check().await {
+            return Ok(());
+        }
+        if up.exited() {
+            bail!("stadion up exited while waiting for {what} (see its log)");
+        }
+        if Instant::now() > deadline {
+            return Err(anyhow::anyhow!("timed out")).with_context(|| format!("waiting for {what}"));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

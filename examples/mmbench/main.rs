@@ -22,6 +22,8 @@ mod load;
 #[allow(dead_code)]
 #[path = "../bench/procs.rs"]
 mod procs;
+#[path = "../bench/report.rs"]
+mod report;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -30,7 +32,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use clap::Parser;
 use load::{ms, percentile};
-use procs::{Proc, free_port, rss_bytes};
+use procs::{Proc, free_port, rss_bytes, wait_for};
+use report::{FLEET, Row};
 use serde_json::{Value, json};
 
 /// Where the matchmaker keeps its tickets.
@@ -81,30 +84,6 @@ struct Options {
     probe_seconds: f64,
 }
 
-const FLEET: &str = "\
-apiVersion: agones.dev/v1
-kind: Fleet
-metadata:
-  name: bench
-spec:
-  replicas: REPLICAS
-  template:
-    spec:
-      ports:
-        - name: default
-          containerPort: 7654
-      health:
-        initialDelaySeconds: 30
-        periodSeconds: 10
-      template:
-        spec:
-          containers:
-            - name: game
-              image: ghcr.io/stadion-dev/simple-game-server:0.1.0
-              command: [\"stadion\", \"simple-game-server\"]
-              args: [\"--health-interval-ms\", \"5000\"]
-";
-
 /// `bench`: pairs, allocated from the fleet. `hold`: a skill window that never opens, so its
 /// tickets stay searching (and, fully widened, cost a round nothing). `backlog`: a window
 /// that keeps widening (so every round visits every ticket) far too slowly to match tickets
@@ -128,14 +107,6 @@ queues:
     ticketTimeout: 1h
 ";
 
-/// One row of the result table.
-struct Row {
-    what: String,
-    stadion: String,
-    limit: String,
-    limit_what: String,
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let options = Options::parse();
@@ -150,11 +121,7 @@ async fn main() -> anyhow::Result<()> {
     let _ = std::fs::remove_dir_all(&scratch);
     result?;
     println!("\nstore: {:?}\n", options.store);
-    println!("| measurement | stadion | limit | limit measured as |");
-    println!("|---|---|---|---|");
-    for row in rows {
-        println!("| {} | {} | {} | {} |", row.what, row.stadion, row.limit, row.limit_what);
-    }
+    report::print_table("limit", &rows);
     Ok(())
 }
 
@@ -229,7 +196,7 @@ async fn run(stadion: &Path, scratch: &Path, options: &Options, rows: &mut Vec<R
 
     for (rate, seconds) in [(100.0, options.slow_seconds), (1000.0, options.fast_seconds)] {
         eprintln!("mmbench: tickets at {rate}/s for {seconds} s…");
-        let (sent, latencies) = assigned_latency(&http, &api, rate, Duration::from_secs_f64(seconds)).await;
+        let (sent, latencies) = load::ticket_to_assigned(&http, &api, rate, Duration::from_secs_f64(seconds)).await;
         rows.push(Row {
             what: format!("ticket → assigned at {rate:.0} tickets/s ({}/{sent} assigned)", latencies.len()),
             stadion: format!("p50 {} · p99 {}", ms(percentile(&latencies, 0.5)), ms(percentile(&latencies, 0.99))),
@@ -295,25 +262,6 @@ fn ticket_json_bytes() -> usize {
     .len()
 }
 
-/// Submits tickets at `rate` for `duration`; each waits on its event stream for `assigned`.
-async fn assigned_latency(http: &reqwest::Client, api: &str, rate: f64, duration: Duration) -> (usize, Vec<Duration>) {
-    load::open_loop(rate, duration, |index| {
-        let (http, api, player) = (http.clone(), api.to_owned(), format!("bench-{rate}-{index}"));
-        async move {
-            let sent = Instant::now();
-            let body = json!({"queue": "bench", "players": [{"id": player}]});
-            let created: Value =
-                http.post(format!("{api}/v1/tickets")).json(&body).send().await.ok()?.json().await.ok()?;
-            let id = created["id"].as_str()?.to_owned();
-            let events = http.get(format!("{api}/v1/tickets/{id}/events")).timeout(Duration::from_secs(60)).send();
-            // The stream ends after a final state, so its whole body holds the outcome.
-            let text = events.await.ok()?.text().await.ok()?;
-            text.contains("\"state\":\"assigned\"").then(|| sent.elapsed())
-        }
-    })
-    .await
-}
-
 /// One client posting `hold` tickets back to back for `duration`: each POST's latency.
 async fn probe(http: &reqwest::Client, api: &str, duration: Duration) -> anyhow::Result<Vec<Duration>> {
     let started = Instant::now();
@@ -341,27 +289,6 @@ async fn probe_idle_healthz(http: &reqwest::Client, api: &str, count: usize) -> 
         }
     }
     latencies
-}
-
-/// Polls `check` every 100 ms until true; fails if `up` exits or `timeout` passes.
-async fn wait_for<F, Fut>(up: &mut Proc, timeout: Duration, what: &str, check: F) -> anyhow::Result<()>
-where
-    F: Fn() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        if check().await {
-            return Ok(());
-        }
-        if up.exited() {
-            bail!("stadion up exited while waiting for {what} (see its log)");
-        }
-        if Instant::now() > deadline {
-            return Err(anyhow::anyhow!("timed out")).with_context(|| format!("waiting for {what}"));
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// A `redis-server` without persistence on a free port, its files in `scratch`.
