@@ -83,7 +83,7 @@ async fn main() {
         assert!(started.elapsed() < Duration::from_secs(600), "not all Ready after 10 minutes ({ready}/{replicas})");
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    let writes = Writes::read(&world.client).await.since(&writes_before);
+    let writes = Writes::read(&world.client).await.since(&writes_before).of("gameservers");
     tokio::time::sleep(Duration::from_secs(5)).await;
     let rss = status_kib(pid, "VmRSS:").unwrap_or(0);
     let (anon, file) = (status_kib(pid, "RssAnon:").unwrap_or(0), status_kib(pid, "RssFile:").unwrap_or(0));

@@ -19,9 +19,10 @@ pub const RAW_WORKERS: usize = 16;
 /// How long the raw rate is measured.
 pub const RAW_SECONDS: u64 = 10;
 
-/// GameServer writes the API server has answered, by (verb, code).
+/// Writes the API server has answered, by (resource, verb, code); a subresource is named
+/// `resource/subresource` (`fleets/status`).
 #[derive(Clone, Debug, Default)]
-pub struct Writes(pub BTreeMap<(String, String), f64>);
+pub struct Writes(pub BTreeMap<(String, String, String), f64>);
 
 impl Writes {
     /// What the API server has answered so far, from its `apiserver_request_total` counter
@@ -36,12 +37,15 @@ impl Writes {
                 let start = labels.find(&format!("{name}=\""))? + name.len() + 2;
                 Some(labels[start..].split('"').next()?.to_owned())
             };
-            if label("resource").as_deref() != Some("gameservers") {
+            let (Some(resource), Some(verb), Some(code)) = (label("resource"), label("verb"), label("code")) else {
                 continue;
-            }
-            let (Some(verb), Some(code)) = (label("verb"), label("code")) else { continue };
+            };
+            let resource = match label("subresource").filter(|s| !s.is_empty()) {
+                Some(sub) => format!("{resource}/{sub}"),
+                None => resource,
+            };
             if matches!(verb.as_str(), "POST" | "PUT" | "PATCH" | "DELETE") {
-                *writes.entry((verb, code)).or_insert(0.0) += value.parse::<f64>().unwrap_or(0.0);
+                *writes.entry((resource, verb, code)).or_insert(0.0) += value.parse::<f64>().unwrap_or(0.0);
             }
         }
         Self(writes)
@@ -56,6 +60,12 @@ impl Writes {
         self
     }
 
+    /// Only the writes of `resource` (`gameservers`).
+    pub fn of(mut self, resource: &str) -> Self {
+        self.0.retain(|(r, _, _), _| r == resource);
+        self
+    }
+
     /// All writes.
     pub fn total(&self) -> f64 {
         self.0.values().fold(0.0, |sum, n| sum + n)
@@ -63,16 +73,23 @@ impl Writes {
 
     /// Writes of `verb` answered `code` (`None`: any code).
     pub fn count(&self, verb: &str, code: Option<&str>) -> f64 {
-        self.0
-            .iter()
-            .filter(|((v, c), _)| v == verb && code.is_none_or(|code| c == code))
-            .fold(0.0, |sum, (_, n)| sum + n)
+        let matching = self.0.iter().filter(|((_, v, c), _)| v == verb && code.is_none_or(|code| c == code));
+        matching.fold(0.0, |sum, (_, n)| sum + n)
     }
 
-    /// `PUT 200: 12, PUT 409: 3`.
+    /// `PUT 200: 12, PUT 409: 3` (for one resource).
     pub fn describe(&self) -> String {
-        let kinds: Vec<String> = self.0.iter().map(|((verb, code), n)| format!("{verb} {code}: {n:.0}")).collect();
+        let kinds: Vec<String> = self.0.iter().map(|((_, verb, code), n)| format!("{verb} {code}: {n:.0}")).collect();
         if kinds.is_empty() { "none".into() } else { kinds.join(", ") }
+    }
+
+    /// Writes per resource.
+    pub fn by_resource(&self) -> BTreeMap<String, f64> {
+        let mut out = BTreeMap::new();
+        for ((resource, _, _), n) in &self.0 {
+            *out.entry(resource.clone()).or_insert(0.0) += n;
+        }
+        out
     }
 }
 
