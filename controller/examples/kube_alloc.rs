@@ -24,10 +24,12 @@
 //!   (authentication, RBAC, the aggregator's proxy, the controller's allocation API);
 //! - `matchmaker`: `POST /gameserverallocation` (Agones' REST allocation) to the matchmaker.
 //!
-//! Per row: Allocated answers per second of the row's wall time; p50/p99 of every answer;
-//! outcomes (Allocated, UnAllocated, Contention, errors); GameServer PUTs per Allocated answer and
-//! their 409s, from the API server's own `apiserver_request_total` before and after the row (all
-//! writers', but the fleet is quiet: every server Ready, none starting or being deleted);
+//! Per row: Allocated answers per second of the row's wall time, and between the first and last
+//! tenth of them; p50/p99 of every answer; outcomes (Allocated, UnAllocated, Contention, errors);
+//! GameServer PUTs per Allocated answer and their 409s, from the API server's own
+//! `apiserver_request_total` before the row and a second after its last answer (all writers',
+//! but the fleet is quiet: every server Ready, none starting or being deleted), and the other
+//! writes of that window per resource (Events, fleet status);
 //! duplicates (a server name handed out twice in the whole run); Allocated servers the API
 //! server shows after the row (must equal the Allocated answers) and the Ready servers left.
 //! Between rows the allocated servers are deleted, as finished matches are, and the controller
@@ -64,6 +66,8 @@ const FLEET: &str = "alloc";
 const NO_FLEET: &str = "no-such-fleet";
 /// Warm-up requests per client before each row.
 const WARM_UP: usize = 2;
+/// How long after a row's last answer its writes are still counted.
+const AFTERMATH: Duration = Duration::from_secs(1);
 /// How long the fleet may take to be whole again (release: seconds).
 const REFILL_TIMEOUT: Duration = Duration::from_secs(600);
 
@@ -302,6 +306,9 @@ async fn run_row(
         answers.extend(task.await.expect("client task"));
     }
     let elapsed = started.elapsed();
+    // What the row caused beside the answers (the Allocated Events, the fleet's count) is
+    // written just after them.
+    tokio::time::sleep(AFTERMATH).await;
     let all_writes = Writes::read(admin).await.since(&before);
     let mut row = Row {
         target: target.name(),
