@@ -20,96 +20,25 @@
 //! (`RssAnon`) apart from the mapped binary. GameServer writes: the API server's own request
 //! counter (`/metrics`), from apply to all Ready, by verb and answer code.
 
+mod kube_bench;
 #[path = "../tests/kubelet/mod.rs"]
 mod kubelet;
 
 use std::process::{Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::Namespace;
-use kube::api::{DeleteParams, PostParams};
-use kube::{Api, Client};
-use serde_json::json;
-use stadion_crds::{Fleet, GameServer};
+use kube::Api;
+use kube::api::PostParams;
+use stadion_crds::Fleet;
 
+use kube_bench::{RAW_SECONDS, RAW_WORKERS, Writes, raw_update_rate};
 use kubelet::Mode;
 use kubelet::cluster::{SIDECAR_IMAGE, World, dynamic_udp, fleet, kubeconfig_path};
-
-const RAW_WORKERS: usize = 16;
-const RAW_SECONDS: u64 = 10;
 
 fn status_kib(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with(field))?;
     line.split_whitespace().nth(1)?.parse().ok()
-}
-
-/// GameServer writes the API server has answered so far, by verb and code, from its
-/// `apiserver_request_total` counter (everyone's: controller, sidecars, raw writers).
-async fn gameserver_writes(client: &Client) -> std::collections::BTreeMap<(String, String), f64> {
-    let request = http::Request::get("/metrics").body(Vec::new()).expect("metrics request");
-    let text = client.request_text(request).await.unwrap_or_default();
-    let mut writes = std::collections::BTreeMap::new();
-    for line in text.lines().filter(|l| l.starts_with("apiserver_request_total{")) {
-        let Some((labels, value)) = line.rsplit_once(' ') else { continue };
-        let label = |name: &str| {
-            let start = labels.find(&format!("{name}=\""))? + name.len() + 2;
-            Some(labels[start..].split('"').next()?.to_owned())
-        };
-        if label("resource").as_deref() != Some("gameservers") {
-            continue;
-        }
-        let (Some(verb), Some(code)) = (label("verb"), label("code")) else { continue };
-        if matches!(verb.as_str(), "POST" | "PUT" | "PATCH" | "DELETE") {
-            *writes.entry((verb, code)).or_insert(0.0) += value.parse::<f64>().unwrap_or(0.0);
-        }
-    }
-    writes
-}
-
-/// GameServer replaces per second, `RAW_WORKERS` at a time, in a namespace of their own.
-async fn raw_update_rate(client: &Client, namespace: &str) -> f64 {
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": namespace}})).unwrap();
-    namespaces.create(&PostParams::default(), &ns).await.expect("raw namespace");
-    let api: Api<GameServer> = Api::namespaced(client.clone(), namespace);
-    let writes = Arc::new(AtomicU64::new(0));
-    let deadline = Instant::now() + Duration::from_secs(RAW_SECONDS);
-    let mut tasks = Vec::new();
-    for worker in 0..RAW_WORKERS {
-        let gs: GameServer = serde_json::from_value(json!({
-            "apiVersion": "agones.dev/v1", "kind": "GameServer",
-            "metadata": {"name": format!("raw-{worker}")},
-            "spec": {"ports": [{"name": "default", "containerPort": 7654}],
-                     "template": {"spec": {"containers": [{"name": "game", "image": "raw"}]}}}
-        }))
-        .unwrap();
-        let mut current = api.create(&PostParams::default(), &gs).await.expect("raw GameServer");
-        let (api, writes) = (api.clone(), writes.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut n = 0u64;
-            while Instant::now() < deadline {
-                n += 1;
-                current.metadata.labels.get_or_insert_with(Default::default).insert("n".into(), n.to_string());
-                match api.replace(&current.metadata.name.clone().unwrap(), &PostParams::default(), &current).await {
-                    Ok(next) => {
-                        current = next;
-                        writes.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Err(error) => eprintln!("raw write: {error}"),
-                }
-            }
-        }));
-    }
-    let started = Instant::now();
-    for task in tasks {
-        task.await.expect("raw writer");
-    }
-    let rate = writes.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64();
-    let _ = namespaces.delete(namespace, &DeleteParams::default()).await;
-    rate
 }
 
 #[tokio::main]
@@ -136,7 +65,7 @@ async fn main() {
     let idle_rss = status_kib(pid, "VmRSS:").unwrap_or(0);
 
     let fleets: Api<Fleet> = Api::namespaced(world.client.clone(), &world.namespace);
-    let writes_before = gameserver_writes(&world.client).await;
+    let writes_before = Writes::read(&world.client).await;
     let started = Instant::now();
     fleets
         .create(&PostParams::default(), &fleet(&world, "scale", replicas, "Packed", dynamic_udp()))
@@ -154,10 +83,7 @@ async fn main() {
         assert!(started.elapsed() < Duration::from_secs(600), "not all Ready after 10 minutes ({ready}/{replicas})");
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    let mut writes = gameserver_writes(&world.client).await;
-    for (key, before) in writes_before {
-        *writes.entry(key).or_insert(0.0) -= before;
-    }
+    let writes = Writes::read(&world.client).await.since(&writes_before).of("gameservers");
     tokio::time::sleep(Duration::from_secs(5)).await;
     let rss = status_kib(pid, "VmRSS:").unwrap_or(0);
     let (anon, file) = (status_kib(pid, "RssAnon:").unwrap_or(0), status_kib(pid, "RssFile:").unwrap_or(0));
@@ -180,13 +106,11 @@ async fn main() {
         anon / 1024,
         file / 1024
     );
-    let total: f64 = writes.values().sum();
-    let by_kind: Vec<String> =
-        writes.iter().filter(|(_, n)| **n > 0.0).map(|((verb, code), n)| format!("{verb} {code}: {n:.0}")).collect();
+    let total = writes.total();
     println!(
         "GameServer writes from apply to all Ready (everyone's): {total:.0}, {:.1} per server ({})",
         total / f64::from(replicas),
-        by_kind.join(", ")
+        writes.describe()
     );
 
     let _ = controller.kill();
