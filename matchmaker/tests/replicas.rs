@@ -183,3 +183,43 @@ async fn a_follower_store_streams_the_leaders_changes_and_reloads_when_it_fell_b
     let error = leader.persisted().await.unwrap_err();
     assert!(error.message.contains("lease"), "{error}");
 }
+
+#[tokio::test]
+async fn an_idempotency_key_is_freed_on_every_replica_once_its_ticket_is_forgotten() {
+    use redis::AsyncCommands;
+
+    let redis = RedisServer::start();
+    let fleet = FakeFleet::new(0);
+    let short = || {
+        let mut config = redis_config(&redis);
+        config.assigned_retention = Duration::from_millis(300);
+        config
+    };
+    let leader = TestServer::start(short(), fleet.clone()).await;
+    let follower = TestServer::start(short(), fleet.clone()).await;
+    let mut keyed = solo("duel", "k", 5000.0);
+    keyed["idempotencyKey"] = json!("reusable");
+    let (status, first) = follower.post_ticket(&keyed).await;
+    assert_eq!(status, 201, "{first}");
+    let id = first["id"].as_str().unwrap();
+    leader.wait_for_state(id, "searching").await;
+    let response = follower.client.delete(follower.url(&format!("/v1/tickets/{id}"))).send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    // Forgotten after its retention, on both replicas and in Redis, key included.
+    let mut client = redis.client().await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let key: Option<String> = client.get("stadion:matchmaker:idem:reusable").await.unwrap();
+        let gone = follower.get_ticket(id).await.0 == 404 && leader.get_ticket(id).await.0 == 404;
+        if key.is_none() && gone {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never forgotten: key {key:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (status, second) = leader.post_ticket(&keyed).await;
+    assert_eq!(status, 201, "{second}");
+    assert_ne!(second["id"], first["id"]);
+    follower.shutdown().await.unwrap();
+    leader.shutdown().await.unwrap();
+}

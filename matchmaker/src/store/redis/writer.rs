@@ -52,6 +52,14 @@ enum Written {
     Fenced,
 }
 
+/// Changes recorded in one term, numbered `first` to `last`.
+struct Run {
+    term: Option<Arc<str>>,
+    first: u64,
+    last: u64,
+    changes: Vec<Change>,
+}
+
 pub struct Writer {
     pub conn: ConnectionManager,
     pub keys: Keys,
@@ -74,17 +82,17 @@ impl Writer {
                 continue;
             }
             // Runs of changes recorded in the same term, in order.
-            let mut runs: Vec<(Option<Arc<str>>, u64, u64, Vec<Change>)> = Vec::new();
+            let mut runs: Vec<Run> = Vec::new();
             for (seq, term, change) in changes {
                 match runs.last_mut() {
-                    Some((t, _, last, run)) if *t == term => {
-                        *last = seq;
-                        run.push(change);
+                    Some(run) if run.term == term => {
+                        run.last = seq;
+                        run.changes.push(change);
                     }
-                    _ => runs.push((term, seq, seq, vec![change])),
+                    _ => runs.push(Run { term, first: seq, last: seq, changes: vec![change] }),
                 }
             }
-            for (term, first, last, run) in runs {
+            for Run { term, first, last, changes: run } in runs {
                 let written = match &term {
                     Some(token) => self.write_run(&script, token, run).await,
                     None => Written::Fenced,
