@@ -6,6 +6,7 @@
 
 mod admission;
 mod allocation;
+mod replica;
 mod state;
 mod submit;
 
@@ -25,7 +26,7 @@ use crate::config::MatchmakerConfig;
 use crate::config::validate::dns_label;
 use crate::engine::Millis;
 use crate::metrics::Metrics;
-use crate::store::{JournalStore, MemoryStore, RedisStore, TicketStore};
+use crate::store::{JournalStore, MemoryStore, RedisStore, StoreEvent, TicketStore};
 use crate::ticket::{Ticket, TicketRequest};
 use crate::{AllocateError, AllocationOutcome, Allocator, Error};
 use stadion_core::allocator::admit_allocation;
@@ -53,6 +54,11 @@ struct Inner {
     jobs: mpsc::UnboundedSender<state::Job>,
     /// The loop's end of `jobs`, taken when it starts.
     job_queue: Mutex<Option<mpsc::UnboundedReceiver<state::Job>>>,
+    /// What other replicas change, on a store several share (see [`replica`]); taken by the
+    /// loop. `None` on a store only this process uses.
+    store_events: Mutex<Option<mpsc::UnboundedReceiver<StoreEvent>>>,
+    /// The store is shared with other replicas.
+    shared: bool,
     /// The clock: Unix milliseconds when the matchmaker started, plus monotonic time since.
     base: Millis,
     epoch: Instant,
@@ -110,6 +116,10 @@ impl Matchmaker {
         let metrics = Arc::new(Metrics::new());
         let retention = config.assigned_retention.as_millis() as Millis;
         let mut state = state::State::new(&config.queues, retention, metrics.clone(), store.clone());
+        let term = store.term();
+        state.set_matching(term.is_some());
+        store.begin_term(term.as_deref());
+        let store_events = store.events();
         let base = unix_millis();
         let (jobs, job_queue) = mpsc::unbounded_channel();
         for job in state.restore(stored, base) {
@@ -128,6 +138,8 @@ impl Matchmaker {
             store,
             jobs,
             job_queue: Mutex::new(Some(job_queue)),
+            shared: store_events.is_some(),
+            store_events: Mutex::new(store_events),
             base,
             epoch: Instant::now(),
             closing,
@@ -213,6 +225,9 @@ impl Matchmaker {
         let now = self.now();
         let timeout = queue.map_or(0, |q| q.ticket_timeout.as_millis() as Millis);
         let admitted = Admitted::new(prepared, now, now + timeout);
+        if self.inner.shared {
+            return self.submit_shared(admitted).await;
+        }
         let id = admitted.id.to_string();
         let mut view = admitted.view.clone();
         match self.inner.admission.admit(admitted, self.inner.store.as_ref())? {
@@ -256,7 +271,11 @@ impl Matchmaker {
 
     /// Cancels a ticket not yet assigned (`Conflict` if it is assigned, timed out or failed).
     /// Returns once the store holds the cancellation durably.
+    /// On a replica that does not match (see [`replica`]), the one that does decides.
     pub async fn cancel(&self, id: &str) -> Result<Ticket, Error> {
+        if self.inner.shared && !self.is_matching() {
+            return self.cancel_forwarded(id).await;
+        }
         let now = self.now();
         let cancelled = self.with_state(|state| state.cancel(id, now))?;
         self.persisted().await?;
@@ -358,11 +377,25 @@ impl Matchmaker {
                 interval
             };
             let mut interval = ticks(matchmaker.config().tick_interval);
+            let taken = matchmaker.inner.store_events.lock().unwrap_or_else(PoisonError::into_inner).take();
+            let (mut store_events, shared) = match taken {
+                Some(events) => (events, true),
+                // Never yields: nothing is shared.
+                None => (mpsc::unbounded_channel().1, false),
+            };
             tokio::pin!(shutdown);
             loop {
                 tokio::select! {
                     () = &mut shutdown => break,
-                    _ = interval.tick() => matchmaker.tick(&mut tasks, &mut arrivals).await,
+                    _ = interval.tick() => {
+                        // A follower neither times out nor matches: the replica that matches does.
+                        if !shared || matchmaker.is_matching() {
+                            matchmaker.tick(&mut tasks, &mut arrivals).await;
+                        }
+                    }
+                    Some(event) = store_events.recv(), if shared => {
+                        matchmaker.on_store_event(event, &mut tasks, &mut arrivals).await;
+                    }
                     Some(job) = arrivals.recv() => {
                         tasks.spawn(allocation::run(matchmaker.clone(), job));
                     }

@@ -10,7 +10,9 @@
 //! - [`MemoryStore`]: nothing survives the process (the default).
 //! - [`JournalStore`]: an append-only journal in a folder (`--state-dir`), compacted into a
 //!   snapshot on open and whenever it has grown well past the live data.
-//! - [`RedisStore`]: two Redis hashes (`--redis-url`), written in fenced batches under a lease.
+//! - [`RedisStore`]: two Redis hashes (`--redis-url`), written in fenced batches under a lease,
+//!   shared by several replicas: one matches (it holds the lease), the others follow a change
+//!   stream (see [`StoreEvent`]) and create tickets with [`TicketStore::create`].
 
 mod journal;
 mod redis;
@@ -30,6 +32,35 @@ pub use journal::JournalStore;
 /// What [`TicketStore::persisted`] resolves to.
 pub type Persisted = Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send>>;
 
+/// What [`TicketStore::create`] resolves to.
+pub type Creation = Pin<Box<dyn Future<Output = Result<Created, StoreError>> + Send>>;
+
+/// The outcome of [`TicketStore::create`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Created {
+    /// The ticket is stored.
+    New,
+    /// Its idempotency key already names this ticket (created by any replica); nothing written.
+    Existing(Uuid),
+}
+
+/// What a store shared by several replicas tells the service, in order.
+#[derive(Debug)]
+pub enum StoreEvent {
+    /// Start over from `stored`: with `term` (the fencing token) this replica now holds the
+    /// matching lease; without, it follows the replica that does.
+    Reset {
+        /// The lease's token while this replica matches.
+        term: Option<String>,
+        /// Everything the store holds now.
+        stored: Stored,
+    },
+    /// Another replica made this change.
+    Change(Change),
+    /// A follower asks the replica that matches to cancel this ticket.
+    Cancel(Uuid),
+}
+
 /// A store failed to read or write its data.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("ticket store {location}: {message}")]
@@ -41,7 +72,7 @@ pub struct StoreError {
 }
 
 impl StoreError {
-    fn new(location: impl std::fmt::Display, message: impl std::fmt::Display) -> Self {
+    pub(crate) fn new(location: impl std::fmt::Display, message: impl std::fmt::Display) -> Self {
         Self { location: location.to_string(), message: message.to_string() }
     }
 }
@@ -128,6 +159,34 @@ pub trait TicketStore: Send + Sync + 'static {
     /// Whether it keeps changes at all; `false` lets the service skip building them.
     fn keeps_changes(&self) -> bool {
         true
+    }
+
+    /// The term this replica starts in: `Some` (the lease's token, empty for a store nobody
+    /// shares) when it matches, `None` when another replica does and this one follows.
+    fn term(&self) -> Option<String> {
+        Some(String::new())
+    }
+
+    /// The service now runs in `term` (see [`StoreEvent::Reset`]): changes recorded from now
+    /// on are written under it, and dropped when it is no longer the lease's.
+    fn begin_term(&self, _term: Option<&str>) {}
+
+    /// For a store shared by several replicas: writes a new searching ticket at once, taking its
+    /// idempotency key for every replica (`None`: record it as any other change).
+    fn create(&self, _ticket: &StoredTicket) -> Option<Creation> {
+        None
+    }
+
+    /// For a store shared by several replicas: asks the replica that matches to cancel ticket
+    /// `id` (resolves once the request is stored).
+    fn request_cancel(&self, _id: Uuid) -> Option<Persisted> {
+        None
+    }
+
+    /// For a store shared by several replicas: what other replicas change, taken once by the
+    /// service's loop.
+    fn events(&self) -> Option<tokio::sync::mpsc::UnboundedReceiver<StoreEvent>> {
+        None
     }
 }
 

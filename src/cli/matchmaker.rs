@@ -126,15 +126,21 @@ mod tests {
         assert!(!config.queues.is_empty());
     }
 
-    /// The Redis the install's matchmaker manifest points to (commented out) is the Service
-    /// deploy/redis/ ships, and that Service selects its Pods on Redis' port.
+    /// The install runs two matchmaker replicas sharing the Redis deploy/redis/ ships: the
+    /// Deployment names that Service's URL, and that Service selects its Pods on Redis' port.
     #[test]
-    fn the_redis_manifest_serves_the_url_the_matchmaker_manifest_names() {
+    fn the_matchmaker_replicas_share_the_redis_the_manifests_ship() {
         let install = include_str!("../../deploy/40-matchmaker.yaml");
-        let url = install
-            .lines()
-            .find_map(|line| line.trim().strip_prefix("#   value: redis://"))
-            .expect("a commented Redis URL in the matchmaker manifest");
+        let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(install).expect("install YAML parses");
+        let matchmaker = docs.iter().find(|doc| doc["kind"] == "Deployment").expect("the matchmaker Deployment");
+        assert_eq!(matchmaker["spec"]["replicas"].as_u64(), Some(2));
+        let env = matchmaker["spec"]["template"]["spec"]["containers"][0]["env"].as_array().expect("env");
+        let url = env
+            .iter()
+            .find(|var| var["name"] == "STADION_MATCHMAKER_REDIS_URL")
+            .and_then(|var| var["value"].as_str())
+            .expect("STADION_MATCHMAKER_REDIS_URL set on the matchmaker");
+        let url = url.strip_prefix("redis://").expect("a redis:// URL");
         let (host, port) = url.split_once('/').map_or(url, |(authority, _)| authority).split_once(':').unwrap();
         let redis = include_str!("../../deploy/redis/matchmaker-redis.yaml");
         let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(redis).expect("Redis YAML parses");

@@ -53,6 +53,17 @@ impl Admitted {
         };
         Self { id, prepared, view, now, deadline }
     }
+
+    /// Its stored form (searching, in no match).
+    pub fn stored(&self) -> StoredTicket {
+        StoredTicket {
+            ticket: self.view.clone(),
+            enqueued_at: self.now,
+            deadline: self.deadline,
+            forget_at: None,
+            match_id: None,
+        }
+    }
 }
 
 /// What admission decided.
@@ -70,6 +81,45 @@ struct Index {
     idempotency: HashMap<String, (u64, Uuid)>,
     /// Player id → the live ticket holding them.
     live_players: HashMap<String, Uuid>,
+}
+
+impl Index {
+    /// An idempotent retry's earlier ticket; a conflict for a reused key with a different
+    /// request or a player with a live ticket; otherwise takes the key and players (`None`).
+    fn take(&mut self, ticket: &Admitted) -> Result<Option<Uuid>, Error> {
+        let request = &ticket.prepared.request;
+        if let Some(key) = &request.idempotency_key
+            && let Some(&(fingerprint, id)) = self.idempotency.get(key)
+        {
+            if fingerprint != ticket.prepared.fingerprint {
+                return Err(reused_key(key, id));
+            }
+            return Ok(Some(id));
+        }
+        for (i, player) in request.players.iter().enumerate() {
+            if let Some(other) = self.live_players.get(&player.id) {
+                return Err(Error::Conflict {
+                    message: format!("player `{}` already has a live ticket {other}", player.id),
+                    field: Some(format!("players[{i}].id")),
+                });
+            }
+        }
+        for player in &request.players {
+            self.live_players.insert(player.id.clone(), ticket.id);
+        }
+        if let Some(key) = &request.idempotency_key {
+            self.idempotency.insert(key.clone(), (ticket.prepared.fingerprint, ticket.id));
+        }
+        Ok(None)
+    }
+}
+
+/// The conflict of an idempotency key used for another ticket, `id`.
+pub fn reused_key(key: &str, id: Uuid) -> Error {
+    Error::Conflict {
+        message: format!("idempotency key `{key}` was used for a different ticket ({id})"),
+        field: Some("idempotencyKey".to_owned()),
+    }
 }
 
 /// Idempotency keys and live players, and the inbox of admitted tickets.
@@ -90,43 +140,50 @@ impl Admission {
     /// takes its key and players, is recorded in `store` and waits in the inbox.
     pub fn admit(&self, ticket: Admitted, store: &dyn TicketStore) -> Result<Admit, Error> {
         let mut index = lock(&self.index);
-        let request = &ticket.prepared.request;
-        if let Some(key) = &request.idempotency_key
-            && let Some(&(fingerprint, id)) = index.idempotency.get(key)
-        {
-            if fingerprint != ticket.prepared.fingerprint {
-                return Err(Error::Conflict {
-                    message: format!("idempotency key `{key}` was used for a different ticket ({id})"),
-                    field: Some("idempotencyKey".to_owned()),
-                });
-            }
-            return Ok(Admit::Existing(id));
-        }
-        for (i, player) in request.players.iter().enumerate() {
-            if let Some(other) = index.live_players.get(&player.id) {
-                return Err(Error::Conflict {
-                    message: format!("player `{}` already has a live ticket {other}", player.id),
-                    field: Some(format!("players[{i}].id")),
-                });
-            }
-        }
-        for player in &request.players {
-            index.live_players.insert(player.id.clone(), ticket.id);
-        }
-        if let Some(key) = &request.idempotency_key {
-            index.idempotency.insert(key.clone(), (ticket.prepared.fingerprint, ticket.id));
+        if let Some(existing) = index.take(&ticket)? {
+            return Ok(Admit::Existing(existing));
         }
         if store.keeps_changes() {
-            store.record(Change::Ticket(Box::new(StoredTicket {
-                ticket: ticket.view.clone(),
-                enqueued_at: ticket.now,
-                deadline: ticket.deadline,
-                forget_at: None,
-                match_id: None,
-            })));
+            store.record(Change::Ticket(Box::new(ticket.stored())));
         }
         lock(&self.inbox).push(ticket);
         Ok(Admit::New)
+    }
+
+    /// [`Admission::admit`] for a store shared by several replicas, in two steps: takes the
+    /// ticket's key and players here (or answers as `admit` does), and the caller then writes
+    /// it to the store itself and hands it to [`Admission::enqueue`] (or, when the store
+    /// refused it, to [`Admission::unreserve`]).
+    pub fn reserve(&self, ticket: &Admitted) -> Result<Admit, Error> {
+        Ok(match lock(&self.index).take(ticket)? {
+            Some(existing) => Admit::Existing(existing),
+            None => Admit::New,
+        })
+    }
+
+    /// A reserved ticket the store holds now: into the inbox.
+    pub fn enqueue(&self, ticket: Admitted) {
+        lock(&self.inbox).push(ticket);
+    }
+
+    /// Frees what [`Admission::reserve`] took for a ticket the store did not take.
+    pub fn unreserve(&self, ticket: &Admitted) {
+        let mut index = lock(&self.index);
+        if let Some(key) = &ticket.prepared.request.idempotency_key
+            && index.idempotency.get(key).is_some_and(|(_, id)| *id == ticket.id)
+        {
+            index.idempotency.remove(key);
+        }
+        for player in &ticket.prepared.request.players {
+            if index.live_players.get(&player.id) == Some(&ticket.id) {
+                index.live_players.remove(&player.id);
+            }
+        }
+    }
+
+    /// Forgets every key and player (the state is being rebuilt from the store).
+    pub fn clear(&self) {
+        *lock(&self.index) = Index::default();
     }
 
     /// Takes every ticket admitted since the last call, oldest first.

@@ -25,6 +25,7 @@ use crate::store::{Change, StoredMatch, StoredTicket, TicketStore};
 use crate::ticket::{Assignment, MatchInfo, Ticket, TicketState};
 
 mod backfill;
+mod follow;
 mod ingest;
 mod reload;
 mod restore;
@@ -129,6 +130,9 @@ pub struct State {
     /// Tickets placed into a running match, waiting for its server's answer.
     backfills: HashMap<TicketKey, backfill::PendingBackfill>,
     next_open: OpenKey,
+    /// This replica matches (it holds the store's lease, or nobody shares the store); a
+    /// follower only mirrors the tickets another replica matches (see [`follow`]).
+    matching: bool,
 }
 
 fn now_rfc3339() -> String {
@@ -161,6 +165,7 @@ impl State {
             running: HashMap::new(),
             backfills: HashMap::new(),
             next_open: 0,
+            matching: true,
         }
     }
 
@@ -187,6 +192,9 @@ impl State {
     /// A ticket just queued in `queue` joins a running match with room if one fits it, or
     /// else completes a new match if it can: now, not at the next tick.
     fn after_queued(&mut self, key: TicketKey, queue: &str, now: Millis) {
+        if !self.matching {
+            return;
+        }
         if self.backfill_arrival(key, queue, now) {
             return;
         }

@@ -1,17 +1,28 @@
 //! The Redis ticket store (`--redis-url`, `redis:` in the config): tickets and waiting matches
-//! in two Redis hashes, written by one task in batches, each batch one fenced Lua script.
+//! in two Redis hashes, shared by any number of replicas, one of which matches at a time.
 //!
 //! Keys (under [`KEY_PREFIX`]): `tickets` (ticket id → [`StoredTicket`] JSON), `matches`
-//! (match id → [`StoredMatch`] JSON), `lease` (the fencing token of the matchmaker that owns
-//! the data) and `fence` (a counter, increased on every acquisition of the lease).
+//! (match id → [`StoredMatch`] JSON), `changes` (a stream: every write appends its changes in
+//! the same script, trimmed to about [`STREAM_LENGTH`] entries, each numbered from the counter
+//! `changes-count`), `idem:{key}` (the ticket an
+//! idempotency key names, for every replica), `lease` (the fencing token of the replica that
+//! matches) and `fence` (a counter, increased on every acquisition of the lease).
 //!
-//! Ownership: a matchmaker takes the lease on start (`SET lease token NX PX`), waiting up to
-//! [`LEASE_TTL`] plus a margin for the lease of a killed predecessor to lapse, and renews it
-//! every [`LEASE_RENEW`]. Its token is the counter's new value and a random id; every batch
-//! checks, in the same script, that the lease still holds that token, so a matchmaker that lost
-//! its lease (paused, partitioned, or a second one started on the same data) can never
-//! overwrite what the new owner wrote: its writes fail, and every request that waits for them
-//! is answered 503.
+//! The lease ([`lease`]): a replica takes it on start if it is free (`SET lease token NX PX`)
+//! and renews it every [`LEASE_RENEW`]; the others follow, trying for it every
+//! [`LEASE_RETRY`], so a killed holder's lease passes on within [`LEASE_TTL`] and a retry. Its
+//! token is the counter's new value and a random id. Every change the service records is
+//! stamped with the term it was recorded in, and written by one fenced script that first
+//! checks the lease still holds that token: a replica that lost the lease (paused,
+//! partitioned) can never overwrite what the new holder wrote; its writes are dropped and
+//! whoever waits for them is answered 503.
+//!
+//! Followers ([`tail`]) load the hashes, then apply every other replica's changes from the
+//! stream; when the lease changes hands (or they fell behind the trimmed stream) they load
+//! again and the service starts over ([`StoreEvent::Reset`]). Any replica creates tickets
+//! ([`TicketStore::create`], not fenced: the idempotency key is taken with `SET NX` in the
+//! same script) and asks the holder to cancel one ([`TicketStore::request_cancel`], an entry
+//! in the stream).
 //!
 //! Durability: [`TicketStore::persisted`] resolves once every change recorded before it is in
 //! Redis (as durable as the server's own persistence settings make it). While Redis is
@@ -19,77 +30,50 @@
 //! `persisted` fails at once with the last error, so the API answers 503 JSON rather than
 //! hang; the changes are written when Redis is back.
 
-use std::collections::HashSet;
+mod lease;
+mod scripts;
+mod tail;
+mod writer;
+
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use redis::AsyncCommands;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use tokio::sync::{Notify, watch};
+use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
-use super::{Change, Fold, Persisted, StoreError, Stored, StoredMatch, StoredTicket, TicketStore};
+use super::{
+    Change, Created, Creation, Fold, Persisted, StoreError, StoreEvent, Stored, StoredMatch, StoredTicket, TicketStore,
+};
 
 /// Every key of the store starts with this.
 pub const KEY_PREFIX: &str = "stadion:matchmaker:";
 /// How long a lease lasts unless renewed.
 pub const LEASE_TTL: Duration = Duration::from_secs(3);
-/// How often the owner renews its lease.
+/// How often the holder renews its lease.
 pub const LEASE_RENEW: Duration = Duration::from_secs(1);
+/// How often a follower tries to take the lease.
+pub const LEASE_RETRY: Duration = Duration::from_millis(500);
+/// About how many entries the change stream keeps (`XADD MAXLEN ~`); a follower further
+/// behind than this reloads the hashes.
+pub const STREAM_LENGTH: usize = 100_000;
 /// Pause before a failed write is tried again.
 const RETRY_WRITE: Duration = Duration::from_millis(500);
 /// Longest wait for one Redis command (or a connection) before it counts as failed.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
-/// Most changes one script call writes.
-const BATCH_CHANGES: usize = 1000;
-
-/// Writes a batch if the lease still holds our token. KEYS: lease, tickets, matches.
-/// ARGV: token, then (op, id, json) triples: `T` ticket, `F` forget, `M` match, `D` match done.
-/// Returns 1 when written, 0 when another token holds the lease, 2 when none does (it lapsed
-/// while Redis was unreachable, or Redis lost its data; the keeper takes it back).
-const WRITE_SCRIPT: &str = r"
-local held = redis.call('GET', KEYS[1])
-if not held then return 2 end
-if held ~= ARGV[1] then return 0 end
-for i = 2, #ARGV, 3 do
-  local op, id = ARGV[i], ARGV[i + 1]
-  if op == 'T' then redis.call('HSET', KEYS[2], id, ARGV[i + 2])
-  elseif op == 'F' then redis.call('HDEL', KEYS[2], id)
-  elseif op == 'M' then redis.call('HSET', KEYS[3], id, ARGV[i + 2])
-  else redis.call('HDEL', KEYS[3], id) end
-end
-return 1
-";
-
-/// Renews the lease while it holds our token. Where it lapsed (Redis was unreachable for
-/// longer than its TTL) and nobody took it since (the counter is still ours, or Redis lost
-/// every key), takes it back. KEYS: lease, fence. ARGV: token, fence number, TTL in ms.
-const RENEW_SCRIPT: &str = r"
-local held = redis.call('GET', KEYS[1])
-if held == ARGV[1] then
-  redis.call('PEXPIRE', KEYS[1], ARGV[3])
-  return 1
-end
-if held then return 0 end
-local fence = redis.call('GET', KEYS[2])
-if fence and fence ~= ARGV[2] then return 0 end
-redis.call('SET', KEYS[2], ARGV[2])
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
-return 2
-";
-
-/// Gives the lease up if it still holds our token. KEYS: lease. ARGV: token.
-const RELEASE_SCRIPT: &str = r"
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-";
 
 /// The store's keys.
 #[derive(Clone, Debug)]
 struct Keys {
     tickets: String,
     matches: String,
+    changes: String,
+    /// The number of the stream's last entry.
+    counter: String,
+    /// Prefix of the idempotency keys.
+    idem: String,
     lease: String,
     fence: String,
 }
@@ -99,16 +83,20 @@ impl Keys {
         Self {
             tickets: format!("{prefix}tickets"),
             matches: format!("{prefix}matches"),
+            changes: format!("{prefix}changes"),
+            counter: format!("{prefix}changes-count"),
+            idem: format!("{prefix}idem:"),
             lease: format!("{prefix}lease"),
             fence: format!("{prefix}fence"),
         }
     }
 }
 
-/// Changes recorded but not yet taken by the writer.
+/// Changes recorded but not yet taken by the writer: each with its number and the term
+/// (lease token) the service recorded it in.
 #[derive(Default)]
 struct Pending {
-    changes: Vec<Change>,
+    changes: Vec<(u64, Option<Arc<str>>, Change)>,
     /// Number of changes recorded so far.
     seq: u64,
     closed: bool,
@@ -119,8 +107,8 @@ struct Pending {
 struct Durable {
     seq: u64,
     error: Option<String>,
-    /// The lease went to another matchmaker: nothing will be written any more.
-    fenced: bool,
+    /// The last run of changes dropped because their term was over (first and last number).
+    dropped: (u64, u64),
 }
 
 struct Shared {
@@ -128,15 +116,18 @@ struct Shared {
     wake: Notify,
     durable: watch::Sender<Durable>,
     location: String,
+    /// This replica's id in the change stream (its own entries are not applied again).
+    origin: String,
+    /// The lease's token while this replica holds it (published by the keeper).
+    role: watch::Sender<Option<String>>,
+    /// The term the service runs in now, stamped on every change it records.
+    term: Mutex<Option<Arc<str>>>,
 }
 
 impl Shared {
-    fn fence_out(&self, why: &str) {
-        tracing::error!(store = %self.location, "{why}; this matchmaker no longer writes tickets — restart it");
-        self.durable.send_modify(|d| {
-            d.fenced = true;
-            d.error = Some(format!("{why}; restart this matchmaker"));
-        });
+    /// Whether changes recorded under `token` may still be written.
+    fn in_term(&self, token: &str) -> bool {
+        self.role.borrow().as_deref() == Some(token)
     }
 }
 
@@ -145,7 +136,11 @@ pub struct RedisStore {
     shared: Arc<Shared>,
     durable: watch::Receiver<Durable>,
     loaded: Mutex<Option<Stored>>,
-    token: String,
+    /// The lease's token when this replica took it on start.
+    initial: Option<String>,
+    conn: ConnectionManager,
+    keys: Keys,
+    events: Mutex<Option<mpsc::UnboundedReceiver<StoreEvent>>>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -164,9 +159,9 @@ pub fn redacted(url: &str) -> String {
 }
 
 impl RedisStore {
-    /// Connects to `url`, takes the lease (waiting for a killed owner's to lapse), and reads
-    /// every ticket and match. Fails, naming the URL, when Redis cannot be reached or another
-    /// live matchmaker holds the lease.
+    /// Connects to `url`, takes the matching lease if it is free (otherwise this replica
+    /// follows the one holding it), and reads every ticket and match. Fails, naming the URL,
+    /// when Redis cannot be reached.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         Self::connect_with_prefix(url, KEY_PREFIX).await
     }
@@ -181,30 +176,68 @@ impl RedisStore {
             .set_response_timeout(Some(COMMAND_TIMEOUT))
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_millis(500));
-        let mut conn = client
-            .get_connection_manager_with_config(config)
-            .await
-            .map_err(|e| error(format!("cannot connect: {e}")))?;
+        let connect = || async {
+            client
+                .get_connection_manager_with_config(config.clone())
+                .await
+                .map_err(|e| error(format!("cannot connect: {e}")))
+        };
+        let mut conn = connect().await?;
+        // The stream reader blocks in XREAD: on its own connection.
+        let tail_conn = connect().await?;
         let keys = Keys::new(prefix);
-        let (token, fence) = acquire_lease(&mut conn, &keys).await.map_err(error)?;
-        let stored = load(&mut conn, &keys).await.map_err(|e| error(format!("cannot read the tickets: {e}")))?;
-        tracing::info!(url = %location, tickets = stored.tickets.len(), matches = stored.matches.len(), fence, "redis ticket store opened");
+        let held = lease::try_acquire(&mut conn, &keys).await.map_err(error)?;
+        let read = |e: redis::RedisError| error(format!("cannot read the tickets: {e}"));
+        let (last, number) = tail::stream_end(&mut conn, &keys).await.map_err(read)?;
+        let stored = load(&mut conn, &keys).await.map_err(read)?;
+        match &held {
+            Some(held) => {
+                tracing::info!(url = %location, tickets = stored.tickets.len(), matches = stored.matches.len(), fence = held.fence, "redis ticket store opened; this replica holds the matching lease")
+            }
+            None => {
+                tracing::info!(url = %location, tickets = stored.tickets.len(), "redis ticket store opened; another replica holds the matching lease, this one follows")
+            }
+        }
         let (durable_tx, durable) = watch::channel(Durable::default());
+        let initial = held.as_ref().map(|h| h.token.clone());
+        let (role, role_rx) = watch::channel(initial.clone());
         let shared = Arc::new(Shared {
             pending: Mutex::new(Pending::default()),
             wake: Notify::new(),
             durable: durable_tx,
             location: format!("redis {location}"),
+            origin: Uuid::new_v4().to_string(),
+            role,
+            term: Mutex::new(None),
         });
-        let writer = Writer { conn: conn.clone(), keys: keys.clone(), token: token.clone(), shared: shared.clone() };
-        let lease = LeaseKeeper { conn, keys, token: token.clone(), fence, shared: shared.clone() };
-        let tasks = vec![tokio::spawn(writer.run()), tokio::spawn(lease.run())];
-        Ok(Self { shared, durable, loaded: Mutex::new(Some(stored)), token, tasks })
+        let (events_tx, events) = mpsc::unbounded_channel();
+        let writer = writer::Writer { conn: conn.clone(), keys: keys.clone(), shared: shared.clone() };
+        let keeper = lease::LeaseKeeper { conn: conn.clone(), keys: keys.clone(), held, shared: shared.clone() };
+        let tail = tail::Tail {
+            conn: tail_conn,
+            keys: keys.clone(),
+            shared: shared.clone(),
+            role: role_rx,
+            events: events_tx,
+            last,
+            number,
+        };
+        let tasks = vec![tokio::spawn(writer.run()), tokio::spawn(keeper.run()), tokio::spawn(tail.run())];
+        Ok(Self {
+            shared,
+            durable,
+            loaded: Mutex::new(Some(stored)),
+            initial,
+            conn,
+            keys,
+            events: Mutex::new(Some(events)),
+            tasks,
+        })
     }
 
-    /// The fencing token this store writes under (the lease's value).
-    pub fn token(&self) -> &str {
-        &self.token
+    /// The fencing token this replica holds the lease with, if it does now.
+    pub fn token(&self) -> Option<String> {
+        self.shared.role.borrow().clone()
     }
 }
 
@@ -214,9 +247,11 @@ impl TicketStore for RedisStore {
     }
 
     fn record(&self, change: Change) {
+        let term = self.shared.term.lock().unwrap_or_else(PoisonError::into_inner).clone();
         let mut pending = self.shared.pending.lock().unwrap_or_else(PoisonError::into_inner);
-        pending.changes.push(change);
         pending.seq += 1;
+        let seq = pending.seq;
+        pending.changes.push((seq, term, change));
         drop(pending);
         self.shared.wake.notify_one();
     }
@@ -231,8 +266,9 @@ impl TicketStore for RedisStore {
                 .await
                 .map_err(|_| StoreError::new(&location, "the Redis writer stopped"))?
                 .clone();
+            let dropped = done.dropped.0 <= target && target <= done.dropped.1 && target > 0;
             match done.error {
-                Some(error) if done.seq < target || done.fenced => Err(StoreError::new(&location, error)),
+                Some(error) if done.seq < target || dropped => Err(StoreError::new(&location, error)),
                 _ => Ok(()),
             }
         })
@@ -241,50 +277,76 @@ impl TicketStore for RedisStore {
     fn describe(&self) -> String {
         self.shared.location.clone()
     }
+
+    fn term(&self) -> Option<String> {
+        self.initial.clone()
+    }
+
+    fn begin_term(&self, term: Option<&str>) {
+        *self.shared.term.lock().unwrap_or_else(PoisonError::into_inner) = term.map(Arc::from);
+    }
+
+    fn create(&self, ticket: &StoredTicket) -> Option<Creation> {
+        let mut conn = self.conn.clone();
+        let keys = self.keys.clone();
+        let origin = self.shared.origin.clone();
+        let location = self.shared.location.clone();
+        let id = ticket.ticket.id.clone();
+        let stored = serde_json::to_string(ticket).unwrap_or_default();
+        let change = serde_json::to_string(&Change::Ticket(Box::new(ticket.clone()))).unwrap_or_default();
+        let idem = ticket.ticket.idempotency_key.as_ref().map(|key| format!("{}{key}", keys.idem));
+        Some(Box::pin(async move {
+            let script = redis::Script::new(scripts::CREATE);
+            let mut invocation = script.key(&keys.tickets);
+            invocation.key(&keys.changes).key(&keys.counter);
+            if let Some(idem) = &idem {
+                invocation.key(idem);
+            }
+            invocation.arg(&id).arg(stored).arg(change).arg(origin).arg(STREAM_LENGTH);
+            let named: String = invocation
+                .invoke_async(&mut conn)
+                .await
+                .map_err(|e| StoreError::new(&location, format!("cannot write the ticket: {e}")))?;
+            match Uuid::parse_str(&named) {
+                Ok(existing) if named != id => Ok(Created::Existing(existing)),
+                _ => Ok(Created::New),
+            }
+        }))
+    }
+
+    fn request_cancel(&self, id: Uuid) -> Option<Persisted> {
+        let mut conn = self.conn.clone();
+        let keys = self.keys.clone();
+        let origin = self.shared.origin.clone();
+        let location = self.shared.location.clone();
+        Some(Box::pin(async move {
+            let _: i64 = redis::Script::new(scripts::CANCEL)
+                .key(&keys.changes)
+                .key(&keys.counter)
+                .arg(origin)
+                .arg(id.to_string())
+                .arg(STREAM_LENGTH)
+                .invoke_async(&mut conn)
+                .await
+                .map_err(|e| StoreError::new(&location, format!("cannot ask for the cancellation: {e}")))?;
+            Ok(())
+        }))
+    }
+
+    fn events(&self) -> Option<mpsc::UnboundedReceiver<StoreEvent>> {
+        self.events.lock().unwrap_or_else(PoisonError::into_inner).take()
+    }
 }
 
 impl Drop for RedisStore {
     fn drop(&mut self) {
-        // The writer flushes what is pending and gives the lease up; the keeper stops.
+        // The writer flushes what is pending and gives the lease up, so another replica takes
+        // over at once; the keeper and the reader stop.
         self.shared.pending.lock().unwrap_or_else(PoisonError::into_inner).closed = true;
         self.shared.wake.notify_one();
-        if let Some(keeper) = self.tasks.get(1) {
-            keeper.abort();
+        for task in self.tasks.iter().skip(1) {
+            task.abort();
         }
-    }
-}
-
-/// Takes the lease: a new counter value and a random id, set only where no lease is held.
-/// Waits a little longer than one TTL for the lease of a matchmaker that was killed.
-async fn acquire_lease(conn: &mut ConnectionManager, keys: &Keys) -> Result<(String, u64), String> {
-    let deadline = tokio::time::Instant::now() + LEASE_TTL + Duration::from_secs(2);
-    let ttl = LEASE_TTL.as_millis() as u64;
-    loop {
-        let holder: Option<String> = conn.get(&keys.lease).await.map_err(|e| format!("cannot read the lease: {e}"))?;
-        if holder.is_none() {
-            let fence: u64 = conn.incr(&keys.fence, 1).await.map_err(|e| format!("cannot take the lease: {e}"))?;
-            let token = format!("{fence}:{}", Uuid::new_v4());
-            let taken: Option<String> = redis::cmd("SET")
-                .arg(&keys.lease)
-                .arg(&token)
-                .arg("NX")
-                .arg("PX")
-                .arg(ttl)
-                .query_async(conn)
-                .await
-                .map_err(|e| format!("cannot take the lease: {e}"))?;
-            if taken.is_some() {
-                return Ok((token, fence));
-            }
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return Err(format!(
-                "is in use by another matchmaker (it holds `{}`: {}); run one matchmaker per Redis store",
-                keys.lease,
-                holder.unwrap_or_default()
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
@@ -308,157 +370,9 @@ async fn load(conn: &mut ConnectionManager, keys: &Keys) -> redis::RedisResult<S
     Ok(fold.into_stored())
 }
 
-/// One change as script arguments: op, id, JSON (empty for a removal).
-fn script_args(change: &Change) -> (&'static str, String, String) {
-    // Serializing our own data types cannot fail.
-    match change {
-        Change::Ticket(ticket) => ("T", ticket.ticket.id.clone(), serde_json::to_string(ticket).unwrap_or_default()),
-        Change::Forget(id) => ("F", id.to_string(), String::new()),
-        Change::Match(m) => ("M", m.id.to_string(), serde_json::to_string(m).unwrap_or_default()),
-        Change::MatchDone(id) => ("D", id.to_string(), String::new()),
-    }
-}
-
-/// Keeps only the last change of each ticket and each match in `changes`, in order: a batch
-/// writes every object's final form once.
-fn last_per_object(changes: Vec<Change>) -> Vec<Change> {
-    let mut seen: HashSet<(bool, String)> = HashSet::new();
-    let mut kept: Vec<Change> = changes
-        .into_iter()
-        .rev()
-        .filter(|change| {
-            let (op, id, _) = script_args(change);
-            seen.insert((matches!(op, "T" | "F"), id))
-        })
-        .collect();
-    kept.reverse();
-    kept
-}
-
-/// The task that writes recorded changes.
-struct Writer {
-    conn: ConnectionManager,
-    keys: Keys,
-    token: String,
-    shared: Arc<Shared>,
-}
-
-impl Writer {
-    async fn run(mut self) {
-        let script = redis::Script::new(WRITE_SCRIPT);
-        loop {
-            let (changes, seq, closed) = {
-                let mut pending = self.shared.pending.lock().unwrap_or_else(PoisonError::into_inner);
-                (std::mem::take(&mut pending.changes), pending.seq, pending.closed)
-            };
-            if changes.is_empty() {
-                if closed {
-                    break;
-                }
-                self.shared.wake.notified().await;
-                continue;
-            }
-            if self.shared.durable.borrow().fenced {
-                continue;
-            }
-            let changes = last_per_object(changes);
-            for chunk in changes.chunks(BATCH_CHANGES) {
-                if !self.write(&script, chunk).await {
-                    break;
-                }
-            }
-            if !self.shared.durable.borrow().fenced {
-                self.shared.durable.send_modify(|d| {
-                    d.seq = seq;
-                    d.error = None;
-                });
-            }
-        }
-        let released: redis::RedisResult<i64> = redis::Script::new(RELEASE_SCRIPT)
-            .key(&self.keys.lease)
-            .arg(&self.token)
-            .invoke_async(&mut self.conn)
-            .await;
-        if let Err(error) = released {
-            tracing::debug!(%error, "lease not released; it lapses on its own");
-        }
-    }
-
-    /// Writes one chunk, retrying until Redis takes it; `false` once the lease is lost.
-    async fn write(&mut self, script: &redis::Script, chunk: &[Change]) -> bool {
-        loop {
-            let mut invocation = script.key(&self.keys.lease);
-            invocation.key(&self.keys.tickets).key(&self.keys.matches).arg(&self.token);
-            for change in chunk {
-                let (op, id, json) = script_args(change);
-                invocation.arg(op).arg(id).arg(json);
-            }
-            let result: redis::RedisResult<i64> = invocation.invoke_async(&mut self.conn).await;
-            match result {
-                Ok(1) => return true,
-                Ok(2) => {
-                    tracing::warn!(store = %self.shared.location, "the lease lapsed; writing once it is taken back");
-                    self.shared
-                        .durable
-                        .send_modify(|d| d.error = Some("the lease lapsed while Redis was unreachable".to_owned()));
-                    tokio::time::sleep(RETRY_WRITE).await;
-                }
-                Ok(_) => {
-                    self.shared.fence_out("the Redis store's lease went to another matchmaker");
-                    return false;
-                }
-                Err(error) => {
-                    tracing::error!(store = %self.shared.location, %error, "cannot write tickets to Redis; retrying");
-                    self.shared.durable.send_modify(|d| d.error = Some(format!("cannot write: {error}")));
-                    tokio::time::sleep(RETRY_WRITE).await;
-                }
-            }
-        }
-    }
-}
-
-/// The task that renews the lease.
-struct LeaseKeeper {
-    conn: ConnectionManager,
-    keys: Keys,
-    token: String,
-    fence: u64,
-    shared: Arc<Shared>,
-}
-
-impl LeaseKeeper {
-    async fn run(mut self) {
-        let script = redis::Script::new(RENEW_SCRIPT);
-        let ttl = LEASE_TTL.as_millis() as u64;
-        let mut tick = tokio::time::interval(LEASE_RENEW);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            let result: redis::RedisResult<i64> = script
-                .key(&self.keys.lease)
-                .key(&self.keys.fence)
-                .arg(&self.token)
-                .arg(self.fence)
-                .arg(ttl)
-                .invoke_async(&mut self.conn)
-                .await;
-            match result {
-                Ok(1) => {}
-                Ok(2) => {
-                    tracing::warn!(store = %self.shared.location, "the lease lapsed while Redis was unreachable; taken back")
-                }
-                Ok(_) => {
-                    self.shared.fence_out("the Redis store's lease went to another matchmaker");
-                    return;
-                }
-                Err(error) => tracing::warn!(store = %self.shared.location, %error, "cannot renew the lease; retrying"),
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use super::writer::last_per_object;
     use super::*;
 
     #[test]

@@ -25,6 +25,10 @@ impl State {
     /// pool, then into a running match or a new one if it completes one now.
     fn insert(&mut self, admitted: Admitted) {
         let Admitted { id, prepared, view, now, deadline } = admitted;
+        if self.by_id.contains_key(&id) {
+            // Already loaded with the store's tickets (the state was rebuilt meanwhile).
+            return;
+        }
         let key = self.next_key;
         self.next_key += 1;
         let mut latencies: Vec<(RegionId, f64)> =
@@ -38,6 +42,10 @@ impl State {
         tracing::debug!(ticket = %id, queue = %queue, players = view.players.len(), "ticket created");
         let record = Record { view, enqueued_at: now, deadline, match_id: None, forget_at: None, events: None };
         self.tickets.insert(key, record);
+        if !self.matching {
+            // A follower mirrors it; the replica that matches took it from the store.
+            return;
+        }
         let queued = self.queues.get_mut(&queue).is_some_and(|q| q.pool.insert(engine));
         if !queued {
             // A reload removed its queue between admission and now.

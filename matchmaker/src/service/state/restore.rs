@@ -30,6 +30,11 @@ impl State {
                 keys.insert(id, key);
             }
         }
+        if !self.matching {
+            // A follower keeps the tickets as they are; the replica that matches resumes them.
+            tracing::info!(tickets = self.tickets.len(), "matchmaker state loaded (following)");
+            return Vec::new();
+        }
         let jobs: Vec<MatchJob> =
             stored.matches.into_iter().filter_map(|m| self.restore_match(m, &keys, now)).collect();
         let orphans: Vec<TicketKey> = self
@@ -54,15 +59,18 @@ impl State {
         jobs
     }
 
-    fn restore_ticket(&mut self, stored: StoredTicket, now: Millis) -> Option<(Uuid, TicketKey)> {
+    pub(super) fn restore_ticket(&mut self, stored: StoredTicket, now: Millis) -> Option<(Uuid, TicketKey)> {
         let id = Uuid::parse_str(&stored.ticket.id).ok()?;
+        if self.by_id.contains_key(&id) {
+            return None;
+        }
         let key = self.next_key;
         self.next_key += 1;
         let view = stored.ticket;
         let (state, queue) = (view.state, view.queue.clone());
         let terminal = state.is_terminal();
         self.metrics.ticket_state(&queue, None, Some(state));
-        if !terminal {
+        if !terminal && self.matching {
             self.deadlines.insert((stored.deadline, key));
         }
         let fingerprint = submit::fingerprint(&view.queue, &view.players);
@@ -81,7 +89,7 @@ impl State {
             forget_at,
         };
         self.tickets.insert(key, record);
-        if state == TicketState::Searching && !self.requeue(key, &queue) {
+        if self.matching && state == TicketState::Searching && !self.requeue(key, &queue) {
             let reason = format!("no longer fits queue `{queue}` after a restart");
             self.transition(key, TicketState::Failed, now, |t| t.reason = Some(reason));
         }
