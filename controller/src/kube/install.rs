@@ -20,12 +20,14 @@ pub const TEMPLATE_GAMESERVER_NAMESPACE: &str = "default";
 pub const SDK_SERVICE_ACCOUNT: &str = "stadion-sdk";
 
 /// The embedded `deploy/` manifests, in apply order.
-pub const MANIFESTS: [(&str, &str); 6] = [
+pub const MANIFESTS: [(&str, &str); 7] = [
     ("00-namespace.yaml", include_str!("../../../deploy/00-namespace.yaml")),
     ("10-controller-rbac.yaml", include_str!("../../../deploy/10-controller-rbac.yaml")),
     ("20-sdk-rbac.yaml", include_str!("../../../deploy/20-sdk-rbac.yaml")),
     ("30-controller.yaml", include_str!("../../../deploy/30-controller.yaml")),
     ("35-allocation-api.yaml", include_str!("../../../deploy/35-allocation-api.yaml")),
+    // The matchmaker's replicas share their tickets through this Redis, so it comes first.
+    ("redis/matchmaker-redis.yaml", include_str!("../../../deploy/redis/matchmaker-redis.yaml")),
     ("40-matchmaker.yaml", include_str!("../../../deploy/40-matchmaker.yaml")),
 ];
 
@@ -189,14 +191,22 @@ fn retarget(doc: &mut Value, options: &InstallOptions) {
     let containers = doc.get_mut("spec").and_then(|s| s.get_mut("template")).and_then(|t| t.get_mut("spec"));
     if let Some(containers) = containers.and_then(|s| s.get_mut("containers")).and_then(Value::as_array_mut) {
         for container in containers {
-            if container.get("image").is_some() {
+            // Stadion's own image moves; another (the matchmaker's Redis) stays as it is.
+            if container["image"].as_str() == Some(DEFAULT_IMAGE) {
                 set_str(container, "image", &options.image);
             }
-            // The controller injects the sidecar from the same image.
             if let Some(env) = container.get_mut("env").and_then(Value::as_array_mut) {
                 for var in env {
+                    // The controller injects the sidecar from the same image.
                     if var["name"].as_str() == Some("STADION_SIDECAR_IMAGE") {
                         set_str(var, "value", &options.image);
+                    }
+                    // A URL naming a Service of the install (`svc.stadion-system:port`) follows it.
+                    let moved = var["value"]
+                        .as_str()
+                        .map(|v| v.replace(&format!(".{DEFAULT_NAMESPACE}:"), &format!(".{}:", options.namespace)));
+                    if let Some(moved) = moved {
+                        set_str(var, "value", &moved);
                     }
                 }
             }
@@ -316,6 +326,28 @@ mod tests {
         ] {
             assert_eq!(find(&docs, "CustomResourceDefinition", name, None).len(), 1, "{name}");
         }
+    }
+
+    #[test]
+    fn the_install_brings_the_redis_its_matchmaker_replicas_share_wherever_it_moves() {
+        let options = InstallOptions { namespace: "games-system".into(), ..InstallOptions::default() };
+        let docs = docs(&render(&options, &[]).unwrap());
+        let position = |kind: &str, name: &str| {
+            docs.iter().position(|d| d["kind"] == kind && d["metadata"]["name"] == name).expect(name)
+        };
+        let redis = position("Deployment", "stadion-matchmaker-redis");
+        let service = position("Service", "stadion-matchmaker-redis");
+        let matchmaker = position("Deployment", "stadion-matchmaker");
+        assert!(redis < matchmaker && service < matchmaker, "Redis is applied before the matchmaker");
+        let redis = &docs[redis];
+        assert_eq!(redis["metadata"]["namespace"].as_str(), Some("games-system"));
+        let image = redis["spec"]["template"]["spec"]["containers"][0]["image"].as_str().unwrap();
+        assert!(image.starts_with("redis:"), "Redis keeps its own image, not Stadion's: {image}");
+        let matchmaker = &docs[matchmaker];
+        assert!(matchmaker["spec"]["replicas"].as_i64() > Some(1), "several matchmaker replicas");
+        let env = matchmaker["spec"]["template"]["spec"]["containers"][0]["env"].as_array().unwrap();
+        let url = env.iter().find(|v| v["name"] == "STADION_MATCHMAKER_REDIS_URL").expect("the Redis URL");
+        assert_eq!(url["value"].as_str(), Some("redis://stadion-matchmaker-redis.games-system:6379/0"));
     }
 
     #[test]
