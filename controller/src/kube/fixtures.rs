@@ -275,7 +275,7 @@ pub fn context(client: Client) -> (std::sync::Arc<super::context::Context>, Cach
         fleets: Default::default(),
         fleetautoscalers: Default::default(),
     };
-    let events = super::events::EventPublisher::new(client.clone(), Some("test".into()));
+    let events = super::events::EventPublisher::inline(client.clone(), Some("test".into()));
     let metrics = std::sync::Arc::new(super::metrics::Metrics::controller());
     let stores = super::context::KubeStores {
         gameservers: super::store::KubeStore::new(client.clone(), caches.gameservers.as_reader()),
