@@ -32,6 +32,9 @@ pub const CONTROLLER: &str = "gameserver";
 
 /// Reconciles one GameServer (timed, counted and traced).
 pub async fn reconcile(gs: Arc<GameServer>, ctx: Arc<Context>) -> Result<Action> {
+    // Woken by its Pod's change, the server may be read before our last write of it is cached:
+    // acting on that older copy would redo a step and lose the write to a 409.
+    let gs = ctx.stores.gameservers.fresher(gs);
     let span = info_span!("reconcile", controller = CONTROLLER, gameserver = %gameserver_key(&gs), state = ?gs.state());
     // Every change triggers a reconcile, so this sees the sidecar's and the allocator's state
     // changes too (as Agones' informer handler does); the clock ignores a state seen before.
@@ -98,6 +101,7 @@ fn ignore_not_found(error: kube::Error) -> Result<()> {
 /// Replaces `current` with `next` (resourceVersion-guarded) and reports a state change.
 async fn write(ctx: &Context, current: &GameServer, next: GameServer) -> Result<GameServer> {
     let written = api(ctx, current).replace(current.name(), &PostParams::default(), &next).await?;
+    ctx.stores.gameservers.remember(written.clone());
     let (before, after) = (current.state(), written.state());
     if before != after
         && let Some(state) = after

@@ -54,6 +54,19 @@ impl<K: Resource> WriteOverlay<K> {
         self.deleted.insert(key, Instant::now());
     }
 
+    /// Our own write of `cached`'s object when the cache still shows an older version of it (a
+    /// reconcile woken by another object's change can run before its own write is cached);
+    /// an entry the cache has caught up with is forgotten.
+    pub fn newer(&mut self, cached: &K) -> Option<Arc<K>> {
+        let key = key_of(cached);
+        let (at, ours) = self.written.get(&key)?;
+        if at.elapsed() < TTL && version(&**ours) > version(cached) {
+            return Some(Arc::clone(ours));
+        }
+        self.written.remove(&key);
+        None
+    }
+
     /// `cached` with our newer writes swapped in, our creations added and our deletions removed;
     /// entries the cache has caught up with are forgotten. Objects are shared, never copied.
     pub fn view(&mut self, cached: Vec<Arc<K>>, belongs: impl Fn(&K) -> bool) -> Vec<Arc<K>> {
@@ -114,6 +127,19 @@ mod tests {
         let view = overlay.view(vec![at("new", "11")], |_| true);
         assert_eq!(view[0].metadata.resource_version.as_deref(), Some("11"));
         assert!(overlay.written.is_empty() && overlay.deleted.is_empty());
+    }
+
+    #[test]
+    fn one_object_reads_our_newer_write_until_the_cache_catches_up() {
+        let mut overlay = WriteOverlay::<GameServer>::default();
+        assert!(overlay.newer(&at("a", "5")).is_none(), "nothing written");
+        overlay.wrote(at("a", "9"));
+        let newer = overlay.newer(&at("a", "5")).expect("the cache trails our write");
+        assert_eq!(newer.metadata.resource_version.as_deref(), Some("9"));
+        assert!(overlay.newer(&at("b", "5")).is_none(), "another object");
+        // Someone else wrote after us and the cache shows it: theirs, and ours is forgotten.
+        assert!(overlay.newer(&at("a", "12")).is_none());
+        assert!(overlay.written.is_empty());
     }
 
     #[test]

@@ -71,7 +71,13 @@ impl<K: KubeKind> KubeStore<K> {
         Api::namespaced(self.client.clone(), namespace)
     }
 
-    fn remember(&self, mut written: K) -> Arc<K> {
+    /// `cached`, or this replica's own newer write of it when the cache trails that write.
+    pub fn fresher(&self, cached: Arc<K>) -> Arc<K> {
+        self.overlay().newer(&cached).unwrap_or(cached)
+    }
+
+    /// Remembers `written` (as the API server returned it) over the cache until it catches up.
+    pub fn remember(&self, mut written: K) -> Arc<K> {
         super::caches::trim_object(&mut written);
         let written = Arc::new(written);
         self.overlay().wrote(Arc::clone(&written));

@@ -270,6 +270,24 @@ async fn ready_records_the_game_container_that_got_there() {
 }
 
 #[tokio::test]
+async fn a_reconcile_woken_before_the_cache_shows_our_write_acts_on_that_write() {
+    let (client, server) = ApiServer::start();
+    let (ctx, mut caches) = context(client);
+    let mut gs = on_node(GameServerState::RequestReady, None);
+    gs.metadata.resource_version = Some("1".into());
+    caches.pod(pod_of(&gs, Some("node-1"), Some(game_restarted("containerd://second", "containerd://first"))));
+    let script = server.run(vec![put_state("gs-1", "Ready"), Expect::event("Ready")]);
+    reconcile(Arc::new(gs.clone()), ctx.clone()).await.unwrap();
+    let server = script.await.unwrap();
+    // Its Pod changes and wakes it while the watch still shows RequestReady at version 1: it
+    // must see the Ready it wrote (version 2), not write Ready again on the stale version (which
+    // the API server would refuse with a 409).
+    let again = tokio::spawn(reconcile(Arc::new(gs), ctx));
+    server.expect_quiet(std::time::Duration::from_millis(200)).await;
+    again.await.unwrap().unwrap();
+}
+
+#[tokio::test]
 async fn game_container_restarting_before_ready_is_not_a_crash() {
     let (client, server) = ApiServer::start();
     let (ctx, mut caches) = context(client);
