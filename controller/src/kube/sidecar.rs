@@ -64,8 +64,10 @@ impl KubeBackend {
     pub async fn connect(client: Client, namespace: &str, name: &str) -> Result<Self, kube::Error> {
         let api: Api<GameServer> = Api::namespaced(client, namespace);
         let initial = api.get(name).await?;
+        // The watch starts from the version just read rather than reading it again.
+        let version = initial.metadata.resource_version.clone();
         let backend = Self::from_object(api, initial, WRITE_INTERVAL);
-        backend.spawn_watch();
+        backend.spawn_watch(version);
         Ok(backend)
     }
 
@@ -89,8 +91,8 @@ impl KubeBackend {
         Self(shared)
     }
 
-    fn spawn_watch(&self) {
-        tokio::spawn(run_watch(Arc::downgrade(&self.0)));
+    fn spawn_watch(&self, from_version: Option<String>) {
+        tokio::spawn(run_watch(Arc::downgrade(&self.0), from_version));
     }
 
     /// Waits until everything queued so far has been written (or given up on).
@@ -271,9 +273,9 @@ async fn write_batch(shared: &Shared) {
     shared.wake.notify_one();
 }
 
-/// Follows the GameServer with a name-scoped watch, re-reading it when the watch expires.
-async fn run_watch(shared: std::sync::Weak<Shared>) {
-    let mut resource_version: Option<String> = None;
+/// Follows the GameServer with a name-scoped watch from `resource_version` (the version already
+/// observed), re-reading it when the watch expires.
+async fn run_watch(shared: std::sync::Weak<Shared>, mut resource_version: Option<String>) {
     loop {
         let Some(strong) = shared.upgrade() else { return };
         let api = strong.api.clone();

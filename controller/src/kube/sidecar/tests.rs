@@ -105,8 +105,7 @@ async fn follows_its_own_gameserver_with_a_name_scoped_watch() {
     allocated.metadata.resource_version = Some("2".into());
     let event = serde_json::json!({ "type": "MODIFIED", "object": allocated });
     let script = server.run(vec![
-        // connect: the initial read, then the watch's own read.
-        Expect::get(GS_PATH).respond_json(&scheduled()),
+        // connect: one read; the watch starts from its version without reading again.
         Expect::get(GS_PATH).respond_json(&scheduled()),
         // No list permission needed: a watch on the collection narrowed to this name.
         Expect::get("/apis/agones.dev/v1/namespaces/default/gameservers")
