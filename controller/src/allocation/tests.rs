@@ -15,7 +15,7 @@ use stadion_crds::common::SchedulingStrategy;
 use stadion_crds::fleet::FleetStatus;
 use stadion_crds::{Fleet, GameServer, GameServerAllocation, GameServerState};
 
-use super::fleet_counts::{FleetAllocationCounts, FleetCountFlusher, FleetStatusStore};
+use super::fleet_counts::{FleetAllocationCounts, FleetCountFlusher, FleetStatusStore, REMOTE_GATHER};
 use super::{AllocationExecutor, AllocationMetrics, GameServerView, MAX_ATTEMPTS};
 use crate::local::store::{Store, StoreError as LocalError};
 
@@ -342,21 +342,23 @@ async fn every_answer_is_timed_with_its_status_and_fleet_and_counted_off_the_pat
     assert_eq!(attempts[2], 0, "nothing matched, nothing was written");
 }
 
-/// The embedded store's fleets; the first status write is preceded by a foreign status write
-/// (the fleet controller publishing its aggregate), so it conflicts.
-struct FirstWriteConflicts {
+/// The embedded store's fleets, counting the status writes. With `first_conflicts`, the first
+/// status write is preceded by a foreign status write (the fleet controller publishing its
+/// aggregate), so it conflicts.
+struct CountedFleetWrites {
     store: Store,
     writes: AtomicUsize,
+    first_conflicts: bool,
 }
 
 #[async_trait]
-impl FleetStatusStore for FirstWriteConflicts {
+impl FleetStatusStore for CountedFleetWrites {
     async fn read_fleet(&self, namespace: &str, name: &str) -> StoreResult<Option<Fleet>> {
         self.store.read_fleet(namespace, name).await
     }
 
     async fn write_fleet_status(&self, fleet: &Fleet) -> StoreResult<()> {
-        if self.writes.fetch_add(1, Ordering::SeqCst) == 0 {
+        if self.writes.fetch_add(1, Ordering::SeqCst) == 0 && self.first_conflicts {
             self.store
                 .api::<Fleet>()
                 .update_with::<LocalError>(fleet.namespace_or_default(), fleet.name_or_empty(), |stored| {
@@ -376,9 +378,10 @@ async fn the_fleet_count_lands_even_when_the_first_status_write_conflicts() {
     fleet.metadata.namespace = Some("default".into());
     fleet.status = Some(FleetStatus { allocations: Some(4), ..Default::default() });
     store.api::<Fleet>().create(fleet).expect("fleet created");
-    let fleets = Arc::new(FirstWriteConflicts { store: store.clone(), writes: AtomicUsize::new(0) });
+    let fleets =
+        Arc::new(CountedFleetWrites { store: store.clone(), writes: AtomicUsize::new(0), first_conflicts: true });
     let counts = Arc::new(FleetAllocationCounts::default());
-    let flusher = FleetCountFlusher::spawn(counts.clone(), fleets.clone());
+    let flusher = FleetCountFlusher::spawn(counts.clone(), fleets.clone(), Duration::ZERO);
     for _ in 0..3 {
         counts.record("default", "arena");
     }
@@ -396,6 +399,34 @@ async fn the_fleet_count_lands_even_when_the_first_status_write_conflicts() {
     assert_eq!(status.allocations, Some(7), "4 before, 3 counted");
     assert_eq!(status.replicas, 3, "the foreign write is kept");
     assert!(fleets.writes.load(Ordering::SeqCst) >= 2, "the conflicting write was retried");
+    drop(flusher);
+}
+
+#[tokio::test]
+async fn allocations_tens_of_milliseconds_apart_cost_their_fleet_one_status_write() {
+    let store = Store::new();
+    let mut fleet = Fleet::new("arena", Default::default());
+    fleet.metadata.namespace = Some("default".into());
+    store.api::<Fleet>().create(fleet).expect("fleet created");
+    let fleets =
+        Arc::new(CountedFleetWrites { store: store.clone(), writes: AtomicUsize::new(0), first_conflicts: false });
+    let counts = Arc::new(FleetAllocationCounts::default());
+    let flusher = FleetCountFlusher::spawn(counts.clone(), fleets.clone(), REMOTE_GATHER);
+    // One client's pace on a real API server: an allocation every 30 ms or so.
+    for _ in 0..4 {
+        counts.record("default", "arena");
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while counts.has_pending() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the counts land");
+    let stored = store.api::<Fleet>().get("default", "arena").expect("fleet");
+    assert_eq!(stored.status.as_ref().and_then(|s| s.allocations), Some(4));
+    assert_eq!(fleets.writes.load(Ordering::SeqCst), 1, "the four gathered into one write");
     drop(flusher);
 }
 

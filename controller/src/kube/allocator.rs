@@ -31,7 +31,7 @@ use super::events::EventPublisher;
 use super::metrics::Metrics;
 use super::recorder::KubeRecorder;
 use super::store::store_error;
-use crate::allocation::fleet_counts::{FleetAllocationCounts, FleetCountFlusher, FleetStatusStore};
+use crate::allocation::fleet_counts::{FleetAllocationCounts, FleetCountFlusher, FleetStatusStore, REMOTE_GATHER};
 use crate::allocation::{AllocationExecutor, GameServerView};
 use stadion_core::gameserver::gameserver_key;
 
@@ -216,7 +216,8 @@ impl KubeAllocator {
     /// the last clone is dropped.
     pub fn new(client: Client, cache: Store<GameServer>, capacity: watch::Sender<u64>) -> Self {
         let fleet_counts = Arc::new(FleetAllocationCounts::default());
-        let flusher = FleetCountFlusher::spawn(fleet_counts.clone(), Arc::new(ApiFleets { client: client.clone() }));
+        let fleets = Arc::new(ApiFleets { client: client.clone() });
+        let flusher = FleetCountFlusher::spawn(fleet_counts.clone(), fleets, REMOTE_GATHER);
         let store = CachedGameServers::new(client.clone(), cache.clone());
         let executor = AllocationExecutor::new(store, fleet_counts.clone(), rand::random());
         Self {

@@ -2,6 +2,7 @@
 //! embedded store.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use stadion_core::allocation::release_allocation;
@@ -57,7 +58,7 @@ impl LocalAllocator {
     /// stops when the last clone is dropped.
     pub fn new(store: Store, capacity: watch::Sender<u64>) -> Self {
         let fleet_counts = Arc::new(FleetAllocationCounts::default());
-        let flusher = FleetCountFlusher::spawn(fleet_counts.clone(), Arc::new(store.clone()));
+        let flusher = FleetCountFlusher::spawn(fleet_counts.clone(), Arc::new(store.clone()), Duration::ZERO);
         let executor = AllocationExecutor::new(store, fleet_counts.clone(), rand::random());
         let metrics = Arc::new(Metrics::new());
         executor.set_metrics(metrics.clone());
