@@ -56,7 +56,7 @@ use stadion_controller::kube::allocation_api::SERVICE_NAME;
 use stadion_controller::kube::install::{self, ALLOCATION_TLS_SECRET, InstallOptions};
 use stadion_crds::{Fleet, GameServer, GameServerState};
 
-use kube_bench::{RAW_SECONDS, RAW_WORKERS, Writes, raw_update_rate};
+use kube_bench::{RAW_SECONDS, RAW_WORKERS, Writes, raw_updates};
 use kubelet::Mode;
 use kubelet::cluster::{MANAGER, SIDECAR_IMAGE, World, dynamic_udp, eventually, fleet, kubeconfig_path, live, servers};
 
@@ -452,8 +452,13 @@ async fn main() {
 
     let nodes = u8::try_from(replicas / 100).unwrap_or(10).clamp(2, 10);
     let world = World::new(nodes, 250, Mode::Simulated).await;
-    let raw = raw_update_rate(&world.client, &format!("{}-raw", world.namespace)).await;
+    let raw = raw_updates(&world.client, &format!("{}-raw", world.namespace), RAW_WORKERS).await.rate;
     println!("raw GameServer update rate: {raw:.0}/s ({RAW_WORKERS} writers, {RAW_SECONDS} s)");
+    let single = raw_updates(&world.client, &format!("{}-raw1", world.namespace), 1).await;
+    println!(
+        "one writer alone: {:.0} replaces/s, one replace p50 {:.1} ms, p99 {:.1} ms (the floor under a 1-client allocation)",
+        single.rate, single.p50_ms, single.p99_ms
+    );
 
     let dir = std::env::temp_dir().join(format!("stadion-kube-alloc-{}", world.run));
     let port = free_port();
@@ -564,6 +569,7 @@ async fn main() {
         100.0 * best_steady / raw,
         light.map_or("not measured".into(), |p99| format!("{} ms", ms(p99)))
     );
+    println!("beside one bare replace by one writer: p50 {:.1} ms, p99 {:.1} ms", single.p50_ms, single.p99_ms);
 
     for child in [&mut controller, &mut matchmaker] {
         let _ = child.kill();

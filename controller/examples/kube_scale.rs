@@ -27,9 +27,13 @@ mod kubelet;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use std::collections::BTreeMap;
+
+use futures::StreamExt;
 use kube::Api;
 use kube::api::PostParams;
-use stadion_crds::Fleet;
+use kube::runtime::{WatchStreamExt, reflector, watcher};
+use stadion_crds::{Fleet, GameServer};
 
 use kube_bench::{RAW_SECONDS, RAW_WORKERS, Writes, raw_update_rate};
 use kubelet::Mode;
@@ -71,6 +75,7 @@ async fn main() {
         .create(&PostParams::default(), &fleet(&world, "scale", replicas, "Packed", dynamic_udp()))
         .await
         .expect("fleet");
+    let timeline = tokio::spawn(print_timeline(Api::namespaced(world.client.clone(), &world.namespace), started));
     let mut half = None;
     let took = loop {
         let ready = fleets.get("scale").await.ok().and_then(|f| f.status).map_or(0, |s| s.ready_replicas);
@@ -83,7 +88,9 @@ async fn main() {
         assert!(started.elapsed() < Duration::from_secs(600), "not all Ready after 10 minutes ({ready}/{replicas})");
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    let writes = Writes::read(&world.client).await.since(&writes_before).of("gameservers");
+    timeline.abort();
+    let all_writes = Writes::read(&world.client).await.since(&writes_before);
+    let writes = all_writes.clone().of("gameservers");
     tokio::time::sleep(Duration::from_secs(5)).await;
     let rss = status_kib(pid, "VmRSS:").unwrap_or(0);
     let (anon, file) = (status_kib(pid, "RssAnon:").unwrap_or(0), status_kib(pid, "RssFile:").unwrap_or(0));
@@ -113,7 +120,30 @@ async fn main() {
         writes.describe()
     );
 
+    let by_resource: Vec<String> =
+        all_writes.by_resource().iter().map(|(resource, n)| format!("{resource} {n:.0}")).collect();
+    println!("every write from apply to all Ready, by resource: {}", by_resource.join(", "));
+
     let _ = controller.kill();
     let _ = controller.wait();
     world.clean_up().await;
+}
+
+/// Every 5 s, how many of the fleet's servers are in each state (from a watch, so the sampling
+/// costs the API server no lists): where a fleet start waits shows as the state that piles up.
+async fn print_timeline(api: Api<GameServer>, started: Instant) {
+    let (reader, writer) = reflector::store();
+    let stream = reflector(writer, watcher(api, watcher::Config::default())).applied_objects();
+    tokio::spawn(stream.for_each(|_| async {}));
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tick.tick().await;
+        let mut states: BTreeMap<String, usize> = BTreeMap::new();
+        for gs in reader.state() {
+            let state = gs.state().map_or("(none)".to_owned(), |s| s.to_string());
+            *states.entry(state).or_default() += 1;
+        }
+        let states: Vec<String> = states.iter().map(|(state, n)| format!("{state} {n}")).collect();
+        println!("  t={:>5.1} s: {}", started.elapsed().as_secs_f64(), states.join(", "));
+    }
 }

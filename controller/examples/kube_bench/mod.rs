@@ -4,8 +4,6 @@
 #![allow(dead_code)] // Each bench uses a different subset.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Namespace;
@@ -93,18 +91,31 @@ impl Writes {
     }
 }
 
-/// GameServer replaces per second, [`RAW_WORKERS`] at a time for [`RAW_SECONDS`], each worker
-/// replacing its own GameServer back to back (PUT, resourceVersion from the last answer), in
-/// `namespace`, created for it and deleted after: one no controller watches.
+/// GameServer replaces per second, [`RAW_WORKERS`] at a time for [`RAW_SECONDS`] (see
+/// [`raw_updates`]).
 pub async fn raw_update_rate(client: &Client, namespace: &str) -> f64 {
+    raw_updates(client, namespace, RAW_WORKERS).await.rate
+}
+
+/// The API server's own pace for GameServer replaces: how many per second, and how long one
+/// takes (milliseconds, median and 99th percentile).
+pub struct Raw {
+    pub rate: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+}
+
+/// `workers` writers for [`RAW_SECONDS`], each replacing its own GameServer back to back (PUT,
+/// resourceVersion from the last answer), in `namespace`, created for it and deleted after: one
+/// no controller watches.
+pub async fn raw_updates(client: &Client, namespace: &str, workers: usize) -> Raw {
     let namespaces: Api<Namespace> = Api::all(client.clone());
     let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": namespace}})).unwrap();
     namespaces.create(&PostParams::default(), &ns).await.expect("raw namespace");
     let api: Api<GameServer> = Api::namespaced(client.clone(), namespace);
-    let writes = Arc::new(AtomicU64::new(0));
     let deadline = Instant::now() + Duration::from_secs(RAW_SECONDS);
     let mut tasks = Vec::new();
-    for worker in 0..RAW_WORKERS {
+    for worker in 0..workers {
         let gs: GameServer = serde_json::from_value(json!({
             "apiVersion": "agones.dev/v1", "kind": "GameServer",
             "metadata": {"name": format!("raw-{worker}")},
@@ -113,27 +124,33 @@ pub async fn raw_update_rate(client: &Client, namespace: &str) -> f64 {
         }))
         .unwrap();
         let mut current = api.create(&PostParams::default(), &gs).await.expect("raw GameServer");
-        let (api, writes) = (api.clone(), writes.clone());
+        let api = api.clone();
         tasks.push(tokio::spawn(async move {
-            let mut n = 0u64;
+            let mut took = Vec::new();
             while Instant::now() < deadline {
-                n += 1;
+                let n = took.len() + 1;
                 current.metadata.labels.get_or_insert_with(Default::default).insert("n".into(), n.to_string());
+                let sent = Instant::now();
                 match api.replace(&current.metadata.name.clone().unwrap(), &PostParams::default(), &current).await {
                     Ok(next) => {
                         current = next;
-                        writes.fetch_add(1, Ordering::Relaxed);
+                        took.push(sent.elapsed());
                     }
                     Err(error) => eprintln!("raw write: {error}"),
                 }
             }
+            took
         }));
     }
     let started = Instant::now();
+    let mut took = Vec::new();
     for task in tasks {
-        task.await.expect("raw writer");
+        took.extend(task.await.expect("raw writer"));
     }
-    let rate = writes.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64();
+    let rate = took.len() as f64 / started.elapsed().as_secs_f64();
     let _ = namespaces.delete(namespace, &DeleteParams::default()).await;
-    rate
+    took.sort();
+    let at = |q: f64| took.get(((took.len() as f64 * q) as usize).min(took.len().saturating_sub(1)));
+    let ms = |d: Option<&Duration>| d.map_or(0.0, |d| d.as_secs_f64() * 1000.0);
+    Raw { rate, p50_ms: ms(at(0.5)), p99_ms: ms(at(0.99)) }
 }
