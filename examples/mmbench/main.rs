@@ -212,8 +212,11 @@ async fn run(stadion: &Path, scratch: &Path, options: &Options, rows: &mut Vec<R
     eprintln!("mmbench: a backlog of {} widening tickets…", options.backlog);
     let backlog = post_many(&http, &api, "backlog", 1, options.backlog, options.clients).await;
     eprintln!("mmbench: probing POST latency for {} s while the backlog is matched…", options.probe_seconds);
-    let probe = probe(&http, &api, Duration::from_secs_f64(options.probe_seconds)).await?;
-    let idle = probe_idle_healthz(&http, &api, probe.len()).await;
+    // Probes on a connection of their own: a pooled one the load opened but never used may
+    // already be closed by the server's header-read timeout, and a POST is not retried.
+    let single = reqwest::Client::builder().pool_max_idle_per_host(1).build()?;
+    let probe = probe(&single, &api, Duration::from_secs_f64(options.probe_seconds)).await?;
+    let idle = probe_idle_healthz(&single, &api, probe.len()).await;
     rows.push(Row {
         what: format!("longest `POST /v1/tickets` while {} searching tickets are matched every tick", backlog.ok),
         stadion: format!(
