@@ -421,7 +421,7 @@ impl State {
             if let Some(record) = self.tickets.get_mut(&key) {
                 record.match_id = Some(id);
             }
-            self.transition(key, TicketState::Matched, now, |t| t.match_info = Some(info.clone()));
+            self.transition(key, TicketState::Matched, now, |t| t.match_info = Some(Box::new(info.clone())));
         }
         tracing::info!(r#match = %id, queue = %config.name, tickets = keys.len(), region = ?info.region, "match formed");
         let request = allocation_request(config, &info, false);
@@ -450,7 +450,7 @@ impl State {
         let tickets = pending.tickets.iter().filter_map(|k| self.tickets.get(k)).map(|r| r.view.id.as_str());
         self.metrics.assigned(&pending.queue, waits, tickets, &status.game_server_name);
         for key in pending.tickets {
-            self.transition(key, TicketState::Assigned, now, |t| t.assignment = Some(assignment.clone()));
+            self.transition(key, TicketState::Assigned, now, |t| t.assignment = Some(Box::new(assignment.clone())));
         }
         self.store.record(Change::MatchDone(match_id));
         tracing::info!(r#match = %match_id, gameserver = %status.game_server_name, address = %status.address, "match assigned");
