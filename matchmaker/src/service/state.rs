@@ -230,6 +230,13 @@ impl State {
         Ok(self.tickets[&key].view.clone())
     }
 
+    /// Ticket `id` if it has left `searching` (matched on arrival, or failed), without copying
+    /// one that has not.
+    pub fn ticket_if_moved_on(&self, id: Uuid) -> Option<Ticket> {
+        let record = self.by_id.get(&id).and_then(|key| self.tickets.get(key))?;
+        (record.view.state != TicketState::Searching).then(|| record.view.clone())
+    }
+
     /// A stream of the ticket's states, starting with the current one.
     pub fn watch(&mut self, id: &str) -> Result<watch::Receiver<Arc<Ticket>>, Error> {
         let key = self.key_of(id)?;
