@@ -19,14 +19,17 @@
 //! journal to be rewritten. A `lock` file held with an exclusive lock keeps a
 //! second matchmaker off the same folder.
 
+use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use tokio::sync::watch;
+use uuid::Uuid;
 
 use super::{Change, Fold, Persisted, StoreError, Stored, TicketStore};
 
@@ -97,7 +100,7 @@ impl JournalStore {
             std::fs::TryLockError::Error(e) => io_error(&lock_path, e),
         })?;
         let path = dir.join(JOURNAL_FILE);
-        let stored = read_journal(&path, None)?;
+        let stored = read_journal(&path)?;
         let size = write_snapshot(&path, &stored)?;
         let file = OpenOptions::new().append(true).open(&path).map_err(|e| io_error(&path, e))?;
         let shared = Arc::new(Shared { pending: Mutex::new(Pending::default()), wake: Condvar::new() });
@@ -237,7 +240,7 @@ impl Writer {
         let upto = self.file.metadata().map_or(self.size, |m| m.len());
         let (path, shared) = (self.path.clone(), self.shared.clone());
         let spawned = std::thread::Builder::new().name("stadion-journal-compact".to_owned()).spawn(move || {
-            let result = read_journal(&path, Some(upto)).and_then(|stored| write_temporary(&path, &stored));
+            let result = compact_lines(&path, upto);
             shared.pending.lock().unwrap_or_else(PoisonError::into_inner).compacted = true;
             shared.wake.notify_one();
             result
@@ -291,9 +294,74 @@ impl Writer {
     }
 }
 
-/// Folds the journal at `path` (absent: empty), or its first `upto` bytes. A line that does
-/// not parse — the torn tail of a batch cut short by a power loss — is skipped with a warning.
-fn read_journal(path: &Path, upto: Option<u64>) -> Result<Stored, StoreError> {
+/// Writes the live lines of the journal's first `upto` bytes to its temporary file, as they
+/// are: the last line of each ticket not forgotten and of each match not done. Only where
+/// those lines are is held meanwhile, not the tickets, so compacting a large journal costs
+/// the service little memory. Returns the temporary file and its size.
+fn compact_lines(path: &Path, upto: u64) -> Result<(PathBuf, u64), StoreError> {
+    let file = File::open(path).map_err(|e| io_error(path, e))?;
+    let mut tickets: HashMap<Uuid, (u64, usize)> = HashMap::new();
+    let mut matches: HashMap<Uuid, (u64, usize)> = HashMap::new();
+    let mut reader = BufReader::new((&file).take(upto));
+    let (mut line, mut offset, mut number, mut skipped) = (Vec::new(), 0u64, 0usize, 0usize);
+    loop {
+        line.clear();
+        let read = reader.read_until(b'\n', &mut line).map_err(|e| io_error(path, e))?;
+        if read == 0 {
+            break;
+        }
+        let at = (offset, read);
+        (offset, number) = (offset + read as u64, number + 1);
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        // Parsed whole, as a load would, so a line kept here is one a load accepts.
+        match serde_json::from_slice::<Change>(&line) {
+            Ok(Change::Ticket(ticket)) => {
+                if let Ok(id) = Uuid::parse_str(&ticket.ticket.id) {
+                    tickets.insert(id, at);
+                }
+            }
+            Ok(Change::Forget(id)) => {
+                tickets.remove(&id);
+            }
+            Ok(Change::Match(m)) => {
+                matches.insert(m.id, at);
+            }
+            Ok(Change::MatchDone(id)) => {
+                matches.remove(&id);
+            }
+            Err(error) => {
+                skipped += 1;
+                tracing::warn!(file = %path.display(), line = number, %error, "journal line dropped by compaction");
+            }
+        }
+    }
+    let mut kept: Vec<(u64, usize)> = tickets.into_values().chain(matches.into_values()).collect();
+    kept.sort_unstable();
+    let temporary = path.with_extension("jsonl.tmp");
+    let mut out = std::io::BufWriter::new(File::create(&temporary).map_err(|e| io_error(&temporary, e))?);
+    let mut size = 0u64;
+    for (at, len) in kept {
+        line.resize(len, 0);
+        file.read_exact_at(&mut line, at).map_err(|e| io_error(path, e))?;
+        if line.last() != Some(&b'\n') {
+            line.push(b'\n');
+        }
+        out.write_all(&line).map_err(|e| io_error(&temporary, e))?;
+        size += line.len() as u64;
+    }
+    let file = out.into_inner().map_err(|e| io_error(&temporary, e.error()))?;
+    file.sync_all().map_err(|e| io_error(&temporary, e))?;
+    if skipped > 0 {
+        tracing::warn!(file = %path.display(), skipped, "ticket journal had unreadable lines");
+    }
+    Ok((temporary, size))
+}
+
+/// Folds the journal at `path` (absent: empty). A line that does not parse — the torn tail of
+/// a batch cut short by a power loss — is skipped with a warning.
+fn read_journal(path: &Path) -> Result<Stored, StoreError> {
     let file = match File::open(path) {
         Ok(file) => file,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Stored::default()),
@@ -301,8 +369,7 @@ fn read_journal(path: &Path, upto: Option<u64>) -> Result<Stored, StoreError> {
     };
     let mut fold = Fold::default();
     let mut skipped = 0usize;
-    let lines = BufReader::new(file.take(upto.unwrap_or(u64::MAX))).split(b'\n');
-    for (number, line) in lines.enumerate() {
+    for (number, line) in BufReader::new(file).split(b'\n').enumerate() {
         let line = line.map_err(|e| io_error(path, e))?;
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
