@@ -212,8 +212,11 @@ async fn run(stadion: &Path, scratch: &Path, options: &Options, rows: &mut Vec<R
     eprintln!("mmbench: a backlog of {} widening tickets…", options.backlog);
     let backlog = post_many(&http, &api, "backlog", 1, options.backlog, options.clients).await;
     eprintln!("mmbench: probing POST latency for {} s while the backlog is matched…", options.probe_seconds);
-    let probe = probe(&http, &api, Duration::from_secs_f64(options.probe_seconds)).await?;
-    let idle = probe_idle_healthz(&http, &api, probe.len()).await;
+    // Probes on a connection of their own: a pooled one the load opened but never used may
+    // already be closed by the server's header-read timeout, and a POST is not retried.
+    let single = reqwest::Client::builder().pool_max_idle_per_host(1).build()?;
+    let probe = probe(&single, &api, Duration::from_secs_f64(options.probe_seconds)).await?;
+    let idle = probe_idle_healthz(&single, &api, probe.len()).await;
     rows.push(Row {
         what: format!("longest `POST /v1/tickets` while {} searching tickets are matched every tick", backlog.ok),
         stadion: format!(
@@ -225,6 +228,21 @@ async fn run(stadion: &Path, scratch: &Path, options: &Options, rows: &mut Vec<R
         limit: format!("{} (p99 {})", ms(percentile(&idle, 1.0)), ms(percentile(&idle, 0.99))),
         limit_what: "longest `GET /healthz` on the same server meanwhile, one client".to_owned(),
     });
+    if options.store == Store::Journal {
+        // A journaled POST is answered once its line is synced: the disk's own sync is a floor.
+        let syncs = probe_sync(&scratch.join("state"), Duration::from_secs_f64(options.probe_seconds)).await?;
+        rows.push(Row {
+            what: "longest append + `fdatasync` of one ticket line (journal store's floor)".to_owned(),
+            stadion: "—".to_owned(),
+            limit: format!(
+                "{} (p99 {}, {} syncs)",
+                ms(percentile(&syncs, 1.0)),
+                ms(percentile(&syncs, 0.99)),
+                syncs.len()
+            ),
+            limit_what: "one writer appending to a file in the state folder right after the probe".to_owned(),
+        });
+    }
     up.terminate();
     up.stop(Duration::from_secs(60));
     Ok(())
@@ -289,6 +307,27 @@ async fn probe_idle_healthz(http: &reqwest::Client, api: &str, count: usize) -> 
         }
     }
     latencies
+}
+
+/// Back-to-back appends of a ticket-sized line, each followed by `fdatasync`, in `dir` for
+/// `duration`: each one's latency.
+async fn probe_sync(dir: &Path, duration: Duration) -> anyhow::Result<Vec<Duration>> {
+    use std::io::Write as _;
+    let path = dir.join("mmbench-sync-probe");
+    let task = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<Duration>> {
+        let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&path)?;
+        let line = [b'x'; 400];
+        let (started, mut latencies) = (Instant::now(), Vec::new());
+        while started.elapsed() < duration {
+            let sent = Instant::now();
+            file.write_all(&line)?;
+            file.sync_data()?;
+            latencies.push(sent.elapsed());
+        }
+        std::fs::remove_file(&path)?;
+        Ok(latencies)
+    });
+    task.await?
 }
 
 /// A `redis-server` without persistence on a free port, its files in `scratch`.

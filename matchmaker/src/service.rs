@@ -18,6 +18,7 @@ use stadion_crds::allocation::{GameServerAllocation, GameServerAllocationState, 
 use tokio::sync::{mpsc, watch};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
+use uuid::Uuid;
 
 use crate::agones_allocation::AgonesAllocationService;
 use admission::{Admission, Admit, Admitted};
@@ -228,7 +229,7 @@ impl Matchmaker {
         if self.inner.shared {
             return self.submit_shared(admitted).await;
         }
-        let id = admitted.id.to_string();
+        let id = admitted.id;
         let mut view = admitted.view.clone();
         match self.inner.admission.admit(admitted, self.inner.store.as_ref())? {
             // A retry: the earlier ticket as it is now, once the store holds it (the first
@@ -239,7 +240,7 @@ impl Matchmaker {
             }
             Admit::New => {}
         }
-        if let Some(current) = self.match_if_idle(&id) {
+        if let Some(current) = self.match_if_idle(id) {
             view = current;
         }
         self.persisted().await?;
@@ -247,15 +248,16 @@ impl Matchmaker {
     }
 
     /// Moves admitted tickets into the state and matches them now, unless a round's slice holds
-    /// the state lock (it then does so itself); returns ticket `id` as it is afterwards.
-    fn match_if_idle(&self, id: &str) -> Option<Ticket> {
+    /// the state lock (it then does so itself); returns ticket `id` as it is afterwards if that
+    /// is no longer as admitted (searching).
+    fn match_if_idle(&self, id: Uuid) -> Option<Ticket> {
         let mut state = match self.inner.state.try_lock() {
             Ok(guard) => guard,
             Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
             Err(TryLockError::WouldBlock) => return None,
         };
         state.drain_inbox();
-        let current = state.ticket(id).ok();
+        let current = state.ticket_if_moved_on(id);
         let arrivals = state.take_arrivals();
         drop(state);
         for job in arrivals {

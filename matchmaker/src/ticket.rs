@@ -1,6 +1,11 @@
 //! Tickets as the API sees them: the request that creates one, and the state it reports.
+//!
+//! Every searching ticket's view is held in memory, so its rarely set parts (match,
+//! assignment) are boxed and its players' maps are [`CompactMap`]s.
 
-use std::collections::BTreeMap;
+mod compact_map;
+
+pub use compact_map::CompactMap;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -29,11 +34,11 @@ pub struct Player {
     /// The game's player id; one live ticket per player.
     pub id: String,
     /// Free-form attributes (strings or numbers); the queue's skill rule reads its attribute.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub attributes: BTreeMap<String, AttributeValue>,
+    #[serde(default, skip_serializing_if = "CompactMap::is_empty")]
+    pub attributes: CompactMap<AttributeValue>,
     /// Measured round-trip latency in ms per region, e.g. `{"eu-west": 32}`.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub latencies: BTreeMap<String, f64>,
+    #[serde(default, skip_serializing_if = "CompactMap::is_empty")]
+    pub latencies: CompactMap<f64>,
 }
 
 /// A free-form attribute value.
@@ -114,10 +119,10 @@ pub struct Ticket {
     pub updated_at: String,
     /// The match it is in (states `matched` and `assigned`).
     #[serde(default, rename = "match", skip_serializing_if = "Option::is_none")]
-    pub match_info: Option<MatchInfo>,
+    pub match_info: Option<Box<MatchInfo>>,
     /// Where to connect (state `assigned`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub assignment: Option<Assignment>,
+    pub assignment: Option<Box<Assignment>>,
     /// Why it failed or ended (states `failed`, `timed_out`, `cancelled`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,

@@ -34,9 +34,11 @@ impl Ord for Skill {
 /// region (who is near an anchor).
 ///
 /// A fully widened ticket that found no match as anchor is *stalled*: trying it again cannot
-/// succeed until one of its region buckets changes, so it leaves the anchor index until then.
-/// A stalled queue of any size therefore costs nothing per tick; it still serves as a
-/// candidate for other anchors.
+/// succeed until a ticket within its skill window enters or leaves one of its region buckets
+/// (only those are ever its candidates), so it leaves the anchor index until then. A stalled
+/// queue of any size therefore costs nothing per tick, and a ticket entering or leaving it
+/// wakes only the stalled tickets near its skill; it still serves as a candidate for other
+/// anchors.
 #[derive(Debug)]
 pub struct Pool {
     rules: Rules,
@@ -44,7 +46,8 @@ pub struct Pool {
     anchors: BTreeSet<(Millis, TicketKey)>,
     by_skill: HashMap<RegionId, BTreeSet<(Skill, TicketKey)>>,
     stalled: HashSet<TicketKey>,
-    stalled_by_bucket: HashMap<RegionId, Vec<TicketKey>>,
+    /// Stalled tickets per region bucket, by skill (what a change in the bucket may wake).
+    stalled_by_bucket: HashMap<RegionId, BTreeSet<(Skill, TicketKey)>>,
 }
 
 /// Where a round in slices has got to: the (enqueued at, key) of the last anchor it tried.
@@ -56,6 +59,22 @@ struct Candidate {
     packed: Vec<usize>,
     region: RegionId,
     worst_latency: f64,
+}
+
+/// Takes a ticket that is no longer stalled out of its buckets' stalled sets.
+fn forget_stalled(
+    by_bucket: &mut HashMap<RegionId, BTreeSet<(Skill, TicketKey)>>,
+    entry: (Skill, TicketKey),
+    buckets: Vec<RegionId>,
+) {
+    for region in buckets {
+        if let Some(stalled) = by_bucket.get_mut(&region) {
+            stalled.remove(&entry);
+            if stalled.is_empty() {
+                by_bucket.remove(&region);
+            }
+        }
+    }
 }
 
 impl Pool {
@@ -99,7 +118,7 @@ impl Pool {
         self.anchors.insert((ticket.enqueued_at, ticket.key));
         for region in self.buckets(&ticket) {
             self.by_skill.entry(region).or_default().insert((Skill(ticket.skill), ticket.key));
-            self.wake(region);
+            self.wake(region, ticket.skill);
         }
         self.tickets.insert(ticket.key, ticket);
         true
@@ -109,9 +128,12 @@ impl Pool {
     pub fn remove(&mut self, key: TicketKey) -> Option<EngineTicket> {
         let ticket = self.tickets.remove(&key)?;
         self.anchors.remove(&(ticket.enqueued_at, key));
-        self.stalled.remove(&key);
+        if self.stalled.remove(&key) {
+            let buckets = self.buckets(&ticket);
+            forget_stalled(&mut self.stalled_by_bucket, (Skill(ticket.skill), key), buckets);
+        }
         for region in self.buckets(&ticket) {
-            self.wake(region);
+            self.wake(region, ticket.skill);
             if let Some(bucket) = self.by_skill.get_mut(&region) {
                 bucket.remove(&(Skill(ticket.skill), key));
                 if bucket.is_empty() {
@@ -239,23 +261,42 @@ impl Pool {
             return;
         }
         self.anchors.remove(&(ticket.enqueued_at, key));
+        let entry = (Skill(ticket.skill), key);
         for region in self.buckets(ticket) {
-            self.stalled_by_bucket.entry(region).or_default().push(key);
+            self.stalled_by_bucket.entry(region).or_default().insert(entry);
         }
         self.stalled.insert(key);
     }
 
-    /// Something changed in `region`'s bucket: its stalled tickets become anchors again.
-    fn wake(&mut self, region: RegionId) {
-        let Some(keys) = self.stalled_by_bucket.remove(&region) else { return };
-        for key in keys {
-            // A ticket stalled in several buckets is listed in each; the set dedups.
+    /// A ticket of `skill` entered or left `region`'s bucket: the stalled tickets it could be
+    /// a candidate of (those whose widest skill window reaches it) become anchors again.
+    fn wake(&mut self, region: RegionId, skill: f64) {
+        let Some(stalled) = self.stalled_by_bucket.get(&region) else { return };
+        let reach = self.rules.skill.map_or(f64::INFINITY, |w| w.initial.max(w.cap));
+        let woken: Vec<TicketKey> = if reach.is_finite() {
+            // A little wider than the window, so rounding never leaves a candidate asleep.
+            let margin = reach + (reach.abs() + skill.abs()) * 1e-9 + 1e-9;
+            let low = (Skill(skill - margin), TicketKey::MIN);
+            let high = (Skill(skill + margin), TicketKey::MAX);
+            stalled.range(low..=high).map(|&(_, key)| key).collect()
+        } else {
+            stalled.iter().map(|&(_, key)| key).collect()
+        };
+        for key in woken {
             if self.stalled.remove(&key)
                 && let Some(ticket) = self.tickets.get(&key)
             {
                 self.anchors.insert((ticket.enqueued_at, key));
+                let buckets = self.buckets(ticket);
+                forget_stalled(&mut self.stalled_by_bucket, (Skill(ticket.skill), key), buckets);
             }
         }
+    }
+
+    /// Whether ticket `key` is stalled (out of the anchor index until its bucket changes).
+    #[cfg(test)]
+    pub fn is_stalled(&self, key: TicketKey) -> bool {
+        self.stalled.contains(&key)
     }
 
     fn buckets(&self, ticket: &EngineTicket) -> Vec<RegionId> {

@@ -264,3 +264,37 @@ fn a_round_in_slices_forms_what_one_tick_forms() {
     assert_eq!(formed, expected);
     assert_eq!(sliced.len(), whole.len());
 }
+
+#[test]
+fn a_newcomer_wakes_only_the_stalled_tickets_whose_window_reaches_it() {
+    let rules = Rules { skill: skill_rule(10.0, 0.0, 10.0), ..ffa(2, 2) };
+    let mut pool = pool_with(rules, [ticket(1, 0, 100.0), ticket(2, 0, 500.0)]);
+    assert!(pool.tick(10).is_empty());
+    assert!(pool.is_stalled(1) && pool.is_stalled(2));
+    // Far from both: neither could take it, so neither is tried again.
+    pool.insert(ticket(3, 20, 300.0));
+    assert!(pool.is_stalled(1) && pool.is_stalled(2), "a distant newcomer wakes nobody");
+    // Within ticket 1's window (exactly at its edge): 1 wakes and, as anchor, matches it.
+    pool.insert(ticket(4, 30, 110.0));
+    assert!(!pool.is_stalled(1) && pool.is_stalled(2));
+    let formed = pool.tick(40);
+    let keys: Vec<_> = formed.iter().flat_map(|m| m.tickets()).collect();
+    assert_eq!(keys, vec![1, 4]);
+    // A ticket leaving wakes those near it too, and only those.
+    assert!(pool.is_stalled(2) && pool.is_stalled(3));
+    pool.remove(3);
+    assert!(pool.is_stalled(2), "500 is out of reach of 300");
+    assert_eq!(pool.len(), 1);
+}
+
+#[test]
+fn without_a_skill_rule_any_change_in_the_bucket_wakes_every_stalled_ticket() {
+    // A party of 3 never fits a 2-player match: both stall, and a newcomer wakes both.
+    let mut pool = Pool::new(ffa(2, 2));
+    let party = |key| EngineTicket { size: 3, ..ticket(key, 0, 0.0) };
+    assert!(pool.insert(party(1)) && pool.insert(party(2)));
+    assert!(pool.tick(10).is_empty());
+    assert!(pool.is_stalled(1) && pool.is_stalled(2));
+    pool.insert(ticket(3, 20, 1e9));
+    assert!(!pool.is_stalled(1) && !pool.is_stalled(2));
+}

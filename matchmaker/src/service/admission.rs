@@ -24,10 +24,17 @@ use crate::ticket::{Player, Ticket, TicketState};
 pub struct Admitted {
     /// Its id.
     pub id: Uuid,
-    /// The validated request.
-    pub prepared: PreparedTicket,
-    /// Its view as created (state `searching`).
+    /// Its view as created (state `searching`): the validated request's queue, players and
+    /// idempotency key, moved rather than copied.
     pub view: Ticket,
+    /// Players in the party.
+    pub size: u32,
+    /// Mean skill (0 without a skill rule).
+    pub skill: f64,
+    /// Worst player latency per region every player reported.
+    pub latencies: Vec<(String, f64)>,
+    /// Hash of queue and players (see [`PreparedTicket::fingerprint`]).
+    pub fingerprint: u64,
     /// When it was admitted.
     pub now: Millis,
     /// When it times out.
@@ -37,21 +44,22 @@ pub struct Admitted {
 impl Admitted {
     /// A new searching ticket for `prepared`, admitted at `now`, timing out at `deadline`.
     pub fn new(prepared: PreparedTicket, now: Millis, deadline: Millis) -> Self {
+        let PreparedTicket { request, size, skill, latencies, fingerprint } = prepared;
         let id = Uuid::new_v4();
         let stamp = jiff::Timestamp::now().to_string();
         let view = Ticket {
             id: id.to_string(),
-            queue: prepared.request.queue.clone(),
+            queue: request.queue,
             state: TicketState::Searching,
-            players: prepared.request.players.clone(),
-            idempotency_key: prepared.request.idempotency_key.clone(),
+            players: request.players,
+            idempotency_key: request.idempotency_key,
             created_at: stamp.clone(),
             updated_at: stamp,
             match_info: None,
             assignment: None,
             reason: None,
         };
-        Self { id, prepared, view, now, deadline }
+        Self { id, view, size, skill, latencies, fingerprint, now, deadline }
     }
 
     /// Its stored form (searching, in no match).
@@ -87,11 +95,11 @@ impl Index {
     /// An idempotent retry's earlier ticket; a conflict for a reused key with a different
     /// request or a player with a live ticket; otherwise takes the key and players (`None`).
     fn take(&mut self, ticket: &Admitted) -> Result<Option<Uuid>, Error> {
-        let request = &ticket.prepared.request;
+        let request = &ticket.view;
         if let Some(key) = &request.idempotency_key
             && let Some(&(fingerprint, id)) = self.idempotency.get(key)
         {
-            if fingerprint != ticket.prepared.fingerprint {
+            if fingerprint != ticket.fingerprint {
                 return Err(reused_key(key, id));
             }
             return Ok(Some(id));
@@ -108,7 +116,7 @@ impl Index {
             self.live_players.insert(player.id.clone(), ticket.id);
         }
         if let Some(key) = &request.idempotency_key {
-            self.idempotency.insert(key.clone(), (ticket.prepared.fingerprint, ticket.id));
+            self.idempotency.insert(key.clone(), (ticket.fingerprint, ticket.id));
         }
         Ok(None)
     }
@@ -169,12 +177,12 @@ impl Admission {
     /// Frees what [`Admission::reserve`] took for a ticket the store did not take.
     pub fn unreserve(&self, ticket: &Admitted) {
         let mut index = lock(&self.index);
-        if let Some(key) = &ticket.prepared.request.idempotency_key
+        if let Some(key) = &ticket.view.idempotency_key
             && index.idempotency.get(key).is_some_and(|(_, id)| *id == ticket.id)
         {
             index.idempotency.remove(key);
         }
-        for player in &ticket.prepared.request.players {
+        for player in &ticket.view.players {
             if index.live_players.get(&player.id) == Some(&ticket.id) {
                 index.live_players.remove(&player.id);
             }

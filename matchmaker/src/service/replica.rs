@@ -34,7 +34,7 @@ const REMOTE_WAIT: Duration = Duration::from_secs(5);
 impl Matchmaker {
     /// [`Matchmaker::submit`] on a shared store.
     pub(super) async fn submit_shared(&self, admitted: Admitted) -> Result<(Ticket, bool), Error> {
-        let fingerprint = admitted.prepared.fingerprint;
+        let fingerprint = admitted.fingerprint;
         let id = admitted.id;
         let mut view = admitted.view.clone();
         if let Admit::Existing(existing) = self.inner.admission.reserve(&admitted)? {
@@ -48,7 +48,7 @@ impl Matchmaker {
         match created {
             Ok(Created::New) => {
                 self.inner.admission.enqueue(admitted);
-                if let Some(current) = self.match_if_idle(&id.to_string()) {
+                if let Some(current) = self.match_if_idle(id) {
                     view = current;
                 }
                 Ok((view, true))
@@ -57,7 +57,7 @@ impl Matchmaker {
                 // Another replica holds the key: its ticket is the answer.
                 self.inner.admission.unreserve(&admitted);
                 let ticket = self.await_ticket(existing).await?;
-                let key = admitted.prepared.request.idempotency_key.as_deref().unwrap_or_default();
+                let key = admitted.view.idempotency_key.as_deref().unwrap_or_default();
                 if submit::fingerprint(&ticket.queue, &ticket.players) != fingerprint {
                     return Err(admission::reused_key(key, existing));
                 }

@@ -230,6 +230,13 @@ impl State {
         Ok(self.tickets[&key].view.clone())
     }
 
+    /// Ticket `id` if it has left `searching` (matched on arrival, or failed), without copying
+    /// one that has not.
+    pub fn ticket_if_moved_on(&self, id: Uuid) -> Option<Ticket> {
+        let record = self.by_id.get(&id).and_then(|key| self.tickets.get(key))?;
+        (record.view.state != TicketState::Searching).then(|| record.view.clone())
+    }
+
     /// A stream of the ticket's states, starting with the current one.
     pub fn watch(&mut self, id: &str) -> Result<watch::Receiver<Arc<Ticket>>, Error> {
         let key = self.key_of(id)?;
@@ -421,7 +428,7 @@ impl State {
             if let Some(record) = self.tickets.get_mut(&key) {
                 record.match_id = Some(id);
             }
-            self.transition(key, TicketState::Matched, now, |t| t.match_info = Some(info.clone()));
+            self.transition(key, TicketState::Matched, now, |t| t.match_info = Some(Box::new(info.clone())));
         }
         tracing::info!(r#match = %id, queue = %config.name, tickets = keys.len(), region = ?info.region, "match formed");
         let request = allocation_request(config, &info, false);
@@ -450,7 +457,7 @@ impl State {
         let tickets = pending.tickets.iter().filter_map(|k| self.tickets.get(k)).map(|r| r.view.id.as_str());
         self.metrics.assigned(&pending.queue, waits, tickets, &status.game_server_name);
         for key in pending.tickets {
-            self.transition(key, TicketState::Assigned, now, |t| t.assignment = Some(assignment.clone()));
+            self.transition(key, TicketState::Assigned, now, |t| t.assignment = Some(Box::new(assignment.clone())));
         }
         self.store.record(Change::MatchDone(match_id));
         tracing::info!(r#match = %match_id, gameserver = %status.game_server_name, address = %status.address, "match assigned");

@@ -1,7 +1,7 @@
 //! Checking a ticket request against its queue before it enters the state.
 
 use std::collections::{BTreeMap, HashSet};
-use std::hash::{DefaultHasher, Hash, Hasher};
+use std::hash::{DefaultHasher, Hasher};
 
 use stadion_crds::FieldErrors;
 
@@ -66,9 +66,21 @@ pub fn prepare(
 /// Hash of a ticket's queue and players, to tell an idempotent retry from a conflicting reuse
 /// of its key (recomputed, not stored, when tickets are restored).
 pub fn fingerprint(queue: &str, players: &[Player]) -> u64 {
-    let mut hasher = DefaultHasher::new();
-    serde_json::to_string(&(queue, players)).unwrap_or_default().hash(&mut hasher);
-    hasher.finish()
+    /// Hashes the JSON as it is written, rather than a copy of it.
+    struct Hashing(DefaultHasher);
+    impl std::io::Write for Hashing {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.write(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut hashing = Hashing(DefaultHasher::new());
+    // Writing our own data types to a hasher cannot fail.
+    let _ = serde_json::to_writer(&mut hashing, &(queue, players));
+    hashing.0.finish()
 }
 
 fn check_players(request: &TicketRequest, queue: &QueueConfig, errors: &mut FieldErrors) {
@@ -83,10 +95,11 @@ fn check_players(request: &TicketRequest, queue: &QueueConfig, errors: &mut Fiel
     }
     let mut seen = HashSet::new();
     for (i, player) in request.players.iter().enumerate() {
-        let path = format!("players[{i}]");
+        // Named only when something is wrong: most requests have nothing to report.
+        let path = Path(i);
         if player.id.is_empty() || player.id.len() > MAX_KEY_LEN {
             errors.push(format!("{path}.id"), format!("must be 1 to {MAX_KEY_LEN} characters"));
-        } else if !seen.insert(player.id.as_str()) {
+        } else if !first_time(&mut seen, &request.players[..i], &player.id) {
             errors.push(format!("{path}.id"), format!("player `{}` is listed twice", player.id));
         }
         if player.attributes.len() > MAX_ATTRIBUTES {
@@ -115,6 +128,28 @@ fn check_players(request: &TicketRequest, queue: &QueueConfig, errors: &mut Fiel
             }
         }
     }
+}
+
+/// `players[i]` in a field path, formatted only when used.
+struct Path(usize);
+
+impl std::fmt::Display for Path {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "players[{}]", self.0)
+    }
+}
+
+/// Whether `id` is not among the players listed before it: a scan for a small party, a set
+/// (filled on first use) for a large one.
+fn first_time<'a>(seen: &mut HashSet<&'a str>, before: &'a [Player], id: &'a str) -> bool {
+    const SCAN: usize = 16;
+    if before.len() < SCAN {
+        return !before.iter().any(|p| p.id == id);
+    }
+    if seen.is_empty() {
+        seen.extend(before.iter().map(|p| p.id.as_str()));
+    }
+    seen.insert(id)
 }
 
 fn party_skill(request: &TicketRequest, queue: &QueueConfig, errors: &mut FieldErrors) -> f64 {
@@ -160,4 +195,54 @@ fn party_latencies(request: &TicketRequest, queue: &QueueConfig, errors: &mut Fi
         errors.push("players", "the party has no region for which every player reported a latency");
     }
     common
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::MatchmakerConfig;
+
+    fn squads() -> MatchmakerConfig {
+        MatchmakerConfig::from_yaml_str(
+            "queues:\n  - name: squads\n    teams: {count: 2, minPlayers: 1, maxPlayers: 40}\n",
+        )
+        .unwrap()
+    }
+
+    fn party(ids: &[String]) -> TicketRequest {
+        let players = ids
+            .iter()
+            .map(|id| Player { id: id.clone(), attributes: Default::default(), latencies: Default::default() })
+            .collect();
+        TicketRequest { queue: "squads".to_owned(), players, idempotency_key: None }
+    }
+
+    fn invalid_fields(result: Result<PreparedTicket, Error>) -> Vec<String> {
+        match result {
+            Err(Error::Invalid(errors)) => errors.iter().map(|e| e.path.clone()).collect(),
+            other => panic!("expected invalid fields, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_player_listed_twice_is_named_in_a_small_and_in_a_large_party() {
+        let config = squads();
+        let queue = config.queue("squads");
+        for size in [3, 30] {
+            let mut ids: Vec<String> = (0..size).map(|i| format!("p{i}")).collect();
+            assert!(prepare(party(&ids), None, queue).is_ok(), "{size} distinct players");
+            ids[size - 1] = "p1".to_owned();
+            let fields = invalid_fields(prepare(party(&ids), None, queue));
+            assert_eq!(fields, vec![format!("players[{}].id", size - 1)], "party of {size}");
+        }
+    }
+
+    #[test]
+    fn the_fingerprint_tells_the_same_request_from_another() {
+        let ids = ["a".to_owned(), "b".to_owned()];
+        let same = fingerprint("squads", &party(&ids).players);
+        assert_eq!(same, fingerprint("squads", &party(&ids).players));
+        assert_ne!(same, fingerprint("duels", &party(&ids).players), "another queue");
+        assert_ne!(same, fingerprint("squads", &party(&ids[..1]).players), "other players");
+    }
 }

@@ -13,17 +13,23 @@
 //! Compaction: on open, the journal is folded into its live tickets and matches and rewritten
 //! as a snapshot (a temporary file renamed over the journal, so a crash mid-way keeps the old
 //! one); the writer compacts again whenever the file has grown past twice the last snapshot
-//! (and at least [`COMPACT_MIN_BYTES`]). A `lock` file held with an exclusive lock keeps a
+//! (and at least [`COMPACT_MIN_BYTES`]). That compaction folds the journal's first bytes on a
+//! thread of its own while the writer goes on appending, and the lines appended meanwhile are
+//! copied after the snapshot when it replaces the journal, so no request waits for a large
+//! journal to be rewritten. A `lock` file held with an exclusive lock keeps a
 //! second matchmaker off the same folder.
 
+use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use tokio::sync::watch;
+use uuid::Uuid;
 
 use super::{Change, Fold, Persisted, StoreError, Stored, TicketStore};
 
@@ -43,6 +49,8 @@ struct Pending {
     /// Number of changes recorded so far.
     seq: u64,
     closed: bool,
+    /// A compaction's thread finished: the writer installs its snapshot.
+    compacted: bool,
 }
 
 /// What the writer has made durable.
@@ -97,8 +105,15 @@ impl JournalStore {
         let file = OpenOptions::new().append(true).open(&path).map_err(|e| io_error(&path, e))?;
         let shared = Arc::new(Shared { pending: Mutex::new(Pending::default()), wake: Condvar::new() });
         let (durable_tx, durable) = watch::channel(Durable::default());
-        let writer =
-            Writer { path: path.clone(), file, size, snapshot: size, shared: shared.clone(), durable: durable_tx };
+        let writer = Writer {
+            path: path.clone(),
+            file,
+            size,
+            snapshot: size,
+            shared: shared.clone(),
+            durable: durable_tx,
+            compaction: None,
+        };
         let writer = std::thread::Builder::new()
             .name("stadion-journal".to_owned())
             .spawn(move || writer.run())
@@ -170,46 +185,93 @@ struct Writer {
     snapshot: u64,
     shared: Arc<Shared>,
     durable: watch::Sender<Durable>,
+    /// A compaction running on its own thread, so appends (and the requests waiting for
+    /// them) never wait for the whole journal to be folded and rewritten.
+    compaction: Option<Compaction>,
+}
+
+/// A snapshot of the journal's first `upto` bytes being written to a temporary file.
+struct Compaction {
+    upto: u64,
+    thread: JoinHandle<Result<(PathBuf, u64), StoreError>>,
 }
 
 impl Writer {
     fn run(mut self) {
         loop {
-            let (bytes, seq) = {
+            let (bytes, seq, closed, compacted) = {
                 let mut pending = self.shared.pending.lock().unwrap_or_else(PoisonError::into_inner);
-                while pending.bytes.is_empty() && !pending.closed {
+                while pending.bytes.is_empty() && !pending.closed && !pending.compacted {
                     pending = self.shared.wake.wait(pending).unwrap_or_else(PoisonError::into_inner);
                 }
-                if pending.bytes.is_empty() {
-                    return;
-                }
-                (std::mem::take(&mut pending.bytes), pending.seq)
+                let compacted = std::mem::take(&mut pending.compacted);
+                (std::mem::take(&mut pending.bytes), pending.seq, pending.closed, compacted)
             };
-            // A failed write is retried whole: changes are upserts, so a line written twice
-            // replays to the same state.
-            while let Err(error) = self.file.write_all(&bytes).and_then(|()| self.file.sync_data()) {
-                tracing::error!(file = %self.path.display(), %error, "cannot write the ticket journal; retrying");
-                self.durable.send_modify(|d| d.error = Some(error.to_string()));
-                std::thread::sleep(RETRY_WRITE);
+            if !bytes.is_empty() {
+                self.append(&bytes, seq);
             }
-            self.durable.send_replace(Durable { seq, error: None });
-            self.size += bytes.len() as u64;
-            if self.size > COMPACT_MIN_BYTES.max(self.snapshot * 2) {
-                self.compact();
+            if compacted || (closed && self.compaction.is_some()) {
+                self.finish_compaction();
+            } else if self.compaction.is_none() && self.size > COMPACT_MIN_BYTES.max(self.snapshot * 2) {
+                self.start_compaction();
+            }
+            if closed && bytes.is_empty() && self.compaction.is_none() {
+                return;
             }
         }
     }
 
-    fn compact(&mut self) {
-        let result = read_journal(&self.path).and_then(|stored| {
-            let size = write_snapshot(&self.path, &stored)?;
-            let file = OpenOptions::new().append(true).open(&self.path).map_err(|e| io_error(&self.path, e))?;
-            Ok((size, file))
+    fn append(&mut self, bytes: &[u8], seq: u64) {
+        // A failed write is retried whole: changes are upserts, so a line written twice
+        // replays to the same state.
+        while let Err(error) = self.file.write_all(bytes).and_then(|()| self.file.sync_data()) {
+            tracing::error!(file = %self.path.display(), %error, "cannot write the ticket journal; retrying");
+            self.durable.send_modify(|d| d.error = Some(error.to_string()));
+            std::thread::sleep(RETRY_WRITE);
+        }
+        self.durable.send_replace(Durable { seq, error: None });
+        self.size += bytes.len() as u64;
+    }
+
+    /// Folds the journal as it is now into a snapshot, on a thread of its own; appends go on
+    /// meanwhile and are copied after the snapshot when it is installed.
+    fn start_compaction(&mut self) {
+        // The file's own length, not `size`: a write retried after a partial one left more.
+        let upto = self.file.metadata().map_or(self.size, |m| m.len());
+        let (path, shared) = (self.path.clone(), self.shared.clone());
+        let spawned = std::thread::Builder::new().name("stadion-journal-compact".to_owned()).spawn(move || {
+            let result = compact_lines(&path, upto);
+            shared.pending.lock().unwrap_or_else(PoisonError::into_inner).compacted = true;
+            shared.wake.notify_one();
+            result
         });
-        match result {
-            Ok((size, file)) => {
+        match spawned {
+            Ok(thread) => self.compaction = Some(Compaction { upto, thread }),
+            Err(error) => {
+                tracing::warn!(%error, "ticket journal not compacted: cannot start its thread");
+                self.snapshot = self.size;
+            }
+        }
+    }
+
+    /// Installs a finished snapshot: the lines appended since it started are copied after it,
+    /// then it replaces the journal.
+    fn finish_compaction(&mut self) {
+        let Some(Compaction { upto, thread }) = self.compaction.take() else { return };
+        let snapshot = thread
+            .join()
+            .unwrap_or_else(|_| Err(io_error(&self.path, "the compaction thread panicked")))
+            .and_then(|(temporary, size)| {
+                let installed = self.install(&temporary, upto, size);
+                if installed.is_err() {
+                    let _ = std::fs::remove_file(&temporary);
+                }
+                installed
+            });
+        match snapshot {
+            Ok((size, snapshot, file)) => {
                 tracing::debug!(file = %self.path.display(), before = self.size, after = size, "ticket journal compacted");
-                (self.file, self.size, self.snapshot) = (file, size, size);
+                (self.file, self.size, self.snapshot) = (file, size, snapshot);
             }
             Err(error) => {
                 tracing::warn!(%error, "ticket journal not compacted; appending to it as it is");
@@ -218,6 +280,83 @@ impl Writer {
             }
         }
     }
+
+    /// Appends the journal's bytes past `upto` to the snapshot `temporary` (`size` bytes) and
+    /// renames it over the journal: its new size, its snapshot part, and the file to append to.
+    fn install(&self, temporary: &Path, upto: u64, size: u64) -> Result<(u64, u64, File), StoreError> {
+        let mut tail = File::open(&self.path).map_err(|e| io_error(&self.path, e))?;
+        tail.seek(SeekFrom::Start(upto)).map_err(|e| io_error(&self.path, e))?;
+        let mut out = OpenOptions::new().append(true).open(temporary).map_err(|e| io_error(temporary, e))?;
+        let copied = std::io::copy(&mut tail, &mut out).map_err(|e| io_error(temporary, e))?;
+        out.sync_data().map_err(|e| io_error(temporary, e))?;
+        install(temporary, &self.path)?;
+        Ok((size + copied, size, out))
+    }
+}
+
+/// Writes the live lines of the journal's first `upto` bytes to its temporary file, as they
+/// are: the last line of each ticket not forgotten and of each match not done. Only where
+/// those lines are is held meanwhile, not the tickets, so compacting a large journal costs
+/// the service little memory. Returns the temporary file and its size.
+fn compact_lines(path: &Path, upto: u64) -> Result<(PathBuf, u64), StoreError> {
+    let file = File::open(path).map_err(|e| io_error(path, e))?;
+    let mut tickets: HashMap<Uuid, (u64, usize)> = HashMap::new();
+    let mut matches: HashMap<Uuid, (u64, usize)> = HashMap::new();
+    let mut reader = BufReader::new((&file).take(upto));
+    let (mut line, mut offset, mut number, mut skipped) = (Vec::new(), 0u64, 0usize, 0usize);
+    loop {
+        line.clear();
+        let read = reader.read_until(b'\n', &mut line).map_err(|e| io_error(path, e))?;
+        if read == 0 {
+            break;
+        }
+        let at = (offset, read);
+        (offset, number) = (offset + read as u64, number + 1);
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        // Parsed whole, as a load would, so a line kept here is one a load accepts.
+        match serde_json::from_slice::<Change>(&line) {
+            Ok(Change::Ticket(ticket)) => {
+                if let Ok(id) = Uuid::parse_str(&ticket.ticket.id) {
+                    tickets.insert(id, at);
+                }
+            }
+            Ok(Change::Forget(id)) => {
+                tickets.remove(&id);
+            }
+            Ok(Change::Match(m)) => {
+                matches.insert(m.id, at);
+            }
+            Ok(Change::MatchDone(id)) => {
+                matches.remove(&id);
+            }
+            Err(error) => {
+                skipped += 1;
+                tracing::warn!(file = %path.display(), line = number, %error, "journal line dropped by compaction");
+            }
+        }
+    }
+    let mut kept: Vec<(u64, usize)> = tickets.into_values().chain(matches.into_values()).collect();
+    kept.sort_unstable();
+    let temporary = path.with_extension("jsonl.tmp");
+    let mut out = std::io::BufWriter::new(File::create(&temporary).map_err(|e| io_error(&temporary, e))?);
+    let mut size = 0u64;
+    for (at, len) in kept {
+        line.resize(len, 0);
+        file.read_exact_at(&mut line, at).map_err(|e| io_error(path, e))?;
+        if line.last() != Some(&b'\n') {
+            line.push(b'\n');
+        }
+        out.write_all(&line).map_err(|e| io_error(&temporary, e))?;
+        size += line.len() as u64;
+    }
+    let file = out.into_inner().map_err(|e| io_error(&temporary, e.error()))?;
+    file.sync_all().map_err(|e| io_error(&temporary, e))?;
+    if skipped > 0 {
+        tracing::warn!(file = %path.display(), skipped, "ticket journal had unreadable lines");
+    }
+    Ok((temporary, size))
 }
 
 /// Folds the journal at `path` (absent: empty). A line that does not parse — the torn tail of
@@ -251,6 +390,13 @@ fn read_journal(path: &Path) -> Result<Stored, StoreError> {
 
 /// Replaces the journal at `path` with the lines of `stored`, atomically; returns its size.
 fn write_snapshot(path: &Path, stored: &Stored) -> Result<u64, StoreError> {
+    let (temporary, size) = write_temporary(path, stored)?;
+    install(&temporary, path)?;
+    Ok(size)
+}
+
+/// Writes the lines of `stored` to the journal's temporary file and syncs it: its path and size.
+fn write_temporary(path: &Path, stored: &Stored) -> Result<(PathBuf, u64), StoreError> {
     let temporary = path.with_extension("jsonl.tmp");
     let mut out = std::io::BufWriter::new(File::create(&temporary).map_err(|e| io_error(&temporary, e))?);
     let mut size = 0u64;
@@ -267,10 +413,15 @@ fn write_snapshot(path: &Path, stored: &Stored) -> Result<u64, StoreError> {
     }
     let file = out.into_inner().map_err(|e| io_error(&temporary, e.error()))?;
     file.sync_all().map_err(|e| io_error(&temporary, e))?;
-    std::fs::rename(&temporary, path).map_err(|e| io_error(path, e))?;
+    Ok((temporary, size))
+}
+
+/// Renames the synced `temporary` over the journal at `path`, durably.
+fn install(temporary: &Path, path: &Path) -> Result<(), StoreError> {
+    std::fs::rename(temporary, path).map_err(|e| io_error(path, e))?;
     // The rename itself is durable only once the folder is synced.
     if let Some(dir) = path.parent() {
         File::open(dir).and_then(|d| d.sync_all()).map_err(|e| io_error(dir, e))?;
     }
-    Ok(size)
+    Ok(())
 }

@@ -119,7 +119,7 @@ fn a_second_matchmaker_cannot_open_the_same_folder() {
 }
 
 #[tokio::test]
-async fn the_writer_compacts_a_journal_grown_past_twice_its_snapshot() {
+async fn the_writer_compacts_a_journal_grown_past_twice_its_snapshot_while_appends_go_on() {
     let dir = TempDir::new();
     let store = JournalStore::open(&dir.0).unwrap();
     let mut alice = ticket("alice", TicketState::Searching, 1);
@@ -131,11 +131,26 @@ async fn the_writer_compacts_a_journal_grown_past_twice_its_snapshot() {
         store.record(Change::Ticket(Box::new(alice.clone())));
     }
     store.persisted().await.unwrap();
-    let size = std::fs::metadata(&path).unwrap().len();
-    assert!(size < COMPACT_MIN_BYTES, "journal not compacted: {size} bytes");
+    // Written while the snapshot is (or is about to be) folded on its own thread.
+    let bob = ticket("bob", TicketState::Searching, 2);
+    store.record(Change::Ticket(Box::new(bob.clone())));
+    store.persisted().await.unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let size = std::fs::metadata(&path).unwrap().len();
+        if size < COMPACT_MIN_BYTES {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "journal not compacted: {size} bytes");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // And after the snapshot replaced the journal.
+    let carol = ticket("carol", TicketState::Searching, 3);
+    store.record(Change::Ticket(Box::new(carol.clone())));
+    store.persisted().await.unwrap();
     drop(store);
     let stored = JournalStore::open(&dir.0).unwrap().load().unwrap();
-    assert_eq!(stored.tickets, vec![alice], "the last write survives compaction");
+    assert_eq!(stored.tickets, vec![alice, bob, carol], "the last write of each survives compaction");
 }
 
 #[tokio::test]

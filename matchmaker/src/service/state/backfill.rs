@@ -234,7 +234,7 @@ impl State {
         let size = players.len() as u32;
         self.backfills
             .insert(key, PendingBackfill { open: placement.open, queue: queue.to_owned(), team: placement.team, size });
-        self.transition(key, TicketState::Matched, now, |t| t.match_info = Some(info));
+        self.transition(key, TicketState::Matched, now, |t| t.match_info = Some(Box::new(info)));
         tracing::info!(ticket = %self.tickets[&key].view.id, r#match = %match_id, team = placement.team, "ticket placed into a running match");
         self.arrivals.push(Job::Backfill(BackfillJob { ticket: key, match_id, request }));
     }
@@ -298,7 +298,7 @@ impl State {
         let assignment = Assignment::new(status, match_id, teams);
         let wait = seconds(now.saturating_sub(record.enqueued_at));
         self.metrics.assigned(&pending.queue, vec![wait], [record.view.id.as_str()], &status.game_server_name);
-        self.transition(ticket, TicketState::Assigned, now, |t| t.assignment = Some(assignment));
+        self.transition(ticket, TicketState::Assigned, now, |t| t.assignment = Some(Box::new(assignment)));
         if let Some(queue) = self.queues.get(&pending.queue)
             && queue.open.get(pending.open).is_some_and(|m| m.room > 0)
         {

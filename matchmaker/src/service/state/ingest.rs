@@ -24,7 +24,7 @@ impl State {
     /// A searching ticket from admission (already recorded in the store): into its queue's
     /// pool, then into a running match or a new one if it completes one now.
     fn insert(&mut self, admitted: Admitted) {
-        let Admitted { id, prepared, view, now, deadline } = admitted;
+        let Admitted { id, view, size, skill, latencies, now, deadline, .. } = admitted;
         if self.by_id.contains_key(&id) {
             // Already loaded with the store's tickets (the state was rebuilt meanwhile).
             return;
@@ -32,9 +32,9 @@ impl State {
         let key = self.next_key;
         self.next_key += 1;
         let mut latencies: Vec<(RegionId, f64)> =
-            prepared.latencies.iter().map(|(name, ms)| (self.intern_region(name), *ms)).collect();
+            latencies.iter().map(|(name, ms)| (self.intern_region(name), *ms)).collect();
         latencies.sort_by_key(|(r, _)| *r);
-        let engine = EngineTicket { key, enqueued_at: now, size: prepared.size, skill: prepared.skill, latencies };
+        let engine = EngineTicket { key, enqueued_at: now, size, skill, latencies };
         let queue = view.queue.clone();
         self.deadlines.insert((deadline, key));
         self.by_id.insert(id, key);
