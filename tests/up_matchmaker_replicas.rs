@@ -14,51 +14,9 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 use redis::AsyncCommands;
-use serde_json::{Value, json};
+use serde_json::Value;
 use stadion_matchmaker::store::KEY_PREFIX;
-use support::{Scratch, Up, copy_example, eventually, get_json, test_fleet, up_on_with};
-
-const SETTLE: Duration = Duration::from_secs(60);
-
-fn duel(id: &str, skill: f64) -> Value {
-    json!({"queue": "duel", "players": [{"id": id, "attributes": {"skill": skill}}]})
-}
-
-impl Up {
-    /// POSTs a ticket (with an `Idempotency-Key` when `key` is given): status and body, or
-    /// `None` when the replica does not answer (it was killed).
-    async fn try_post(&self, ticket: &Value, key: Option<&str>) -> Option<(u16, Value)> {
-        let mut request = self.http.post(format!("{}/v1/tickets", self.api)).json(ticket);
-        if let Some(key) = key {
-            request = request.header("idempotency-key", key);
-        }
-        let response = request.timeout(Duration::from_secs(10)).send().await.ok()?;
-        let status = response.status().as_u16();
-        Some((status, response.json().await.ok()?))
-    }
-
-    async fn created(&self, ticket: &Value) -> String {
-        let (status, body) = self.try_post(ticket, None).await.expect("the replica answers");
-        assert_eq!(status, 201, "{body}");
-        body["id"].as_str().expect("id").to_owned()
-    }
-
-    async fn reaches(&self, id: &str, state: &str) -> Value {
-        let url = format!("{}/v1/tickets/{id}", self.api);
-        eventually(SETTLE, &format!("ticket {id} {state} on {}", self.api), || async {
-            let ticket = get_json(&self.http, &url).await?;
-            (ticket["state"] == state).then_some(ticket)
-        })
-        .await
-    }
-
-    async fn ready(&self, n: i64) {
-        eventually(SETTLE, &format!("{n} Ready servers"), || async {
-            (self.fleet_field("simple-game-server", "ready").await == Some(n)).then_some(())
-        })
-        .await;
-    }
-}
+use support::{Scratch, TICKET_SETTLE, copy_example, duel_ticket, eventually, get_json, test_fleet, up_on_with};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn two_replicas_on_redis_survive_a_kill_of_the_lease_holder() {
@@ -69,7 +27,7 @@ async fn two_replicas_on_redis_survive_a_kill_of_the_lease_holder() {
     let flags = ["--redis-url", url.as_str()];
     let fleet_a = test_fleet(&scratch, 4);
     let mut a = up_on_with(&scratch, &[&fleet_a, &queues], "23500-23549", &flags);
-    a.ready(4).await;
+    a.fleet_ready(4).await;
     // `a` came first: it holds the matching lease.
     let mut client = redis.client().await;
     let lease = format!("{KEY_PREFIX}lease");
@@ -84,25 +42,25 @@ async fn two_replicas_on_redis_survive_a_kill_of_the_lease_holder() {
     assert!(text.contains("replicas: 4"), "{text}");
     std::fs::write(&fleet_b, text.replace("replicas: 4", "replicas: 10")).unwrap();
     let b = up_on_with(&scratch, &[&fleet_b, &queues], "23550-23599", &flags);
-    b.ready(10).await;
+    b.fleet_ready(10).await;
     let held: Option<String> = client.get(&lease).await.unwrap();
     assert_eq!(held.as_deref(), Some(first_token.as_str()), "the second replica follows");
 
     // An event stream on the follower sees the assignment the leader makes.
-    let watched = b.created(&duel("sse-b", 100.0)).await;
+    let watched = b.ticket_created(&duel_ticket("sse-b", 100.0), None).await;
     let events = b.http.get(format!("{}/v1/tickets/{watched}/events", b.api)).send().await.expect("SSE");
     assert_eq!(events.status().as_u16(), 200);
-    let partner = a.created(&duel("sse-a", 100.0)).await;
+    let partner = a.ticket_created(&duel_ticket("sse-a", 100.0), None).await;
     let body = tokio::time::timeout(Duration::from_secs(30), events.text()).await.expect("the stream ends").unwrap();
     let states: Vec<Value> =
         body.lines().filter_map(|l| l.strip_prefix("data:")).map(|d| serde_json::from_str(d.trim()).unwrap()).collect();
     let last = states.last().expect("events");
     assert_eq!(last["state"], "assigned", "{body}");
-    assert_eq!(last["assignment"], a.reaches(&watched, "assigned").await["assignment"]);
+    assert_eq!(last["assignment"], a.ticket_reaches(&watched, "assigned").await["assignment"]);
 
     // One idempotency key on both replicas: one ticket.
-    let (s1, t1) = b.try_post(&duel("keyed", 9000.0), Some("one-key")).await.unwrap();
-    let (s2, t2) = a.try_post(&duel("keyed", 9000.0), Some("one-key")).await.unwrap();
+    let (s1, t1) = b.try_post_ticket_json(&duel_ticket("keyed", 9000.0), Some("one-key")).await.unwrap();
+    let (s2, t2) = a.try_post_ticket_json(&duel_ticket("keyed", 9000.0), Some("one-key")).await.unwrap();
     assert_eq!((s1, s2), (201, 200), "{t1} {t2}");
     assert_eq!(t1["id"], t2["id"]);
     let keyed = t1["id"].as_str().unwrap().to_owned();
@@ -112,7 +70,9 @@ async fn two_replicas_on_redis_survive_a_kill_of_the_lease_holder() {
     let mut acknowledged: Vec<String> = vec![watched, partner, keyed];
     for i in 0..6 {
         let server = if i % 2 == 0 { &a } else { &b };
-        acknowledged.push(server.created(&duel(&format!("before-{i}"), 2000.0 + (i / 2) as f64 * 1000.0)).await);
+        acknowledged.push(
+            server.ticket_created(&duel_ticket(&format!("before-{i}"), 2000.0 + (i / 2) as f64 * 1000.0), None).await,
+        );
     }
     a.process.signal(Signal::SIGKILL);
     let killed = Instant::now();
@@ -122,22 +82,24 @@ async fn two_replicas_on_redis_survive_a_kill_of_the_lease_holder() {
         let skill = 6000.0 + bucket as f64 * 1000.0;
         let mut count = 0;
         for (n, server) in [&a, &b].into_iter().enumerate() {
-            if let Some((201, body)) = server.try_post(&duel(&format!("during-{bucket}-{n}"), skill), None).await {
+            if let Some((201, body)) =
+                server.try_post_ticket_json(&duel_ticket(&format!("during-{bucket}-{n}"), skill), None).await
+            {
                 acknowledged.push(body["id"].as_str().unwrap().to_owned());
                 count += 1;
             }
         }
         for n in count..2 {
-            acknowledged.push(b.created(&duel(&format!("during-{bucket}-late-{n}"), skill)).await);
+            acknowledged.push(b.ticket_created(&duel_ticket(&format!("during-{bucket}-late-{n}"), skill), None).await);
         }
     }
     assert!(a.process.wait_exit(Duration::from_secs(10)).is_some(), "up survived SIGKILL");
     // The keyed ticket's partner; and a pair posted to the survivor, matched once it took over.
-    acknowledged.push(b.created(&duel("keyed-partner", 9000.0)).await);
-    let first = b.created(&duel("after-0", 20000.0)).await;
-    let second = b.created(&duel("after-1", 20000.0)).await;
+    acknowledged.push(b.ticket_created(&duel_ticket("keyed-partner", 9000.0), None).await);
+    let first = b.ticket_created(&duel_ticket("after-0", 20000.0), None).await;
+    let second = b.ticket_created(&duel_ticket("after-1", 20000.0), None).await;
     let url = format!("{}/v1/tickets/{first}", b.api);
-    eventually(SETTLE, "the survivor matches", || async {
+    eventually(TICKET_SETTLE, "the survivor matches", || async {
         let ticket = get_json(&b.http, &url).await?;
         (ticket["state"] == "matched" || ticket["state"] == "assigned").then_some(())
     })
@@ -158,7 +120,7 @@ async fn two_replicas_on_redis_survive_a_kill_of_the_lease_holder() {
     let mut seen = HashSet::new();
     for id in &acknowledged {
         assert!(seen.insert(id.clone()), "ticket {id} acknowledged twice");
-        let ticket = b.reaches(id, "assigned").await;
+        let ticket = b.ticket_reaches(id, "assigned").await;
         let assignment = &ticket["assignment"];
         let match_id = assignment["matchId"].as_str().expect("matchId").to_owned();
         let server = format!("{} {}", assignment["address"], assignment["ports"]);
@@ -168,7 +130,7 @@ async fn two_replicas_on_redis_survive_a_kill_of_the_lease_holder() {
     }
     let mut per_match: HashMap<String, usize> = HashMap::new();
     for id in &acknowledged {
-        let ticket = b.reaches(id, "assigned").await;
+        let ticket = b.ticket_reaches(id, "assigned").await;
         *per_match.entry(ticket["assignment"]["matchId"].as_str().unwrap().to_owned()).or_default() += 1;
     }
     assert!(per_match.values().all(|&n| n == 2), "every duel has two tickets: {per_match:?}");

@@ -12,55 +12,16 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 use serde_json::{Value, json};
-use support::{Scratch, Up, copy_example, eventually, get_json, test_fleet, up_on_with};
-
-const SETTLE: Duration = Duration::from_secs(60);
-
-fn duel(id: &str, skill: f64) -> Value {
-    json!({"queue": "duel", "players": [{"id": id, "attributes": {"skill": skill}}]})
-}
+use support::{Scratch, TICKET_SETTLE, Up, copy_example, duel_ticket, eventually, get_json, test_fleet, up_on_with};
 
 fn squad(id: &str) -> Value {
     json!({"queue": "teams-2v2", "players": [{"id": id, "attributes": {"skill": 1000.0}, "latencies": {"local": 10.0}}]})
 }
 
 impl Up {
-    /// POSTs a ticket (with an `Idempotency-Key` when `key` is given): status and body.
-    async fn post(&self, ticket: &Value, key: Option<&str>) -> (u16, Value) {
-        let mut request = self.http.post(format!("{}/v1/tickets", self.api)).json(ticket);
-        if let Some(key) = key {
-            request = request.header("idempotency-key", key);
-        }
-        let response = request.send().await.expect("POST /v1/tickets");
-        let status = response.status().as_u16();
-        (status, response.json().await.expect("ticket JSON"))
-    }
-
-    async fn created(&self, ticket: &Value, key: Option<&str>) -> String {
-        let (status, body) = self.post(ticket, key).await;
-        assert_eq!(status, 201, "{body}");
-        body["id"].as_str().expect("id").to_owned()
-    }
-
     async fn ticket(&self, id: &str) -> Value {
         let url = format!("{}/v1/tickets/{id}", self.api);
-        eventually(SETTLE, &format!("GET ticket {id}"), || get_json(&self.http, &url)).await
-    }
-
-    async fn reaches(&self, id: &str, state: &str) -> Value {
-        let url = format!("{}/v1/tickets/{id}", self.api);
-        eventually(SETTLE, &format!("ticket {id} {state}"), || async {
-            let ticket = get_json(&self.http, &url).await?;
-            (ticket["state"] == state).then_some(ticket)
-        })
-        .await
-    }
-
-    async fn ready(&self, n: i64) {
-        eventually(SETTLE, &format!("{n} Ready servers"), || async {
-            (self.fleet_field("simple-game-server", "ready").await == Some(n)).then_some(())
-        })
-        .await;
+        eventually(TICKET_SETTLE, &format!("GET ticket {id}"), || get_json(&self.http, &url)).await
     }
 }
 
@@ -85,22 +46,22 @@ async fn resumes_every_ticket_after_a_kill(scratch: &Scratch, flags: &[&str], po
     let queues = copy_example(scratch, "matchmaker.yaml", |text| text);
 
     let mut up = up_on_with(scratch, &[&fleet, &queues], ports[0], flags);
-    up.ready(1).await;
+    up.fleet_ready(1).await;
     // Assigned: a duel takes the only server.
-    let alice = up.created(&duel("alice", 1500.0), Some("key-alice")).await;
-    let bob = up.created(&duel("bob", 1510.0), None).await;
-    let alice_before = up.reaches(&alice, "assigned").await;
-    let bob_before = up.reaches(&bob, "assigned").await;
+    let alice = up.ticket_created(&duel_ticket("alice", 1500.0), Some("key-alice")).await;
+    let bob = up.ticket_created(&duel_ticket("bob", 1510.0), None).await;
+    let alice_before = up.ticket_reaches(&alice, "assigned").await;
+    let bob_before = up.ticket_reaches(&bob, "assigned").await;
     // Matched, waiting for a server none is free.
-    let frank = up.created(&duel("frank", 900.0), None).await;
-    let gina = up.created(&duel("gina", 910.0), None).await;
-    up.reaches(&frank, "matched").await;
-    up.reaches(&gina, "matched").await;
+    let frank = up.ticket_created(&duel_ticket("frank", 900.0), None).await;
+    let gina = up.ticket_created(&duel_ticket("gina", 910.0), None).await;
+    up.ticket_reaches(&frank, "matched").await;
+    up.ticket_reaches(&gina, "matched").await;
     // Searching: two of the four a 2v2 needs, one with an idempotency key.
-    let carol = up.created(&squad("carol"), None).await;
-    let dave = up.created(&squad("dave"), Some("key-dave")).await;
+    let carol = up.ticket_created(&squad("carol"), None).await;
+    let dave = up.ticket_created(&squad("dave"), Some("key-dave")).await;
     // Cancelled.
-    let erin = up.created(&squad("erin"), None).await;
+    let erin = up.ticket_created(&squad("erin"), None).await;
     let cancel = up.http.delete(format!("{}/v1/tickets/{erin}", up.api)).send().await.expect("DELETE");
     assert_eq!(cancel.status().as_u16(), 200);
 
@@ -118,26 +79,26 @@ async fn resumes_every_ticket_after_a_kill(scratch: &Scratch, flags: &[&str], po
         assert_eq!(up.ticket(id).await["state"], "searching");
     }
     // Idempotency keys give back the same tickets.
-    let (status, again) = up.post(&squad("dave"), Some("key-dave")).await;
+    let (status, again) = up.post_ticket_json(&squad("dave"), Some("key-dave")).await;
     assert_eq!((status, again["id"].as_str()), (200, Some(dave.as_str())), "{again}");
-    let (status, again) = up.post(&duel("alice", 1500.0), Some("key-alice")).await;
+    let (status, again) = up.post_ticket_json(&duel_ticket("alice", 1500.0), Some("key-alice")).await;
     assert_eq!((status, again["id"].as_str(), again["state"].as_str()), (200, Some(alice.as_str()), Some("assigned")));
     // A player with a live ticket still cannot queue twice.
-    let (status, conflict) = up.post(&squad("carol"), None).await;
+    let (status, conflict) = up.post_ticket_json(&squad("carol"), None).await;
     assert_eq!(status, 409, "{conflict}");
 
     // The waiting duel gets the fresh server.
-    let frank_after = up.reaches(&frank, "assigned").await;
-    let gina_after = up.reaches(&gina, "assigned").await;
+    let frank_after = up.ticket_reaches(&frank, "assigned").await;
+    let gina_after = up.ticket_reaches(&gina, "assigned").await;
     assert_eq!(frank_after["assignment"]["matchId"], frank_after["match"]["id"]);
     assert_eq!(frank_after["assignment"], gina_after["assignment"]);
     assert_ne!(frank_after["assignment"]["gameServerName"], alice_before["assignment"]["gameServerName"]);
 
     // The searching tickets are back in the pool: two newcomers complete the 2v2 (it waits for
     // a server, none being free, which shows it formed).
-    let heidi = up.created(&squad("heidi"), None).await;
-    let ivan = up.created(&squad("ivan"), None).await;
-    let matched = up.reaches(&carol, "matched").await;
+    let heidi = up.ticket_created(&squad("heidi"), None).await;
+    let ivan = up.ticket_created(&squad("ivan"), None).await;
+    let matched = up.ticket_reaches(&carol, "matched").await;
     let mut players: Vec<String> = matched["match"]["teams"]
         .as_array()
         .expect("teams")

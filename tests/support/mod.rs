@@ -343,3 +343,59 @@ impl Up {
         self.gameserver(name).await.and_then(|gs| gs["state"].as_str().map(str::to_owned))
     }
 }
+
+/// How long the matchmaker tests wait for a ticket or a fleet to get somewhere.
+pub const TICKET_SETTLE: Duration = Duration::from_secs(60);
+
+/// A one-player ticket for `examples/matchmaker.yaml`'s `duel` queue.
+pub fn duel_ticket(id: &str, skill: f64) -> serde_json::Value {
+    serde_json::json!({"queue": "duel", "players": [{"id": id, "attributes": {"skill": skill}}]})
+}
+
+impl Up {
+    /// POSTs a ticket (with an `Idempotency-Key` when `key` is given): status and body, or
+    /// `None` when the matchmaker does not answer (it was killed).
+    pub async fn try_post_ticket_json(
+        &self,
+        ticket: &serde_json::Value,
+        key: Option<&str>,
+    ) -> Option<(u16, serde_json::Value)> {
+        let mut request = self.http.post(format!("{}/v1/tickets", self.api)).json(ticket);
+        if let Some(key) = key {
+            request = request.header("idempotency-key", key);
+        }
+        let response = request.timeout(Duration::from_secs(10)).send().await.ok()?;
+        let status = response.status().as_u16();
+        Some((status, response.json().await.ok()?))
+    }
+
+    /// POSTs a ticket that must be answered: status and body.
+    pub async fn post_ticket_json(&self, ticket: &serde_json::Value, key: Option<&str>) -> (u16, serde_json::Value) {
+        self.try_post_ticket_json(ticket, key).await.expect("the matchmaker answers POST /v1/tickets")
+    }
+
+    /// POSTs a ticket that must be created (201): its id.
+    pub async fn ticket_created(&self, ticket: &serde_json::Value, key: Option<&str>) -> String {
+        let (status, body) = self.post_ticket_json(ticket, key).await;
+        assert_eq!(status, 201, "{body}");
+        body["id"].as_str().expect("id").to_owned()
+    }
+
+    /// Ticket `id` once it is in `state`.
+    pub async fn ticket_reaches(&self, id: &str, state: &str) -> serde_json::Value {
+        let url = format!("{}/v1/tickets/{id}", self.api);
+        eventually(TICKET_SETTLE, &format!("ticket {id} {state} on {}", self.api), || async {
+            let ticket = get_json(&self.http, &url).await?;
+            (ticket["state"] == state).then_some(ticket)
+        })
+        .await
+    }
+
+    /// Waits until the example fleet `simple-game-server` has `n` Ready servers.
+    pub async fn fleet_ready(&self, n: i64) {
+        eventually(TICKET_SETTLE, &format!("{n} Ready servers"), || async {
+            (self.fleet_field("simple-game-server", "ready").await == Some(n)).then_some(())
+        })
+        .await;
+    }
+}
