@@ -371,6 +371,17 @@ impl FleetStatusStore for CountedFleetWrites {
     }
 }
 
+/// Waits (5 s at most) until every recorded count has been written.
+async fn counts_land(counts: &FleetAllocationCounts) {
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while counts.has_pending() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the counts land");
+}
+
 #[tokio::test]
 async fn the_fleet_count_lands_even_when_the_first_status_write_conflicts() {
     let store = Store::new();
@@ -387,13 +398,7 @@ async fn the_fleet_count_lands_even_when_the_first_status_write_conflicts() {
     }
     // A count for a fleet that does not exist is dropped, not retried forever.
     counts.record("default", "gone");
-    tokio::time::timeout(Duration::from_secs(5), async {
-        while counts.has_pending() {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    })
-    .await
-    .expect("the counts land");
+    counts_land(&counts).await;
     let stored = store.api::<Fleet>().get("default", "arena").expect("fleet");
     let status = stored.status.as_ref().expect("status");
     assert_eq!(status.allocations, Some(7), "4 before, 3 counted");
@@ -417,13 +422,7 @@ async fn allocations_tens_of_milliseconds_apart_cost_their_fleet_one_status_writ
         counts.record("default", "arena");
         tokio::time::sleep(Duration::from_millis(30)).await;
     }
-    tokio::time::timeout(Duration::from_secs(5), async {
-        while counts.has_pending() {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    })
-    .await
-    .expect("the counts land");
+    counts_land(&counts).await;
     let stored = store.api::<Fleet>().get("default", "arena").expect("fleet");
     assert_eq!(stored.status.as_ref().and_then(|s| s.allocations), Some(4));
     assert_eq!(fleets.writes.load(Ordering::SeqCst), 1, "the four gathered into one write");
