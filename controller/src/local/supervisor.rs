@@ -9,25 +9,26 @@
 //! stops the groups instead.
 
 mod command;
+mod launcher;
 mod orphans;
 mod output;
 
 use std::collections::HashMap;
-use std::os::unix::process::ExitStatusExt;
-use std::process::Stdio;
+use std::os::fd::OwnedFd;
+use std::os::unix::process::CommandExt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
-use tokio::process::Command;
 use tokio::sync::{mpsc, watch};
 
 pub use command::{ProcessSpec, SELF_PROGRAM, local_problems, process_spec};
 pub use orphans::{GuardCommand, OrphanGuard, guard_groups};
 pub use output::{OutputSink, OutputStream, OutputTails};
 
+use self::launcher::{Launched, Launcher};
 use super::error::{Error, Result};
 
 /// Default time a game gets between SIGTERM and SIGKILL (Kubernetes' default is 30 s; local
@@ -44,15 +45,6 @@ pub enum ExitOutcome {
 }
 
 impl ExitOutcome {
-    fn from_status(status: std::process::ExitStatus) -> Self {
-        match (status.code(), status.signal()) {
-            (Some(code), _) => Self::Code(code),
-            (None, Some(signal)) => Self::Signal(signal),
-            // Unix always has one of the two; treat the impossible as a failure.
-            (None, None) => Self::Code(-1),
-        }
-    }
-
     /// Exited with code 0.
     pub fn success(self) -> bool {
         self == Self::Code(0)
@@ -104,6 +96,7 @@ struct Inner {
     exits: mpsc::UnboundedSender<ProcessExit>,
     guard: Option<OrphanGuard>,
     tails: OutputTails,
+    launcher: Launcher,
 }
 
 #[derive(Debug)]
@@ -138,7 +131,15 @@ impl Supervisor {
                 None
             }
         });
-        let inner = Inner { config, running: Mutex::new(HashMap::new()), exits, guard, tails: OutputTails::default() };
+        let launcher = Launcher::start();
+        let inner = Inner {
+            config,
+            running: Mutex::new(HashMap::new()),
+            exits,
+            guard,
+            tails: OutputTails::default(),
+            launcher,
+        };
         (Self { inner: Arc::new(inner) }, receiver)
     }
 
@@ -154,46 +155,39 @@ impl Supervisor {
     /// Starts `spec` under `key` (at most one process per key). Returns its pid. Must be called
     /// within a tokio runtime.
     pub fn spawn(&self, key: &str, spec: &ProcessSpec) -> Result<u32> {
-        self.spawn_with_stdin(key, spec, Stdio::null())
+        self.spawn_with_stdin(key, spec, None)
     }
 
     /// [`Supervisor::spawn`], with `stdin` as the process's standard input (a network sandbox
-    /// gets the Unix socket it hands its SDK listeners over).
-    pub fn spawn_with_stdin(&self, key: &str, spec: &ProcessSpec, stdin: Stdio) -> Result<u32> {
+    /// gets the Unix socket it hands its SDK listeners over; none: `/dev/null`).
+    pub fn spawn_with_stdin(&self, key: &str, spec: &ProcessSpec, stdin: Option<OwnedFd>) -> Result<u32> {
         let mut running = self.running();
         if running.contains_key(key) {
             return Err(Error::AlreadyRunning { gameserver: key.to_owned() });
         }
-        let mut command = Command::new(&spec.program);
+        let mut command = std::process::Command::new(&spec.program);
         command
             .args(&spec.args)
             .envs(spec.env.iter().map(|(k, v)| (k, v)))
             .current_dir(&spec.working_dir)
-            .stdin(stdin)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
             // Its own group, so one signal reaches the game and everything it started.
             .process_group(0);
-        let mut child = command.spawn().map_err(|source| Error::Spawn {
-            gameserver: key.to_owned(),
-            program: spec.program.clone(),
-            source,
-        })?;
-        let Some(pid) = child.id() else {
-            // Only possible if the child was already reaped, which cannot happen before wait().
-            return Err(Error::Spawn {
-                gameserver: key.to_owned(),
-                program: spec.program.clone(),
-                source: std::io::Error::other("child exited before its pid was read"),
-            });
-        };
+        let Launched { pid, stdout, stderr } = self
+            .inner
+            .launcher
+            .launch(command, stdin)
+            .map_err(|source| Error::Spawn { gameserver: key.to_owned(), program: spec.program.clone(), source })?;
         let sink = &self.inner.config.output;
         let tail = || (self.inner.tails.clone(), key.to_owned());
-        if let Some(stdout) = child.stdout.take() {
-            tokio::spawn(output::pump(stdout, spec.label.clone(), OutputStream::Stdout, sink.clone(), tail()));
-        }
-        if let Some(stderr) = child.stderr.take() {
-            tokio::spawn(output::pump(stderr, spec.label.clone(), OutputStream::Stderr, sink.clone(), tail()));
+        for (pipe, stream) in [(stdout, OutputStream::Stdout), (stderr, OutputStream::Stderr)] {
+            match tokio::net::unix::pipe::Receiver::from_owned_fd(pipe) {
+                Ok(reader) => {
+                    tokio::spawn(output::pump(reader, spec.label.clone(), stream, sink.clone(), tail()));
+                }
+                // Only a runtime that cannot register a descriptor gets here; the game's writes
+                // to that stream then fail with EPIPE, which it survives or reports.
+                Err(error) => tracing::error!(gameserver = %key, pid, ?stream, %error, "cannot read game output"),
+            }
         }
         let stopping = Arc::new(AtomicBool::new(false));
         let (exited_tx, exited) = watch::channel(None);
@@ -207,8 +201,8 @@ impl Supervisor {
         let supervisor = Arc::downgrade(&self.inner);
         let key = key.to_owned();
         tokio::spawn(async move {
-            let outcome = match child.wait().await {
-                Ok(status) => ExitOutcome::from_status(status),
+            let outcome = match launcher::wait_for_exit(pid).await {
+                Ok(outcome) => outcome,
                 Err(error) => {
                     tracing::error!(gameserver = %key, pid, %error, "cannot wait for game process");
                     signal_group(pid, Signal::SIGKILL);

@@ -5,7 +5,6 @@
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::os::fd::OwnedFd;
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -304,7 +303,7 @@ async fn spawn_in_sandbox(
     let args = sandbox_args(&relayed_ports(gs), sdk_ports, &game.program, &game.args);
     let spec = ProcessSpec { program: sandbox.program.clone(), args, ..game };
     let (ours, theirs) = std::os::unix::net::UnixStream::pair().map_err(sandbox_error)?;
-    shared.supervisor.spawn_with_stdin(key, &spec, Stdio::from(OwnedFd::from(theirs)))?;
+    shared.supervisor.spawn_with_stdin(key, &spec, Some(OwnedFd::from(theirs)))?;
     let received = async {
         ours.set_nonblocking(true)?;
         let ours = tokio::net::UnixStream::from_std(ours)?;
