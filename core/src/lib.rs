@@ -172,11 +172,9 @@ pub fn is_controlled_by(
     child: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
     owner: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
 ) -> bool {
-    let namespace = |meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
-        meta.namespace.clone().unwrap_or_else(|| "default".to_owned())
-    };
+    // Borrowed, not cloned: a set's pass asks this of every server in the store.
     let Some(uid) = owner.uid.as_deref() else { return false };
-    namespace(child) == namespace(owner)
+    child.namespace.as_deref().unwrap_or("default") == owner.namespace.as_deref().unwrap_or("default")
         && child.owner_references.iter().flatten().any(|o| o.controller == Some(true) && o.uid == uid)
 }
 

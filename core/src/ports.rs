@@ -284,22 +284,24 @@ impl PortAllocator {
         statics: &[i32],
         placement: Placement,
     ) -> Result<Vec<(usize, i32)>> {
-        let mut taken: BTreeSet<i32> = self.used.get(node).cloned().unwrap_or_default();
-        taken.extend(statics.iter().copied());
+        let used = self.used.get(node);
+        // This server's own ports so far: its Static ones, then each dynamic one chosen.
+        let mut mine = statics.to_vec();
         let mut out = Vec::new();
         for (index, range_name) in dynamic_ports(gs) {
             let range = self.range(key, range_name, &gs.spec.ports[index].name)?;
-            let free = (range.min..=range.max).filter(|p| !taken.contains(p));
             let chosen = match placement {
-                Placement::Known => free.min(),
-                Placement::Scheduler => free.min_by_key(|p| (self.nodes_using(*p), *p)),
+                Placement::Known => lowest_free(range, used, &mine),
+                Placement::Scheduler => (range.min..=range.max)
+                    .filter(|p| !used.is_some_and(|used| used.contains(p)) && !mine.contains(p))
+                    .min_by_key(|p| (self.nodes_using(*p), *p)),
             };
             let port = chosen.ok_or_else(|| Error::PortsExhausted {
                 gameserver: key.to_owned(),
                 range: range_name.to_owned(),
                 nodes_tried: 1,
             })?;
-            taken.insert(port);
+            mine.push(port);
             out.push((index, port));
         }
         Ok(out)
@@ -317,6 +319,17 @@ impl PortAllocator {
             range: range.to_owned(),
         })
     }
+}
+
+/// The lowest port of `range` that is neither in `used` nor in `mine`. Walks the taken ports in
+/// order beside the candidates, so a node with a thousand servers costs one pass over its ports,
+/// not a set lookup for each port of the range.
+fn lowest_free(range: PortRange, used: Option<&BTreeSet<i32>>, mine: &[i32]) -> Option<i32> {
+    let mut taken = used.into_iter().flat_map(|used| used.range(range.min..=range.max)).copied().peekable();
+    (range.min..=range.max).find(|port| {
+        while taken.next_if(|taken| taken < port).is_some() {}
+        taken.peek() != Some(port) && !mine.contains(port)
+    })
 }
 
 /// Whether the node of an allocation is where the server will run, or the scheduler's to pick.
@@ -361,4 +374,21 @@ fn held_host_ports(spec: &GameServerSpec) -> Vec<i32> {
     out.sort_unstable();
     out.dedup();
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lowest_free_port_skips_taken_ones_and_this_servers_own() {
+        let range = PortRange { min: 7000, max: 7005 };
+        let used = BTreeSet::from([6990, 7000, 7001, 7003]);
+        assert_eq!(lowest_free(range, Some(&used), &[]), Some(7002));
+        assert_eq!(lowest_free(range, Some(&used), &[7002]), Some(7004));
+        assert_eq!(lowest_free(range, None, &[7000]), Some(7001));
+        let full: BTreeSet<i32> = (7000..=7005).collect();
+        assert_eq!(lowest_free(range, Some(&full), &[]), None);
+        assert_eq!(lowest_free(range, Some(&BTreeSet::from([7000, 7001, 7002])), &[7003, 7004, 7005]), None);
+    }
 }

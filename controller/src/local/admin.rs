@@ -153,7 +153,7 @@ fn refusal(status: StatusCode, message: String) -> Response {
 }
 
 async fn fleets(State(state): State<AdminState>) -> Json<Vec<FleetSummary>> {
-    Json(Snapshot::of(&state.store).fleets)
+    Json(Snapshot::fleets_of(&state.store))
 }
 
 async fn gameservers(State(state): State<AdminState>) -> Json<Vec<GameServerSummary>> {

@@ -5,7 +5,7 @@
 pub mod json;
 
 use std::convert::Infallible;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -82,12 +82,10 @@ fn ok(value: Value) -> RestResult {
     Ok(([(header::CONTENT_TYPE, "application/json")], value.to_string()).into_response())
 }
 
-/// Builds the gateway's router. `body_limit` caps request bodies (413 above it). Bodies must be
-/// `application/json` (415), and requests from browsers (with an `Origin`) are refused (403):
-/// see [`RequestGuard`].
-pub fn router(sidecar: Sidecar, stop: watch::Receiver<bool>, body_limit: usize) -> Router {
-    let gateway = Gateway { sidecar, shutdown: stop, body_limit };
-    let routes = Router::new()
+/// The routes, built once: every server's sidecar (a thousand in a large fleet, each started
+/// while the others start) only hands them its state.
+static ROUTES: LazyLock<Router<Gateway>> = LazyLock::new(|| {
+    Router::new()
         .route("/ready", post(ready))
         .route("/allocate", post(allocate))
         .route("/shutdown", post(shutdown))
@@ -111,8 +109,14 @@ pub fn router(sidecar: Sidecar, stop: watch::Receiver<bool>, body_limit: usize) 
         .method_not_allowed_fallback(|| async {
             RestError::new(StatusCode::METHOD_NOT_ALLOWED, Code::Unimplemented, "Method Not Allowed")
         })
-        .layer(DefaultBodyLimit::max(body_limit))
-        .with_state(gateway);
+});
+
+/// Builds the gateway's router. `body_limit` caps request bodies (413 above it). Bodies must be
+/// `application/json` (415), and requests from browsers (with an `Origin`) are refused (403):
+/// see [`RequestGuard`].
+pub fn router(sidecar: Sidecar, stop: watch::Receiver<bool>, body_limit: usize) -> Router {
+    let gateway = Gateway { sidecar, shutdown: stop, body_limit };
+    let routes = ROUTES.clone().layer(DefaultBodyLimit::max(body_limit)).with_state(gateway);
     RequestGuard::json_only(Arc::new(refusal))
         .refuse_browsers()
         .wrap(routes)

@@ -1,6 +1,7 @@
 //! A read-only picture of the runtime for the admin endpoint and the progress lines.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::Serialize;
 use stadion_crds::{Fleet, GameServer, labels};
@@ -77,14 +78,20 @@ pub struct PortSummary {
 impl Snapshot {
     /// The picture of `store` right now.
     pub fn of(store: &Store) -> Self {
-        take(store)
+        let gameservers = store.api::<GameServer>().list(None, &Selector::everything());
+        Snapshot { fleets: fleet_summaries(store, &gameservers), gameservers: gameserver_summaries(&gameservers) }
+    }
+
+    /// Only the fleets of [`Snapshot::of`]: what a poll of the fleets' counts needs, without a
+    /// summary of every server (a thousand of them, labels and ports cloned, per poll).
+    pub fn fleets_of(store: &Store) -> Vec<FleetSummary> {
+        fleet_summaries(store, &store.api::<GameServer>().list(None, &Selector::everything()))
     }
 }
 
-fn take(store: &Store) -> Snapshot {
-    let gameservers = store.api::<GameServer>().list(None, &Selector::everything());
+fn fleet_summaries(store: &Store, gameservers: &[Arc<GameServer>]) -> Vec<FleetSummary> {
     let fleets = store.api::<Fleet>().list(None, &Selector::everything());
-    let fleets = fleets
+    fleets
         .iter()
         .map(|fleet| {
             // Counted from the servers rather than the fleet's status, so the picture is exact
@@ -106,8 +113,11 @@ fn take(store: &Store) -> Snapshot {
                 reserved: counts.reserved_replicas,
             }
         })
-        .collect();
-    let gameservers = gameservers
+        .collect()
+}
+
+fn gameserver_summaries(gameservers: &[Arc<GameServer>]) -> Vec<GameServerSummary> {
+    gameservers
         .iter()
         .map(|gs| {
             let status = gs.status.clone().unwrap_or_default();
@@ -124,6 +134,5 @@ fn take(store: &Store) -> Snapshot {
                 deleting: gs.metadata.deletion_timestamp.is_some(),
             }
         })
-        .collect();
-    Snapshot { fleets, gameservers }
+        .collect()
 }
