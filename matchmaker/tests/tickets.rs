@@ -216,12 +216,19 @@ async fn players_stay_apart_when_skill_is_too_far() {
 #[tokio::test]
 async fn a_server_allocated_for_a_match_cancelled_mid_call_is_released() {
     let fleet = FakeFleet::new(1);
-    *fleet.delay.lock().unwrap() = Duration::from_millis(300);
+    *fleet.delay.lock().unwrap() = Duration::from_millis(800);
     let server = TestServer::start(config(DUEL), fleet.clone()).await;
     let (_, a) = server.post_ticket(&solo("duel", "tia", 1000.0)).await;
     let (_, b) = server.post_ticket(&solo("duel", "ugo", 1000.0)).await;
     let (a_id, b_id) = (a["id"].as_str().unwrap(), b["id"].as_str().unwrap());
     server.wait_for_state(a_id, "matched").await;
+    // Cancelled mid-call, not before it: a match dissolved before its allocation starts takes
+    // no server, and there is nothing to release (a loaded machine can get there first).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while fleet.calls.load(Ordering::SeqCst) == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "the match's allocation never started");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     let response = server.client.delete(server.url(&format!("/v1/tickets/{a_id}"))).send().await.unwrap();
     assert_eq!(response.status(), 200);
     server.wait_for_state(b_id, "searching").await;

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use stadion_controller::local::files::{Fingerprint, load_all};
+use stadion_controller::local::files::{Fingerprint, SETTLE, SETTLE_LOOKS, load_all, settled};
 use stadion_controller::local::runtime::{ApplyReport, DEFAULT_ADDRESS, RuntimeConfig};
 use stadion_controller::local::sandbox::SandboxCommand;
 use stadion_controller::local::supervisor::OutputSink;
@@ -250,7 +250,7 @@ async fn watch(
         }
         let now = Fingerprint::of(&args.paths);
         if now != fingerprint {
-            fingerprint = now;
+            fingerprint = settled(now, || Fingerprint::of(&args.paths), SETTLE, SETTLE_LOOKS).await;
             let applied = load_all(&args.paths).map_err(|e| e.to_string()).and_then(|loaded| {
                 report_skipped(&loaded.skipped);
                 runtime.apply(&loaded.manifests, true).map_err(|e| e.to_string())

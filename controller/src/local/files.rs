@@ -2,7 +2,7 @@
 //! change.
 
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use stadion_crds::manifest::{ManifestError, Skipped, parse_manifest, yaml_documents};
 
@@ -120,9 +120,56 @@ impl Fingerprint {
     }
 }
 
+/// How long a changed fingerprint must hold still before the files are read.
+pub const SETTLE: Duration = Duration::from_millis(25);
+
+/// The most looks [`settled`] takes before reading files that keep changing anyway.
+pub const SETTLE_LOOKS: usize = 40;
+
+/// Waits until what `look` sees stops changing: looks again every `pause`, and returns the first
+/// value seen twice in a row (or the last one after `max_looks`). An editor that truncates a
+/// file and then writes it, or a copy in progress, is otherwise caught half-way: applied with
+/// pruning, a half-written fleet file deletes the fleet and its servers with their players, and
+/// a `replicas: 10` cut to `replicas: 1` scales it down.
+pub async fn settled<T: PartialEq>(mut seen: T, mut look: impl FnMut() -> T, pause: Duration, max_looks: usize) -> T {
+    for _ in 0..max_looks {
+        tokio::time::sleep(pause).await;
+        let again = look();
+        if again == seen {
+            break;
+        }
+        seen = again;
+    }
+    seen
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn files_are_read_once_they_hold_still() {
+        let mut looks = ["half", "full", "full", "other"].into_iter();
+        let seen = settled("empty", || looks.next().unwrap_or("gone"), SETTLE, SETTLE_LOOKS).await;
+        assert_eq!(seen, "full", "the first state seen twice in a row");
+        assert_eq!(looks.next(), Some("other"), "no look after it held still");
+
+        let mut looks = ["same"].into_iter();
+        assert_eq!(settled("same", || looks.next().unwrap_or("gone"), SETTLE, SETTLE_LOOKS).await, "same");
+
+        let mut counter = 0;
+        let always_changing = settled(
+            0,
+            || {
+                counter += 1;
+                counter
+            },
+            SETTLE,
+            5,
+        )
+        .await;
+        assert_eq!(always_changing, 5, "files that never settle are read after the last look");
+    }
 
     #[test]
     fn folders_give_their_yaml_files_and_files_without_kind_are_skipped() {

@@ -32,6 +32,8 @@ pub struct FakeFleet {
     pub released: Mutex<Vec<String>>,
     /// Delay every allocation by this long.
     pub delay: Mutex<Duration>,
+    /// Allocations called so far, counted as each call begins (before its delay).
+    pub calls: AtomicU32,
 }
 
 impl FakeFleet {
@@ -45,6 +47,7 @@ impl FakeFleet {
             backend_failures: AtomicU32::new(0),
             released: Mutex::new(Vec::new()),
             delay: Mutex::new(Duration::ZERO),
+            calls: AtomicU32::new(0),
         });
         fleet.add_ready(ready);
         fleet
@@ -75,6 +78,7 @@ fn port_of(name: &str) -> i32 {
 impl Allocator for FakeFleet {
     async fn allocate(&self, request: AdmittedAllocation) -> Result<AllocationOutcome, AllocateError> {
         let request = request.into_inner();
+        self.calls.fetch_add(1, Ordering::SeqCst);
         let delay = *self.delay.lock().unwrap();
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
