@@ -15,6 +15,7 @@ pub mod admin;
 pub mod allocator;
 pub mod dashboard;
 pub mod error;
+mod fd_passing;
 pub mod files;
 pub mod metrics;
 pub mod recorder;

@@ -1,67 +1,40 @@
 //! Handing the sandbox's SDK listeners to the runtime: two file descriptors in one `SCM_RIGHTS`
 //! message over the Unix socket that is the sandbox's stdin.
 
-use std::io::{self, IoSlice, IoSliceMut};
-use std::mem::MaybeUninit;
+use std::io;
 use std::net::TcpListener;
 use std::os::fd::{AsFd, OwnedFd};
 
-use rustix::net::{
-    RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer, SendAncillaryMessage, SendFlags,
-    recvmsg, sendmsg,
-};
+use rustix::net::RecvFlags;
 
-/// The one byte sent with the descriptors (a message must carry data).
+use crate::local::fd_passing;
+
+/// The tag byte sent with the listeners.
 const TAG: u8 = b'L';
 
 /// Sends the gRPC and REST listeners (in that order) over `socket`.
 pub fn send_listeners(socket: impl AsFd, grpc: &TcpListener, http: &TcpListener) -> io::Result<()> {
-    let fds = [grpc.as_fd(), http.as_fd()];
-    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(2))];
-    let mut control = SendAncillaryBuffer::new(&mut space);
-    if !control.push(SendAncillaryMessage::ScmRights(&fds)) {
-        return Err(io::Error::other("no room for two descriptors in the control message"));
-    }
-    sendmsg(socket, &[IoSlice::new(&[TAG])], &mut control, SendFlags::empty())?;
-    Ok(())
+    fd_passing::send(socket, TAG, &[grpc.as_fd(), http.as_fd()])
 }
 
 /// Receives the two listeners [`send_listeners`] sent, waiting until `socket` is readable.
 pub async fn receive_listeners(socket: &tokio::net::UnixStream) -> io::Result<(OwnedFd, OwnedFd)> {
     loop {
         socket.readable().await?;
-        match socket.try_io(tokio::io::Interest::READABLE, || receive_now(socket)) {
+        match socket
+            .try_io(tokio::io::Interest::READABLE, || fd_passing::receive::<2>(socket, TAG, RecvFlags::DONTWAIT))
+        {
             Err(error) if error.kind() == io::ErrorKind::WouldBlock => continue,
-            other => return other,
+            Err(error) => return Err(error),
+            Ok(Some([grpc, http])) => return Ok((grpc, http)),
+            Ok(None) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the sandbox exited before handing over its SDK ports",
+                ));
+            }
         }
     }
-}
-
-fn receive_now(socket: &tokio::net::UnixStream) -> io::Result<(OwnedFd, OwnedFd)> {
-    let mut byte = [0u8; 1];
-    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(2))];
-    let mut control = RecvAncillaryBuffer::new(&mut space);
-    let received =
-        recvmsg(socket, &mut [IoSliceMut::new(&mut byte)], &mut control, RecvFlags::CMSG_CLOEXEC | RecvFlags::DONTWAIT)
-            .map_err(io::Error::from)?;
-    if received.bytes == 0 {
-        return Err(io::Error::new(
-            io::ErrorKind::UnexpectedEof,
-            "the sandbox exited before handing over its SDK ports",
-        ));
-    }
-    let mut fds: Vec<OwnedFd> = Vec::with_capacity(2);
-    for message in control.drain() {
-        if let RecvAncillaryMessage::ScmRights(received) = message {
-            fds.extend(received);
-        }
-    }
-    if byte[0] != TAG || fds.len() != 2 {
-        return Err(io::Error::other(format!("the sandbox sent {} descriptors, not its two SDK listeners", fds.len())));
-    }
-    let http = fds.pop();
-    let grpc = fds.pop();
-    grpc.zip(http).ok_or_else(|| io::Error::other("descriptors went missing"))
 }
 
 #[cfg(test)]

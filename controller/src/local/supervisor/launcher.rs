@@ -18,22 +18,19 @@
 //!
 //! Where the table cannot be unshared, processes are spawned directly, as before.
 
-use std::io::{self, IoSlice, IoSliceMut};
-use std::mem::MaybeUninit;
+use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::process::{Command, Stdio};
 use std::sync::{Mutex, PoisonError, mpsc};
 
-use rustix::net::{
-    RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer, SendAncillaryMessage, SendFlags,
-    recvmsg, sendmsg,
-};
+use rustix::net::RecvFlags;
 use rustix::process::{PidfdFlags, WaitId, WaitIdOptions, WaitIdStatus, pidfd_open, waitid};
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 
 use super::ExitOutcome;
+use crate::local::fd_passing;
 
 /// A process just started: its pid and the read ends of its output pipes.
 #[derive(Debug)]
@@ -170,35 +167,16 @@ fn spawn(mut command: Command, stdin: Option<OwnedFd>) -> io::Result<(u32, [Owne
     Ok((child.id(), [stdout, stderr]))
 }
 
-/// The one byte sent with descriptors (a message must carry data).
+/// The tag byte sent with a launch's descriptors.
 const TAG: u8 = b'F';
 
 fn send_fds(socket: &UnixStream, fds: &[BorrowedFd<'_>]) -> io::Result<()> {
-    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(2))];
-    let mut control = SendAncillaryBuffer::new(&mut space);
-    if !control.push(SendAncillaryMessage::ScmRights(fds)) {
-        return Err(io::Error::other("no room for the descriptors in the control message"));
-    }
-    sendmsg(socket, &[IoSlice::new(&[TAG])], &mut control, SendFlags::empty())?;
-    Ok(())
+    fd_passing::send(socket, TAG, fds)
 }
 
 fn receive_fds<const N: usize>(socket: &UnixStream) -> io::Result<[OwnedFd; N]> {
-    let mut byte = [0u8; 1];
-    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(2))];
-    let mut control = RecvAncillaryBuffer::new(&mut space);
-    let received = recvmsg(socket, &mut [IoSliceMut::new(&mut byte)], &mut control, RecvFlags::CMSG_CLOEXEC)?;
-    let mut fds = Vec::with_capacity(N);
-    for message in control.drain() {
-        if let RecvAncillaryMessage::ScmRights(received) = message {
-            fds.extend(received);
-        }
-    }
-    if received.bytes != 1 || byte[0] != TAG {
-        return Err(io::Error::other("the launcher's socket carried something other than descriptors"));
-    }
-    let count = fds.len();
-    fds.try_into().map_err(|_| io::Error::other(format!("{count} descriptors arrived, not {N}")))
+    fd_passing::receive::<N>(socket, TAG, RecvFlags::empty())?
+        .ok_or_else(|| io::Error::new(io::ErrorKind::UnexpectedEof, "the launcher's socket was closed"))
 }
 
 /// Waits for `pid` (a child of this process) to exit and reaps it: on its pidfd when the kernel
