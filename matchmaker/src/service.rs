@@ -124,7 +124,7 @@ impl Matchmaker {
         let base = unix_millis();
         let (jobs, job_queue) = mpsc::unbounded_channel();
         for job in state.restore(stored, base) {
-            let _ = jobs.send(state::Job::Match(job));
+            let _ = jobs.send(job);
         }
         tracing::info!(store = %store.describe(), "matchmaker ticket store");
         let (closing, _) = watch::channel(false);

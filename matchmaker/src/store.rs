@@ -108,6 +108,29 @@ pub struct StoredMatch {
     pub tickets: Vec<Uuid>,
     /// Teams, region and formation time.
     pub info: MatchInfo,
+    /// Set once the match runs on its server and takes late joiners (a backfill queue's
+    /// match): it is then kept until it closes, so a restart reopens it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open: Option<StoredOpen>,
+}
+
+/// A running match open to late joiners, as its server last confirmed it: the players placed
+/// and seated (those on their way in are stored as `matched` tickets naming the match, and
+/// placed again on restart), and the seats its server reported free.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoredOpen {
+    /// Where its server is (the allocation requests' namespace).
+    pub namespace: String,
+    /// Lowest ticket skill in it.
+    pub skill_low: f64,
+    /// Highest ticket skill in it.
+    pub skill_high: f64,
+    /// The widest skill range its tickets accepted when it formed (`None`: no limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spread: Option<f64>,
+    /// Seats free on its server.
+    pub room: u32,
 }
 
 /// One change, in the order the service made it.
@@ -118,9 +141,9 @@ pub enum Change {
     Ticket(Box<StoredTicket>),
     /// A ticket's retention ended.
     Forget(Uuid),
-    /// A match formed.
-    Match(StoredMatch),
-    /// A match was assigned, dissolved or failed.
+    /// A match formed, or a running match opened to late joiners or changed.
+    Match(Box<StoredMatch>),
+    /// A match was assigned, dissolved or failed, or a running match closed to late joiners.
     MatchDone(Uuid),
 }
 
@@ -129,7 +152,7 @@ pub enum Change {
 pub struct Stored {
     /// Every ticket not yet forgotten.
     pub tickets: Vec<StoredTicket>,
-    /// Every match still waiting for its server.
+    /// Every match still waiting for its server, and every running match still open.
     pub matches: Vec<StoredMatch>,
 }
 
@@ -233,7 +256,7 @@ impl Fold {
                 self.tickets.remove(&id);
             }
             Change::Match(m) => {
-                self.matches.insert(m.id, m);
+                self.matches.insert(m.id, *m);
             }
             Change::MatchDone(id) => {
                 self.matches.remove(&id);

@@ -158,7 +158,7 @@ impl Matchmaker {
         let watchers = guard.retire();
         fresh.use_admission(self.inner.admission.clone());
         self.inner.store.begin_term(term.as_deref());
-        let mut jobs: Vec<state::Job> = fresh.restore(stored, now).into_iter().map(state::Job::Match).collect();
+        let mut jobs: Vec<state::Job> = fresh.restore(stored, now);
         fresh.adopt_watchers(watchers);
         // Tickets this replica created since the store was read.
         fresh.drain_inbox();

@@ -72,7 +72,7 @@ struct PendingMatch {
     info: MatchInfo,
     wake: Arc<Notify>,
     /// The windows it formed with, kept to open it for late joiners once it has a server
-    /// (backfill queues only; a match resumed after a restart does not reopen).
+    /// (backfill queues only; a match resumed after a restart gets them from its tickets).
     window: Option<OpenMatch>,
 }
 
@@ -414,7 +414,7 @@ impl State {
         self.metrics.matched(&config.name, waits);
         // The match is stored before its tickets name it, so a reader never sees a ticket
         // waiting in a match it does not know.
-        self.store.record(Change::Match(StoredMatch {
+        self.store.record(Change::Match(Box::new(StoredMatch {
             id,
             queue: config.name.clone(),
             tickets: keys
@@ -423,7 +423,8 @@ impl State {
                 .filter_map(|r| Uuid::parse_str(&r.view.id).ok())
                 .collect(),
             info: info.clone(),
-        }));
+            open: None,
+        })));
         for &key in &keys {
             if let Some(record) = self.tickets.get_mut(&key) {
                 record.match_id = Some(id);

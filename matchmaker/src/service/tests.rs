@@ -22,6 +22,11 @@ use crate::ticket::{AttributeValue, Player, TicketState};
 struct ListFleet {
     servers: StdMutex<Vec<GameServer>>,
     capacity: watch::Sender<u64>,
+    /// While set, a backfill (a request for an Allocated server) is never answered, as when
+    /// the matchmaker dies during the call: `true` once its write landed, `false` before.
+    stall: StdMutex<Option<bool>>,
+    /// Backfill requests stalled so far.
+    stalled: std::sync::atomic::AtomicUsize,
 }
 
 impl ListFleet {
@@ -37,7 +42,12 @@ impl ListFleet {
                 gs
             })
             .collect();
-        Arc::new(Self { servers: StdMutex::new(servers), capacity: watch::channel(0).0 })
+        Arc::new(Self {
+            servers: StdMutex::new(servers),
+            capacity: watch::channel(0).0,
+            stall: StdMutex::new(None),
+            stalled: Default::default(),
+        })
     }
 
     fn server(&self, name: &str) -> GameServer {
@@ -58,6 +68,20 @@ impl ListFleet {
         let gs = servers.iter_mut().find(|gs| gs.metadata.name.as_deref() == Some(name)).unwrap();
         change(gs);
         bump(gs);
+    }
+}
+
+impl ListFleet {
+    /// Writes `gs` if nobody changed it since it was read (its resourceVersion).
+    fn write(&self, gs: GameServer) -> bool {
+        let mut servers = self.servers.lock().unwrap();
+        let Some(current) = servers.iter_mut().find(|s| s.metadata.name == gs.metadata.name) else { return false };
+        if current.metadata.resource_version != gs.metadata.resource_version {
+            return false;
+        }
+        *current = gs;
+        bump(current);
+        true
     }
 }
 
@@ -82,16 +106,20 @@ impl Allocator for ListFleet {
         };
         // Other writers may run between the read and the write, as against a real API server.
         tokio::task::yield_now().await;
-        let mut servers = self.servers.lock().unwrap();
-        let Some(current) = servers.iter_mut().find(|gs| gs.metadata.name == attempt.gameserver.metadata.name) else {
-            return Ok(AllocationOutcome::Contention);
-        };
-        if current.metadata.resource_version != attempt.gameserver.metadata.resource_version {
-            return Ok(AllocationOutcome::Contention);
+        let backfill = request.request().spec.selectors.first().and_then(|s| s.game_server_state)
+            == Some(GameServerState::Allocated);
+        let stall = *self.stall.lock().unwrap();
+        if let (true, Some(landed)) = (backfill, stall) {
+            if landed {
+                self.write(attempt.gameserver);
+            }
+            self.stalled.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            return std::future::pending().await;
         }
-        *current = attempt.gameserver;
-        bump(current);
-        Ok(AllocationOutcome::Allocated(attempt.status))
+        match self.write(attempt.gameserver) {
+            true => Ok(AllocationOutcome::Allocated(attempt.status)),
+            false => Ok(AllocationOutcome::Contention),
+        }
     }
 
     fn capacity_changes(&self) -> watch::Receiver<u64> {
@@ -114,12 +142,20 @@ fn request(player: &str, skill: f64) -> TicketRequest {
 }
 
 fn start(yaml: &str, fleet: Arc<ListFleet>) -> (Matchmaker, tokio::sync::oneshot::Sender<()>) {
-    let mm = Matchmaker::new(MatchmakerConfig::from_yaml_str(yaml).unwrap(), fleet).unwrap();
+    let (mm, stop, _) = start_with(MatchmakerConfig::from_yaml_str(yaml).unwrap(), fleet);
+    (mm, stop)
+}
+
+fn start_with(
+    config: MatchmakerConfig,
+    fleet: Arc<ListFleet>,
+) -> (Matchmaker, tokio::sync::oneshot::Sender<()>, JoinHandle<()>) {
+    let mm = Matchmaker::new(config, fleet).unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    mm.run(async move {
+    let running = mm.run(async move {
         let _ = stopped.await;
     });
-    (mm, stop)
+    (mm, stop, running)
 }
 
 async fn submit(mm: &Matchmaker, player: &str, skill: f64) -> String {
@@ -289,4 +325,97 @@ async fn a_submission_is_answered_while_a_round_holds_the_state_lock() {
     assert!(!newcomer.1, "the idempotency key returns the same ticket");
     assert_eq!(newcomer.0.state, TicketState::Matched, "{:?}", newcomer.0);
     assert_eq!(mm.ticket(&partner.id).unwrap().state, TicketState::Matched);
+}
+
+/// A matchmaker on `stateDir` stopped in the middle of a late ticket's backfill, its write to
+/// the server landed (`landed`) or not, and started again on the same folder.
+async fn restart_during_a_backfill(landed: bool) {
+    let dir = std::env::temp_dir().join(format!("stadion-mm-backfill-{}", Uuid::new_v4()));
+    let mut config = MatchmakerConfig::from_yaml_str(LOBBY).unwrap();
+    config.state_dir = Some(dir.clone());
+    let fleet = ListFleet::new(&["gs-1", "gs-2"], 3);
+    let (mm, stop, running) = start_with(config.clone(), fleet.clone());
+    let alice = submit(&mm, "alice", 1000.0).await;
+    submit(&mm, "bob", 1000.0).await;
+    let alice = settled(&mm, &alice).await;
+    assert_eq!(server_of(&alice), "gs-1");
+    *fleet.stall.lock().unwrap() = Some(landed);
+    let carol = submit(&mm, "carol", 1000.0).await;
+    for _ in 0..500 {
+        if fleet.stalled.load(std::sync::atomic::Ordering::SeqCst) == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(fleet.stalled.load(std::sync::atomic::Ordering::SeqCst), 1, "carol's backfill reached the server");
+    assert_eq!(mm.ticket(&carol).unwrap().state, TicketState::Matched);
+    let expected: &[&str] = if landed { &["alice", "bob", "carol"] } else { &["alice", "bob"] };
+    assert_eq!(fleet.list("gs-1"), expected);
+    // The matchmaker dies with the call in flight.
+    stop.send(()).unwrap();
+    running.await.unwrap();
+    drop(mm);
+    *fleet.stall.lock().unwrap() = None;
+
+    let (mm, _stop, _) = start_with(config, fleet.clone());
+    let carol = settled(&mm, &carol).await;
+    assert_eq!(server_of(&carol), "gs-1", "{carol:?}");
+    let match_id = &alice.assignment.as_ref().unwrap().match_id;
+    assert_eq!(&carol.assignment.as_ref().unwrap().match_id, match_id, "the same running match");
+    assert_eq!(fleet.list("gs-1"), ["alice", "bob", "carol"], "her seat taken exactly once");
+    // The server is full now (a landed write left no room, so only finding carol on the list
+    // could assign her): the next two form a new match on the other server.
+    let dave = submit(&mm, "dave", 1000.0).await;
+    let erin = submit(&mm, "erin", 1000.0).await;
+    assert_eq!(server_of(&settled(&mm, &dave).await), "gs-2");
+    assert_eq!(server_of(&settled(&mm, &erin).await), "gs-2");
+    assert_eq!(fleet.list("gs-1").len(), 3, "never past capacity");
+    drop(mm);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn a_backfill_whose_write_landed_before_a_restart_is_adopted_not_seated_twice() {
+    restart_during_a_backfill(true).await;
+}
+
+#[tokio::test]
+async fn a_backfill_cut_off_by_a_restart_is_placed_again_in_the_reopened_match() {
+    restart_during_a_backfill(false).await;
+}
+
+#[tokio::test]
+async fn a_match_resumed_after_a_restart_takes_late_joiners_once_it_has_its_server() {
+    let dir = std::env::temp_dir().join(format!("stadion-mm-resume-{}", Uuid::new_v4()));
+    let mut config = MatchmakerConfig::from_yaml_str(LOBBY).unwrap();
+    config.state_dir = Some(dir.clone());
+    // No server yet: the match waits for one when the matchmaker stops.
+    let (mm, stop, running) = start_with(config.clone(), ListFleet::new(&[], 3));
+    let alice = submit(&mm, "alice", 1000.0).await;
+    submit(&mm, "bob", 1010.0).await;
+    for _ in 0..500 {
+        if mm.ticket(&alice).unwrap().state == TicketState::Matched {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(mm.ticket(&alice).unwrap().state, TicketState::Matched);
+    stop.send(()).unwrap();
+    running.await.unwrap();
+    drop(mm);
+
+    let fleet = ListFleet::new(&["gs-1", "gs-2"], 3);
+    let (mm, _stop, _) = start_with(config, fleet.clone());
+    assert_eq!(server_of(&settled(&mm, &alice).await), "gs-1");
+    // Outside the windows it formed with (1000..1010, spread 100): not placed.
+    let far = submit(&mm, "far", 1150.0).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(mm.ticket(&far).unwrap().state, TicketState::Searching);
+    // Within them: joins the running match rather than starting one with `far`.
+    let carol = settled(&mm, &submit(&mm, "carol", 1090.0).await).await;
+    assert_eq!(server_of(&carol), "gs-1");
+    assert_eq!(fleet.list("gs-1"), ["alice", "bob", "carol"]);
+    assert_eq!(mm.ticket(&far).unwrap().state, TicketState::Searching);
+    drop(mm);
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -404,7 +404,7 @@ fn write_temporary(path: &Path, stored: &Stored) -> Result<(PathBuf, u64), Store
         .tickets
         .iter()
         .map(|t| Change::Ticket(Box::new(t.clone())))
-        .chain(stored.matches.iter().cloned().map(Change::Match));
+        .chain(stored.matches.iter().map(|m| Change::Match(Box::new(m.clone()))));
     for change in changes {
         let mut line = serde_json::to_vec(&change).map_err(|e| io_error(&temporary, e))?;
         line.push(b'\n');

@@ -363,7 +363,7 @@ async fn load(conn: &mut ConnectionManager, keys: &Keys) -> redis::RedisResult<S
     }
     for (id, json) in matches {
         match serde_json::from_str::<StoredMatch>(&json) {
-            Ok(m) => fold.apply(Change::Match(m)),
+            Ok(m) => fold.apply(Change::Match(Box::new(m))),
             Err(error) => tracing::warn!(r#match = %id, %error, "stored match skipped: it does not parse"),
         }
     }

@@ -58,7 +58,8 @@ async fn a_reopened_journal_holds_the_latest_state_of_every_live_ticket_and_matc
     let mut bob = ticket("bob", TicketState::Searching, 2);
     let carol = ticket("carol", TicketState::Searching, 3);
     let info = MatchInfo { id: Uuid::new_v4().to_string(), teams: vec![], region: None, formed_at: "x".to_owned() };
-    let waiting = StoredMatch { id: Uuid::new_v4(), queue: "duel".to_owned(), tickets: vec![uuid(&bob)], info };
+    let waiting =
+        StoredMatch { id: Uuid::new_v4(), queue: "duel".to_owned(), tickets: vec![uuid(&bob)], info, open: None };
     {
         let store = JournalStore::open(&dir.0).unwrap();
         assert!(store.load().unwrap().is_empty());
@@ -67,11 +68,11 @@ async fn a_reopened_journal_holds_the_latest_state_of_every_live_ticket_and_matc
         store.record(Change::Ticket(Box::new(carol.clone())));
         bob.ticket.state = TicketState::Matched;
         bob.match_id = Some(waiting.id);
-        store.record(Change::Match(waiting.clone()));
+        store.record(Change::Match(Box::new(waiting.clone())));
         store.record(Change::Ticket(Box::new(bob.clone())));
         store.record(Change::Forget(uuid(&carol)));
         let done = StoredMatch { id: Uuid::new_v4(), ..waiting.clone() };
-        store.record(Change::Match(done.clone()));
+        store.record(Change::Match(Box::new(done.clone())));
         store.record(Change::MatchDone(done.id));
         store.persisted().await.unwrap();
     }

@@ -25,24 +25,25 @@ use uuid::Uuid;
 use super::{Job, State, seconds};
 use crate::config::{MATCH_ID_LABEL, QueueConfig, SeatTracker};
 use crate::engine::{Millis, OpenKey, OpenMatch, Placement, TicketKey};
+use crate::store::{Change, StoredMatch, StoredOpen};
 use crate::ticket::{Assignment, MatchInfo, TicketState};
 
 /// A running match of a backfill queue, for as long as it is open.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(super) struct RunningMatch {
-    id: Uuid,
-    queue: String,
-    namespace: String,
-    info: MatchInfo,
+    pub(super) id: Uuid,
+    pub(super) queue: String,
+    pub(super) namespace: String,
+    pub(super) info: MatchInfo,
 }
 
 /// A ticket placed into an open match, waiting for the server's answer.
 #[derive(Debug)]
 pub(super) struct PendingBackfill {
-    open: OpenKey,
-    queue: String,
-    team: usize,
-    size: u32,
+    pub(super) open: OpenKey,
+    pub(super) queue: String,
+    pub(super) team: usize,
+    pub(super) size: u32,
 }
 
 /// A late ticket's allocation: re-allocating its match's server with room for its players.
@@ -125,12 +126,16 @@ fn change_seats(
 
 /// The request that re-allocates `running`'s server with `players` added (or, for an undo,
 /// removed): only while it is still Allocated to this match and, when adding, has room.
-fn seat_request(
+/// `adopt` (a list's value, for a placement resumed after a restart) first takes the server
+/// when that value is already in its list: the players were seated before the restart, and
+/// adding them again changes nothing.
+pub(super) fn seat_request(
     config: &QueueConfig,
     tracker: SeatTracker<'_>,
     running: &RunningMatch,
     players: &[String],
     kind: CounterActionKind,
+    adopt: Option<&str>,
 ) -> Result<AdmittedAllocation, FieldErrors> {
     let mut selector = GameServerSelector::default();
     selector
@@ -139,11 +144,17 @@ fn seat_request(
         .get_or_insert_with(BTreeMap::new)
         .insert(MATCH_ID_LABEL.to_owned(), running.id.to_string());
     selector.game_server_state = Some(GameServerState::Allocated);
+    let own = selector.clone();
     let mut selectors = vec![selector];
     let mut spec = GameServerAllocationSpec::default();
     match kind {
         CounterActionKind::Increment => reserve_seats(tracker, &mut selectors, &mut spec, players),
         CounterActionKind::Decrement => change_seats(tracker, &mut spec, players, kind),
+    }
+    if let (Some(value), SeatTracker::List(name)) = (adopt, tracker) {
+        let mut own = own;
+        own.lists.insert(name.to_owned(), ListSelector { contains_value: value.to_owned(), ..Default::default() });
+        selectors.insert(0, own);
     }
     spec.selectors = selectors;
     spec.scheduling = Some(config.allocation.scheduling);
@@ -181,6 +192,7 @@ impl State {
         if let Some(runtime) = self.queues.get_mut(queue) {
             runtime.open.open(key, OpenMatch { room, in_flight: 0, ..window });
         }
+        self.record_open(key);
         tracing::info!(r#match = %id, queue, room, "match open for late joiners");
         self.fill_open(queue, key, now);
     }
@@ -226,7 +238,7 @@ impl State {
         let match_id = running.id;
         let request = match self.queues.get(queue).map(|q| q.config.clone()) {
             Some(config) => match config.backfill.as_ref().and_then(|b| b.seats()) {
-                Some(tracker) => seat_request(&config, tracker, running, &players, CounterActionKind::Increment),
+                Some(tracker) => seat_request(&config, tracker, running, &players, CounterActionKind::Increment, None),
                 None => Err(FieldErrors(vec![stadion_crds::FieldError::new("backfill", "no list or counter")])),
             },
             None => Err(FieldErrors(vec![stadion_crds::FieldError::new("queue", "removed")])),
@@ -270,11 +282,15 @@ impl State {
         let config = self.queues.get(&pending.queue).map(|q| q.config.clone());
         let tracker = config.as_ref().and_then(|c| c.backfill.as_ref()).and_then(|b| b.seats());
         let reported = tracker.and_then(|t| seats_free(t, status)).unwrap_or(0);
+        // Kept for an undo: a full server closes the match, yet the players still come off.
+        let running = self.running.get(&pending.open).cloned();
+        let mut closed = true;
         if let Some(runtime) = self.queues.get_mut(&pending.queue) {
             runtime.open.confirm(pending.open, pending.size, reported);
-            if runtime.open.get(pending.open).is_none() {
-                self.running.remove(&pending.open);
-            }
+            closed = runtime.open.get(pending.open).is_none();
+        }
+        if closed {
+            self.close_running(pending.open);
         }
         let Some(record) = self.tickets.get(&ticket) else { return BackfillAnswer::Assigned };
         let players: Vec<String> = record.view.players.iter().map(|p| p.id.clone()).collect();
@@ -284,10 +300,10 @@ impl State {
             if let Some(runtime) = self.queues.get_mut(&pending.queue) {
                 runtime.open.left(pending.open, pending.team, pending.size);
             }
-            let running = self.running.get(&pending.open);
-            let undo = match (config.as_deref(), tracker, running) {
+            self.record_open(pending.open);
+            let undo = match (config.as_deref(), tracker, running.as_ref()) {
                 (Some(config), Some(tracker), Some(running)) => {
-                    seat_request(config, tracker, running, &players, CounterActionKind::Decrement)
+                    seat_request(config, tracker, running, &players, CounterActionKind::Decrement, None)
                 }
                 _ => Err(FieldErrors(vec![stadion_crds::FieldError::new("backfill", "match closed")])),
             };
@@ -299,6 +315,7 @@ impl State {
         let wait = seconds(now.saturating_sub(record.enqueued_at));
         self.metrics.assigned(&pending.queue, vec![wait], [record.view.id.as_str()], &status.game_server_name);
         self.transition(ticket, TicketState::Assigned, now, |t| t.assignment = Some(Box::new(assignment)));
+        self.record_open(pending.open);
         if let Some(queue) = self.queues.get(&pending.queue)
             && queue.open.get(pending.open).is_some_and(|m| m.room > 0)
         {
@@ -316,7 +333,7 @@ impl State {
         if let Some(runtime) = self.queues.get_mut(&pending.queue) {
             runtime.open.close(pending.open);
         }
-        if let Some(running) = self.running.remove(&pending.open) {
+        if let Some(running) = self.close_running(pending.open) {
             tracing::info!(r#match = %running.id, queue = %running.queue, "running match closed to late joiners: its server has no room or is gone");
         }
         // Every other ticket on its way into that match is refused by the server as well;
@@ -346,8 +363,54 @@ impl State {
 
     /// Forgets running matches no longer open (their queue changed or was removed).
     pub(super) fn prune_running(&mut self) {
-        let queues = &self.queues;
-        self.running.retain(|key, running| queues.get(&running.queue).is_some_and(|q| q.open.get(*key).is_some()));
+        let closed: Vec<OpenKey> = self
+            .running
+            .iter()
+            .filter(|(key, running)| self.queues.get(&running.queue).is_none_or(|q| q.open.get(**key).is_none()))
+            .map(|(key, _)| *key)
+            .collect();
+        for key in closed {
+            self.close_running(key);
+        }
+    }
+
+    /// Forgets running match `key` (closed to late joiners), in the store too.
+    fn close_running(&mut self, key: OpenKey) -> Option<RunningMatch> {
+        let running = self.running.remove(&key)?;
+        self.store.record(Change::MatchDone(running.id));
+        Some(running)
+    }
+
+    /// Stores open match `key` as its server last confirmed it: without the players still on
+    /// their way in, and with their seats counted free (a restart places them again).
+    pub(super) fn record_open(&self, key: OpenKey) {
+        if !self.store.keeps_changes() {
+            return;
+        }
+        let Some(running) = self.running.get(&key) else { return };
+        let Some(open) = self.queues.get(&running.queue).and_then(|q| q.open.get(key)) else { return };
+        let mut info = running.info.clone();
+        let mut room = open.room;
+        for (ticket, pending) in self.backfills.iter().filter(|(_, b)| b.open == key) {
+            room = room.saturating_add(pending.size);
+            if let (Some(team), Some(record)) = (info.teams.get_mut(pending.team), self.tickets.get(ticket)) {
+                team.retain(|id| !record.view.players.iter().any(|p| &p.id == id));
+            }
+        }
+        let stored = StoredOpen {
+            namespace: running.namespace.clone(),
+            skill_low: open.skill_low,
+            skill_high: open.skill_high,
+            spread: open.spread.is_finite().then_some(open.spread),
+            room,
+        };
+        self.store.record(Change::Match(Box::new(StoredMatch {
+            id: running.id,
+            queue: running.queue.clone(),
+            tickets: Vec::new(),
+            info,
+            open: Some(stored),
+        })));
     }
 
     fn search_again(&mut self, ticket: TicketKey, queue: &str, now: Millis) {

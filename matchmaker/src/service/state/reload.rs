@@ -85,22 +85,28 @@ impl State {
     /// Puts a searching ticket into its queue's (new) pool, recomputed for the queue's rules
     /// and keeping its wait; `false` when the queue is gone or the ticket no longer fits it.
     pub(super) fn requeue(&mut self, key: TicketKey, queue: &str) -> bool {
-        let Some(config) = self.queues.get(queue).map(|q| q.config.clone()) else { return false };
-        let Some(record) = self.tickets.get(&key) else { return false };
+        let Some(engine) = self.engine_ticket(key, queue) else { return false };
+        match self.queues.get_mut(queue) {
+            Some(runtime) => runtime.pool.insert(engine),
+            None => false,
+        }
+    }
+
+    /// The engine form of ticket `key` under `queue`'s current rules (`None`: it no longer
+    /// fits them, or the queue is gone).
+    pub(super) fn engine_ticket(&mut self, key: TicketKey, queue: &str) -> Option<EngineTicket> {
+        let config = self.queues.get(queue).map(|q| q.config.clone())?;
+        let record = self.tickets.get(&key)?;
         let enqueued_at = record.enqueued_at;
         let request = TicketRequest {
             queue: record.view.queue.clone(),
             players: record.view.players.clone(),
             idempotency_key: record.view.idempotency_key.clone(),
         };
-        let Ok(prepared) = submit::prepare(request, None, Some(&config)) else { return false };
+        let prepared = submit::prepare(request, None, Some(&config)).ok()?;
         let mut latencies: Vec<(RegionId, f64)> =
             prepared.latencies.iter().map(|(name, ms)| (self.intern_region(name), *ms)).collect();
         latencies.sort_by_key(|(r, _)| *r);
-        let engine = EngineTicket { key, enqueued_at, size: prepared.size, skill: prepared.skill, latencies };
-        match self.queues.get_mut(queue) {
-            Some(runtime) => runtime.pool.insert(engine),
-            None => false,
-        }
+        Some(EngineTicket { key, enqueued_at, size: prepared.size, skill: prepared.skill, latencies })
     }
 }

@@ -1,6 +1,8 @@
 //! Resuming from what the store kept: tickets keep their state, wait, timeout, retention and
 //! idempotency key; searching ones go back into their queue's pool; a match that waited for a
-//! server waits again and first looks for the server it may already have been given.
+//! server waits again and first looks for the server it may already have been given; a running
+//! match open to late joiners opens again, and a ticket that was on its way into it is placed
+//! again, first looking for its players already on the server.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -8,11 +10,15 @@ use std::sync::Arc;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
-use super::{MatchJob, PendingMatch, Record, State, allocation_request};
-use crate::engine::{Millis, TicketKey};
+use stadion_crds::allocation::CounterActionKind;
+
+use super::backfill::{PendingBackfill, RunningMatch, seat_request};
+use super::{BackfillJob, Job, MatchJob, PendingMatch, Record, State, allocation_request};
+use crate::config::{QueueConfig, SeatTracker};
+use crate::engine::{EngineTicket, Millis, OpenMatch, Rules, TicketKey};
 use crate::service::submit;
 use crate::store::{Change, Stored, StoredMatch, StoredTicket};
-use crate::ticket::TicketState;
+use crate::ticket::{MatchInfo, TicketState};
 
 /// A match resumed after a restart gets at least this long to adopt or allocate its server
 /// before its tickets' timeout can dissolve it (a dissolved match could not give back a server
@@ -23,7 +29,7 @@ impl State {
     /// Loads `stored` into this (empty) state at `now` and returns the matches to allocate
     /// again. Searching tickets of a queue that is gone or whose rules they no longer fit fail,
     /// as on a reload; a matched ticket whose match cannot resume searches again.
-    pub fn restore(&mut self, stored: Stored, now: Millis) -> Vec<MatchJob> {
+    pub fn restore(&mut self, stored: Stored, now: Millis) -> Vec<Job> {
         let mut keys: HashMap<Uuid, TicketKey> = HashMap::new();
         for ticket in stored.tickets {
             if let Some((id, key)) = self.restore_ticket(ticket, now) {
@@ -35,8 +41,15 @@ impl State {
             tracing::info!(tickets = self.tickets.len(), "matchmaker state loaded (following)");
             return Vec::new();
         }
-        let jobs: Vec<MatchJob> =
-            stored.matches.into_iter().filter_map(|m| self.restore_match(m, &keys, now)).collect();
+        let mut jobs = Vec::new();
+        let mut reopened = 0;
+        for m in stored.matches {
+            if m.open.is_some() {
+                reopened += usize::from(self.reopen(m));
+            } else if let Some(job) = self.restore_match(m, &keys, now) {
+                jobs.push(Job::Match(job));
+            }
+        }
         let orphans: Vec<TicketKey> = self
             .tickets
             .iter()
@@ -45,6 +58,10 @@ impl State {
             .map(|(key, _)| *key)
             .collect();
         for key in orphans {
+            if let Some(job) = self.resume_backfill(key, now) {
+                jobs.push(Job::Backfill(job));
+                continue;
+            }
             let Some(record) = self.tickets.get_mut(&key) else { continue };
             record.match_id = None;
             let queue = record.view.queue.clone();
@@ -55,7 +72,7 @@ impl State {
                 self.transition(key, TicketState::Failed, now, |t| t.reason = Some(reason));
             }
         }
-        tracing::info!(tickets = self.tickets.len(), matches = jobs.len(), "matchmaker state restored");
+        tracing::info!(tickets = self.tickets.len(), jobs = jobs.len(), reopened, "matchmaker state restored");
         jobs
     }
 
@@ -111,22 +128,126 @@ impl State {
             self.store.record(Change::MatchDone(m.id));
             return None;
         };
-        for key in &members {
-            let Some(record) = self.tickets.get_mut(key) else { continue };
-            if record.deadline < now + ADOPT_GRACE {
-                self.deadlines.remove(&(record.deadline, *key));
-                record.deadline = now + ADOPT_GRACE;
-                self.deadlines.insert((record.deadline, *key));
-            }
+        for &key in &members {
+            self.extend_deadline(key, now);
         }
         tracing::info!(r#match = %m.id, queue = %m.queue, tickets = members.len(), "match resumed; allocating its server again");
         let request = allocation_request(&config, &m.info, true);
         let wake = Arc::new(Notify::new());
+        let window = config.backfill.is_some().then(|| self.window_of(&config, &members, &m.info)).flatten();
         self.matches.insert(
             m.id,
-            PendingMatch { queue: m.queue.clone(), tickets: members, info: m.info, wake: wake.clone(), window: None },
+            PendingMatch { queue: m.queue.clone(), tickets: members, info: m.info, wake: wake.clone(), window },
         );
         Some(MatchJob { id: m.id, queue: m.queue, request, wake })
+    }
+}
+
+impl State {
+    /// Reopens a running match stored open to late joiners, if its queue still backfills;
+    /// otherwise forgets it. Its server is not asked now: the first late joiner's request only
+    /// succeeds while the server is still Allocated to the match with room, and closes it if not.
+    fn reopen(&mut self, m: StoredMatch) -> bool {
+        let Some(stored) = m.open else { return false };
+        let tracked = self.queues.get(&m.queue).and_then(|q| q.config.backfill.as_ref()).and_then(|b| b.seats());
+        if tracked.is_none() || stored.room == 0 {
+            tracing::info!(r#match = %m.id, queue = %m.queue, "stored running match not reopened: its queue no longer backfills");
+            self.store.record(Change::MatchDone(m.id));
+            return false;
+        }
+        let region = m.info.region.as_deref().map(|name| self.intern_region(name));
+        let window = OpenMatch {
+            region,
+            skill_low: stored.skill_low,
+            skill_high: stored.skill_high,
+            spread: stored.spread.unwrap_or(f64::INFINITY),
+            team_sizes: m.info.teams.iter().map(|team| team.len() as u32).collect(),
+            room: stored.room,
+            in_flight: 0,
+        };
+        let key = self.next_open;
+        self.next_open += 1;
+        if let Some(runtime) = self.queues.get_mut(&m.queue) {
+            runtime.open.open(key, window);
+        }
+        tracing::info!(r#match = %m.id, queue = %m.queue, room = stored.room, "running match reopened for late joiners");
+        self.running.insert(key, RunningMatch { id: m.id, queue: m.queue, namespace: stored.namespace, info: m.info });
+        true
+    }
+
+    /// Places again a ticket that was on its way into a running match when the matchmaker
+    /// stopped, if that match reopened and still has its seats: its request first looks for
+    /// the players already on the server (with a list, their id in it), so a write that landed
+    /// just before the stop is adopted rather than made twice.
+    fn resume_backfill(&mut self, key: TicketKey, now: Millis) -> Option<BackfillJob> {
+        let record = self.tickets.get(&key)?;
+        let match_id = record.view.match_info.as_ref().and_then(|m| Uuid::parse_str(&m.id).ok())?;
+        let (open_key, _) = self.running.iter().find(|(_, r)| r.id == match_id)?;
+        let open_key = *open_key;
+        let queue = record.view.queue.clone();
+        let players: Vec<String> = record.view.players.iter().map(|p| p.id.clone()).collect();
+        let placed_on = record
+            .view
+            .match_info
+            .as_ref()
+            .and_then(|m| m.teams.iter().position(|team| players.iter().any(|p| team.contains(p))));
+        let engine = self.engine_ticket(key, &queue)?;
+        let config = self.queues.get(&queue).map(|q| q.config.clone())?;
+        let tracker = config.backfill.as_ref().and_then(|b| b.seats())?;
+        let runtime = self.queues.get_mut(&queue)?;
+        let open = runtime.open.get(open_key)?;
+        if engine.size > open.room || open.team_sizes.is_empty() {
+            return None;
+        }
+        let team = placed_on.filter(|&t| t < open.team_sizes.len()).unwrap_or(0);
+        runtime.open.take(open_key, &engine, team);
+        let running = self.running.get_mut(&open_key)?;
+        if let Some(members) = running.info.teams.get_mut(team) {
+            members.extend(players.iter().filter(|p| !members.contains(p)).cloned().collect::<Vec<_>>());
+        }
+        let adopt = match tracker {
+            SeatTracker::List(_) => players.first().map(String::as_str),
+            SeatTracker::Counter(counter) => {
+                tracing::warn!(r#match = %match_id, counter, "a ticket was on its way into a running match at restart; a counter cannot tell whether its seats were taken, so they may be counted twice");
+                None
+            }
+        };
+        let request = seat_request(&config, tracker, running, &players, CounterActionKind::Increment, adopt);
+        self.extend_deadline(key, now);
+        let size = engine.size;
+        self.backfills.insert(key, PendingBackfill { open: open_key, queue, team, size });
+        tracing::info!(ticket = %self.tickets[&key].view.id, r#match = %match_id, "ticket placed into a running match again after a restart");
+        Some(BackfillJob { ticket: key, match_id, request })
+    }
+
+    /// The windows a resumed match formed with, from its tickets as the engine formed it (their
+    /// skill range and the narrowest spread they accepted when it formed), so it opens to late
+    /// joiners once it has its server.
+    fn window_of(&mut self, config: &QueueConfig, members: &[TicketKey], info: &MatchInfo) -> Option<OpenMatch> {
+        let engine: Vec<EngineTicket> =
+            members.iter().map(|&key| self.engine_ticket(key, &config.name)).collect::<Option<_>>()?;
+        let formed_at =
+            info.formed_at.parse::<jiff::Timestamp>().map_or(0, |t| Millis::try_from(t.as_millisecond()).unwrap_or(0));
+        let rules = Rules::from_queue(config);
+        Some(OpenMatch {
+            region: info.region.as_deref().map(|name| self.intern_region(name)),
+            skill_low: engine.iter().map(|t| t.skill).fold(f64::INFINITY, f64::min),
+            skill_high: engine.iter().map(|t| t.skill).fold(f64::NEG_INFINITY, f64::max),
+            spread: engine.iter().map(|t| rules.spread_at(t, formed_at)).fold(f64::INFINITY, f64::min),
+            team_sizes: info.teams.iter().map(|team| team.len() as u32).collect(),
+            room: 0,
+            in_flight: 0,
+        })
+    }
+
+    /// Gives ticket `key` at least [`ADOPT_GRACE`] before it can time out.
+    fn extend_deadline(&mut self, key: TicketKey, now: Millis) {
+        let Some(record) = self.tickets.get_mut(&key) else { return };
+        if record.deadline < now + ADOPT_GRACE {
+            self.deadlines.remove(&(record.deadline, key));
+            record.deadline = now + ADOPT_GRACE;
+            self.deadlines.insert((record.deadline, key));
+        }
     }
 }
 
@@ -187,13 +308,19 @@ mod tests {
             stored("b", "duel", TicketState::Matched, 2.0),
             stored("lone", "duel", TicketState::Matched, 3.0),
         );
-        let whole =
-            StoredMatch { id: Uuid::new_v4(), queue: "duel".to_owned(), tickets: vec![id(&a), id(&b)], info: info() };
+        let whole = StoredMatch {
+            id: Uuid::new_v4(),
+            queue: "duel".to_owned(),
+            tickets: vec![id(&a), id(&b)],
+            info: info(),
+            open: None,
+        };
         let broken = StoredMatch {
             id: Uuid::new_v4(),
             queue: "duel".to_owned(),
             tickets: vec![id(&lone), Uuid::new_v4()],
             info: info(),
+            open: None,
         };
         (a.match_id, b.match_id, lone.match_id) = (Some(whole.id), Some(whole.id), Some(broken.id));
         // Without its match stored at all.
@@ -202,7 +329,14 @@ mod tests {
         let stored =
             Stored { tickets: vec![a.clone(), b, lone.clone(), stray.clone()], matches: vec![whole.clone(), broken] };
         let jobs = state.restore(stored, 5_000);
-        assert_eq!(jobs.iter().map(|j| j.id).collect::<Vec<_>>(), vec![whole.id]);
+        let ids: Vec<Uuid> = jobs
+            .iter()
+            .map(|j| match j {
+                Job::Match(m) => m.id,
+                Job::Backfill(b) => b.match_id,
+            })
+            .collect();
+        assert_eq!(ids, vec![whole.id]);
         assert!(state.is_pending(whole.id));
         for t in [&lone, &stray] {
             assert_eq!(state.ticket(&t.ticket.id).unwrap().state, TicketState::Searching, "{}", t.ticket.id);
