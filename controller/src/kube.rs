@@ -26,6 +26,7 @@ pub mod recorder;
 pub mod run;
 pub mod sidecar;
 pub mod store;
+pub mod throttle;
 
 #[cfg(test)]
 mod fixtures;

@@ -30,7 +30,7 @@ use super::metrics::{self, Metrics, Readiness};
 use super::pod::PodConfig;
 use super::recorder::KubeRecorder;
 use super::store::KubeStore;
-use super::{Result, discovery, fleet, fleetautoscaler, gameserver, gameserverset};
+use super::{Result, discovery, fleet, fleetautoscaler, gameserver, gameserverset, overlay, throttle};
 use stadion_core::gameserver::GameServerDefaults;
 use stadion_core::ports::{PortAllocator, PortRanges};
 
@@ -93,14 +93,41 @@ async fn rebuild_ports(client: &Client, config: &ControllerConfig) -> Result<Por
 /// object, however many times it was triggered).
 const RECONCILES_IN_FLIGHT: u16 = 32;
 
-/// Each controller reads other kinds from caches fed by separate watches, which may trail the
-/// event that triggered it by a few milliseconds; a short debounce lets them catch up (and folds
-/// bursts of events on one object into one reconcile).
-fn controller_config() -> kube::runtime::controller::Config {
-    kube::runtime::controller::Config::default().debounce(Duration::from_millis(250)).concurrency(RECONCILES_IN_FLIGHT)
+/// The GameServer and autoscaler controllers read other kinds from caches fed by separate
+/// watches, which may trail the event that triggered them by a few milliseconds; a short
+/// debounce lets them catch up (and folds bursts of events on one object into one reconcile).
+/// Nothing changes such an object nonstop, so the debounce never starves it.
+const DEBOUNCE: Duration = Duration::from_millis(250);
+
+/// A set is woken by each of its servers and a fleet by each of its sets, nonstop while they
+/// start; a trailing debounce would hold them back until a quiet gap. Their triggers are
+/// throttled instead ([`throttle`]), so they run no debounce of their own.
+const NO_DEBOUNCE: Duration = Duration::ZERO;
+
+fn controller_config(debounce: Duration) -> kube::runtime::controller::Config {
+    kube::runtime::controller::Config::default().debounce(debounce).concurrency(RECONCILES_IN_FLIGHT)
 }
 
-/// Runs one kube-runtime controller the way all four run: debounced, every object reconciled
+/// `objects` throttled per object ([`throttle::PERIOD`]).
+fn throttled_own<K: Resource + Send + Sync + 'static>(
+    objects: impl futures::Stream<Item = Arc<K>> + Send + 'static,
+) -> impl futures::Stream<Item = Arc<K>> + Send + 'static {
+    throttle::throttle(objects, throttle::PERIOD, |obj: &Arc<K>| Some(overlay::key_of(&**obj)))
+}
+
+/// `children` throttled per controlling owner ([`throttle::PERIOD`]): however many of a set's
+/// servers change, the set is woken at most once per period.
+fn throttled_by_owner<K: Resource + Send + Sync + 'static>(
+    children: impl futures::Stream<Item = Arc<K>> + Send + 'static,
+) -> impl futures::Stream<Item = Arc<K>> + Send + 'static {
+    throttle::throttle(children, throttle::PERIOD, |child: &Arc<K>| {
+        let meta = child.meta();
+        let owner = meta.owner_references.as_ref()?.iter().find(|o| o.controller == Some(true))?;
+        Some(stadion_core::object_key(meta.namespace.as_deref().unwrap_or("default"), &owner.name))
+    })
+}
+
+/// Runs one kube-runtime controller the way all four run: debounced by `debounce`, every object reconciled
 /// again when this replica becomes the leader, stopping when `stopped` resolves.
 ///
 /// kube-runtime holds a controller's reconciles until its cache has been filled once, and a
@@ -109,6 +136,7 @@ fn controller_config() -> kube::runtime::controller::Config {
 /// reconciled then, so there is nothing to finish: it stops at once.
 fn drive<K, E, Fut, Stop>(
     controller: Controller<K>,
+    debounce: Duration,
     reconcile: impl FnMut(Arc<K>, Arc<Context>) -> Fut,
     error_policy: impl Fn(Arc<K>, &E, Arc<Context>) -> kube::runtime::controller::Action,
     ctx: &Arc<Context>,
@@ -129,7 +157,7 @@ where
         }
     });
     controller
-        .with_config(controller_config())
+        .with_config(controller_config(debounce))
         .reconcile_all_on(on_leadership(leadership))
         .graceful_shutdown_on(stopped())
         .run(reconcile, error_policy, ctx.clone())
@@ -231,10 +259,10 @@ pub async fn run_with_dashboard(
     }
     let gs_controller =
         Controller::<GameServer>::for_shared_stream(gs_changed, gs_store.clone()).owns_shared_stream(pods_changed);
-    let set_controller =
-        Controller::<GameServerSet>::for_shared_stream(sets_changed, set_store.clone()).owns_shared_stream(gs_owned);
-    let fleet_controller =
-        Controller::<Fleet>::for_shared_stream(fleets_changed, fleet_store.clone()).owns_shared_stream(sets_owned);
+    let set_controller = Controller::<GameServerSet>::for_shared_stream(throttled_own(sets_changed), set_store.clone())
+        .owns_shared_stream(throttled_by_owner(gs_owned));
+    let fleet_controller = Controller::<Fleet>::for_shared_stream(throttled_own(fleets_changed), fleet_store.clone())
+        .owns_shared_stream(throttled_by_owner(sets_owned));
     let autoscaler_controller =
         Controller::<FleetAutoscaler>::for_shared_stream(autoscalers_changed, autoscaler_store.clone());
     if let Some(dashboard) = dashboard {
@@ -298,12 +326,21 @@ pub async fn run_with_dashboard(
     }
 
     let gameservers =
-        drive(gs_controller, gameserver::reconcile, gameserver::error_policy, &ctx, &leadership, &stopped);
-    let sets =
-        drive(set_controller, gameserverset::reconcile, gameserverset::error_policy, &ctx, &leadership, &stopped);
-    let fleets = drive(fleet_controller, fleet::reconcile, fleet::error_policy, &ctx, &leadership, &stopped);
+        drive(gs_controller, DEBOUNCE, gameserver::reconcile, gameserver::error_policy, &ctx, &leadership, &stopped);
+    let sets = drive(
+        set_controller,
+        NO_DEBOUNCE,
+        gameserverset::reconcile,
+        gameserverset::error_policy,
+        &ctx,
+        &leadership,
+        &stopped,
+    );
+    let fleets =
+        drive(fleet_controller, NO_DEBOUNCE, fleet::reconcile, fleet::error_policy, &ctx, &leadership, &stopped);
     let autoscalers = drive(
         autoscaler_controller,
+        DEBOUNCE,
         fleetautoscaler::reconcile,
         fleetautoscaler::error_policy,
         &ctx,
