@@ -127,7 +127,7 @@ fn throttled_by_owner<K: Resource + Send + Sync + 'static>(
     })
 }
 
-/// Runs one kube-runtime controller the way all four run: debounced by `debounce`, every object reconciled
+/// Runs one kube-runtime controller (its config set by the caller) the way all four run: every object reconciled
 /// again when this replica becomes the leader, stopping when `stopped` resolves.
 ///
 /// kube-runtime holds a controller's reconciles until its cache has been filled once, and a
@@ -136,7 +136,6 @@ fn throttled_by_owner<K: Resource + Send + Sync + 'static>(
 /// reconciled then, so there is nothing to finish: it stops at once.
 fn drive<K, E, Fut, Stop>(
     controller: Controller<K>,
-    debounce: Duration,
     reconcile: impl FnMut(Arc<K>, Arc<Context>) -> Fut,
     error_policy: impl Fn(Arc<K>, &E, Arc<Context>) -> kube::runtime::controller::Action,
     ctx: &Arc<Context>,
@@ -157,7 +156,6 @@ where
         }
     });
     controller
-        .with_config(controller_config(debounce))
         .reconcile_all_on(on_leadership(leadership))
         .graceful_shutdown_on(stopped())
         .run(reconcile, error_policy, ctx.clone())
@@ -257,14 +255,18 @@ pub async fn run_with_dashboard(
     for task in [gs_task.boxed(), sets_task.boxed(), fleets_task.boxed(), autoscalers_task.boxed()] {
         tokio::spawn(task);
     }
-    let gs_controller =
-        Controller::<GameServer>::for_shared_stream(gs_changed, gs_store.clone()).owns_shared_stream(pods_changed);
+    let gs_controller = Controller::<GameServer>::for_shared_stream(gs_changed, gs_store.clone())
+        .owns_shared_stream(pods_changed)
+        .with_config(controller_config(DEBOUNCE));
     let set_controller = Controller::<GameServerSet>::for_shared_stream(throttled_own(sets_changed), set_store.clone())
-        .owns_shared_stream(throttled_by_owner(gs_owned));
+        .owns_shared_stream(throttled_by_owner(gs_owned))
+        .with_config(controller_config(NO_DEBOUNCE));
     let fleet_controller = Controller::<Fleet>::for_shared_stream(throttled_own(fleets_changed), fleet_store.clone())
-        .owns_shared_stream(throttled_by_owner(sets_owned));
+        .owns_shared_stream(throttled_by_owner(sets_owned))
+        .with_config(controller_config(NO_DEBOUNCE));
     let autoscaler_controller =
-        Controller::<FleetAutoscaler>::for_shared_stream(autoscalers_changed, autoscaler_store.clone());
+        Controller::<FleetAutoscaler>::for_shared_stream(autoscalers_changed, autoscaler_store.clone())
+            .with_config(controller_config(DEBOUNCE));
     if let Some(dashboard) = dashboard {
         let listener = super::dashboard::bind(dashboard.address).await.map_err(|source| super::Error::Io {
             what: format!("binding the dashboard to {}", dashboard.address),
@@ -326,21 +328,12 @@ pub async fn run_with_dashboard(
     }
 
     let gameservers =
-        drive(gs_controller, DEBOUNCE, gameserver::reconcile, gameserver::error_policy, &ctx, &leadership, &stopped);
-    let sets = drive(
-        set_controller,
-        NO_DEBOUNCE,
-        gameserverset::reconcile,
-        gameserverset::error_policy,
-        &ctx,
-        &leadership,
-        &stopped,
-    );
-    let fleets =
-        drive(fleet_controller, NO_DEBOUNCE, fleet::reconcile, fleet::error_policy, &ctx, &leadership, &stopped);
+        drive(gs_controller, gameserver::reconcile, gameserver::error_policy, &ctx, &leadership, &stopped);
+    let sets =
+        drive(set_controller, gameserverset::reconcile, gameserverset::error_policy, &ctx, &leadership, &stopped);
+    let fleets = drive(fleet_controller, fleet::reconcile, fleet::error_policy, &ctx, &leadership, &stopped);
     let autoscalers = drive(
         autoscaler_controller,
-        DEBOUNCE,
         fleetautoscaler::reconcile,
         fleetautoscaler::error_policy,
         &ctx,
