@@ -21,8 +21,8 @@ COPY deploy deploy
 COPY src src
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked -p stadion --bin stadion \
- && cp target/release/stadion /stadion
+    cargo build --profile dist --locked -p stadion --bin stadion \
+ && cp target/dist/stadion /stadion
 
 # Runtime stage: glibc + CA certificates, no shell, non-root (uid 65532).
 FROM gcr.io/distroless/cc-debian12:nonroot
