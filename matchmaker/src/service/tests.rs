@@ -18,6 +18,9 @@ use tokio::sync::watch;
 use super::*;
 use crate::ticket::{AttributeValue, Player, TicketState};
 
+#[path = "../../tests/support/redis.rs"]
+mod redis_server;
+
 /// Servers in memory, allocated by core's rules with a compare-and-swap.
 struct ListFleet {
     servers: StdMutex<Vec<GameServer>>,
@@ -142,15 +145,12 @@ fn request(player: &str, skill: f64) -> TicketRequest {
 }
 
 fn start(yaml: &str, fleet: Arc<ListFleet>) -> (Matchmaker, tokio::sync::oneshot::Sender<()>) {
-    let (mm, stop, _) = start_with(MatchmakerConfig::from_yaml_str(yaml).unwrap(), fleet);
+    let (mm, stop, _) = run(Matchmaker::new(MatchmakerConfig::from_yaml_str(yaml).unwrap(), fleet).unwrap());
     (mm, stop)
 }
 
-fn start_with(
-    config: MatchmakerConfig,
-    fleet: Arc<ListFleet>,
-) -> (Matchmaker, tokio::sync::oneshot::Sender<()>, JoinHandle<()>) {
-    let mm = Matchmaker::new(config, fleet).unwrap();
+/// Runs `mm` until the sender is used (or dropped); the handle ends with its loop.
+fn run(mm: Matchmaker) -> (Matchmaker, tokio::sync::oneshot::Sender<()>, JoinHandle<()>) {
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let running = mm.run(async move {
         let _ = stopped.await;
@@ -327,14 +327,53 @@ async fn a_submission_is_answered_while_a_round_holds_the_state_lock() {
     assert_eq!(mm.ticket(&partner.id).unwrap().state, TicketState::Matched);
 }
 
-/// A matchmaker on `stateDir` stopped in the middle of a late ticket's backfill, its write to
-/// the server landed (`landed`) or not, and started again on the same folder.
-async fn restart_during_a_backfill(landed: bool) {
-    let dir = std::env::temp_dir().join(format!("stadion-mm-backfill-{}", Uuid::new_v4()));
-    let mut config = MatchmakerConfig::from_yaml_str(LOBBY).unwrap();
-    config.state_dir = Some(dir.clone());
+/// Where a test's matchmakers keep their tickets across a restart.
+enum Kept {
+    /// `stateDir`: a restart on the same folder.
+    Journal(std::path::PathBuf),
+    /// Redis: the next matchmaker takes the lease over once the first one's lapses.
+    Redis(redis_server::RedisServer),
+}
+
+impl Kept {
+    fn journal() -> Self {
+        Self::Journal(std::env::temp_dir().join(format!("stadion-mm-backfill-{}", Uuid::new_v4())))
+    }
+
+    async fn start(&self, fleet: Arc<ListFleet>) -> (Matchmaker, tokio::sync::oneshot::Sender<()>, JoinHandle<()>) {
+        let mut config = MatchmakerConfig::from_yaml_str(LOBBY).unwrap();
+        match self {
+            Self::Journal(dir) => config.state_dir = Some(dir.clone()),
+            Self::Redis(redis) => config.redis = Some(redis.url()),
+        }
+        run(Matchmaker::open(config, fleet).await.unwrap())
+    }
+}
+
+impl Drop for Kept {
+    fn drop(&mut self) {
+        if let Self::Journal(dir) = self {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// Waits until ticket `id` is `state`.
+async fn reaches(mm: &Matchmaker, id: &str, state: TicketState) {
+    for _ in 0..500 {
+        if mm.ticket(id).is_ok_and(|t| t.state == state) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("ticket {id} never became {state:?}: {:?}", mm.ticket(id));
+}
+
+/// A matchmaker stopped in the middle of a late ticket's backfill, its write to the server
+/// landed (`landed`) or not, and another started on what it kept.
+async fn restart_during_a_backfill(landed: bool, kept: Kept) {
     let fleet = ListFleet::new(&["gs-1", "gs-2"], 3);
-    let (mm, stop, running) = start_with(config.clone(), fleet.clone());
+    let (mm, stop, running) = kept.start(fleet.clone()).await;
     let alice = submit(&mm, "alice", 1000.0).await;
     submit(&mm, "bob", 1000.0).await;
     let alice = settled(&mm, &alice).await;
@@ -357,7 +396,7 @@ async fn restart_during_a_backfill(landed: bool) {
     drop(mm);
     *fleet.stall.lock().unwrap() = None;
 
-    let (mm, _stop, _) = start_with(config, fleet.clone());
+    let (mm, _stop, _) = kept.start(fleet.clone()).await;
     let carol = settled(&mm, &carol).await;
     assert_eq!(server_of(&carol), "gs-1", "{carol:?}");
     let match_id = &alice.assignment.as_ref().unwrap().match_id;
@@ -370,42 +409,42 @@ async fn restart_during_a_backfill(landed: bool) {
     assert_eq!(server_of(&settled(&mm, &dave).await), "gs-2");
     assert_eq!(server_of(&settled(&mm, &erin).await), "gs-2");
     assert_eq!(fleet.list("gs-1").len(), 3, "never past capacity");
-    drop(mm);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test]
 async fn a_backfill_whose_write_landed_before_a_restart_is_adopted_not_seated_twice() {
-    restart_during_a_backfill(true).await;
+    restart_during_a_backfill(true, Kept::journal()).await;
 }
 
 #[tokio::test]
 async fn a_backfill_cut_off_by_a_restart_is_placed_again_in_the_reopened_match() {
-    restart_during_a_backfill(false).await;
+    restart_during_a_backfill(false, Kept::journal()).await;
+}
+
+#[tokio::test]
+async fn on_redis_the_next_leader_reopens_the_match_and_adopts_a_landed_backfill() {
+    restart_during_a_backfill(true, Kept::Redis(redis_server::RedisServer::start())).await;
+}
+
+#[tokio::test]
+async fn on_redis_the_next_leader_places_a_cut_off_backfill_again() {
+    restart_during_a_backfill(false, Kept::Redis(redis_server::RedisServer::start())).await;
 }
 
 #[tokio::test]
 async fn a_match_resumed_after_a_restart_takes_late_joiners_once_it_has_its_server() {
-    let dir = std::env::temp_dir().join(format!("stadion-mm-resume-{}", Uuid::new_v4()));
-    let mut config = MatchmakerConfig::from_yaml_str(LOBBY).unwrap();
-    config.state_dir = Some(dir.clone());
+    let kept = Kept::journal();
     // No server yet: the match waits for one when the matchmaker stops.
-    let (mm, stop, running) = start_with(config.clone(), ListFleet::new(&[], 3));
+    let (mm, stop, running) = kept.start(ListFleet::new(&[], 3)).await;
     let alice = submit(&mm, "alice", 1000.0).await;
     submit(&mm, "bob", 1010.0).await;
-    for _ in 0..500 {
-        if mm.ticket(&alice).unwrap().state == TicketState::Matched {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert_eq!(mm.ticket(&alice).unwrap().state, TicketState::Matched);
+    reaches(&mm, &alice, TicketState::Matched).await;
     stop.send(()).unwrap();
     running.await.unwrap();
     drop(mm);
 
     let fleet = ListFleet::new(&["gs-1", "gs-2"], 3);
-    let (mm, _stop, _) = start_with(config, fleet.clone());
+    let (mm, _stop, _) = kept.start(fleet.clone()).await;
     assert_eq!(server_of(&settled(&mm, &alice).await), "gs-1");
     // Outside the windows it formed with (1000..1010, spread 100): not placed.
     let far = submit(&mm, "far", 1150.0).await;
@@ -416,6 +455,4 @@ async fn a_match_resumed_after_a_restart_takes_late_joiners_once_it_has_its_serv
     assert_eq!(server_of(&carol), "gs-1");
     assert_eq!(fleet.list("gs-1"), ["alice", "bob", "carol"]);
     assert_eq!(mm.ticket(&far).unwrap().state, TicketState::Searching);
-    drop(mm);
-    let _ = std::fs::remove_dir_all(&dir);
 }
