@@ -144,14 +144,14 @@ impl State {
 }
 
 impl State {
-    /// Reopens a running match stored open to late joiners, if its queue still backfills;
-    /// otherwise forgets it. Its server is not asked now: the first late joiner's request only
+    /// Reopens a running match stored open to late joiners, if its queue still backfills and
+    /// its server had room; otherwise forgets it. Its server is not asked now: the first late joiner's request only
     /// succeeds while the server is still Allocated to the match with room, and closes it if not.
     fn reopen(&mut self, m: StoredMatch) -> bool {
         let Some(stored) = m.open else { return false };
         let tracked = self.queues.get(&m.queue).and_then(|q| q.config.backfill.as_ref()).and_then(|b| b.seats());
         if tracked.is_none() || stored.room == 0 {
-            tracing::info!(r#match = %m.id, queue = %m.queue, "stored running match not reopened: its queue no longer backfills");
+            tracing::info!(r#match = %m.id, queue = %m.queue, room = stored.room, "stored running match not reopened: its queue no longer backfills, or its server had no room");
             self.store.record(Change::MatchDone(m.id));
             return false;
         }
