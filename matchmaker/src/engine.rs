@@ -201,6 +201,18 @@ pub struct FormedMatch {
     pub team_sizes: Vec<u32>,
 }
 
+/// The skill window a match forms with: its members' lowest and highest skill, and the
+/// tightest spread any of them accepted at `at` (what a late joiner must keep it within).
+pub fn skill_window<'a>(
+    rules: &Rules,
+    members: impl IntoIterator<Item = &'a EngineTicket>,
+    at: Millis,
+) -> (f64, f64, f64) {
+    members.into_iter().fold((f64::INFINITY, f64::NEG_INFINITY, f64::INFINITY), |(low, high, spread), t| {
+        (low.min(t.skill), high.max(t.skill), spread.min(rules.spread_at(t, at)))
+    })
+}
+
 impl FormedMatch {
     /// Every ticket, team by team.
     pub fn tickets(&self) -> impl Iterator<Item = TicketKey> + '_ {

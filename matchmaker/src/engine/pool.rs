@@ -6,7 +6,7 @@ use std::ops::Bound;
 
 use super::backfill::{OpenKey, OpenMatches, Placement};
 use super::teams::{TeamPacker, balance_teams};
-use super::{EngineTicket, FormedMatch, Millis, RegionId, Rules, TicketKey};
+use super::{EngineTicket, FormedMatch, Millis, RegionId, Rules, TicketKey, skill_window};
 
 /// Most searching tickets one open match looks at per fill, nearest its skill range first.
 const FILL_SCAN: usize = 256;
@@ -409,10 +409,8 @@ impl Pool {
             teams[team].push(*key);
         }
         let region = (found.region != ANYWHERE).then_some(found.region);
-        let members: Vec<&EngineTicket> = found.chosen.iter().filter_map(|key| self.tickets.get(key)).collect();
-        let skill_low = members.iter().map(|t| t.skill).fold(f64::INFINITY, f64::min);
-        let skill_high = members.iter().map(|t| t.skill).fold(f64::NEG_INFINITY, f64::max);
-        let spread = members.iter().map(|t| self.rules.spread_at(t, now)).fold(f64::INFINITY, f64::min);
+        let members = found.chosen.iter().filter_map(|key| self.tickets.get(key));
+        let (skill_low, skill_high, spread) = skill_window(&self.rules, members, now);
         let team_sizes = teams
             .iter()
             .map(|team| team.iter().filter_map(|key| self.tickets.get(key)).map(|t| t.size).sum())

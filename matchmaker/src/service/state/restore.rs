@@ -15,7 +15,7 @@ use stadion_crds::allocation::CounterActionKind;
 use super::backfill::{PendingBackfill, RunningMatch, seat_request};
 use super::{BackfillJob, Job, MatchJob, PendingMatch, Record, State, allocation_request};
 use crate::config::{QueueConfig, SeatTracker};
-use crate::engine::{EngineTicket, Millis, OpenMatch, Rules, TicketKey};
+use crate::engine::{EngineTicket, Millis, OpenMatch, Rules, TicketKey, skill_window};
 use crate::service::submit;
 use crate::store::{Change, Stored, StoredMatch, StoredTicket};
 use crate::ticket::{MatchInfo, TicketState};
@@ -228,12 +228,12 @@ impl State {
             members.iter().map(|&key| self.engine_ticket(key, &config.name)).collect::<Option<_>>()?;
         let formed_at =
             info.formed_at.parse::<jiff::Timestamp>().map_or(0, |t| Millis::try_from(t.as_millisecond()).unwrap_or(0));
-        let rules = Rules::from_queue(config);
+        let (skill_low, skill_high, spread) = skill_window(&Rules::from_queue(config), &engine, formed_at);
         Some(OpenMatch {
             region: info.region.as_deref().map(|name| self.intern_region(name)),
-            skill_low: engine.iter().map(|t| t.skill).fold(f64::INFINITY, f64::min),
-            skill_high: engine.iter().map(|t| t.skill).fold(f64::NEG_INFINITY, f64::max),
-            spread: engine.iter().map(|t| rules.spread_at(t, formed_at)).fold(f64::INFINITY, f64::min),
+            skill_low,
+            skill_high,
+            spread,
             team_sizes: info.teams.iter().map(|team| team.len() as u32).collect(),
             room: 0,
             in_flight: 0,
