@@ -46,18 +46,26 @@ const RETRY_WRITE: Duration = Duration::from_millis(500);
 #[derive(Default)]
 struct Pending {
     bytes: Vec<u8>,
-    /// Number of changes recorded so far.
-    seq: u64,
+    /// The batch `bytes` will be written in.
+    batch: Arc<Batch>,
+    /// The batch the writer is writing and syncing now, if any.
+    in_flight: Option<Arc<Batch>>,
+    /// Why the last write failed, while the writer retries it.
+    failing: Option<String>,
     closed: bool,
     /// A compaction's thread finished: the writer installs its snapshot.
     compacted: bool,
 }
 
-/// What the writer has made durable.
-#[derive(Clone, Debug, Default)]
-struct Durable {
-    seq: u64,
-    error: Option<String>,
+/// One write and sync of whatever was recorded meanwhile: the callers of
+/// [`TicketStore::persisted`] it holds wait on it, and each is woken once, when it is synced
+/// (`Ok`) or its write failed (`Err`).
+struct Batch(watch::Sender<Option<Result<(), String>>>);
+
+impl Default for Batch {
+    fn default() -> Self {
+        Self(watch::channel(None).0)
+    }
 }
 
 struct Shared {
@@ -69,7 +77,6 @@ struct Shared {
 pub struct JournalStore {
     dir: PathBuf,
     shared: Arc<Shared>,
-    durable: watch::Receiver<Durable>,
     loaded: Mutex<Option<Stored>>,
     writer: Option<JoinHandle<()>>,
     _lock: File,
@@ -104,22 +111,14 @@ impl JournalStore {
         let size = write_snapshot(&path, &stored)?;
         let file = OpenOptions::new().append(true).open(&path).map_err(|e| io_error(&path, e))?;
         let shared = Arc::new(Shared { pending: Mutex::new(Pending::default()), wake: Condvar::new() });
-        let (durable_tx, durable) = watch::channel(Durable::default());
-        let writer = Writer {
-            path: path.clone(),
-            file,
-            size,
-            snapshot: size,
-            shared: shared.clone(),
-            durable: durable_tx,
-            compaction: None,
-        };
+        let writer =
+            Writer { path: path.clone(), file, size, snapshot: size, shared: shared.clone(), compaction: None };
         let writer = std::thread::Builder::new()
             .name("stadion-journal".to_owned())
             .spawn(move || writer.run())
             .map_err(|e| io_error(&path, format!("cannot start the journal writer: {e}")))?;
         tracing::info!(dir = %dir.display(), tickets = stored.tickets.len(), matches = stored.matches.len(), "ticket journal opened");
-        Ok(Self { dir, shared, durable, loaded: Mutex::new(Some(stored)), writer: Some(writer), _lock: lock })
+        Ok(Self { dir, shared, loaded: Mutex::new(Some(stored)), writer: Some(writer), _lock: lock })
     }
 
     /// The state folder.
@@ -138,26 +137,29 @@ impl TicketStore for JournalStore {
         // Serializing our own data types cannot fail.
         if serde_json::to_writer(&mut pending.bytes, &change).is_ok() {
             pending.bytes.push(b'\n');
-            pending.seq += 1;
         }
         drop(pending);
         self.shared.wake.notify_one();
     }
 
     fn persisted(&self) -> Persisted {
-        let target = self.shared.pending.lock().unwrap_or_else(PoisonError::into_inner).seq;
-        let mut durable = self.durable.clone();
         let location = self.dir.display().to_string();
+        let pending = self.shared.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(error) = &pending.failing {
+            let error = StoreError::new(&location, error);
+            return Box::pin(async move { Err(error) });
+        }
+        // The last change recorded is in the next batch, or in the one being written.
+        let batch = if pending.bytes.is_empty() { pending.in_flight.as_ref() } else { Some(&pending.batch) };
+        let Some(mut done) = batch.map(|b| b.0.subscribe()) else { return Box::pin(async { Ok(()) }) };
+        drop(pending);
         Box::pin(async move {
-            let done = durable
-                .wait_for(|d| d.seq >= target || d.error.is_some())
+            let result = done
+                .wait_for(Option::is_some)
                 .await
                 .map_err(|_| StoreError::new(&location, "the journal writer stopped"))?
                 .clone();
-            match done.error {
-                Some(error) if done.seq < target => Err(StoreError::new(&location, error)),
-                _ => Ok(()),
-            }
+            result.unwrap_or(Ok(())).map_err(|error| StoreError::new(&location, error))
         })
     }
 
@@ -184,7 +186,6 @@ struct Writer {
     size: u64,
     snapshot: u64,
     shared: Arc<Shared>,
-    durable: watch::Sender<Durable>,
     /// A compaction running on its own thread, so appends (and the requests waiting for
     /// them) never wait for the whole journal to be folded and rewritten.
     compaction: Option<Compaction>,
@@ -199,16 +200,19 @@ struct Compaction {
 impl Writer {
     fn run(mut self) {
         loop {
-            let (bytes, seq, closed, compacted) = {
+            let (bytes, batch, closed, compacted) = {
                 let mut pending = self.shared.pending.lock().unwrap_or_else(PoisonError::into_inner);
                 while pending.bytes.is_empty() && !pending.closed && !pending.compacted {
                     pending = self.shared.wake.wait(pending).unwrap_or_else(PoisonError::into_inner);
                 }
                 let compacted = std::mem::take(&mut pending.compacted);
-                (std::mem::take(&mut pending.bytes), pending.seq, pending.closed, compacted)
+                let bytes = std::mem::take(&mut pending.bytes);
+                let batch = (!bytes.is_empty()).then(|| std::mem::take(&mut pending.batch));
+                pending.in_flight = batch.clone();
+                (bytes, batch, pending.closed, compacted)
             };
-            if !bytes.is_empty() {
-                self.append(&bytes, seq);
+            if let Some(batch) = batch {
+                self.append(&bytes, &batch);
             }
             if compacted || (closed && self.compaction.is_some()) {
                 self.finish_compaction();
@@ -221,15 +225,20 @@ impl Writer {
         }
     }
 
-    fn append(&mut self, bytes: &[u8], seq: u64) {
+    fn append(&mut self, bytes: &[u8], batch: &Batch) {
         // A failed write is retried whole: changes are upserts, so a line written twice
-        // replays to the same state.
+        // replays to the same state. Its callers, and every caller meanwhile, are told at once.
         while let Err(error) = self.file.write_all(bytes).and_then(|()| self.file.sync_data()) {
             tracing::error!(file = %self.path.display(), %error, "cannot write the ticket journal; retrying");
-            self.durable.send_modify(|d| d.error = Some(error.to_string()));
+            self.shared.pending.lock().unwrap_or_else(PoisonError::into_inner).failing = Some(error.to_string());
+            batch.0.send_replace(Some(Err(error.to_string())));
             std::thread::sleep(RETRY_WRITE);
         }
-        self.durable.send_replace(Durable { seq, error: None });
+        batch.0.send_replace(Some(Ok(())));
+        let mut pending = self.shared.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        pending.failing = None;
+        pending.in_flight = None;
+        drop(pending);
         self.size += bytes.len() as u64;
     }
 
@@ -424,4 +433,35 @@ fn install(temporary: &Path, path: &Path) -> Result<(), StoreError> {
         File::open(dir).and_then(|d| d.sync_all()).map_err(|e| io_error(dir, e))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_caller_whose_change_is_being_synced_waits_for_that_sync() {
+        let dir = std::env::temp_dir().join(format!("stadion-journal-test-{}", Uuid::new_v4()));
+        let store = JournalStore::open(&dir).unwrap();
+        let mut synced = 0;
+        for round in 0..50 {
+            store.record(Change::Forget(Uuid::new_v4()));
+            // Catch the writer between taking the change and finishing its sync.
+            let in_flight = loop {
+                let pending = store.shared.pending.lock().unwrap();
+                if pending.bytes.is_empty() {
+                    break pending.in_flight.clone();
+                }
+            };
+            let persisted = store.persisted();
+            persisted.await.unwrap();
+            if let Some(batch) = in_flight {
+                assert!(batch.0.borrow().is_some(), "round {round}: answered before its batch was synced");
+                synced += 1;
+            }
+        }
+        assert!(synced > 0, "the writer was never caught with a batch in flight");
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

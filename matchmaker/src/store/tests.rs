@@ -1,4 +1,5 @@
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use uuid::Uuid;
 
@@ -96,6 +97,29 @@ async fn persisted_means_written_to_the_file() {
     let text = std::fs::read_to_string(dir.0.join(JOURNAL_FILE)).unwrap();
     let change: Change = serde_json::from_str(text.lines().last().unwrap()).unwrap();
     assert_eq!(change, Change::Ticket(Box::new(alice)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_caller_of_persisted_finds_its_change_in_the_file_under_concurrent_writes() {
+    let dir = TempDir::new();
+    let store = Arc::new(JournalStore::open(&dir.0).unwrap());
+    let path = dir.0.join(JOURNAL_FILE);
+    let mut callers = tokio::task::JoinSet::new();
+    for i in 0..200 {
+        let (store, path) = (store.clone(), path.clone());
+        callers.spawn(async move {
+            // Staggered, so callers find a batch in flight as well as one still pending.
+            tokio::time::sleep(std::time::Duration::from_micros(50 * (i % 20))).await;
+            let stored = ticket(&format!("p{i}"), TicketState::Searching, i);
+            store.record(Change::Ticket(Box::new(stored.clone())));
+            store.persisted().await.unwrap();
+            let text = std::fs::read_to_string(&path).unwrap();
+            assert!(text.contains(&stored.ticket.id), "caller {i} was answered before its line was written");
+        });
+    }
+    while let Some(caller) = callers.join_next().await {
+        caller.unwrap();
+    }
 }
 
 #[test]
