@@ -6,6 +6,7 @@
 
 mod admission;
 mod allocation;
+mod matcher;
 mod replica;
 mod state;
 mod submit;
@@ -22,6 +23,7 @@ use uuid::Uuid;
 
 use crate::agones_allocation::AgonesAllocationService;
 use admission::{Admission, Admit, Admitted};
+use matcher::Matcher;
 
 use crate::config::MatchmakerConfig;
 use crate::config::validate::dns_label;
@@ -332,24 +334,31 @@ impl Matchmaker {
     /// Runs one engine round now (the background loop calls this every `tickInterval`) in
     /// slices of [`ROUND_SLICE`] anchors, releasing the state lock between them, and starts
     /// allocating the matches it formed (and those formed on arrival meanwhile) on `tasks`.
-    async fn tick(&self, tasks: &mut JoinSet<()>, arrivals: &mut mpsc::UnboundedReceiver<state::Job>) {
+    async fn tick(
+        &self,
+        matcher: &Matcher,
+        tasks: &mut JoinSet<()>,
+        arrivals: &mut mpsc::UnboundedReceiver<state::Job>,
+    ) {
         let now = self.now();
         let mut round = self.with_state(|state| state.begin_round(now));
         while !round.is_done() {
-            // A slice is CPU-bound; keep it off the async workers that serve HTTP.
+            // A slice is CPU-bound; keep it off the async workers that serve HTTP, on a
+            // thread that yields the CPU to them.
             let matchmaker = self.clone();
-            let slice = tokio::task::spawn_blocking(move || {
-                let jobs = matchmaker.with_state(|state| state.step(&mut round, ROUND_SLICE));
-                (round, jobs)
-            })
-            .await;
+            let slice = matcher
+                .run(move || {
+                    let jobs = matchmaker.with_state(|state| state.step(&mut round, ROUND_SLICE));
+                    (round, jobs)
+                })
+                .await;
             let jobs = match slice {
                 Ok((next, jobs)) => {
                     round = next;
                     jobs
                 }
                 Err(error) => {
-                    tracing::error!(%error, "engine round panicked");
+                    tracing::error!(%error, "engine round cut short");
                     return;
                 }
             };
@@ -373,6 +382,13 @@ impl Matchmaker {
                 tracing::error!("the matchmaker loop is already running");
                 return;
             };
+            let matcher = match Matcher::start() {
+                Ok(matcher) => matcher,
+                Err(error) => {
+                    tracing::error!(%error, "cannot start the matching thread; the matchmaker loop stops");
+                    return;
+                }
+            };
             let ticks = |period| {
                 let mut interval = tokio::time::interval(period);
                 interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -392,7 +408,7 @@ impl Matchmaker {
                     _ = interval.tick() => {
                         // A follower neither times out nor matches: the replica that matches does.
                         if !shared || matchmaker.is_matching() {
-                            matchmaker.tick(&mut tasks, &mut arrivals).await;
+                            matchmaker.tick(&matcher, &mut tasks, &mut arrivals).await;
                         }
                     }
                     Some(event) = store_events.recv(), if shared => {
