@@ -28,7 +28,10 @@ struct ListFleet {
     /// While set, a backfill (a request for an Allocated server) is never answered, as when
     /// the matchmaker dies during the call: `true` once its write landed, `false` before.
     stall: StdMutex<Option<bool>>,
-    /// Backfill requests stalled so far.
+    /// While set, the next backfill waits for it before it reaches the server (a slow call);
+    /// that one request takes it.
+    held: StdMutex<Option<tokio::sync::oneshot::Receiver<()>>>,
+    /// Backfill requests stalled or held so far.
     stalled: std::sync::atomic::AtomicUsize,
 }
 
@@ -49,6 +52,7 @@ impl ListFleet {
             servers: StdMutex::new(servers),
             capacity: watch::channel(0).0,
             stall: StdMutex::new(None),
+            held: StdMutex::new(None),
             stalled: Default::default(),
         })
     }
@@ -63,6 +67,22 @@ impl ListFleet {
         let mut values = status.lists.get("players").map(|l| l.values.clone()).unwrap_or_default();
         values.sort();
         values
+    }
+
+    /// The server's resourceVersion: one more on every write.
+    fn version(&self, name: &str) -> u64 {
+        self.server(name).metadata.resource_version.and_then(|v| v.parse().ok()).unwrap_or(0)
+    }
+
+    /// Waits until `stalled` backfill requests have been stalled or held.
+    async fn stalled(&self, stalled: usize) {
+        for _ in 0..500 {
+            if self.stalled.load(std::sync::atomic::Ordering::SeqCst) == stalled {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("{stalled} backfill requests never reached the server");
     }
 
     /// Changes a server behind the matchmaker's back (the game, through its SDK).
@@ -96,6 +116,13 @@ fn bump(gs: &mut GameServer) {
 #[async_trait]
 impl Allocator for ListFleet {
     async fn allocate(&self, request: AdmittedAllocation) -> Result<AllocationOutcome, AllocateError> {
+        let backfill = request.request().spec.selectors.first().and_then(|s| s.game_server_state)
+            == Some(GameServerState::Allocated);
+        let held = if backfill { self.held.lock().unwrap().take() } else { None };
+        if let Some(release) = held {
+            self.stalled.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let _ = release.await;
+        }
         let observed = self.servers.lock().unwrap().clone();
         let attempt = {
             let nodes = NodeLoad::from_gameservers(observed.iter());
@@ -109,8 +136,6 @@ impl Allocator for ListFleet {
         };
         // Other writers may run between the read and the write, as against a real API server.
         tokio::task::yield_now().await;
-        let backfill = request.request().spec.selectors.first().and_then(|s| s.game_server_state)
-            == Some(GameServerState::Allocated);
         let stall = *self.stall.lock().unwrap();
         if let (true, Some(landed)) = (backfill, stall) {
             if landed {
@@ -289,6 +314,38 @@ async fn a_server_that_left_its_match_closes_it_and_the_ticket_searches_again() 
     assert_eq!(fleet.list("gs-1"), ["a", "b"]);
 }
 
+#[tokio::test]
+async fn a_ticket_cancelled_while_its_write_fills_the_server_has_its_players_taken_off_again() {
+    let fleet = ListFleet::new(&["gs-1"], 3);
+    let (mm, _stop) = start(LOBBY, fleet.clone());
+    let alice = submit(&mm, "alice", 1000.0).await;
+    submit(&mm, "bob", 1000.0).await;
+    assert_eq!(server_of(&settled(&mm, &alice).await), "gs-1");
+    assert_eq!(mm.with_state(|s| s.open_matches()), 1, "open with one seat left");
+    let (release, held) = tokio::sync::oneshot::channel();
+    *fleet.held.lock().unwrap() = Some(held);
+    let carol = submit(&mm, "carol", 1000.0).await;
+    fleet.stalled(1).await;
+    // Cancelled while her players are on their way to the server.
+    assert_eq!(mm.cancel(&carol).await.unwrap().state, TicketState::Cancelled);
+    let before = fleet.version("gs-1");
+    release.send(()).unwrap();
+    // Her write lands and takes the last seat; the undo is the write after it.
+    for _ in 0..500 {
+        if fleet.version("gs-1") >= before + 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(fleet.list("gs-1"), ["alice", "bob"], "carol's seat is given back");
+    assert_eq!(fleet.version("gs-1"), before + 2, "written twice: her seat taken, then given back");
+    assert_eq!(mm.with_state(|s| s.open_matches()), 0, "the write that filled the server closed the match");
+    assert_eq!(mm.with_state(|s| s.backfills_in_flight()), 0);
+    let carol = mm.ticket(&carol).unwrap();
+    assert_eq!(carol.state, TicketState::Cancelled, "{carol:?}");
+    assert!(carol.assignment.is_none(), "{carol:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_submission_is_answered_while_a_round_holds_the_state_lock() {
     let fleet = ListFleet::new(&[], 4);
@@ -380,13 +437,7 @@ async fn restart_during_a_backfill(landed: bool, kept: Kept) {
     assert_eq!(server_of(&alice), "gs-1");
     *fleet.stall.lock().unwrap() = Some(landed);
     let carol = submit(&mm, "carol", 1000.0).await;
-    for _ in 0..500 {
-        if fleet.stalled.load(std::sync::atomic::Ordering::SeqCst) == 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert_eq!(fleet.stalled.load(std::sync::atomic::Ordering::SeqCst), 1, "carol's backfill reached the server");
+    fleet.stalled(1).await;
     assert_eq!(mm.ticket(&carol).unwrap().state, TicketState::Matched);
     let expected: &[&str] = if landed { &["alice", "bob", "carol"] } else { &["alice", "bob"] };
     assert_eq!(fleet.list("gs-1"), expected);
