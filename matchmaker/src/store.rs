@@ -117,6 +117,9 @@ pub struct StoredMatch {
 /// A running match open to late joiners, as its server last confirmed it: the players placed
 /// and seated (those on their way in are stored as `matched` tickets naming the match, and
 /// placed again on restart), and the seats its server reported free.
+///
+/// A match that closed (its server full or gone) while tickets were still on their way in is
+/// kept, with `room` 0, until they have their answers: a restart never reopens it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StoredOpen {
@@ -129,8 +132,15 @@ pub struct StoredOpen {
     /// The widest skill range its tickets accepted when it formed (`None`: no limit).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spread: Option<f64>,
-    /// Seats free on its server.
+    /// Seats free on its server (0: closed to late joiners).
     pub room: u32,
+}
+
+impl StoredOpen {
+    /// A match closed to late joiners, in `namespace`: no room, and so no skill window either.
+    pub fn closed(namespace: String) -> Self {
+        Self { namespace, skill_low: 0.0, skill_high: 0.0, spread: None, room: 0 }
+    }
 }
 
 /// One change, in the order the service made it.

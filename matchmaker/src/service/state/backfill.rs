@@ -10,6 +10,9 @@
 //! all in the allocator's one compare-and-swap. The server's answer either assigns the ticket
 //! to the same address and match id, or (no room, server gone or back to Ready) closes the
 //! match and sends the ticket back to search.
+//!
+//! A match that closes while other tickets are still on their way in stays, stored with no
+//! room, until the last of them has its answer.
 
 use std::collections::BTreeMap;
 
@@ -28,13 +31,17 @@ use crate::engine::{Millis, OpenKey, OpenMatch, Placement, TicketKey};
 use crate::store::{Change, StoredMatch, StoredOpen};
 use crate::ticket::{Assignment, MatchInfo, TicketState};
 
-/// A running match of a backfill queue, for as long as it is open.
+/// A running match of a backfill queue, for as long as it is open, and after it closed for as
+/// long as tickets are still on their way into it.
 #[derive(Clone, Debug)]
 pub(super) struct RunningMatch {
     pub(super) id: Uuid,
     pub(super) queue: String,
     pub(super) namespace: String,
     pub(super) info: MatchInfo,
+    /// Closed to late joiners (its server full or gone, or its queue changed); kept until the
+    /// tickets still on their way in have their answers (see [`State::close_running`]).
+    pub(super) closed: bool,
 }
 
 /// A ticket placed into an open match, waiting for the server's answer.
@@ -188,7 +195,7 @@ impl State {
         let key = self.next_open;
         self.next_open += 1;
         let namespace = config.allocation.namespace.clone();
-        self.running.insert(key, RunningMatch { id, queue: queue.to_owned(), namespace, info });
+        self.running.insert(key, RunningMatch { id, queue: queue.to_owned(), namespace, info, closed: false });
         if let Some(runtime) = self.queues.get_mut(queue) {
             runtime.open.open(key, OpenMatch { room, in_flight: 0, ..window });
         }
@@ -271,7 +278,7 @@ impl State {
 
     /// The server took the ticket's players: assign it the match's server, and keep the match
     /// open with the seats the server reports free. A ticket that left meanwhile gets its
-    /// players taken off again.
+    /// players taken off again, even when that write closed the match.
     pub fn backfill_assigned(
         &mut self,
         ticket: TicketKey,
@@ -289,10 +296,10 @@ impl State {
             runtime.open.confirm(pending.open, pending.size, reported);
             closed = runtime.open.get(pending.open).is_none();
         }
-        if closed {
-            self.close_running(pending.open);
-        }
-        let Some(record) = self.tickets.get(&ticket) else { return BackfillAnswer::Assigned };
+        let Some(record) = self.tickets.get(&ticket) else {
+            self.answered(pending.open, closed);
+            return BackfillAnswer::Assigned;
+        };
         let players: Vec<String> = record.view.players.iter().map(|p| p.id.clone()).collect();
         if record.view.state != TicketState::Matched {
             self.leave_team(ticket, &pending);
@@ -300,7 +307,7 @@ impl State {
             if let Some(runtime) = self.queues.get_mut(&pending.queue) {
                 runtime.open.left(pending.open, pending.team, pending.size);
             }
-            self.record_open(pending.open);
+            self.answered(pending.open, closed);
             let undo = match (config.as_deref(), tracker, running.as_ref()) {
                 (Some(config), Some(tracker), Some(running)) => {
                     seat_request(config, tracker, running, &players, CounterActionKind::Decrement, None)
@@ -315,7 +322,9 @@ impl State {
         let wait = seconds(now.saturating_sub(record.enqueued_at));
         self.metrics.assigned(&pending.queue, vec![wait], [record.view.id.as_str()], &status.game_server_name);
         self.transition(ticket, TicketState::Assigned, now, |t| t.assignment = Some(Box::new(assignment)));
-        self.record_open(pending.open);
+        // After the assignment: a store that kept only the match's end would send the ticket,
+        // seated, searching again after a restart.
+        self.answered(pending.open, closed);
         if let Some(queue) = self.queues.get(&pending.queue)
             && queue.open.get(pending.open).is_some_and(|m| m.room > 0)
         {
@@ -336,8 +345,8 @@ impl State {
         if let Some(running) = self.close_running(pending.open) {
             tracing::info!(r#match = %running.id, queue = %running.queue, "running match closed to late joiners: its server has no room or is gone");
         }
-        // Every other ticket on its way into that match is refused by the server as well;
-        // they learn it from their own answers.
+        // Every other ticket on its way into that match learns from its own answer whether its
+        // players were seated before the server filled or left the match.
         self.search_again(ticket, &pending.queue, now);
     }
 
@@ -349,6 +358,9 @@ impl State {
             runtime.open.give_back(pending.open, pending.team, pending.size);
         }
         self.leave_team(ticket, &pending);
+        if self.running.get(&pending.open).is_some_and(|r| r.closed) {
+            self.close_running(pending.open);
+        }
         self.search_again(ticket, &pending.queue, now);
     }
 
@@ -374,35 +386,63 @@ impl State {
         }
     }
 
-    /// Forgets running match `key` (closed to late joiners), in the store too.
-    fn close_running(&mut self, key: OpenKey) -> Option<RunningMatch> {
-        let running = self.running.remove(&key)?;
-        self.store.record(Change::MatchDone(running.id));
-        Some(running)
+    /// A backfill into running match `key` has its answer: the match, if that (or an earlier
+    /// answer) closed it, is closed; otherwise stored as the server now confirmed it.
+    fn answered(&mut self, key: OpenKey, closed: bool) {
+        if closed {
+            self.close_running(key);
+        } else {
+            self.record_open(key);
+        }
     }
 
-    /// Stores open match `key` as its server last confirmed it: without the players still on
-    /// their way in, and with their seats counted free (a restart places them again).
+    /// Closes running match `key` to late joiners and forgets it, in the store too, once no
+    /// ticket is on its way into it. Until then it stays, stored with no room, so the store
+    /// still knows the match those tickets name and that their players may already be seated
+    /// on its server. Returns the match if it was open until now.
+    fn close_running(&mut self, key: OpenKey) -> Option<RunningMatch> {
+        let in_flight = self.backfills.values().any(|b| b.open == key);
+        let running = self.running.get_mut(&key)?;
+        let was_open = !std::mem::replace(&mut running.closed, true);
+        let closing = was_open.then(|| running.clone());
+        if !in_flight {
+            let id = running.id;
+            self.running.remove(&key);
+            self.store.record(Change::MatchDone(id));
+        } else if was_open {
+            self.record_open(key);
+        }
+        closing
+    }
+
+    /// Stores running match `key` as its server last confirmed it: without the players still on
+    /// their way in, and (while it is open) with their seats counted free, so a restart places
+    /// them again. A closed one is stored with no room, which a restart never reopens.
     pub(super) fn record_open(&self, key: OpenKey) {
         if !self.store.keeps_changes() {
             return;
         }
         let Some(running) = self.running.get(&key) else { return };
-        let Some(open) = self.queues.get(&running.queue).and_then(|q| q.open.get(key)) else { return };
+        let open = self.queues.get(&running.queue).and_then(|q| q.open.get(key));
         let mut info = running.info.clone();
-        let mut room = open.room;
+        let mut in_flight: u32 = 0;
         for (ticket, pending) in self.backfills.iter().filter(|(_, b)| b.open == key) {
-            room = room.saturating_add(pending.size);
+            in_flight = in_flight.saturating_add(pending.size);
             if let (Some(team), Some(record)) = (info.teams.get_mut(pending.team), self.tickets.get(ticket)) {
                 team.retain(|id| !record.view.players.iter().any(|p| &p.id == id));
             }
         }
-        let stored = StoredOpen {
-            namespace: running.namespace.clone(),
-            skill_low: open.skill_low,
-            skill_high: open.skill_high,
-            spread: open.spread.is_finite().then_some(open.spread),
-            room,
+        let stored = match open {
+            _ if running.closed => StoredOpen::closed(running.namespace.clone()),
+            Some(open) => StoredOpen {
+                namespace: running.namespace.clone(),
+                skill_low: open.skill_low,
+                skill_high: open.skill_high,
+                spread: open.spread.is_finite().then_some(open.spread),
+                room: open.room.saturating_add(in_flight),
+            },
+            // Between its server's answer and its closing.
+            None => return,
         };
         self.store.record(Change::Match(Box::new(StoredMatch {
             id: running.id,
@@ -427,3 +467,6 @@ impl State {
         self.after_queued(ticket, queue, now);
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -171,7 +171,9 @@ impl State {
             runtime.open.open(key, window);
         }
         tracing::info!(r#match = %m.id, queue = %m.queue, room = stored.room, "running match reopened for late joiners");
-        self.running.insert(key, RunningMatch { id: m.id, queue: m.queue, namespace: stored.namespace, info: m.info });
+        let running =
+            RunningMatch { id: m.id, queue: m.queue, namespace: stored.namespace, info: m.info, closed: false };
+        self.running.insert(key, running);
         true
     }
 
