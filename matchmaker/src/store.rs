@@ -119,7 +119,8 @@ pub struct StoredMatch {
 /// placed again on restart), and the seats its server reported free.
 ///
 /// A match that closed (its server full or gone) while tickets were still on their way in is
-/// kept, with `room` 0, until they have their answers: a restart never reopens it.
+/// kept, with `room` 0, until they have their answers: a restart never reopens it, but asks
+/// for each such ticket whether its players are on the server already.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StoredOpen {

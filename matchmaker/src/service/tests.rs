@@ -482,6 +482,91 @@ async fn on_redis_the_next_leader_places_a_cut_off_backfill_again() {
     restart_during_a_backfill(false, Kept::Redis(redis_server::RedisServer::start())).await;
 }
 
+/// A matchmaker stopped while a late ticket's write was in flight into a running match that
+/// closed meanwhile (the game filled its other seats itself, so the next late ticket was
+/// refused), its write landed (`landed`) or not, and another started on what it kept.
+async fn restart_after_the_match_closed_during_a_backfill(landed: bool, kept: Kept) {
+    let fleet = ListFleet::new(&["gs-1", "gs-2"], 4);
+    let (mm, stop, running) = kept.start(fleet.clone()).await;
+    let alice = submit(&mm, "alice", 1000.0).await;
+    submit(&mm, "bob", 1000.0).await;
+    let alice = settled(&mm, &alice).await;
+    assert_eq!(server_of(&alice), "gs-1");
+    *fleet.stall.lock().unwrap() = Some(landed);
+    let carol = submit(&mm, "carol", 1000.0).await;
+    fleet.stalled(1).await;
+    *fleet.stall.lock().unwrap() = None;
+    fleet.edit("gs-1", |gs| {
+        let list = gs.status.as_mut().unwrap().lists.get_mut("players").unwrap();
+        for bot in 1..=list.capacity - list.values.len() as i64 {
+            list.values.push(format!("bot-{bot}"));
+        }
+    });
+    let dave = submit(&mm, "dave", 1000.0).await;
+    for _ in 0..500 {
+        if mm.with_state(|s| s.open_matches()) == 0 && mm.ticket(&dave).unwrap().state == TicketState::Searching {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(mm.with_state(|s| s.open_matches()), 0, "dave's refusal closed the match");
+    assert_eq!(mm.ticket(&dave).unwrap().state, TicketState::Searching);
+    assert_eq!(mm.ticket(&carol).unwrap().state, TicketState::Matched, "still on her way in");
+    mm.persisted().await.unwrap();
+    // The matchmaker dies with carol's call in flight.
+    stop.send(()).unwrap();
+    running.await.unwrap();
+    drop(mm);
+    // A bot leaves: the server has a seat again, yet the match stays closed.
+    fleet.edit("gs-1", |gs| {
+        gs.status.as_mut().unwrap().lists.get_mut("players").unwrap().values.pop();
+    });
+    let on_gs1 = fleet.list("gs-1");
+
+    let (mm, _stop, _) = kept.start(fleet.clone()).await;
+    let carol = settled(&mm, &carol).await;
+    if landed {
+        assert_eq!(server_of(&carol), "gs-1", "her seat was taken: {carol:?}");
+        let match_id = &alice.assignment.as_ref().unwrap().match_id;
+        assert_eq!(&carol.assignment.as_ref().unwrap().match_id, match_id, "the same running match");
+        assert_eq!(fleet.list("gs-1"), on_gs1, "seated once, by the write before the restart");
+        assert_eq!(mm.with_state(|s| s.open_matches()), 0, "the closed match is not reopened");
+        // Dave waits alone; with erin he starts a match on the other server, without carol.
+        let erin = submit(&mm, "erin", 1000.0).await;
+        assert_eq!(server_of(&settled(&mm, &dave).await), "gs-2");
+        assert_eq!(server_of(&settled(&mm, &erin).await), "gs-2");
+        assert_eq!(fleet.list("gs-2"), ["dave", "erin"]);
+    } else {
+        // Not on the server: she searches again, and starts a match with dave on the other one
+        // rather than take the free seat of the closed match.
+        assert_eq!(server_of(&carol), "gs-2", "{carol:?}");
+        assert_eq!(server_of(&settled(&mm, &dave).await), "gs-2");
+        assert_eq!(fleet.list("gs-2"), ["carol", "dave"]);
+        assert_eq!(fleet.list("gs-1"), on_gs1, "nobody joins the closed match");
+    }
+    assert_eq!(mm.with_state(|s| s.backfills_in_flight()), 0);
+}
+
+#[tokio::test]
+async fn a_landed_backfill_into_a_match_that_closed_before_a_restart_is_assigned_there() {
+    restart_after_the_match_closed_during_a_backfill(true, Kept::journal()).await;
+}
+
+#[tokio::test]
+async fn a_cut_off_backfill_into_a_match_that_closed_before_a_restart_searches_again() {
+    restart_after_the_match_closed_during_a_backfill(false, Kept::journal()).await;
+}
+
+#[tokio::test]
+async fn on_redis_the_next_leader_assigns_a_landed_backfill_into_a_closed_match() {
+    restart_after_the_match_closed_during_a_backfill(true, Kept::Redis(redis_server::RedisServer::start())).await;
+}
+
+#[tokio::test]
+async fn on_redis_the_next_leader_sends_a_cut_off_backfill_into_a_closed_match_searching() {
+    restart_after_the_match_closed_during_a_backfill(false, Kept::Redis(redis_server::RedisServer::start())).await;
+}
+
 #[tokio::test]
 async fn a_match_resumed_after_a_restart_takes_late_joiners_once_it_has_its_server() {
     let kept = Kept::journal();

@@ -12,7 +12,9 @@
 //! match and sends the ticket back to search.
 //!
 //! A match that closes while other tickets are still on their way in stays, stored with no
-//! room, until the last of them has its answer.
+//! room, until the last of them has its answer: after a restart each of those then only asks
+//! whether its players are on the server already (see [`super::restore`]), so a ticket whose
+//! write landed just before the crash is not matched a second time elsewhere.
 
 use std::collections::BTreeMap;
 
@@ -144,6 +146,34 @@ pub(super) fn seat_request(
     kind: CounterActionKind,
     adopt: Option<&str>,
 ) -> Result<AdmittedAllocation, FieldErrors> {
+    let mut selectors = vec![match_server(running)];
+    let mut spec = GameServerAllocationSpec::default();
+    match kind {
+        CounterActionKind::Increment => reserve_seats(tracker, &mut selectors, &mut spec, players),
+        CounterActionKind::Decrement => change_seats(tracker, &mut spec, players, kind),
+    }
+    if let (Some(value), SeatTracker::List(name)) = (adopt, tracker) {
+        selectors.insert(0, holding(running, name, value));
+    }
+    spec.selectors = selectors;
+    admit_on_server(config, running, spec)
+}
+
+/// The request that takes `running`'s server only while `value` is already in its list `list`,
+/// and changes nothing on it: how a ticket whose match closed before a restart learns whether
+/// its players took their seats (found) or not (no server).
+pub(super) fn adopt_request(
+    config: &QueueConfig,
+    list: &str,
+    running: &RunningMatch,
+    value: &str,
+) -> Result<AdmittedAllocation, FieldErrors> {
+    let spec = GameServerAllocationSpec { selectors: vec![holding(running, list, value)], ..Default::default() };
+    admit_on_server(config, running, spec)
+}
+
+/// `running`'s server, while it is still Allocated to that match.
+fn match_server(running: &RunningMatch) -> GameServerSelector {
     let mut selector = GameServerSelector::default();
     selector
         .label_selector
@@ -151,19 +181,22 @@ pub(super) fn seat_request(
         .get_or_insert_with(BTreeMap::new)
         .insert(MATCH_ID_LABEL.to_owned(), running.id.to_string());
     selector.game_server_state = Some(GameServerState::Allocated);
-    let own = selector.clone();
-    let mut selectors = vec![selector];
-    let mut spec = GameServerAllocationSpec::default();
-    match kind {
-        CounterActionKind::Increment => reserve_seats(tracker, &mut selectors, &mut spec, players),
-        CounterActionKind::Decrement => change_seats(tracker, &mut spec, players, kind),
-    }
-    if let (Some(value), SeatTracker::List(name)) = (adopt, tracker) {
-        let mut own = own;
-        own.lists.insert(name.to_owned(), ListSelector { contains_value: value.to_owned(), ..Default::default() });
-        selectors.insert(0, own);
-    }
-    spec.selectors = selectors;
+    selector
+}
+
+/// `running`'s server, while it is Allocated to that match and `value` is in its list `list`.
+fn holding(running: &RunningMatch, list: &str, value: &str) -> GameServerSelector {
+    let mut selector = match_server(running);
+    selector.lists.insert(list.to_owned(), ListSelector { contains_value: value.to_owned(), ..Default::default() });
+    selector
+}
+
+/// Admits `spec` as a request in `running`'s namespace with the queue's scheduling.
+fn admit_on_server(
+    config: &QueueConfig,
+    running: &RunningMatch,
+    mut spec: GameServerAllocationSpec,
+) -> Result<AdmittedAllocation, FieldErrors> {
     spec.scheduling = Some(config.allocation.scheduling);
     let mut request = GameServerAllocation::new(spec);
     request.metadata.namespace = Some(running.namespace.clone());
@@ -397,10 +430,10 @@ impl State {
     }
 
     /// Closes running match `key` to late joiners and forgets it, in the store too, once no
-    /// ticket is on its way into it. Until then it stays, stored with no room, so the store
-    /// still knows the match those tickets name and that their players may already be seated
-    /// on its server. Returns the match if it was open until now.
-    fn close_running(&mut self, key: OpenKey) -> Option<RunningMatch> {
+    /// ticket is on its way into it. Until then it stays, stored with no room, so that after a
+    /// restart those tickets ask whether their players took their seats rather than search
+    /// again while they may hold one. Returns the match if it was open until now.
+    pub(super) fn close_running(&mut self, key: OpenKey) -> Option<RunningMatch> {
         let in_flight = self.backfills.values().any(|b| b.open == key);
         let running = self.running.get_mut(&key)?;
         let was_open = !std::mem::replace(&mut running.closed, true);

@@ -2,7 +2,8 @@
 //! idempotency key; searching ones go back into their queue's pool; a match that waited for a
 //! server waits again and first looks for the server it may already have been given; a running
 //! match open to late joiners opens again, and a ticket that was on its way into it is placed
-//! again, first looking for its players already on the server.
+//! again, first looking for its players already on the server; a ticket on its way into a
+//! match that closed meanwhile only looks for them, and searches again if they are not there.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,10 +13,10 @@ use uuid::Uuid;
 
 use stadion_crds::allocation::CounterActionKind;
 
-use super::backfill::{PendingBackfill, RunningMatch, seat_request};
+use super::backfill::{PendingBackfill, RunningMatch, adopt_request, seat_request};
 use super::{BackfillJob, Job, MatchJob, PendingMatch, Record, State, allocation_request};
 use crate::config::{QueueConfig, SeatTracker};
-use crate::engine::{EngineTicket, Millis, OpenMatch, Rules, TicketKey, skill_window};
+use crate::engine::{EngineTicket, Millis, OpenKey, OpenMatch, Rules, TicketKey, skill_window};
 use crate::service::submit;
 use crate::store::{Change, Stored, StoredMatch, StoredTicket};
 use crate::ticket::{MatchInfo, TicketState};
@@ -71,6 +72,16 @@ impl State {
                 let reason = format!("queue `{queue}` no longer takes this ticket after a restart");
                 self.transition(key, TicketState::Failed, now, |t| t.reason = Some(reason));
             }
+        }
+        // A closed match kept for tickets none of which still asks about it is done.
+        let done: Vec<OpenKey> = self
+            .running
+            .iter()
+            .filter(|(key, running)| running.closed && !self.backfills.values().any(|b| b.open == **key))
+            .map(|(key, _)| *key)
+            .collect();
+        for key in done {
+            self.close_running(key);
         }
         tracing::info!(tickets = self.tickets.len(), jobs = jobs.len(), reopened, "matchmaker state restored");
         jobs
@@ -147,12 +158,23 @@ impl State {
     /// Reopens a running match stored open to late joiners, if its queue still backfills and
     /// its server had room; otherwise forgets it. Its server is not asked now: the first late joiner's request only
     /// succeeds while the server is still Allocated to the match with room, and closes it if not.
+    /// One stored with no room closed while tickets were on their way in: it stays closed, kept
+    /// only for those tickets to ask whether their players took their seats.
     fn reopen(&mut self, m: StoredMatch) -> bool {
         let Some(stored) = m.open else { return false };
         let tracked = self.queues.get(&m.queue).and_then(|q| q.config.backfill.as_ref()).and_then(|b| b.seats());
-        if tracked.is_none() || stored.room == 0 {
-            tracing::info!(r#match = %m.id, queue = %m.queue, room = stored.room, "stored running match not reopened: its queue no longer backfills, or its server had no room");
+        if tracked.is_none() {
+            tracing::info!(r#match = %m.id, queue = %m.queue, "stored running match not reopened: its queue no longer backfills");
             self.store.record(Change::MatchDone(m.id));
+            return false;
+        }
+        if stored.room == 0 {
+            let key = self.next_open;
+            self.next_open += 1;
+            tracing::info!(r#match = %m.id, queue = %m.queue, "stored running match kept closed: tickets on their way into it ask whether they took their seats");
+            let running =
+                RunningMatch { id: m.id, queue: m.queue, namespace: stored.namespace, info: m.info, closed: true };
+            self.running.insert(key, running);
             return false;
         }
         let region = m.info.region.as_deref().map(|name| self.intern_region(name));
@@ -180,19 +202,19 @@ impl State {
     /// Places again a ticket that was on its way into a running match when the matchmaker
     /// stopped, if that match reopened and still has its seats: its request first looks for
     /// the players already on the server (with a list, their id in it), so a write that landed
-    /// just before the stop is adopted rather than made twice.
+    /// just before the stop is adopted rather than made twice. Into a match that closed, it is
+    /// only asked after (see [`State::resolve_backfill`]).
     fn resume_backfill(&mut self, key: TicketKey, now: Millis) -> Option<BackfillJob> {
         let record = self.tickets.get(&key)?;
         let match_id = record.view.match_info.as_ref().and_then(|m| Uuid::parse_str(&m.id).ok())?;
-        let (open_key, _) = self.running.iter().find(|(_, r)| r.id == match_id)?;
+        let (open_key, running) = self.running.iter().find(|(_, r)| r.id == match_id)?;
         let open_key = *open_key;
+        if running.closed {
+            return self.resolve_backfill(key, open_key, now);
+        }
         let queue = record.view.queue.clone();
         let players: Vec<String> = record.view.players.iter().map(|p| p.id.clone()).collect();
-        let placed_on = record
-            .view
-            .match_info
-            .as_ref()
-            .and_then(|m| m.teams.iter().position(|team| players.iter().any(|p| team.contains(p))));
+        let placed_on = team_of(record.view.match_info.as_deref(), &players);
         let engine = self.engine_ticket(key, &queue)?;
         let config = self.queues.get(&queue).map(|q| q.config.clone())?;
         let tracker = config.backfill.as_ref().and_then(|b| b.seats())?;
@@ -219,6 +241,33 @@ impl State {
         let size = engine.size;
         self.backfills.insert(key, PendingBackfill { open: open_key, queue, team, size });
         tracing::info!(ticket = %self.tickets[&key].view.id, r#match = %match_id, "ticket placed into a running match again after a restart");
+        Some(BackfillJob { ticket: key, match_id, request })
+    }
+
+    /// Asks after a ticket that was on its way into a running match that closed (its server
+    /// full or gone) before the stop. With a list: for the match's server with the ticket's first
+    /// player already in it, adding nothing, so a write that landed assigns the ticket there
+    /// and one that did not sends it searching again, never into the closed match. A counter
+    /// cannot tell: the ticket searches again.
+    fn resolve_backfill(&mut self, key: TicketKey, open_key: OpenKey, now: Millis) -> Option<BackfillJob> {
+        let record = self.tickets.get(&key)?;
+        let queue = record.view.queue.clone();
+        let players: Vec<String> = record.view.players.iter().map(|p| p.id.clone()).collect();
+        let team = team_of(record.view.match_info.as_deref(), &players).unwrap_or(0);
+        let config = self.queues.get(&queue).map(|q| q.config.clone())?;
+        let running = self.running.get(&open_key)?;
+        let match_id = running.id;
+        let request = match config.backfill.as_ref().and_then(|b| b.seats())? {
+            SeatTracker::List(list) => adopt_request(&config, list, running, players.first()?),
+            SeatTracker::Counter(counter) => {
+                tracing::warn!(r#match = %match_id, counter, "a ticket was on its way into a running match that closed before the restart; a counter cannot tell whether its seats were taken, so it searches again and they may stay counted on that server");
+                return None;
+            }
+        };
+        self.extend_deadline(key, now);
+        let size = players.len() as u32;
+        self.backfills.insert(key, PendingBackfill { open: open_key, queue, team, size });
+        tracing::info!(ticket = %self.tickets[&key].view.id, r#match = %match_id, "asking whether a ticket took its seats in a running match that closed before the restart");
         Some(BackfillJob { ticket: key, match_id, request })
     }
 
@@ -251,6 +300,11 @@ impl State {
             self.deadlines.insert((record.deadline, key));
         }
     }
+}
+
+/// The team of `info` that holds one of `players` (where their ticket was placed).
+fn team_of(info: Option<&MatchInfo>, players: &[String]) -> Option<usize> {
+    info?.teams.iter().position(|team| players.iter().any(|p| team.contains(p)))
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
 //! A running match that closes while tickets are still on their way into it: what the store
-//! keeps of it until they have their answers.
+//! keeps of it, and what a restart does with it.
 
 use std::sync::{Arc, Mutex};
 
@@ -12,8 +12,8 @@ use crate::config::{MATCH_ID_LABEL, MatchmakerConfig};
 use crate::engine::TicketKey;
 use crate::metrics::Metrics;
 use crate::service::submit::prepare;
-use crate::store::{Change, Persisted, Stored, TicketStore};
-use crate::ticket::{AttributeValue, Player, TicketRequest, TicketState};
+use crate::store::{Change, Persisted, Stored, StoredMatch, StoredOpen, StoredTicket, TicketStore};
+use crate::ticket::{AttributeValue, MatchInfo, Player, TicketRequest, TicketState};
 
 /// Keeps every change recorded, in order.
 #[derive(Default)]
@@ -158,4 +158,93 @@ fn a_ticket_that_left_has_its_players_taken_off_a_server_another_refusal_closed(
     assert_eq!(spec.selectors[0].label_selector.match_labels.as_ref().unwrap()[MATCH_ID_LABEL], formed.id.to_string());
     assert_eq!(state.ticket(&carol_id).unwrap().state, TicketState::Cancelled);
     assert!(state.running.is_empty());
+}
+
+/// A ticket of `queue` stored `matched` on its way into the running match `info` names.
+fn on_its_way(queue: &str, player_id: &str, info: &MatchInfo) -> StoredTicket {
+    let ticket = crate::ticket::Ticket {
+        id: Uuid::new_v4().to_string(),
+        queue: queue.to_owned(),
+        state: TicketState::Matched,
+        players: vec![player(player_id)],
+        idempotency_key: None,
+        created_at: String::new(),
+        updated_at: String::new(),
+        match_info: Some(Box::new(info.clone())),
+        assignment: None,
+        reason: None,
+    };
+    StoredTicket { ticket, enqueued_at: 100, deadline: 1_000_000, forget_at: None, match_id: None }
+}
+
+/// A running match of `queue` stored closed, with `players` seated on one team.
+fn closed(queue: &str, players: &[&str]) -> StoredMatch {
+    let id = Uuid::new_v4();
+    let teams = vec![players.iter().map(|p| (*p).to_owned()).collect()];
+    let info = MatchInfo { id: id.to_string(), teams, region: None, formed_at: String::new() };
+    StoredMatch {
+        id,
+        queue: queue.to_owned(),
+        tickets: Vec::new(),
+        info,
+        open: Some(StoredOpen::closed("default".to_owned())),
+    }
+}
+
+#[test]
+fn after_a_restart_a_closed_match_is_only_asked_whether_its_late_tickets_took_their_seats() {
+    let (mut state, store) = state();
+    let listed = closed("lobby", &["alice", "bob"]);
+    let counted = closed("sessions", &["erin", "frank"]);
+    let empty = closed("lobby", &["gina", "hal"]);
+    let carol = on_its_way("lobby", "carol", &listed.info);
+    let dave = on_its_way("sessions", "dave", &counted.info);
+    let stored = Stored {
+        tickets: vec![carol.clone(), dave.clone()],
+        matches: vec![listed.clone(), counted.clone(), empty.clone()],
+    };
+    let jobs = state.restore(stored, 5_000);
+
+    assert_eq!(state.open_matches(), 0, "no closed match takes late joiners again");
+    let [Job::Backfill(job)] = jobs.as_slice() else { panic!("one request, for carol: {jobs:?}") };
+    assert_eq!(job.match_id, listed.id);
+    let spec = &job.request.as_ref().unwrap().request().spec;
+    assert!(spec.lists.is_empty() && spec.counters.is_empty(), "nothing added: {spec:?}");
+    let [selector] = spec.selectors.as_slice() else { panic!("only her server with her on it: {spec:?}") };
+    let labels = selector.label_selector.match_labels.as_ref().unwrap();
+    assert_eq!(labels[MATCH_ID_LABEL], listed.id.to_string());
+    assert_eq!(selector.lists["players"].contains_value, "carol");
+    assert_eq!(state.ticket(&carol.ticket.id).unwrap().state, TicketState::Matched, "until the server answers");
+    // A counter cannot tell whether dave took a seat: he searches again, as before.
+    assert_eq!(state.ticket(&dave.ticket.id).unwrap().state, TicketState::Searching);
+
+    let done: Vec<Uuid> =
+        store.take().iter().filter_map(|c| if let Change::MatchDone(id) = c { Some(*id) } else { None }).collect();
+    assert!(done.contains(&counted.id) && done.contains(&empty.id), "nobody asks about them: {done:?}");
+    assert!(!done.contains(&listed.id), "kept for carol's answer");
+
+    // Her players are not on the server: she searches again, and the match is done.
+    let key = state.by_id[&Uuid::parse_str(&carol.ticket.id).unwrap()];
+    state.backfill_refused(key, 5_100);
+    assert_eq!(state.ticket(&carol.ticket.id).unwrap().state, TicketState::Searching);
+    assert_eq!(match_changes(&store.take(), listed.id), [None]);
+    assert!(state.running.is_empty());
+}
+
+#[test]
+fn a_ticket_found_on_the_server_of_a_closed_match_is_assigned_there() {
+    let (mut state, store) = state();
+    let listed = closed("lobby", &["alice", "bob"]);
+    let carol = on_its_way("lobby", "carol", &listed.info);
+    let jobs = state.restore(Stored { tickets: vec![carol.clone()], matches: vec![listed.clone()] }, 5_000);
+    let [Job::Backfill(job)] = jobs.as_slice() else { panic!("one request, for carol: {jobs:?}") };
+    store.take();
+    // The server's list has a free seat again (a bot left), but the match stays closed.
+    state.backfill_assigned(job.ticket, &answer(&["alice", "bob", "carol"]), 5_100);
+    let ticket = state.ticket(&carol.ticket.id).unwrap();
+    assert_eq!(ticket.state, TicketState::Assigned);
+    let assignment = ticket.assignment.unwrap();
+    assert_eq!((assignment.game_server_name.as_str(), assignment.match_id), ("gs-1", listed.id.to_string()));
+    assert_eq!(match_changes(&store.take(), listed.id), [None]);
+    assert_eq!(state.open_matches(), 0);
 }
