@@ -65,6 +65,16 @@ async fn allocate_backfill(matchmaker: Matchmaker, job: BackfillJob) {
         }
     };
     let mut backoff = Backoff::new(RETRY_BASE, RETRY_MAX);
+    // Never seat players the store may not yet know are on their way in: after a crash the
+    // ticket would search again while holding a seat on this server.
+    while let Err(error) = matchmaker.persisted().await {
+        tracing::warn!(r#match = %job.match_id, %error, "backfill not yet stored; waiting before writing to the server");
+        tokio::time::sleep(backoff.next_delay()).await;
+        if !matchmaker.with_state(|s| s.is_backfilling(ticket)) {
+            let now = matchmaker.now();
+            return matchmaker.with_state(|s| s.backfill_abandoned(ticket, now));
+        }
+    }
     let metrics = matchmaker.inner.metrics.clone();
     let mut contended = 0;
     loop {

@@ -592,3 +592,5 @@ async fn a_match_resumed_after_a_restart_takes_late_joiners_once_it_has_its_serv
     assert_eq!(fleet.list("gs-1"), ["alice", "bob", "carol"]);
     assert_eq!(mm.ticket(&far).unwrap().state, TicketState::Searching);
 }
+
+mod durability;
