@@ -33,7 +33,9 @@
 //! duplicates (a server name handed out twice in the whole run); Allocated servers the API
 //! server shows after the row (must equal the Allocated answers) and the Ready servers left.
 //! Between rows the allocated servers are deleted, as finished matches are, and the controller
-//! refills the fleet to REPLICAS Ready before the next row starts.
+//! refills the fleet to REPLICAS Ready before the next row starts, and the row waits until the
+//! API server is quiet (a second with no more than heartbeats), so the Events and status writes
+//! the refill left queued are not timed with the row.
 
 mod kube_bench;
 #[path = "../tests/kubelet/mod.rs"]
@@ -544,6 +546,8 @@ async fn main() {
     for target in &targets {
         for &n in &clients {
             let _ = refill(&gameservers, replicas).await;
+            let waited = kube_bench::quiet(&world.client).await;
+            eprintln!("{} x{n}: API server quiet {:.1} s after the refill", target.name(), waited.as_secs_f64());
             let row = run_row(target, n, allocations, &world.client, &gameservers, &mut seen).await;
             print_row(&row);
             for error in row.errors.iter().take(3) {

@@ -91,6 +91,28 @@ impl Writes {
     }
 }
 
+/// Waits until the API server is quiet: at most a few writes (Lease and Node heartbeats) in
+/// the last second, so that what a fleet's start or refill left behind (its last status writes,
+/// the Events still queued in the controller) is not timed with what comes next. Returns how
+/// long that took; gives up after a minute.
+pub async fn quiet(client: &Client) -> Duration {
+    const HEARTBEATS: f64 = 3.0;
+    let started = Instant::now();
+    let mut last = Writes::read(client).await;
+    let mut calm_since = Instant::now();
+    while started.elapsed() < Duration::from_secs(60) {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let now = Writes::read(client).await;
+        if now.clone().since(&last).total() > HEARTBEATS {
+            (last, calm_since) = (now, Instant::now());
+        } else if calm_since.elapsed() >= Duration::from_secs(1) {
+            return started.elapsed();
+        }
+    }
+    eprintln!("the API server kept writing for a minute; going on");
+    started.elapsed()
+}
+
 /// GameServer replaces per second, [`RAW_WORKERS`] at a time for [`RAW_SECONDS`] (see
 /// [`raw_updates`]).
 pub async fn raw_update_rate(client: &Client, namespace: &str) -> f64 {
