@@ -96,7 +96,7 @@ async fn allocate_backfill(matchmaker: Matchmaker, job: BackfillJob) {
             }
             Ok(AllocationOutcome::UnAllocated) | Err(AllocateError::Invalid(_)) => {
                 metrics.allocation_failure("backfill", "unavailable");
-                tracing::info!(r#match = %job.match_id, "running match has no room for the late ticket");
+                tracing::info!(r#match = %job.match_id, "the running match's server did not take the late ticket (no room, gone, or after a restart not holding its players); it searches again");
                 return matchmaker.with_state(|s| s.backfill_refused(ticket, now));
             }
             Ok(AllocationOutcome::Contention) => {
