@@ -184,3 +184,49 @@ async fn a_redis_lost_while_running_answers_503_json_and_the_store_reconnects() 
     assert_eq!(server.post_ticket(&solo("duel", "b", 500.0)).await.0, 201);
     server.shutdown().await.unwrap();
 }
+
+/// A searching ticket for `player`, with idempotency key `key`.
+fn searching(player: &str, key: &str) -> stadion_matchmaker::store::StoredTicket {
+    use stadion_matchmaker::ticket::{Player, Ticket, TicketState};
+    let ticket = Ticket {
+        id: uuid::Uuid::new_v4().to_string(),
+        queue: "duel".to_owned(),
+        state: TicketState::Searching,
+        players: vec![Player { id: player.to_owned(), attributes: Default::default(), latencies: Default::default() }],
+        idempotency_key: Some(key.to_owned()),
+        created_at: "2026-12-02T00:00:00Z".to_owned(),
+        updated_at: "2026-12-02T00:00:00Z".to_owned(),
+        match_info: None,
+        assignment: None,
+        reason: None,
+    };
+    stadion_matchmaker::store::StoredTicket { ticket, enqueued_at: 0, deadline: 1, forget_at: None, match_id: None }
+}
+
+#[tokio::test]
+async fn concurrent_creations_with_one_idempotency_key_write_one_ticket_and_all_name_it() {
+    use stadion_matchmaker::store::{Created, TicketStore};
+    let redis = RedisServer::start();
+    let store = RedisStore::connect(&redis.url()).await.unwrap();
+    // Two tickets per key, all created at once.
+    let tickets: Vec<_> = (0..200).map(|i| searching(&format!("p{i}"), &format!("key-{}", i / 2))).collect();
+    let creations: Vec<_> = tickets.iter().map(|t| store.create(t).unwrap()).collect();
+    let answers = futures::future::join_all(creations).await;
+    let mut written = Vec::new();
+    for (pair, answers) in tickets.chunks(2).zip(answers.chunks(2)) {
+        let id = |t: &stadion_matchmaker::store::StoredTicket| uuid::Uuid::parse_str(&t.ticket.id).unwrap();
+        let (first, second) = (id(&pair[0]), id(&pair[1]));
+        let winner = match (&answers[0], &answers[1]) {
+            (Ok(Created::New), Ok(Created::Existing(named))) if *named == first => first,
+            (Ok(Created::Existing(named)), Ok(Created::New)) if *named == second => second,
+            other => panic!("one of each pair is new and the other names it: {other:?}"),
+        };
+        written.push(winner.to_string());
+    }
+    let mut conn = redis.client().await;
+    let mut stored: Vec<String> = conn.hkeys(format!("{KEY_PREFIX}tickets")).await.unwrap();
+    let entries: usize = conn.xlen(format!("{KEY_PREFIX}changes")).await.unwrap();
+    assert_eq!(entries, 100, "one stream entry per ticket written");
+    (stored.sort(), written.sort());
+    assert_eq!(stored, written, "exactly the ticket each key names is stored");
+}
