@@ -1,7 +1,8 @@
 //! The Redis ticket store against a real `redis-server` (each test starts its own): a restart
 //! resumes every ticket, match and idempotency key; a second matchmaker follows the lease
-//! holder, and one that lost the lease stops matching; a Redis lost while running answers 503 JSON and the
-//! store reconnects.
+//! holder, and one that lost the lease stops matching; a Redis lost while running answers 503
+//! JSON and the store reconnects; concurrent creations sharing an idempotency key store one
+//! ticket.
 
 mod support;
 
@@ -227,6 +228,7 @@ async fn concurrent_creations_with_one_idempotency_key_write_one_ticket_and_all_
     let mut stored: Vec<String> = conn.hkeys(format!("{KEY_PREFIX}tickets")).await.unwrap();
     let entries: usize = conn.xlen(format!("{KEY_PREFIX}changes")).await.unwrap();
     assert_eq!(entries, 100, "one stream entry per ticket written");
-    (stored.sort(), written.sort());
+    stored.sort();
+    written.sort();
     assert_eq!(stored, written, "exactly the ticket each key names is stored");
 }
