@@ -39,6 +39,13 @@ impl Drop for Kept {
     }
 }
 
+/// Runs `scenario` on a fresh journal, then on a fresh Redis.
+async fn on_both_stores(scenario: impl AsyncFn(Kept)) {
+    for kept in Kept::both() {
+        scenario(kept).await;
+    }
+}
+
 /// Waits until ticket `id` is `state`.
 async fn reaches(mm: &Matchmaker, id: &str, state: TicketState) {
     for _ in 0..500 {
@@ -55,10 +62,7 @@ async fn reaches(mm: &Matchmaker, id: &str, state: TicketState) {
 async fn restart_during_a_backfill(landed: bool, kept: Kept) {
     let fleet = ListFleet::new(&["gs-1", "gs-2"], 3);
     let (mm, stop, running) = kept.start(fleet.clone()).await;
-    let alice = submit(&mm, "alice", 1000.0).await;
-    submit(&mm, "bob", 1000.0).await;
-    let alice = settled(&mm, &alice).await;
-    assert_eq!(server_of(&alice), "gs-1");
+    let alice = a_match_on(&mm, ["alice", "bob"], "gs-1").await;
     *fleet.stall.lock().unwrap() = Some(landed);
     let carol = submit(&mm, "carol", 1000.0).await;
     fleet.stalled(1).await;
@@ -88,16 +92,12 @@ async fn restart_during_a_backfill(landed: bool, kept: Kept) {
 
 #[tokio::test]
 async fn a_backfill_whose_write_landed_before_a_restart_is_adopted_not_seated_twice() {
-    for kept in Kept::both() {
-        restart_during_a_backfill(true, kept).await;
-    }
+    on_both_stores(async |kept| restart_during_a_backfill(true, kept).await).await;
 }
 
 #[tokio::test]
 async fn a_backfill_cut_off_by_a_restart_is_placed_again_in_the_reopened_match() {
-    for kept in Kept::both() {
-        restart_during_a_backfill(false, kept).await;
-    }
+    on_both_stores(async |kept| restart_during_a_backfill(false, kept).await).await;
 }
 
 /// A matchmaker stopped while a late ticket's write was in flight into a running match that
@@ -106,10 +106,7 @@ async fn a_backfill_cut_off_by_a_restart_is_placed_again_in_the_reopened_match()
 async fn restart_after_the_match_closed_during_a_backfill(landed: bool, kept: Kept) {
     let fleet = ListFleet::new(&["gs-1", "gs-2"], 4);
     let (mm, stop, running) = kept.start(fleet.clone()).await;
-    let alice = submit(&mm, "alice", 1000.0).await;
-    submit(&mm, "bob", 1000.0).await;
-    let alice = settled(&mm, &alice).await;
-    assert_eq!(server_of(&alice), "gs-1");
+    let alice = a_match_on(&mm, ["alice", "bob"], "gs-1").await;
     *fleet.stall.lock().unwrap() = Some(landed);
     let carol = submit(&mm, "carol", 1000.0).await;
     fleet.stalled(1).await;
@@ -167,16 +164,12 @@ async fn restart_after_the_match_closed_during_a_backfill(landed: bool, kept: Ke
 
 #[tokio::test]
 async fn a_landed_backfill_into_a_match_that_closed_before_a_restart_is_assigned_there() {
-    for kept in Kept::both() {
-        restart_after_the_match_closed_during_a_backfill(true, kept).await;
-    }
+    on_both_stores(async |kept| restart_after_the_match_closed_during_a_backfill(true, kept).await).await;
 }
 
 #[tokio::test]
 async fn a_cut_off_backfill_into_a_match_that_closed_before_a_restart_searches_again() {
-    for kept in Kept::both() {
-        restart_after_the_match_closed_during_a_backfill(false, kept).await;
-    }
+    on_both_stores(async |kept| restart_after_the_match_closed_during_a_backfill(false, kept).await).await;
 }
 
 #[tokio::test]
