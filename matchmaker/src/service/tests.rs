@@ -199,6 +199,15 @@ async fn settled(mm: &Matchmaker, id: &str) -> Ticket {
     panic!("ticket {id} never settled: {:?}", mm.ticket(id));
 }
 
+/// Two tickets that form a match on arrival: the first one, once the match runs on `server`.
+async fn a_match_on(mm: &Matchmaker, players: [&str; 2], server: &str) -> Ticket {
+    let first = submit(mm, players[0], 1000.0).await;
+    submit(mm, players[1], 1000.0).await;
+    let first = settled(mm, &first).await;
+    assert_eq!(server_of(&first), server, "{first:?}");
+    first
+}
+
 fn server_of(ticket: &Ticket) -> &str {
     assert_eq!(ticket.state, TicketState::Assigned, "{ticket:?}");
     &ticket.assignment.as_ref().unwrap().game_server_name
@@ -248,9 +257,7 @@ async fn a_late_ticket_joins_the_running_match_on_its_server_until_the_list_is_f
 async fn sixty_four_concurrent_late_tickets_never_overfill_the_server() {
     let fleet = ListFleet::new(&["gs-1"], 20);
     let (mm, _stop) = start(LOBBY, fleet.clone());
-    let first = submit(&mm, "p-a", 1000.0).await;
-    submit(&mm, "p-b", 1000.0).await;
-    assert_eq!(server_of(&settled(&mm, &first).await), "gs-1");
+    a_match_on(&mm, ["p-a", "p-b"], "gs-1").await;
     // The game seats three bots itself: the matchmaker still believes 18 seats are free.
     fleet.edit("gs-1", |gs| {
         let list = gs.status.as_mut().unwrap().lists.get_mut("players").unwrap();
@@ -293,9 +300,7 @@ async fn sixty_four_concurrent_late_tickets_never_overfill_the_server() {
 async fn a_server_that_left_its_match_closes_it_and_the_ticket_searches_again() {
     let fleet = ListFleet::new(&["gs-1", "gs-2"], 8);
     let (mm, _stop) = start(LOBBY, fleet.clone());
-    let a = submit(&mm, "a", 1000.0).await;
-    submit(&mm, "b", 1000.0).await;
-    assert_eq!(server_of(&settled(&mm, &a).await), "gs-1");
+    a_match_on(&mm, ["a", "b"], "gs-1").await;
     // The match ended: the game called Ready (or the server shut down).
     fleet.edit("gs-1", |gs| gs.status.as_mut().unwrap().state = Some(GameServerState::Shutdown));
     let c = submit(&mm, "c", 1000.0).await;
@@ -318,9 +323,7 @@ async fn a_server_that_left_its_match_closes_it_and_the_ticket_searches_again() 
 async fn a_ticket_cancelled_while_its_write_fills_the_server_has_its_players_taken_off_again() {
     let fleet = ListFleet::new(&["gs-1"], 3);
     let (mm, _stop) = start(LOBBY, fleet.clone());
-    let alice = submit(&mm, "alice", 1000.0).await;
-    submit(&mm, "bob", 1000.0).await;
-    assert_eq!(server_of(&settled(&mm, &alice).await), "gs-1");
+    a_match_on(&mm, ["alice", "bob"], "gs-1").await;
     assert_eq!(mm.with_state(|s| s.open_matches()), 1, "open with one seat left");
     let (release, held) = tokio::sync::oneshot::channel();
     *fleet.held.lock().unwrap() = Some(held);

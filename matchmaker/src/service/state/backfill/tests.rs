@@ -80,6 +80,16 @@ fn answer(values: &[&str]) -> GameServerAllocationStatus {
     }
 }
 
+/// Alice and Bob's match, formed on arrival and running on `gs-1`, whose list then holds
+/// `seated`: its id.
+fn running_match(state: &mut State, seated: &[&str]) -> Uuid {
+    submit(state, "alice", 0);
+    submit(state, "bob", 0);
+    let Some(Job::Match(formed)) = state.take_arrivals().pop() else { panic!("a match forms on arrival") };
+    state.assign(formed.id, &answer(seated), 10);
+    formed.id
+}
+
 /// The stored form of every running-match change among `changes`: `Some(room)` for a record,
 /// `None` for its end.
 fn match_changes(changes: &[Change], id: Uuid) -> Vec<Option<u32>> {
@@ -96,10 +106,7 @@ fn match_changes(changes: &[Change], id: Uuid) -> Vec<Option<u32>> {
 #[test]
 fn a_match_closed_with_a_ticket_on_its_way_in_is_stored_closed_until_that_ticket_has_its_answer() {
     let (mut state, store) = state();
-    submit(&mut state, "alice", 0);
-    submit(&mut state, "bob", 0);
-    let Some(Job::Match(formed)) = state.take_arrivals().pop() else { panic!("a match forms on arrival") };
-    state.assign(formed.id, &answer(&["alice", "bob"]), 10);
+    let formed = running_match(&mut state, &["alice", "bob"]);
     let (carol, dave) = (submit(&mut state, "carol", 20), submit(&mut state, "dave", 20));
     assert_eq!(state.take_arrivals().len(), 2, "both placed into the running match");
     store.take();
@@ -108,13 +115,13 @@ fn a_match_closed_with_a_ticket_on_its_way_in_is_stored_closed_until_that_ticket
     state.backfill_refused(dave, 30);
     assert_eq!(state.open_matches(), 0);
     assert_eq!(state.tickets[&dave].view.state, TicketState::Searching);
-    assert_eq!(match_changes(&store.take(), formed.id), [Some(0)], "kept, with no room");
+    assert_eq!(match_changes(&store.take(), formed), [Some(0)], "kept, with no room");
 
     // Carol's write had landed before: she is assigned, and only then is the match forgotten.
     state.backfill_assigned(carol, &answer(&["alice", "bob", "carol", "bot"]), 40);
     assert_eq!(state.tickets[&carol].view.state, TicketState::Assigned);
     let changes = store.take();
-    assert_eq!(match_changes(&changes, formed.id), [None]);
+    assert_eq!(match_changes(&changes, formed), [None]);
     let assigned =
         changes.iter().position(|c| matches!(c, Change::Ticket(t) if t.ticket.state == TicketState::Assigned));
     let done = changes.iter().position(|c| matches!(c, Change::MatchDone(_)));
@@ -125,24 +132,18 @@ fn a_match_closed_with_a_ticket_on_its_way_in_is_stored_closed_until_that_ticket
 #[test]
 fn a_match_the_last_answer_fills_is_forgotten_at_once() {
     let (mut state, store) = state();
-    submit(&mut state, "alice", 0);
-    submit(&mut state, "bob", 0);
-    let Some(Job::Match(formed)) = state.take_arrivals().pop() else { panic!("a match forms on arrival") };
-    state.assign(formed.id, &answer(&["alice", "bob", "bot"]), 10);
+    let formed = running_match(&mut state, &["alice", "bob", "bot"]);
     let carol = submit(&mut state, "carol", 20);
     store.take();
     state.backfill_assigned(carol, &answer(&["alice", "bob", "bot", "carol"]), 30);
-    assert_eq!(match_changes(&store.take(), formed.id), [None], "nobody else on the way in");
+    assert_eq!(match_changes(&store.take(), formed), [None], "nobody else on the way in");
     assert!(state.running.is_empty());
 }
 
 #[test]
 fn a_ticket_that_left_has_its_players_taken_off_a_server_another_refusal_closed() {
     let (mut state, _store) = state();
-    submit(&mut state, "alice", 0);
-    submit(&mut state, "bob", 0);
-    let Some(Job::Match(formed)) = state.take_arrivals().pop() else { panic!("a match forms on arrival") };
-    state.assign(formed.id, &answer(&["alice", "bob"]), 10);
+    let formed = running_match(&mut state, &["alice", "bob"]);
     let (carol, dave) = (submit(&mut state, "carol", 20), submit(&mut state, "dave", 20));
     let carol_id = state.tickets[&carol].view.id.clone();
     state.cancel(&carol_id, 25).unwrap();
@@ -155,7 +156,7 @@ fn a_ticket_that_left_has_its_players_taken_off_a_server_another_refusal_closed(
     let undo = undo.expect("the closed match is still known");
     let spec = &undo.request().spec;
     assert_eq!(spec.lists["players"].delete_values, ["carol"]);
-    assert_eq!(spec.selectors[0].label_selector.match_labels.as_ref().unwrap()[MATCH_ID_LABEL], formed.id.to_string());
+    assert_eq!(spec.selectors[0].label_selector.match_labels.as_ref().unwrap()[MATCH_ID_LABEL], formed.to_string());
     assert_eq!(state.ticket(&carol_id).unwrap().state, TicketState::Cancelled);
     assert!(state.running.is_empty());
 }
