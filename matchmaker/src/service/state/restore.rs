@@ -155,11 +155,12 @@ impl State {
 }
 
 impl State {
-    /// Reopens a running match stored open to late joiners, if its queue still backfills and
-    /// its server had room; otherwise forgets it. Its server is not asked now: the first late joiner's request only
-    /// succeeds while the server is still Allocated to the match with room, and closes it if not.
-    /// One stored with no room closed while tickets were on their way in: it stays closed, kept
-    /// only for those tickets to ask whether their players took their seats.
+    /// Reopens a running match stored open to late joiners if its queue still backfills and its
+    /// server had room. Its server is not asked now: the first late joiner's request only
+    /// succeeds while the server is still Allocated to the match with room, and closes it if
+    /// not. One stored with no room closed while tickets were on their way in: it stays closed,
+    /// kept only for those tickets to ask whether their players took their seats. A match whose
+    /// queue no longer backfills is forgotten.
     fn reopen(&mut self, m: StoredMatch) -> bool {
         let Some(stored) = m.open else { return false };
         let tracked = self.queues.get(&m.queue).and_then(|q| q.config.backfill.as_ref()).and_then(|b| b.seats());
