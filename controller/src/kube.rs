@@ -27,6 +27,7 @@ pub mod run;
 pub mod sidecar;
 pub mod store;
 pub mod throttle;
+pub mod watched_pod;
 
 #[cfg(test)]
 mod fixtures;

@@ -6,8 +6,9 @@
 //! would deserialise every object again and hold its own copy while listing.
 //!
 //! Before an object enters a cache it loses what no reconcile reads: `managedFields` on every
-//! kind (often the larger part of an object), and for Pods and Nodes everything but the few
-//! fields the GameServer controller looks at. Kinds the controllers write back (GameServers,
+//! kind (often the larger part of an object), and for Nodes everything but the few fields the
+//! controllers look at. Pods are cached as [`super::watched_pod::WatchedPod`], which parses
+//! only what the GameServer controller reads. Kinds the controllers write back (GameServers,
 //! sets, fleets, autoscalers) keep everything else: a replace carries the whole object, and an
 //! absent `managedFields` is the one omission the API server fills in from what it stores.
 
@@ -15,7 +16,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use futures::{StreamExt, TryStreamExt, future};
-use k8s_openapi::api::core::v1::{ContainerStatus, Node, NodeSpec, NodeStatus, Pod, PodSpec, PodStatus};
+use k8s_openapi::api::core::v1::{Node, NodeSpec, NodeStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::runtime::reflector::{self, ReflectHandle, Store};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -38,35 +39,6 @@ pub fn trim_meta(meta: &mut ObjectMeta) {
 /// A written or watched object of a kind the controllers write back, as it is cached.
 pub fn trim_object<K: Resource>(object: &mut K) {
     trim_meta(object.meta_mut());
-}
-
-/// A game-server Pod as the GameServer controller reads it: its owner (the trigger), its Node,
-/// whether it is being deleted, its phase and its containers' states. The spec's containers,
-/// volumes and probes, the annotations and the conditions are dropped.
-pub fn trim_pod(pod: &mut Pod) {
-    trim_meta(&mut pod.metadata);
-    pod.metadata.annotations = None;
-    let node_name = pod.spec.as_mut().and_then(|spec| spec.node_name.take());
-    pod.spec = Some(PodSpec { node_name, ..PodSpec::default() });
-    pod.status = pod.status.take().map(|status| PodStatus {
-        phase: status.phase,
-        reason: status.reason,
-        container_statuses: status.container_statuses.map(|all| all.into_iter().map(trim_container).collect()),
-        ..PodStatus::default()
-    });
-}
-
-fn trim_container(status: ContainerStatus) -> ContainerStatus {
-    ContainerStatus {
-        name: status.name,
-        container_id: status.container_id,
-        state: status.state,
-        last_state: status.last_state,
-        restart_count: status.restart_count,
-        ready: status.ready,
-        started: status.started,
-        ..ContainerStatus::default()
-    }
 }
 
 /// A Node as the controllers read it: name and labels, taints (system nodes are left out of
@@ -135,52 +107,6 @@ where
 mod tests {
     use super::*;
     use serde_json::json;
-
-    #[test]
-    fn a_pod_keeps_what_the_gameserver_controller_reads() {
-        let mut pod: Pod = serde_json::from_value(json!({
-            "metadata": {
-                "name": "gs-1", "namespace": "default", "uid": "u1", "resourceVersion": "7",
-                "labels": {"agones.dev/role": "gameserver"},
-                "annotations": {"big": "x".repeat(1000)},
-                "deletionTimestamp": "2026-01-01T00:00:00Z",
-                "ownerReferences": [{"apiVersion": "agones.dev/v1", "kind": "GameServer", "name": "gs-1",
-                                     "uid": "g1", "controller": true}],
-                "managedFields": [{"manager": "kubelet", "operation": "Update", "fieldsType": "FieldsV1",
-                                   "fieldsV1": {"f:status": {}}}]
-            },
-            "spec": {"nodeName": "node-1", "containers": [{"name": "game", "image": "game:1",
-                     "env": [{"name": "A", "value": "b"}]}]},
-            "status": {
-                "phase": "Running", "reason": "Evicted", "podIP": "10.0.0.1",
-                "conditions": [{"type": "Ready", "status": "True"}],
-                "containerStatuses": [{
-                    "name": "game", "image": "game:1", "imageID": "sha", "containerID": "c://2",
-                    "ready": true, "restartCount": 1, "started": true,
-                    "state": {"running": {"startedAt": "2026-01-01T00:00:00Z"}},
-                    "lastState": {"terminated": {"exitCode": 3, "containerID": "c://1"}}
-                }]
-            }
-        }))
-        .unwrap();
-        trim_pod(&mut pod);
-        let meta = &pod.metadata;
-        assert!(meta.managed_fields.is_none() && meta.annotations.is_none());
-        assert_eq!(meta.owner_references.as_ref().unwrap()[0].name, "gs-1");
-        assert!(meta.deletion_timestamp.is_some());
-        assert_eq!(meta.labels.as_ref().unwrap()["agones.dev/role"], "gameserver");
-        let spec = pod.spec.as_ref().unwrap();
-        assert_eq!(spec.node_name.as_deref(), Some("node-1"));
-        assert!(spec.containers.is_empty());
-        let status = pod.status.as_ref().unwrap();
-        assert_eq!((status.phase.as_deref(), status.reason.as_deref()), (Some("Running"), Some("Evicted")));
-        assert!(status.conditions.is_none() && status.pod_ip.is_none());
-        let game = &status.container_statuses.as_ref().unwrap()[0];
-        assert_eq!((game.name.as_str(), game.container_id.as_deref(), game.restart_count), ("game", Some("c://2"), 1));
-        assert!(game.state.as_ref().unwrap().running.is_some());
-        assert_eq!(game.last_state.as_ref().unwrap().terminated.as_ref().unwrap().exit_code, 3);
-        assert!(game.image.is_empty());
-    }
 
     #[test]
     fn a_node_keeps_name_labels_taints_and_addresses() {

@@ -6,7 +6,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::Node;
 use kube::Client;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::Store;
@@ -19,6 +19,7 @@ use super::metrics::Metrics;
 use super::pod::PodConfig;
 use super::recorder::KubeRecorder;
 use super::store::KubeStore;
+use super::watched_pod::WatchedPod;
 use super::{Error, Result};
 use stadion_core::gameserver::GameServerDefaults;
 use stadion_core::ports::PortAllocator;
@@ -42,7 +43,7 @@ pub struct Context {
     /// Watch cache of Nodes (their addresses become the GameServer's).
     pub nodes: Store<Node>,
     /// Watch cache of game-server Pods.
-    pub pods: Store<Pod>,
+    pub pods: Store<WatchedPod>,
     /// Watch cache of GameServers (the GameServer controller and the allocator read it).
     pub gameservers: Store<GameServer>,
     /// The API server as the executors' object store, one per kind.

@@ -226,7 +226,7 @@ pub struct Caches {
     /// Nodes.
     pub nodes: kube::runtime::reflector::store::Writer<k8s_openapi::api::core::v1::Node>,
     /// Pods.
-    pub pods: kube::runtime::reflector::store::Writer<k8s_openapi::api::core::v1::Pod>,
+    pub pods: kube::runtime::reflector::store::Writer<super::watched_pod::WatchedPod>,
     /// GameServers.
     pub gameservers: kube::runtime::reflector::store::Writer<stadion_crds::GameServer>,
     /// GameServerSets.
@@ -258,9 +258,11 @@ impl Caches {
         self.fleets.apply_watcher_event(&kube::runtime::watcher::Event::Apply(obj));
     }
 
-    /// Puts `obj` in its cache.
+    /// Puts `obj` in its cache as the watch would: parsed from its JSON into what is cached.
     pub fn pod(&mut self, obj: k8s_openapi::api::core::v1::Pod) {
-        self.pods.apply_watcher_event(&kube::runtime::watcher::Event::Apply(obj));
+        let json = serde_json::to_value(obj).expect("a Pod serialises");
+        let watched = serde_json::from_value(json).expect("a Pod parses as the cached Pod");
+        self.pods.apply_watcher_event(&kube::runtime::watcher::Event::Apply(watched));
     }
 }
 

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::{ContainerStatus, Node, Pod};
+use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::Api;
 use kube::api::{DeleteParams, PostParams};
 use kube::runtime::controller::Action;
@@ -23,6 +23,7 @@ use tracing::{debug, info, info_span, warn};
 use super::context::{Context, error_policy_for, observed};
 use super::events::reason;
 use super::pod::build_pod;
+use super::watched_pod::{WatchedContainer, WatchedPod};
 use super::{Error, Result, api_status};
 use stadion_core::gameserver::{self as core_gs, GameServerAction, GameServerEvent, Transition, gameserver_key};
 use stadion_core::is_controlled_by;
@@ -90,7 +91,9 @@ fn api(ctx: &Context, gs: &GameServer) -> Api<GameServer> {
     Api::namespaced(ctx.client.clone(), gs.namespace())
 }
 
-fn pods(ctx: &Context, gs: &GameServer) -> Api<Pod> {
+/// The Pods of `gs`'s namespace, read and deleted as the cache holds them ([`WatchedPod`]);
+/// only [`create_pod`] writes a full [`Pod`].
+fn pods(ctx: &Context, gs: &GameServer) -> Api<WatchedPod> {
     Api::namespaced(ctx.client.clone(), gs.namespace())
 }
 
@@ -185,7 +188,8 @@ async fn allocate_ports(ctx: &Context, gs: &GameServer, now: Timestamp) -> Resul
 
 async fn create_pod(ctx: &Context, gs: &GameServer, now: Timestamp) -> Result<Action> {
     let pod = build_pod(gs, &ctx.pod_config)?;
-    let event = match pods(ctx, gs).create(&PostParams::default(), &pod).await {
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), gs.namespace());
+    let event = match pods.create(&PostParams::default(), &pod).await {
         // 409: a previous attempt created it and our state write was lost; it is ours.
         Ok(_) => GameServerEvent::PodCreated,
         Err(e) if api_status(&e) == Some(409) => GameServerEvent::PodCreated,
@@ -203,8 +207,8 @@ async fn create_pod(ctx: &Context, gs: &GameServer, now: Timestamp) -> Result<Ac
 
 /// The Pod of `gs` from the cache, confirmed with a GET when the cache lacks it (a Pod we just
 /// created may not be cached yet, and a missing Pod makes the server Unhealthy).
-async fn find_pod(ctx: &Context, gs: &GameServer) -> Result<Option<Pod>> {
-    let key = ObjectRef::<Pod>::new(gs.name()).within(gs.namespace());
+async fn find_pod(ctx: &Context, gs: &GameServer) -> Result<Option<WatchedPod>> {
+    let key = ObjectRef::<WatchedPod>::new(gs.name()).within(gs.namespace());
     if let Some(pod) = ctx.pods.get(&key) {
         return Ok(Some((*pod).clone()));
     }
@@ -221,8 +225,7 @@ async fn record_ready_container(ctx: &Context, gs: &mut GameServer) -> Result<()
     }
     let Some(game) = gs.game_container_name().map(str::to_owned) else { return Ok(()) };
     let Some(pod) = find_pod(ctx, gs).await? else { return Ok(()) };
-    let statuses = pod.status.and_then(|s| s.container_statuses).unwrap_or_default();
-    if let Some(id) = statuses.into_iter().find(|c| c.name == game).and_then(|c| c.container_id) {
+    if let Some(id) = pod.status.container_statuses.into_iter().find(|c| c.name == game).and_then(|c| c.container_id) {
         core_gs::stamp_ready_container(gs, &id);
     }
     Ok(())
@@ -243,7 +246,7 @@ async fn observe_pod(ctx: &Context, gs: &GameServer, now: Timestamp) -> Result<A
         apply(ctx, gs, event, now).await?;
         return Ok(Action::await_change());
     }
-    let node_name = pod.spec.as_ref().and_then(|s| s.node_name.clone()).unwrap_or_default();
+    let node_name = pod.spec.node_name.unwrap_or_default();
     if state == S::Starting && !node_name.is_empty() {
         let addresses = node_addresses(ctx, &node_name).await?;
         if let Err(error) = ctx.ports().move_to_node(&gameserver_key(gs), &node_name) {
@@ -272,11 +275,11 @@ async fn node_addresses(ctx: &Context, node: &str) -> Result<Vec<k8s_openapi::ap
 /// A Pod that failed, was evicted or is being deleted, or whose game container died after the
 /// server was Ready. Before Ready the kubelet restarting the game container is normal start-up
 /// (as in Agones), so only a termination of the container that became Ready counts.
-fn pod_failure(pod: &Pod, gs: &GameServer) -> Option<GameServerEvent> {
+fn pod_failure(pod: &WatchedPod, gs: &GameServer) -> Option<GameServerEvent> {
     if pod.metadata.deletion_timestamp.is_some() {
         return Some(GameServerEvent::PodFailed { reason: "the Pod is being deleted".into() });
     }
-    let status = pod.status.as_ref()?;
+    let status = &pod.status;
     if status.phase.as_deref() == Some("Failed") {
         let why = status.reason.clone().unwrap_or_else(|| "Failed".into());
         return Some(GameServerEvent::PodFailed { reason: format!("the Pod failed: {why}") });
@@ -287,14 +290,14 @@ fn pod_failure(pod: &Pod, gs: &GameServer) -> Option<GameServerEvent> {
         return None;
     }
     let game = gs.game_container_name()?;
-    let container = status.container_statuses.as_ref()?.iter().find(|c| c.name == game)?;
+    let container = status.container_statuses.iter().find(|c| c.name == game)?;
     let code = game_container_crash(container, core_gs::ready_container(gs))?;
     Some(GameServerEvent::ProcessExited { code: Some(code) })
 }
 
 /// The exit code of the game container if it died since the server went Ready, given the id of
 /// the container that became Ready (`ready`).
-fn game_container_crash(container: &ContainerStatus, ready: Option<&str>) -> Option<i32> {
+fn game_container_crash(container: &WatchedContainer, ready: Option<&str>) -> Option<i32> {
     // Whichever instance it is, the one running now is dead.
     if let Some(now) = container.state.as_ref().and_then(|s| s.terminated.as_ref()) {
         return Some(now.exit_code);

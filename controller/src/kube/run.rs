@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use futures::{FutureExt, StreamExt, future};
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::Node;
 use kube::api::ListParams;
 use kube::runtime::reflector::Store;
 use kube::runtime::{Controller, watcher};
@@ -21,7 +21,7 @@ use tracing::{error, info, warn};
 
 use super::allocation_api::{self, AllocationApiConfig};
 use super::allocator::KubeAllocator;
-use super::caches::{trim_node, trim_object, trim_pod, watched};
+use super::caches::{trim_node, trim_object, watched};
 use super::context::{Context, KubeStores};
 use super::dashboard::{DashboardConfig, KubeDashboardSource};
 use super::events::EventPublisher;
@@ -30,6 +30,7 @@ use super::metrics::{self, Metrics, Readiness};
 use super::pod::PodConfig;
 use super::recorder::KubeRecorder;
 use super::store::KubeStore;
+use super::watched_pod::{self, WatchedPod};
 use super::{Result, discovery, fleet, fleetautoscaler, gameserver, gameserverset, overlay, throttle};
 use stadion_core::gameserver::GameServerDefaults;
 use stadion_core::ports::{PortAllocator, PortRanges};
@@ -241,7 +242,7 @@ pub async fn run_with_dashboard(
     // One watch per kind; the controllers a kind triggers share its cache's change stream.
     let (nodes, [], nodes_task) = watched(Api::<Node>::all(client.clone()), all(), trim_node, stopped());
     let (pods, [pods_changed], pods_task) =
-        watched(scoped::<Pod>(&client, ns), all().labels(&pod_selector), trim_pod, stopped());
+        watched(scoped::<WatchedPod>(&client, ns), all().labels(&pod_selector), watched_pod::trim, stopped());
     tokio::spawn(nodes_task);
     tokio::spawn(pods_task);
 
