@@ -32,6 +32,16 @@ async fn a_killed_up_resumes_every_ticket_from_its_state_dir() {
     resumes_every_ticket_after_a_kill(&scratch, &["--state-dir", &state], ["21500-21549", "21550-21599"]).await;
 }
 
+/// With `--state-sync 1h` nothing is synced during the test (but the snapshot written at
+/// start): every answered ticket was only written, which a kill of the process cannot undo.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_up_resumes_every_ticket_from_a_state_dir_synced_on_an_interval() {
+    let scratch = Scratch::new("up-mm-restart-interval");
+    let state = scratch.dir.join("state").display().to_string();
+    let flags = ["--state-dir", &state, "--state-sync", "1h"];
+    resumes_every_ticket_after_a_kill(&scratch, &flags, ["23600-23649", "23650-23699"]).await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_killed_up_resumes_every_ticket_from_redis() {
     let scratch = Scratch::new("up-mm-restart-redis");
@@ -143,4 +153,24 @@ async fn redis_url_with_state_dir_or_an_unreachable_redis_is_a_usage_error() {
     let status = up.process.wait_exit(Duration::from_secs(30)).expect("up exits");
     assert_eq!(status.code(), Some(2), "{}", up.process.output());
     assert!(up.process.output().contains(&url), "{}", up.process.output());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bad_state_sync_or_one_without_a_state_dir_is_a_usage_error() {
+    let scratch = Scratch::new("up-mm-state-sync-usage");
+    let fleet = test_fleet(&scratch, 1);
+    let queues = copy_example(&scratch, "matchmaker.yaml", |text| text);
+    let state = scratch.dir.join("state").display().to_string();
+    let cases: [(&[&str], &str, [&str; 2]); 2] = [
+        (&["--state-dir", &state, "--state-sync", "sometimes"], "23700-23709", ["--state-sync", "always"]),
+        (&["--state-sync", "1s"], "23710-23719", ["stateSync", "--state-dir"]),
+    ];
+    for (flags, ports, named) in cases {
+        let mut up = up_on_with(&scratch, &[&fleet, &queues], ports, flags);
+        let status = up.process.wait_exit(Duration::from_secs(20)).expect("up exits");
+        let output = up.process.output();
+        assert_eq!(status.code(), Some(2), "{flags:?}: {output}");
+        assert!(named.iter().all(|word| output.contains(word)), "{flags:?} should name {named:?}: {output}");
+    }
+    assert!(!std::path::Path::new(&state).join("tickets.jsonl").exists(), "a refused start wrote a journal");
 }

@@ -156,17 +156,22 @@ pub mod seconds_or_text {
 
     /// Reads a duration text, or a number of seconds.
     pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+        let text = text(deserializer)?;
+        super::parse_std(&text, BareNumber::Seconds).map_err(serde::de::Error::custom)
+    }
+
+    /// Reads a text, or a number (as its text), for a field that takes a duration or a word.
+    pub fn text<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
         #[derive(Deserialize)]
         #[serde(untagged)]
         enum Raw {
             Seconds(f64),
             Text(String),
         }
-        let text = match Raw::deserialize(deserializer)? {
+        Ok(match Raw::deserialize(deserializer)? {
             Raw::Seconds(seconds) => seconds.to_string(),
             Raw::Text(text) => text,
-        };
-        super::parse_std(&text, BareNumber::Seconds).map_err(serde::de::Error::custom)
+        })
     }
 }
 

@@ -37,11 +37,78 @@ pub struct MatchmakerConfig {
     /// memory only. `--state-dir` overrides it; a change applies at the next start.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state_dir: Option<PathBuf>,
+    /// When the journal in `stateDir` is flushed to disk: `always` (the default) or a duration
+    /// (`1s`); see [`StateSync`]. `--state-sync` overrides it; a change applies at the next
+    /// start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_sync: Option<StateSync>,
     /// Redis URL (`redis://host:6379/0`, `rediss://…` is not supported) for the Redis ticket
     /// store instead of the embedded one. `--redis-url` overrides it; a change applies at the
     /// next start. Cannot be combined with `stateDir`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redis: Option<String>,
+}
+
+/// When the journal (`stateDir`) syncs what it wrote to disk, and so what an acknowledged
+/// change survives.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum StateSync {
+    /// Each acknowledged change (a created or cancelled ticket) is synced (`fdatasync`) before
+    /// it is answered: it survives a crash of the process or of the machine. Every answer
+    /// waits for a disk sync, shared by the requests of the same moment.
+    #[default]
+    Always,
+    /// Each acknowledged change is written to the file before it is answered, so it survives a
+    /// crash of the process (the kernel holds it), and synced at most this long after: a crash
+    /// of the machine loses at most this much. Redis' `appendfsync everysec` is `1s`.
+    Every(Duration),
+}
+
+impl StateSync {
+    /// The longest a written change waits for its sync; `None` for [`StateSync::Always`].
+    pub fn interval(self) -> Option<Duration> {
+        match self {
+            Self::Always => None,
+            Self::Every(interval) => Some(interval),
+        }
+    }
+}
+
+impl std::str::FromStr for StateSync {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        if text.trim() == "always" {
+            return Ok(Self::Always);
+        }
+        let interval = stadion_crds::duration::parse_std(text, stadion_crds::duration::BareNumber::Seconds)
+            .map_err(|error| format!("use `always` or a duration: {error}"))?;
+        if interval.is_zero() {
+            return Err("use `always` to sync every change, or a duration > 0".to_owned());
+        }
+        Ok(Self::Every(interval))
+    }
+}
+
+impl std::fmt::Display for StateSync {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Always => f.write_str("always"),
+            Self::Every(interval) => f.write_str(&stadion_crds::duration::format(*interval)),
+        }
+    }
+}
+
+impl Serialize for StateSync {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for StateSync {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        stadion_crds::duration::seconds_or_text::text(deserializer)?.parse().map_err(serde::de::Error::custom)
+    }
 }
 
 /// HTTP edge settings.

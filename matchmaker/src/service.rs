@@ -88,7 +88,7 @@ impl Matchmaker {
                     message: "a Redis store is opened with Matchmaker::open".to_owned(),
                 }));
             }
-            (Some(dir), None) => Arc::new(JournalStore::open(dir)?),
+            (Some(dir), None) => Arc::new(JournalStore::open_syncing(dir, config.state_sync.unwrap_or_default())?),
             (None, None) => Arc::new(MemoryStore),
         };
         Self::with_store(config, allocator, store)
@@ -170,6 +170,10 @@ impl Matchmaker {
             tracing::warn!(now = ?previous.state_dir, edited = ?config.state_dir, "stateDir changes apply when the matchmaker restarts");
         }
         config.state_dir.clone_from(&previous.state_dir);
+        if config.state_sync.is_some() && config.state_sync != previous.state_sync {
+            tracing::warn!(now = ?previous.state_sync, edited = ?config.state_sync, "stateSync changes apply when the matchmaker restarts");
+        }
+        config.state_sync = previous.state_sync;
         if config.redis.is_some() && config.redis != previous.redis {
             tracing::warn!("redis changes apply when the matchmaker restarts");
         }

@@ -28,6 +28,12 @@ pub struct Args {
     /// them (overrides the config's `stateDir`). Unset: tickets live in memory only.
     #[arg(long, env = "STADION_MATCHMAKER_STATE_DIR", value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
+    /// When the journal in `--state-dir` is synced to disk (overrides the config's
+    /// `stateSync`): `always` (the default: each acknowledged ticket survives a crash of the
+    /// machine) or a duration such as `1s` (answered once written, so it survives a crash of
+    /// the process; a crash of the machine loses at most that long).
+    #[arg(long, env = "STADION_MATCHMAKER_STATE_SYNC", value_name = "always|DURATION")]
+    pub state_sync: Option<stadion_matchmaker::config::StateSync>,
     /// Keep tickets and waiting matches in Redis at this URL (`redis://host:6379/0`) instead
     /// (overrides the config's `redis`); a restart resumes them. Cannot be combined with
     /// `--state-dir`.
@@ -56,6 +62,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     if let Some(dir) = &args.state_dir {
         config.state_dir = Some(dir.clone());
+    }
+    if let Some(sync) = args.state_sync {
+        config.state_sync = Some(sync);
     }
     if let Some(url) = &args.redis_url {
         config.redis = Some(url.clone());

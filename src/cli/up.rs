@@ -88,6 +88,12 @@ pub struct Args {
     /// restart of `up` resumes them (overrides the queue configuration's `stateDir`).
     #[arg(long, env = "STADION_STATE_DIR", value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
+    /// When the journal in `--state-dir` is synced to disk (overrides the config's
+    /// `stateSync`): `always` (the default: each acknowledged ticket survives a crash of the
+    /// machine) or a duration such as `1s` (answered once written, so it survives a crash of
+    /// the process; a crash of the machine loses at most that long).
+    #[arg(long, env = "STADION_STATE_SYNC", value_name = "always|DURATION")]
+    pub state_sync: Option<stadion_matchmaker::config::StateSync>,
     /// Keep the matchmaker's tickets and waiting matches in Redis at this URL
     /// (`redis://127.0.0.1:6379/0`) instead, so a restart of `up` resumes them (overrides the
     /// queue configuration's `redis`). Cannot be combined with `--state-dir`.
@@ -288,10 +294,16 @@ fn matchmaker_config(args: &Args) -> anyhow::Result<Option<(PathBuf, MatchmakerC
             let files = stadion_controller::local::files::manifest_files(&args.paths)?;
             let found: Vec<PathBuf> = files.into_iter().filter(|file| is_queue_config(file)).collect();
             match found.as_slice() {
-                [] if args.state_dir.is_some() || args.redis_url.is_some() => anyhow::bail!(
-                    "{} keeps the matchmaker's tickets, but no matchmaker runs: give a queue configuration with --matchmaker-config or among the paths",
-                    if args.state_dir.is_some() { "--state-dir" } else { "--redis-url" }
-                ),
+                [] if args.state_dir.is_some() || args.redis_url.is_some() || args.state_sync.is_some() => {
+                    let flag = match () {
+                        () if args.state_dir.is_some() => "--state-dir",
+                        () if args.redis_url.is_some() => "--redis-url",
+                        () => "--state-sync",
+                    };
+                    anyhow::bail!(
+                        "{flag} is about the matchmaker's tickets, but no matchmaker runs: give a queue configuration with --matchmaker-config or among the paths"
+                    )
+                }
                 [] => return Ok(None),
                 [one] => one.clone(),
                 several => anyhow::bail!(
@@ -305,6 +317,9 @@ fn matchmaker_config(args: &Args) -> anyhow::Result<Option<(PathBuf, MatchmakerC
         .map_err(|error| anyhow::anyhow!(config_reload::describe_error(&path, &error)))?;
     if let Some(dir) = &args.state_dir {
         config.state_dir = Some(dir.clone());
+    }
+    if let Some(sync) = args.state_sync {
+        config.state_sync = Some(sync);
     }
     if let Some(url) = &args.redis_url {
         config.redis = Some(url.clone());

@@ -172,3 +172,28 @@ fn one_ticket_store_at_a_time_and_redis_takes_a_redis_url() {
     let message = errors_of(&format!("redis: cache:6379\n{MINIMAL}"));
     assert!(message.contains("redis") && message.contains("not a Redis URL"), "{message}");
 }
+
+#[test]
+fn state_sync_is_always_or_a_duration_and_needs_a_state_dir() {
+    let config = MatchmakerConfig::from_yaml_str(&format!("stateDir: /var/lib/stadion\n{MINIMAL}")).unwrap();
+    assert_eq!(config.state_sync.unwrap_or_default(), StateSync::Always);
+    for (text, sync) in [
+        ("always", StateSync::Always),
+        ("1s", StateSync::Every(Duration::from_secs(1))),
+        ("250ms", StateSync::Every(Duration::from_millis(250))),
+        ("2", StateSync::Every(Duration::from_secs(2))),
+    ] {
+        let yaml = format!("stateDir: /var/lib/stadion\nstateSync: {text}\n{MINIMAL}");
+        let config = MatchmakerConfig::from_yaml_str(&yaml).unwrap();
+        assert_eq!(config.state_sync, Some(sync), "{text}");
+        // It reads back as written.
+        let again: StateSync = sync.to_string().parse().unwrap();
+        assert_eq!(again, sync);
+    }
+    for text in ["never", "0s", "-1s"] {
+        let message = errors_of(&format!("stateDir: /var/lib/stadion\nstateSync: {text}\n{MINIMAL}"));
+        assert!(message.contains("stateSync") && message.contains("always"), "{text}: {message}");
+    }
+    let message = errors_of(&format!("stateSync: 1s\n{MINIMAL}"));
+    assert!(message.contains("stateSync") && message.contains("stateDir"), "{message}");
+}

@@ -22,6 +22,9 @@ pub fn config(config: &MatchmakerConfig) -> FieldErrors {
     if config.state_dir.is_some() && config.redis.is_some() {
         errors.push("redis", "cannot be combined with stateDir (--state-dir): choose one ticket store");
     }
+    if config.state_sync.is_some() && config.state_dir.is_none() {
+        errors.push("stateSync", "applies only to the journal: set stateDir (--state-dir) too");
+    }
     if let Some(url) = &config.redis
         && !(url.starts_with("redis://") || url.starts_with("redis+unix://") || url.starts_with("unix://"))
     {

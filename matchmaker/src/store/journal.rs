@@ -1,14 +1,17 @@
 //! The embedded store's durable form: one JSON line per [`Change`] appended to
 //! `<dir>/tickets.jsonl`, written and `fdatasync`ed by one writer thread in batches.
 //!
-//! Durability: [`TicketStore::persisted`] resolves only after every change recorded before it
-//! has been written and synced to disk, so a ticket acknowledged to a client (201 on create,
-//! 200 on cancel) survives a crash of the process or the machine. Changes the matchmaker makes
-//! on its own (matched, assigned, timed out) are synced in the next batch, a few milliseconds
-//! later; a crash before that loses only those, and the restarted matchmaker redoes them (a
-//! match whose assignment was lost adopts the server already labelled with its id). The writer
-//! batches whatever accumulated while the previous batch was syncing, so a burst of requests
-//! shares one sync (group commit).
+//! Durability ([`StateSync`]): with `always` (the default), [`TicketStore::persisted`] resolves
+//! only after every change recorded before it has been written and synced to disk, so a ticket
+//! acknowledged to a client (201 on create, 200 on cancel) survives a crash of the process or
+//! the machine. With an interval, it resolves once they are written to the file (a crash of the
+//! process loses nothing, the kernel holds them) and the writer syncs within the interval of
+//! the first unsynced write, so a crash of the machine loses at most that much. Changes the
+//! matchmaker makes on its own (matched, assigned, timed out) are written in the next batch, a
+//! few milliseconds later; a crash before that loses only those, and the restarted matchmaker
+//! redoes them (a match whose assignment was lost adopts the server already labelled with its
+//! id). The writer batches whatever accumulated while the previous batch was written, so a
+//! burst of requests shares one write and one sync (group commit).
 //!
 //! Compaction: on open, the journal is folded into its live tickets and matches and rewritten
 //! as a snapshot (a temporary file renamed over the journal, so a crash mid-way keeps the old
@@ -26,12 +29,13 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 use uuid::Uuid;
 
 use super::{Change, Fold, Persisted, StoreError, Stored, TicketStore};
+use crate::config::StateSync;
 
 /// The journal's file name inside the state folder.
 pub const JOURNAL_FILE: &str = "tickets.jsonl";
@@ -55,6 +59,8 @@ struct Pending {
     closed: bool,
     /// A compaction's thread finished: the writer installs its snapshot.
     compacted: bool,
+    /// Some changes were answered as written but are not synced yet.
+    unsynced: bool,
 }
 
 /// One write and sync of whatever was recorded meanwhile: the callers of
@@ -94,8 +100,13 @@ fn io_error(path: &Path, error: impl std::fmt::Display) -> StoreError {
 
 impl JournalStore {
     /// Opens (creating it if needed) the state folder `dir`: takes its lock, reads and compacts
-    /// the journal, and starts the writer.
+    /// the journal, and starts the writer, which syncs every change before it is acknowledged.
     pub fn open(dir: impl AsRef<Path>) -> Result<Self, StoreError> {
+        Self::open_syncing(dir, StateSync::Always)
+    }
+
+    /// [`JournalStore::open`], syncing as `sync` says.
+    pub fn open_syncing(dir: impl AsRef<Path>, sync: StateSync) -> Result<Self, StoreError> {
         let dir = dir.as_ref().to_path_buf();
         std::fs::create_dir_all(&dir).map_err(|e| io_error(&dir, format!("cannot create the state folder: {e}")))?;
         let lock_path = dir.join(LOCK_FILE);
@@ -111,13 +122,21 @@ impl JournalStore {
         let size = write_snapshot(&path, &stored)?;
         let file = OpenOptions::new().append(true).open(&path).map_err(|e| io_error(&path, e))?;
         let shared = Arc::new(Shared { pending: Mutex::new(Pending::default()), wake: Condvar::new() });
-        let writer =
-            Writer { path: path.clone(), file, size, snapshot: size, shared: shared.clone(), compaction: None };
+        let writer = Writer {
+            path: path.clone(),
+            file,
+            size,
+            snapshot: size,
+            shared: shared.clone(),
+            compaction: None,
+            sync_every: sync.interval(),
+            unsynced_since: None,
+        };
         let writer = std::thread::Builder::new()
             .name("stadion-journal".to_owned())
             .spawn(move || writer.run())
             .map_err(|e| io_error(&path, format!("cannot start the journal writer: {e}")))?;
-        tracing::info!(dir = %dir.display(), tickets = stored.tickets.len(), matches = stored.matches.len(), "ticket journal opened");
+        tracing::info!(dir = %dir.display(), %sync, tickets = stored.tickets.len(), matches = stored.matches.len(), "ticket journal opened");
         Ok(Self { dir, shared, loaded: Mutex::new(Some(stored)), writer: Some(writer), _lock: lock })
     }
 
@@ -189,6 +208,11 @@ struct Writer {
     /// A compaction running on its own thread, so appends (and the requests waiting for
     /// them) never wait for the whole journal to be folded and rewritten.
     compaction: Option<Compaction>,
+    /// `None`: every batch is synced before its callers are answered. Some: batches are
+    /// answered once written, and synced at most this long after the first unsynced one.
+    sync_every: Option<Duration>,
+    /// When the oldest write not yet synced was made.
+    unsynced_since: Option<Instant>,
 }
 
 /// A snapshot of the journal's first `upto` bytes being written to a temporary file.
@@ -203,7 +227,14 @@ impl Writer {
             let (bytes, batch, closed, compacted) = {
                 let mut pending = self.shared.pending.lock().unwrap_or_else(PoisonError::into_inner);
                 while pending.bytes.is_empty() && !pending.closed && !pending.compacted {
-                    pending = self.shared.wake.wait(pending).unwrap_or_else(PoisonError::into_inner);
+                    let Some(due) = self.sync_due() else {
+                        pending = self.shared.wake.wait(pending).unwrap_or_else(PoisonError::into_inner);
+                        continue;
+                    };
+                    let Some(left) = due.checked_duration_since(Instant::now()).filter(|d| !d.is_zero()) else {
+                        break;
+                    };
+                    pending = self.shared.wake.wait_timeout(pending, left).unwrap_or_else(PoisonError::into_inner).0;
                 }
                 let compacted = std::mem::take(&mut pending.compacted);
                 let bytes = std::mem::take(&mut pending.bytes);
@@ -213,6 +244,9 @@ impl Writer {
             };
             if let Some(batch) = batch {
                 self.append(&bytes, &batch);
+            }
+            if self.sync_due().is_some_and(|due| closed || due <= Instant::now()) {
+                self.sync();
             }
             if compacted || (closed && self.compaction.is_some()) {
                 self.finish_compaction();
@@ -225,14 +259,23 @@ impl Writer {
         }
     }
 
+    /// When the writes not yet synced must be.
+    fn sync_due(&self) -> Option<Instant> {
+        Some(self.unsynced_since? + self.sync_every?)
+    }
+
     fn append(&mut self, bytes: &[u8], batch: &Batch) {
         // A failed write is retried whole: changes are upserts, so a line written twice
         // replays to the same state. Its callers, and every caller meanwhile, are told at once.
-        while let Err(error) = self.file.write_all(bytes).and_then(|()| self.file.sync_data()) {
-            tracing::error!(file = %self.path.display(), %error, "cannot write the ticket journal; retrying");
-            self.shared.pending.lock().unwrap_or_else(PoisonError::into_inner).failing = Some(error.to_string());
-            batch.0.send_replace(Some(Err(error.to_string())));
-            std::thread::sleep(RETRY_WRITE);
+        let sync_now = self.sync_every.is_none();
+        while let Err(error) =
+            self.file.write_all(bytes).and_then(|()| if sync_now { self.file.sync_data() } else { Ok(()) })
+        {
+            self.failed(&error, Some(batch));
+        }
+        if !sync_now {
+            self.unsynced_since.get_or_insert_with(Instant::now);
+            self.shared.pending.lock().unwrap_or_else(PoisonError::into_inner).unsynced = true;
         }
         batch.0.send_replace(Some(Ok(())));
         let mut pending = self.shared.pending.lock().unwrap_or_else(PoisonError::into_inner);
@@ -240,6 +283,28 @@ impl Writer {
         pending.in_flight = None;
         drop(pending);
         self.size += bytes.len() as u64;
+    }
+
+    /// Syncs the writes answered before their sync (with a [`StateSync::Every`] interval).
+    fn sync(&mut self) {
+        while let Err(error) = self.file.sync_data() {
+            self.failed(&error, None);
+        }
+        let mut pending = self.shared.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        (pending.failing, pending.unsynced) = (None, false);
+        drop(pending);
+        self.unsynced_since = None;
+    }
+
+    /// Reports a failed write or sync to the callers waiting for `batch` and to every caller
+    /// until it succeeds, then pauses before it is tried again.
+    fn failed(&self, error: &std::io::Error, batch: Option<&Batch>) {
+        tracing::error!(file = %self.path.display(), %error, "cannot write the ticket journal; retrying");
+        self.shared.pending.lock().unwrap_or_else(PoisonError::into_inner).failing = Some(error.to_string());
+        if let Some(batch) = batch {
+            batch.0.send_replace(Some(Err(error.to_string())));
+        }
+        std::thread::sleep(RETRY_WRITE);
     }
 
     /// Folds the journal as it is now into a snapshot, on a thread of its own; appends go on
@@ -281,6 +346,9 @@ impl Writer {
             Ok((size, snapshot, file)) => {
                 tracing::debug!(file = %self.path.display(), before = self.size, after = size, "ticket journal compacted");
                 (self.file, self.size, self.snapshot) = (file, size, snapshot);
+                // Everything written so far is in the snapshot and its tail, both synced.
+                self.unsynced_since = None;
+                self.shared.pending.lock().unwrap_or_else(PoisonError::into_inner).unsynced = false;
             }
             Err(error) => {
                 tracing::warn!(%error, "ticket journal not compacted; appending to it as it is");
@@ -461,6 +529,53 @@ mod tests {
             }
         }
         assert!(synced > 0, "the writer was never caught with a batch in flight");
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    fn unsynced(store: &JournalStore) -> bool {
+        store.shared.pending.lock().unwrap().unsynced
+    }
+
+    fn journal_text(dir: &Path) -> String {
+        std::fs::read_to_string(dir.join(JOURNAL_FILE)).unwrap()
+    }
+
+    #[tokio::test]
+    async fn with_an_interval_a_change_is_answered_once_written_and_synced_within_the_interval() {
+        let dir = std::env::temp_dir().join(format!("stadion-journal-test-{}", Uuid::new_v4()));
+        // An hour: nothing but closing the journal syncs it during the test.
+        let store = JournalStore::open_syncing(&dir, StateSync::Every(Duration::from_secs(3600))).unwrap();
+        let id = Uuid::new_v4();
+        store.record(Change::Forget(id));
+        store.persisted().await.unwrap();
+        assert!(journal_text(&dir).contains(&id.to_string()), "answered before the change was written");
+        assert!(unsynced(&store), "the change was synced before it was answered");
+        drop(store);
+        let store = JournalStore::open_syncing(&dir, StateSync::Every(Duration::from_millis(20))).unwrap();
+        assert!(!unsynced(&store), "closing the journal left a write unsynced");
+        let id = Uuid::new_v4();
+        store.record(Change::Forget(id));
+        store.persisted().await.unwrap();
+        assert!(journal_text(&dir).contains(&id.to_string()));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while unsynced(&store) {
+            assert!(Instant::now() < deadline, "a write was still unsynced 10 s after a 20 ms interval");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn by_default_a_change_is_synced_before_it_is_answered() {
+        let dir = std::env::temp_dir().join(format!("stadion-journal-test-{}", Uuid::new_v4()));
+        let store = JournalStore::open(&dir).unwrap();
+        for _ in 0..20 {
+            store.record(Change::Forget(Uuid::new_v4()));
+            store.persisted().await.unwrap();
+            assert!(!unsynced(&store), "a change was answered before its sync");
+        }
         drop(store);
         let _ = std::fs::remove_dir_all(&dir);
     }
