@@ -267,13 +267,26 @@ async fn post_many(
     clients: usize,
 ) -> load::Rate {
     let (client, url) = (http.clone(), Arc::new(format!("{api}/v1/tickets")));
+    // The first few refusals are shown, with why.
+    let shown = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     load::closed_loop(count, clients, move |index| {
         let body = json!({
             "queue": queue,
             "players": [{"id": format!("{queue}-{series}-{index}"), "attributes": {"skill": index as f64 * 1e6}}],
         });
         let request = client.post(url.as_str()).json(&body).send();
-        async move { request.await.is_ok_and(|r| r.status().as_u16() == 201) }
+        let shown = shown.clone();
+        async move {
+            let why = match request.await {
+                Ok(response) if response.status().as_u16() == 201 => return true,
+                Ok(response) => format!("{}: {}", response.status(), response.text().await.unwrap_or_default()),
+                Err(error) => format!("{error:?}"),
+            };
+            if shown.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < 5 {
+                eprintln!("mmbench: ticket {index} refused: {why}");
+            }
+            false
+        }
     })
     .await
 }

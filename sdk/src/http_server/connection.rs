@@ -108,13 +108,14 @@ pub(super) async fn serve<Io>(
     // is still idle `CLOSE_GRACE` later.
     let mut closing: Option<Instant> = None;
     let recheck = shared.timeouts.header_read.min(shared.timeouts.idle).max(Duration::from_millis(100));
+    // When the connection is to be closed, as its activity says now: a deadline read before a
+    // sleep is stale once it ends, since requests may have come and gone meanwhile.
+    let deadline = |closing: Option<Instant>| match (activity.deadline(&shared.timeouts), closing) {
+        (Some(_), Some(asked)) => Some(asked + CLOSE_GRACE),
+        (deadline, _) => deadline,
+    };
     loop {
-        let idle_deadline = activity.deadline(&shared.timeouts);
-        let deadline = match (idle_deadline, closing) {
-            (Some(_), Some(asked)) => Some(asked + CLOSE_GRACE),
-            (deadline, _) => deadline,
-        };
-        let wake = deadline.unwrap_or_else(|| Instant::now() + recheck);
+        let wake = deadline(closing).unwrap_or_else(|| Instant::now() + recheck);
         tokio::select! {
             _ = connection.as_mut() => return,
             changed = stop.changed(), if closing.is_none() => {
@@ -124,7 +125,7 @@ pub(super) async fn serve<Io>(
                 }
             }
             () = tokio::time::sleep_until(wake) => {
-                if deadline.is_none_or(|d| d > Instant::now()) {
+                if deadline(closing).is_none_or(|d| d > Instant::now()) {
                     continue;
                 }
                 if closing.is_some() {

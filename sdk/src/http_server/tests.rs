@@ -6,7 +6,7 @@ use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use super::probe::until_closed as read_to_close;
@@ -76,6 +76,35 @@ async fn an_idle_keep_alive_connection_is_closed_and_a_busy_one_is_not() {
     streaming.write_all(b"GET /slow-stream HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.expect("write");
     let (seen, _) = read_to_close(&mut streaming, Duration::from_secs(6)).await;
     assert!(seen.contains("0\n") && seen.contains("1\n") && seen.contains("2\n"), "{seen}");
+}
+
+#[tokio::test]
+async fn a_keep_alive_connection_in_use_past_every_timeout_stays_open() {
+    let (addr, _stop, _task) = start().await;
+    let mut client = TcpStream::connect(addr).await.expect("connect");
+    // A request every 50 ms for three times the timeouts, on the one connection: each moment
+    // it is idle is far shorter than any timeout, so none may close it.
+    let started = std::time::Instant::now();
+    let mut served = 0;
+    while started.elapsed() < 3 * TIMEOUT {
+        client.write_all(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n").await.expect("write");
+        let mut response = Vec::new();
+        while !response.ends_with(b"hello") {
+            let mut chunk = [0u8; 1024];
+            let read = tokio::time::timeout(Duration::from_secs(2), client.read(&mut chunk))
+                .await
+                .unwrap_or_else(|_| panic!("request {served}: no answer in 2 s"))
+                .expect("read");
+            assert!(read > 0, "request {served}, {:?} after the connect: closed", started.elapsed());
+            response.extend_from_slice(&chunk[..read]);
+        }
+        let response = String::from_utf8_lossy(&response).to_lowercase();
+        assert!(response.starts_with("http/1.1 200"), "{response}");
+        assert!(!response.contains("connection: close"), "request {served}, {:?}: {response}", started.elapsed());
+        served += 1;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(served > 20, "{served} requests");
 }
 
 #[tokio::test]
