@@ -295,10 +295,12 @@ fn matchmaker_config(args: &Args) -> anyhow::Result<Option<(PathBuf, MatchmakerC
             let found: Vec<PathBuf> = files.into_iter().filter(|file| is_queue_config(file)).collect();
             match found.as_slice() {
                 [] if args.state_dir.is_some() || args.redis_url.is_some() || args.state_sync.is_some() => {
-                    let flag = match () {
-                        () if args.state_dir.is_some() => "--state-dir",
-                        () if args.redis_url.is_some() => "--redis-url",
-                        () => "--state-sync",
+                    let flag = if args.state_dir.is_some() {
+                        "--state-dir"
+                    } else if args.redis_url.is_some() {
+                        "--redis-url"
+                    } else {
+                        "--state-sync"
                     };
                     anyhow::bail!(
                         "{flag} is about the matchmaker's tickets, but no matchmaker runs: give a queue configuration with --matchmaker-config or among the paths"
