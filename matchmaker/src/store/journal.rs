@@ -5,8 +5,9 @@
 //! only after every change recorded before it has been written and synced to disk, so a ticket
 //! acknowledged to a client (201 on create, 200 on cancel) survives a crash of the process or
 //! the machine. With an interval, it resolves once they are written to the file (a crash of the
-//! process loses nothing, the kernel holds them) and the writer syncs within the interval of
-//! the first unsynced write, so a crash of the machine loses at most that much. Changes the
+//! process loses nothing, the kernel holds them) and they are synced within the interval of
+//! the first unsynced write, on a thread of its own while the writer goes on appending, so a
+//! crash of the machine loses at most that much. Changes the
 //! matchmaker makes on its own (matched, assigned, timed out) are written in the next batch, a
 //! few milliseconds later; a crash before that loses only those, and the restarted matchmaker
 //! redoes them (a match whose assignment was lost adopts the server already labelled with its
@@ -61,6 +62,9 @@ struct Pending {
     compacted: bool,
     /// Some changes were answered as written but are not synced yet.
     unsynced: bool,
+    /// How many batches were answered as written (with a [`StateSync::Every`] interval), so a
+    /// sync on the syncer's thread knows whether it covered the last of them.
+    written: u64,
 }
 
 /// One write and sync of whatever was recorded meanwhile: the callers of
@@ -131,6 +135,7 @@ impl JournalStore {
             compaction: None,
             sync_every: sync.interval(),
             unsynced_since: None,
+            syncer: sync.interval().and_then(|_| Syncer::start(&path, &shared)),
         };
         let writer = std::thread::Builder::new()
             .name("stadion-journal".to_owned())
@@ -213,6 +218,48 @@ struct Writer {
     sync_every: Option<Duration>,
     /// When the oldest write not yet synced was made.
     unsynced_since: Option<Instant>,
+    /// The thread that syncs written batches (with an interval), so appends, and the requests
+    /// waiting for them, go on while the disk catches up.
+    syncer: Option<Syncer>,
+}
+
+/// A thread that syncs the journal file it is handed, once per hand-off.
+struct Syncer {
+    /// A handle to the journal's file, and the count of batches written when it was handed.
+    jobs: std::sync::mpsc::Sender<(File, u64)>,
+    thread: JoinHandle<()>,
+}
+
+impl Syncer {
+    fn start(path: &Path, shared: &Arc<Shared>) -> Option<Self> {
+        let (jobs, queue) = std::sync::mpsc::channel::<(File, u64)>();
+        let (path, shared) = (path.to_path_buf(), shared.clone());
+        let spawned = std::thread::Builder::new().name("stadion-journal-sync".to_owned()).spawn(move || {
+            for (file, written) in queue {
+                while let Err(error) = file.sync_data() {
+                    failed(&shared, &path, &error, None);
+                }
+                let mut pending = shared.pending.lock().unwrap_or_else(PoisonError::into_inner);
+                pending.failing = None;
+                if pending.written == written {
+                    pending.unsynced = false;
+                }
+            }
+        });
+        match spawned {
+            Ok(thread) => Some(Self { jobs, thread }),
+            Err(error) => {
+                tracing::warn!(%error, "ticket journal synced by its writer: cannot start the sync thread");
+                None
+            }
+        }
+    }
+
+    /// Lets the thread finish the syncs handed to it, then ends it.
+    fn stop(self) {
+        drop(self.jobs);
+        let _ = self.thread.join();
+    }
 }
 
 /// A snapshot of the journal's first `upto` bytes being written to a temporary file.
@@ -245,8 +292,10 @@ impl Writer {
             if let Some(batch) = batch {
                 self.append(&bytes, &batch);
             }
-            if self.sync_due().is_some_and(|due| closed || due <= Instant::now()) {
+            if closed && self.sync_due().is_some() {
                 self.sync();
+            } else if self.sync_due().is_some_and(|due| due <= Instant::now()) {
+                self.sync_beside();
             }
             if compacted || (closed && self.compaction.is_some()) {
                 self.finish_compaction();
@@ -254,6 +303,9 @@ impl Writer {
                 self.start_compaction();
             }
             if closed && bytes.is_empty() && self.compaction.is_none() {
+                if let Some(syncer) = self.syncer.take() {
+                    syncer.stop();
+                }
                 return;
             }
         }
@@ -275,7 +327,9 @@ impl Writer {
         }
         if !sync_now {
             self.unsynced_since.get_or_insert_with(Instant::now);
-            self.shared.pending.lock().unwrap_or_else(PoisonError::into_inner).unsynced = true;
+            let mut pending = self.shared.pending.lock().unwrap_or_else(PoisonError::into_inner);
+            pending.unsynced = true;
+            pending.written += 1;
         }
         batch.0.send_replace(Some(Ok(())));
         let mut pending = self.shared.pending.lock().unwrap_or_else(PoisonError::into_inner);
@@ -285,7 +339,7 @@ impl Writer {
         self.size += bytes.len() as u64;
     }
 
-    /// Syncs the writes answered before their sync (with a [`StateSync::Every`] interval).
+    /// Syncs the writes answered before their sync (with a [`StateSync::Every`] interval), here.
     fn sync(&mut self) {
         while let Err(error) = self.file.sync_data() {
             self.failed(&error, None);
@@ -296,15 +350,19 @@ impl Writer {
         self.unsynced_since = None;
     }
 
-    /// Reports a failed write or sync to the callers waiting for `batch` and to every caller
-    /// until it succeeds, then pauses before it is tried again.
-    fn failed(&self, error: &std::io::Error, batch: Option<&Batch>) {
-        tracing::error!(file = %self.path.display(), %error, "cannot write the ticket journal; retrying");
-        self.shared.pending.lock().unwrap_or_else(PoisonError::into_inner).failing = Some(error.to_string());
-        if let Some(batch) = batch {
-            batch.0.send_replace(Some(Err(error.to_string())));
+    /// [`Writer::sync`] on the syncer's thread, so the next batches are written meanwhile.
+    fn sync_beside(&mut self) {
+        let Some(syncer) = &self.syncer else { return self.sync() };
+        let Ok(file) = self.file.try_clone() else { return self.sync() };
+        let written = self.shared.pending.lock().unwrap_or_else(PoisonError::into_inner).written;
+        if syncer.jobs.send((file, written)).is_err() {
+            return self.sync();
         }
-        std::thread::sleep(RETRY_WRITE);
+        self.unsynced_since = None;
+    }
+
+    fn failed(&self, error: &std::io::Error, batch: Option<&Batch>) {
+        failed(&self.shared, &self.path, error, batch);
     }
 
     /// Folds the journal as it is now into a snapshot, on a thread of its own; appends go on
@@ -369,6 +427,17 @@ impl Writer {
         install(temporary, &self.path)?;
         Ok((size + copied, size, out))
     }
+}
+
+/// Reports a failed write or sync of the journal at `path` to the callers waiting for `batch`
+/// and to every caller until it succeeds, then pauses before it is tried again.
+fn failed(shared: &Shared, path: &Path, error: &std::io::Error, batch: Option<&Batch>) {
+    tracing::error!(file = %path.display(), %error, "cannot write the ticket journal; retrying");
+    shared.pending.lock().unwrap_or_else(PoisonError::into_inner).failing = Some(error.to_string());
+    if let Some(batch) = batch {
+        batch.0.send_replace(Some(Err(error.to_string())));
+    }
+    std::thread::sleep(RETRY_WRITE);
 }
 
 /// Writes the live lines of the journal's first `upto` bytes to its temporary file, as they
