@@ -128,10 +128,17 @@ async fn state_dir_without_a_matchmaker_is_a_usage_error() {
     let scratch = Scratch::new("up-mm-state-no-queues");
     let fleet = test_fleet(&scratch, 1);
     let state = scratch.dir.join("state").display().to_string();
-    let mut up = up_on_with(&scratch, &[&fleet], "21600-21609", &["--state-dir", &state]);
-    let status = up.process.wait_exit(Duration::from_secs(20)).expect("up exits");
-    assert_eq!(status.code(), Some(2), "{}", up.process.output());
-    assert!(up.process.output().contains("--state-dir"), "{}", up.process.output());
+    let output = usage_error(&scratch, &[&fleet], "21600-21609", &["--state-dir", &state]);
+    assert!(output.contains("--state-dir"), "{output}");
+}
+
+/// The output of an `up` with `flags` that must exit 2 before it starts anything.
+fn usage_error(scratch: &Scratch, paths: &[&std::path::Path], ports: &str, flags: &[&str]) -> String {
+    let mut up = up_on_with(scratch, paths, ports, flags);
+    let status = up.process.wait_exit(Duration::from_secs(30)).expect("up exits");
+    let output = up.process.output();
+    assert_eq!(status.code(), Some(2), "{flags:?}: {output}");
+    output
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -141,18 +148,14 @@ async fn redis_url_with_state_dir_or_an_unreachable_redis_is_a_usage_error() {
     let queues = copy_example(&scratch, "matchmaker.yaml", |text| text);
     let state = scratch.dir.join("state").display().to_string();
     let both = ["--redis-url", "redis://127.0.0.1:1/0", "--state-dir", state.as_str()];
-    let mut up = up_on_with(&scratch, &[&fleet, &queues], "23400-23409", &both);
-    let status = up.process.wait_exit(Duration::from_secs(20)).expect("up exits");
-    assert_eq!(status.code(), Some(2), "{}", up.process.output());
-    assert!(up.process.output().contains("--redis-url"), "{}", up.process.output());
+    let output = usage_error(&scratch, &[&fleet, &queues], "23400-23409", &both);
+    assert!(output.contains("--redis-url"), "{output}");
 
     // Nothing listens on the port: refused at start, naming the URL.
     let port = support::free_port();
     let url = format!("redis://127.0.0.1:{port}/0");
-    let mut up = up_on_with(&scratch, &[&fleet, &queues], "23410-23419", &["--redis-url", &url]);
-    let status = up.process.wait_exit(Duration::from_secs(30)).expect("up exits");
-    assert_eq!(status.code(), Some(2), "{}", up.process.output());
-    assert!(up.process.output().contains(&url), "{}", up.process.output());
+    let output = usage_error(&scratch, &[&fleet, &queues], "23410-23419", &["--redis-url", &url]);
+    assert!(output.contains(&url), "{output}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -166,10 +169,7 @@ async fn a_bad_state_sync_or_one_without_a_state_dir_is_a_usage_error() {
         (&["--state-sync", "1s"], "23710-23719", ["stateSync", "--state-dir"]),
     ];
     for (flags, ports, named) in cases {
-        let mut up = up_on_with(&scratch, &[&fleet, &queues], ports, flags);
-        let status = up.process.wait_exit(Duration::from_secs(20)).expect("up exits");
-        let output = up.process.output();
-        assert_eq!(status.code(), Some(2), "{flags:?}: {output}");
+        let output = usage_error(&scratch, &[&fleet, &queues], ports, flags);
         assert!(named.iter().all(|word| output.contains(word)), "{flags:?} should name {named:?}: {output}");
     }
     assert!(!std::path::Path::new(&state).join("tickets.jsonl").exists(), "a refused start wrote a journal");
