@@ -60,11 +60,11 @@ struct Pending {
     closed: bool,
     /// A compaction's thread finished: the writer installs its snapshot.
     compacted: bool,
-    /// Some changes were answered as written but are not synced yet.
-    unsynced: bool,
-    /// How many batches were answered as written (with a [`StateSync::Every`] interval), so a
-    /// sync on the syncer's thread knows whether it covered the last of them.
+    /// How many batches were answered as written, before their sync (with a
+    /// [`StateSync::Every`] interval), and how many of those a finished sync covers: the ones
+    /// past `synced` are not on disk yet.
     written: u64,
+    synced: u64,
 }
 
 /// One write and sync of whatever was recorded meanwhile: the callers of
@@ -241,9 +241,7 @@ impl Syncer {
                 }
                 let mut pending = shared.pending.lock().unwrap_or_else(PoisonError::into_inner);
                 pending.failing = None;
-                if pending.written == written {
-                    pending.unsynced = false;
-                }
+                pending.synced = pending.synced.max(written);
             }
         });
         match spawned {
@@ -327,9 +325,7 @@ impl Writer {
         }
         if !sync_now {
             self.unsynced_since.get_or_insert_with(Instant::now);
-            let mut pending = self.shared.pending.lock().unwrap_or_else(PoisonError::into_inner);
-            pending.unsynced = true;
-            pending.written += 1;
+            self.shared.pending.lock().unwrap_or_else(PoisonError::into_inner).written += 1;
         }
         batch.0.send_replace(Some(Ok(())));
         let mut pending = self.shared.pending.lock().unwrap_or_else(PoisonError::into_inner);
@@ -345,7 +341,7 @@ impl Writer {
             self.failed(&error, None);
         }
         let mut pending = self.shared.pending.lock().unwrap_or_else(PoisonError::into_inner);
-        (pending.failing, pending.unsynced) = (None, false);
+        (pending.failing, pending.synced) = (None, pending.written);
         drop(pending);
         self.unsynced_since = None;
     }
@@ -406,7 +402,8 @@ impl Writer {
                 (self.file, self.size, self.snapshot) = (file, size, snapshot);
                 // Everything written so far is in the snapshot and its tail, both synced.
                 self.unsynced_since = None;
-                self.shared.pending.lock().unwrap_or_else(PoisonError::into_inner).unsynced = false;
+                let mut pending = self.shared.pending.lock().unwrap_or_else(PoisonError::into_inner);
+                pending.synced = pending.written;
             }
             Err(error) => {
                 tracing::warn!(%error, "ticket journal not compacted; appending to it as it is");
@@ -603,7 +600,8 @@ mod tests {
     }
 
     fn unsynced(store: &JournalStore) -> bool {
-        store.shared.pending.lock().unwrap().unsynced
+        let pending = store.shared.pending.lock().unwrap();
+        pending.written > pending.synced
     }
 
     fn journal_text(dir: &Path) -> String {
