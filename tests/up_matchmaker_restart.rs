@@ -142,7 +142,7 @@ fn usage_error(scratch: &Scratch, paths: &[&std::path::Path], ports: &str, flags
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn redis_url_with_state_dir_or_an_unreachable_redis_is_a_usage_error() {
+async fn a_bad_store_flag_is_a_usage_error() {
     let scratch = Scratch::new("up-mm-redis-usage");
     let fleet = test_fleet(&scratch, 1);
     let queues = copy_example(&scratch, "matchmaker.yaml", |text| text);
@@ -156,14 +156,8 @@ async fn redis_url_with_state_dir_or_an_unreachable_redis_is_a_usage_error() {
     let url = format!("redis://127.0.0.1:{port}/0");
     let output = usage_error(&scratch, &[&fleet, &queues], "23410-23419", &["--redis-url", &url]);
     assert!(output.contains(&url), "{output}");
-}
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_bad_state_sync_or_one_without_a_state_dir_is_a_usage_error() {
-    let scratch = Scratch::new("up-mm-state-sync-usage");
-    let fleet = test_fleet(&scratch, 1);
-    let queues = copy_example(&scratch, "matchmaker.yaml", |text| text);
-    let state = scratch.dir.join("state").display().to_string();
+    // `--state-sync` that is not a duration, or without a state folder.
     let cases: [(&[&str], &str, [&str; 2]); 2] = [
         (&["--state-dir", &state, "--state-sync", "sometimes"], "23700-23709", ["--state-sync", "always"]),
         (&["--state-sync", "1s"], "23710-23719", ["stateSync", "--state-dir"]),
